@@ -1,0 +1,1 @@
+"""billtalk actions package."""

@@ -1,0 +1,1 @@
+"""billtalk backend package."""

@@ -1,0 +1,3 @@
+from billtalk.cli import main
+
+main()

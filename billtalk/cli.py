@@ -1,0 +1,57 @@
+"""The one ``billtalk`` command line.
+
+Each package contributes its own commands through a ``register(app)`` function
+in its ``cli`` module; this module only mounts them. Package CLIs import heavy
+libraries (torch, dlib, pocketsphinx) inside their commands, so ``billtalk
+--help`` and unrelated commands stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from billtalk.logs import configure_logging
+from billtalk.settings import get_settings
+
+app = typer.Typer(
+    name="billtalk",
+    help="billtalk: a conversational payment assistant for apartment communities.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Modules with a ``register(app)`` function, in the order their commands are listed.
+COMMAND_MODULES = (
+    "backend.cli",
+    "nlu.cli",
+    "bot.cli",
+    "bot.speech.cli",
+    "biometrics.face.cli",
+    "biometrics.voice.cli",
+    "console.cli",
+)
+
+
+@app.callback()
+def _main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+
+def _register_all() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_all()
+
+
+def main() -> None:  # pragma: no cover - thin wrapper for ``python -m billtalk``
+    """Run the command line."""
+    app()
+
+
+__all__ = ["app", "get_settings", "main"]

@@ -1,0 +1,111 @@
+"""Database engines and Alembic migrations shared by the packages that own tables.
+
+Three packages own tables: ``backend`` (billing), ``bot`` (conversations) and
+``biometrics`` (encrypted templates). Each has its own declarative metadata, its
+own ``migrations/`` folder and its own Alembic version table, so they can live in
+one database (the embedded default) or in separate ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether ``url`` points at SQLite."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine with the settings billtalk relies on.
+
+    On SQLite: WAL journal, enforced foreign keys, a busy timeout so concurrent
+    writers wait instead of failing, and ``BEGIN IMMEDIATE`` for every transaction
+    so that a read-then-write is serialised (SQLite's equivalent of a row lock).
+    """
+    if is_sqlite(url):
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        if make_url(url).database in (None, "", ":memory:"):
+            kwargs.setdefault("poolclass", NullPool)
+        engine = create_engine(url, **kwargs)
+        _tune_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(script_location: Path, url: str, version_table: str) -> Any:
+    """Build an Alembic ``Config`` for one package's migrations folder."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["version_table"] = version_table
+    return cfg
+
+
+def upgrade(script_location: Path, url: str, version_table: str, revision: str = "head") -> None:
+    """Run one package's migrations up to ``revision`` (``head`` by default)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(script_location, url, version_table), revision)
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """The body of every package's ``migrations/env.py``.
+
+    Uses the connection passed in ``config.attributes['connection']`` when there is
+    one (tests), otherwise makes an engine from the configured URL.
+    """
+    from alembic import context
+
+    config = context.config
+    version_table = config.attributes.get("version_table", "alembic_version")
+    url = config.get_main_option("sqlalchemy.url") or ""
+
+    def _configure(connection: Any) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            version_table=version_table,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=target_metadata, version_table=version_table,
+                          literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    existing = config.attributes.get("connection")
+    if existing is not None:
+        _configure(existing)
+        return
+    engine = make_engine(url, poolclass=NullPool)
+    with engine.connect() as connection:
+        _configure(connection)
+    engine.dispose()

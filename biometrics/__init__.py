@@ -1,0 +1,1 @@
+"""Biometric verification: face (dlib) and voice (speaker embeddings)."""

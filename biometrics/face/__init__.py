@@ -1,0 +1,1 @@
+"""Face verification with liveness."""

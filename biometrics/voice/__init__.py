@@ -1,0 +1,1 @@
+"""Voice verification with spoken challenge digits."""

