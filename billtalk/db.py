@@ -96,8 +96,12 @@ def run_env(target_metadata: MetaData) -> None:
             context.run_migrations()
 
     if context.is_offline_mode():
-        context.configure(url=url, target_metadata=target_metadata, version_table=version_table,
-                          literal_binds=True)
+        context.configure(
+            url=url,
+            target_metadata=target_metadata,
+            version_table=version_table,
+            literal_binds=True,
+        )
         with context.begin_transaction():
             context.run_migrations()
         return

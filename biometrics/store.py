@@ -1,0 +1,221 @@
+"""Encrypted storage of biometric templates, with an audit trail.
+
+A template is the set of embedding vectors enrolled for one resident and kind
+(``face``: one 128-d vector per enrollment photo; ``voice``: the mean speaker
+embedding). Vectors are serialised as float32, sealed with
+:class:`~biometrics.crypto.TemplateCipher` and stored in ``biometric_templates``.
+Enrollment and deletion are recorded in ``biometric_audit`` (who, what, when;
+never the template).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from billtalk.db import make_engine, upgrade
+from billtalk.settings import get_settings
+from biometrics.crypto import Sealed, TemplateCipher
+from biometrics.settings import get_biometrics_settings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version_biometrics"
+_HEADER = struct.Struct("<II")  # rows, dims
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class TemplateRow(Base):
+    __tablename__ = "biometric_templates"
+    __table_args__ = (UniqueConstraint("resident_id", "kind", name="uq_biometric_template"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    samples: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    __tablename__ = "biometric_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    resident_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+def ensure_schema(url: str) -> None:
+    """Create or upgrade the biometrics tables in the database at ``url``."""
+    upgrade(MIGRATIONS, url, VERSION_TABLE)
+
+
+def _pack(vectors: np.ndarray) -> bytes:
+    arr = np.ascontiguousarray(np.atleast_2d(vectors), dtype="<f4")
+    if arr.ndim != 2 or arr.shape[0] == 0 or not np.all(np.isfinite(arr)):
+        raise ValueError("a template is a non-empty 2-D array of finite numbers")
+    return _HEADER.pack(*arr.shape) + arr.tobytes()
+
+
+def _unpack(blob: bytes) -> np.ndarray:
+    rows, dims = _HEADER.unpack_from(blob)
+    return np.frombuffer(blob, dtype="<f4", offset=_HEADER.size).reshape(rows, dims).copy()
+
+
+class TemplateStore:
+    """Save, load and delete encrypted templates.
+
+    Args:
+        engine: The database holding ``biometric_templates`` (see :func:`ensure_schema`).
+        cipher: The cipher; by default built from ``BILLTALK_SECRET_KEY`` and
+            ``BILLTALK_BIOMETRICS_PREVIOUS_SECRET_KEYS``.
+    """
+
+    def __init__(self, engine: Engine, cipher: TemplateCipher | None = None) -> None:
+        self.engine = engine
+        if cipher is None:
+            cipher = TemplateCipher(
+                get_settings().secret_key, get_biometrics_settings().previous_secrets()
+            )
+        self.cipher = cipher
+
+    @classmethod
+    def from_settings(cls, *, migrate: bool = True) -> TemplateStore:
+        """A store on the configured database, migrated on first use."""
+        url = get_biometrics_settings().database_url or get_settings().database_url
+        if migrate:
+            ensure_schema(url)
+        return cls(make_engine(url))
+
+    def save(self, resident_id: str, kind: str, vectors: np.ndarray, *, actor: str) -> None:
+        """Store (or replace) the resident's template of ``kind`` and audit it."""
+        sealed = self.cipher.seal(_pack(vectors), resident_id=resident_id, kind=kind)
+        samples = int(np.atleast_2d(vectors).shape[0])
+        now = datetime.now(UTC)
+        with Session(self.engine) as session, session.begin():
+            row = session.scalar(
+                select(TemplateRow).where(
+                    TemplateRow.resident_id == resident_id, TemplateRow.kind == kind
+                )
+            )
+            if row is None:
+                row = TemplateRow(resident_id=resident_id, kind=kind, created_at=now)
+                session.add(row)
+            row.key_id, row.nonce, row.ciphertext = sealed.key_id, sealed.nonce, sealed.ciphertext
+            row.samples, row.updated_at = samples, now
+            session.add(_audit(resident_id, kind, "enroll", actor, {"samples": samples}))
+
+    def load(self, resident_id: str, kind: str) -> np.ndarray | None:
+        """The resident's template vectors of ``kind``, or ``None`` if not enrolled."""
+        with Session(self.engine) as session:
+            row = session.scalar(
+                select(TemplateRow).where(
+                    TemplateRow.resident_id == resident_id, TemplateRow.kind == kind
+                )
+            )
+            if row is None:
+                return None
+            sealed = Sealed(row.key_id, row.nonce, row.ciphertext)
+        return _unpack(self.cipher.open(sealed, resident_id=resident_id, kind=kind))
+
+    def is_enrolled(self, resident_id: str, kind: str) -> bool:
+        """Whether a template of ``kind`` exists for the resident."""
+        with Session(self.engine) as session:
+            return (
+                session.scalar(
+                    select(TemplateRow.id).where(
+                        TemplateRow.resident_id == resident_id, TemplateRow.kind == kind
+                    )
+                )
+                is not None
+            )
+
+    def delete(self, resident_id: str, kind: str | None, *, actor: str) -> int:
+        """Delete the resident's templates (one kind, or all with ``None``); audited.
+
+        Returns:
+            The number of templates removed.
+        """
+        with Session(self.engine) as session, session.begin():
+            stmt = delete(TemplateRow).where(TemplateRow.resident_id == resident_id)
+            if kind is not None:
+                stmt = stmt.where(TemplateRow.kind == kind)
+            removed = session.execute(stmt).rowcount or 0
+            session.add(_audit(resident_id, kind or "all", "delete", actor, {"removed": removed}))
+        return int(removed)
+
+    def rotate_keys(self) -> int:
+        """Re-encrypt every template under the current key; returns how many changed."""
+        changed = 0
+        with Session(self.engine) as session, session.begin():
+            for row in session.scalars(select(TemplateRow)):
+                if row.key_id == self.cipher.current_key_id:
+                    continue
+                sealed = self.cipher.reencrypt(
+                    Sealed(row.key_id, row.nonce, row.ciphertext),
+                    resident_id=row.resident_id,
+                    kind=row.kind,
+                )
+                row.key_id, row.nonce, row.ciphertext = (
+                    sealed.key_id,
+                    sealed.nonce,
+                    sealed.ciphertext,
+                )
+                changed += 1
+        return changed
+
+    def audit_trail(self, resident_id: str) -> list[dict[str, str]]:
+        """The resident's audit entries, oldest first."""
+        with Session(self.engine) as session:
+            rows = session.scalars(
+                select(AuditRow).where(AuditRow.resident_id == resident_id).order_by(AuditRow.id)
+            )
+            return [
+                {
+                    "at": r.at.isoformat(),
+                    "kind": r.kind,
+                    "action": r.action,
+                    "actor": r.actor,
+                    "detail": r.detail,
+                }
+                for r in rows
+            ]
+
+
+def _audit(
+    resident_id: str, kind: str, action: str, actor: str, detail: dict[str, int]
+) -> AuditRow:
+    return AuditRow(
+        at=datetime.now(UTC),
+        resident_id=resident_id,
+        kind=kind,
+        action=action,
+        actor=actor,
+        detail=json.dumps(detail),
+    )
