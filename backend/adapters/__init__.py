@@ -1,0 +1,1 @@
+"""Adapters: the database (ORM, repositories) behind the service layer."""
