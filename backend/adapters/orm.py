@@ -2,8 +2,12 @@
 
 Money columns are ``Numeric(12, 2)`` and map to :class:`decimal.Decimal`;
 quantities (meter values, usage) are ``Numeric(14, 3)``; unit prices are
-``Numeric(12, 4)``. Identifiers of community objects are readable strings
-(``hh-A1203``); payments use random ids (``pay_<hex>``).
+``Numeric(12, 4)``. They all use :class:`ScaledDecimal`, which stores scaled
+integers on SQLite (exact) - so bulk loaders must insert through these models
+or Core tables (``Model.__table__``), never with raw SQL literals.
+
+Identifiers of community objects are readable strings (``hh-A1203``);
+payments use random ids (``pay_<hex>``).
 
 The schema is created and upgraded only through the Alembic migrations in
 ``backend/migrations`` (version table ``alembic_version``).
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -29,11 +33,65 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import BigInteger, TypeDecorator, TypeEngine
 
-MONEY = Numeric(12, 2, asdecimal=True)
-QUANTITY = Numeric(14, 3, asdecimal=True)
-PRICE = Numeric(12, 4, asdecimal=True)
+
+class ScaledDecimal(TypeDecorator[Decimal]):
+    """An exact decimal column: ``NUMERIC(p, s)`` on PostgreSQL, scaled integer on SQLite.
+
+    SQLite has no exact decimal type (its NUMERIC is a float), so on SQLite the
+    value is stored as an integer count of ``10**-scale`` units (fen for money)
+    in the same ``NUMERIC(p, s)`` column; integers are exact there. Python sees a
+    :class:`~decimal.Decimal` with exactly ``scale`` places on both databases, and
+    ``SUM()`` of such a column stays exact. A float is refused on the way in.
+
+    Do arithmetic between columns in Python (or ``type_coerce`` the result to this
+    type): a raw ``col_a - col_b`` expression in SQL loses the scaling on SQLite.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int, scale: int) -> None:
+        super().__init__(precision, scale, asdecimal=True)
+        self.precision = precision
+        self.scale = scale
+        self._quantum = Decimal(1).scaleb(-scale)
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float | bool):
+            raise TypeError("exact decimal columns take Decimal or int, never float")
+        value = Decimal(value)
+        exact = value.quantize(self._quantum)
+        if exact != value:
+            raise ValueError(f"{value} has more than {self.scale} decimal places")
+        if dialect.name == "sqlite":
+            return int(exact.scaleb(self.scale))
+        return exact
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            if isinstance(value, float):  # never written by billtalk; refuse silently wrong data
+                raise TypeError("float found in an exact decimal column")
+            return Decimal(int(value)).scaleb(-self.scale).quantize(self._quantum)
+        return Decimal(value).quantize(self._quantum)
+
+
+MONEY = ScaledDecimal(12, 2)
+QUANTITY = ScaledDecimal(14, 3)
+PRICE = ScaledDecimal(12, 4)
+AREA = ScaledDecimal(8, 2)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -48,7 +106,7 @@ class Base(DeclarativeBase):
     """Declarative base of the billing tables."""
 
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: dict[Any, Any] = {Decimal: MONEY, dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {Decimal: MONEY, dict[str, Any]: JSON}
 
 
 # --- community -------------------------------------------------------------------
@@ -73,7 +131,7 @@ class Household(Base):
     building_id: Mapped[str] = mapped_column(ForeignKey("buildings.building_id"), index=True)
     unit: Mapped[str] = mapped_column(String(32), unique=True)
     floor: Mapped[int] = mapped_column(Integer, default=1)
-    area_m2: Mapped[Decimal] = mapped_column(Numeric(8, 2))
+    area_m2: Mapped[Decimal] = mapped_column(AREA)
     #: The saved payment method (one of the method names) and its gateway token.
     saved_method: Mapped[str | None] = mapped_column(String(20), default=None)
     saved_method_label: Mapped[str | None] = mapped_column(String(60), default=None)
@@ -198,7 +256,9 @@ class BillLine(Base):
     __tablename__ = "bill_lines"
 
     line_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    bill_id: Mapped[str] = mapped_column(ForeignKey("bills.bill_id", ondelete="CASCADE"), index=True)
+    bill_id: Mapped[str] = mapped_column(
+        ForeignKey("bills.bill_id", ondelete="CASCADE"), index=True
+    )
     position: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(12))
     description: Mapped[str] = mapped_column(String(200))
@@ -230,6 +290,9 @@ class Payment(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     gateway: Mapped[str] = mapped_column(String(20), default="sandbox")
     gateway_reference: Mapped[str | None] = mapped_column(String(80), default=None, index=True)
+    #: The tokenised instrument sent to the gateway (needed to resume a charge
+    #: after a crash; a token, never a card number in production).
+    payment_token: Mapped[str | None] = mapped_column(String(80), default=None)
     failure_code: Mapped[str | None] = mapped_column(String(40), default=None)
     receipt_no: Mapped[str | None] = mapped_column(String(20), default=None, unique=True)
     credited: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0.00"))
@@ -349,7 +412,9 @@ class ApiToken(Base):
     household_id: Mapped[str | None] = mapped_column(
         ForeignKey("households.household_id"), default=None
     )
-    resident_id: Mapped[str | None] = mapped_column(ForeignKey("residents.resident_id"), default=None)
+    resident_id: Mapped[str | None] = mapped_column(
+        ForeignKey("residents.resident_id"), default=None
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

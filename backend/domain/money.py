@@ -56,10 +56,8 @@ def parse_amount(value: object, *, allow_zero: bool = False) -> Decimal:
     Returns:
         The amount quantized to two places.
     """
-    if isinstance(value, bool) or isinstance(value, float):
-        raise InvalidAmount(
-            "amounts must be decimal strings such as \"12.34\", not numbers"
-        )
+    if isinstance(value, (bool, float)):
+        raise InvalidAmount('amounts must be decimal strings such as "12.34", not numbers')
     if isinstance(value, int):
         text = str(value)
     elif isinstance(value, Decimal):
@@ -69,13 +67,11 @@ def parse_amount(value: object, *, allow_zero: bool = False) -> Decimal:
     elif isinstance(value, str):
         text = value
     else:
-        raise InvalidAmount("amount must be a decimal string such as \"12.34\"")
+        raise InvalidAmount('amount must be a decimal string such as "12.34"')
     if text.startswith("-"):
         raise InvalidAmount("amount must not be negative", "invalid_amount")
     if not _AMOUNT_RE.fullmatch(text):
-        raise InvalidAmount(
-            f"amount {text[:40]!r} is not a plain decimal with at most two places"
-        )
+        raise InvalidAmount(f"amount {text[:40]!r} is not a plain decimal with at most two places")
     try:
         amount = Decimal(text)
     except InvalidOperation as exc:  # pragma: no cover - the regex already excludes it
