@@ -1,0 +1,308 @@
+"""Deterministic entity extraction for billtalk messages, in English and Chinese.
+
+:func:`extract_entities` finds every entity of CONTRACTS.md in a message and returns
+Rasa ``/model/parse`` entity dicts with offsets into the original text::
+
+    >>> extract_entities("pay 60 on the water account", "en")
+    [{'entity': 'amount', 'start': 4, 'end': 6, 'value': '60.00', ...},
+     {'entity': 'utility', 'start': 14, 'end': 19, 'value': 'water', ...}]
+
+The individual parsers live in :mod:`~nlu.entities.amounts`, :mod:`~nlu.entities.utilities`,
+:mod:`~nlu.entities.methods`, :mod:`~nlu.entities.periods` and
+:mod:`~nlu.entities.readings`. A number is an ``amount``, a ``meter_reading`` or a
+``link_code`` depending on the words around it; see ``docs/nlu-data.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from nlu.entities._spans import Span, fold, is_free
+from nlu.entities.amounts import NumberToken, find_numbers, format_amount, parse_amount
+from nlu.entities.methods import METHODS, find_methods, normalise_method
+from nlu.entities.periods import find_periods
+from nlu.entities.readings import LINK_CODE_DIGITS, find_link_codes, link_cue_near, reading_cue_near
+from nlu.entities.utilities import UTILITIES, find_utilities, normalise_utility
+
+__all__ = [
+    "ENTITY_TYPES",
+    "EXTRACTOR",
+    "METHODS",
+    "UTILITIES",
+    "extract_entities",
+    "normalise_method",
+    "normalise_utility",
+    "parse_amount",
+]
+
+#: The ``extractor`` name on every entity this module returns.
+EXTRACTOR = "billtalk_rules"
+#: Every entity type :func:`extract_entities` can return.
+ENTITY_TYPES = ("amount", "utility", "payment_method", "period", "meter_reading", "link_code")
+#: Longest message examined; anything beyond is ignored (bounded time on hostile input).
+MAX_CHARS = 10_000
+
+_MONEY_CUE = re.compile(
+    r"\b(?:pay|pays|paying|paid|payment|put|top\s*up|topup|charge[sd]?|owe[sd]?|owing|amount|"
+    r"send|sending|spend|spent|cost|costs|bill|bills|balance|fee|fees|total|due|deposit|"
+    r"credit|settle|clear|cover|only|about|around|over|under|than|worth|price|sum|"
+    r"of|make\s+it|go\s+with|do)\b|"
+    r"交|缴|付|支付|充|还|金额|钱|费|多于|超过|转|存",
+    re.I,
+)
+_PLACE_BEFORE = re.compile(
+    r"(?:#|\bno\.?|\bapt\.?|\bapartment|\bunit|\broom|\bflat|\bbuilding|\bblock|\bbldg|\bfloor|"
+    r"\bsuite|\btower|\bnumber|\bphone|\btel|\bcall|\bext\.?|房间|房号|门牌|楼|栋|单元)\s*$",
+    re.I,
+)
+_NO_AMOUNT_UNITS = frozenset(
+    [
+        "months",
+        "month",
+        "years",
+        "year",
+        "yrs",
+        "yr",
+        "weeks",
+        "week",
+        "days",
+        "day",
+        "hours",
+        "hour",
+        "hrs",
+        "hr",
+        "minutes",
+        "minute",
+        "mins",
+        "min",
+        "times",
+        "time",
+        "people",
+        "person",
+        "persons",
+        "rooms",
+        "room",
+        "floors",
+        "floor",
+        "apartments",
+        "apartment",
+        "flats",
+        "flat",
+        "st",
+        "nd",
+        "rd",
+        "th",
+        "am",
+        "pm",
+        "a.m.",
+        "p.m.",
+        "oclock",
+        "o'clock",
+        "bills",
+        "bill",
+        "payments",
+        "payment",
+        "%",
+        "percent",
+        "个",
+        "次",
+        "月",
+        "天",
+        "日",
+        "号",
+        "年",
+        "周",
+        "星期",
+        "小时",
+        "分钟",
+        "点",
+        "楼",
+        "层",
+        "室",
+        "栋",
+        "单元",
+        "户",
+        "人",
+        "张",
+        "笔",
+        "期",
+    ]
+)
+_READING_UNITS = frozenset(
+    [
+        "kwh",
+        "kw",
+        "kilowatt",
+        "kilowatts",
+        "kilowatt-hours",
+        "m3",
+        "m³",
+        "cubic",
+        "units",
+        "unit",
+        "therms",
+        "therm",
+        "gallons",
+        "gallon",
+        "liters",
+        "liter",
+        "litres",
+        "litre",
+        "degrees",
+        "degree",
+        "度",
+        "方",
+        "立方",
+        "吨",
+    ]
+)
+_YEAR_RANGE = (1990, 2100)
+
+
+def _classify(tok: NumberToken, text: str) -> Span | None:
+    """Decide whether a number is an amount, a meter reading, a link code or nothing."""
+    if tok.currency:
+        if not tok.valid_amount:
+            return None
+        return Span("amount", format_amount(tok.value), tok.start, tok.end)
+    unit = (tok.unit or "").replace(" ", "").replace("-", "")
+    unit_word = unit.split()[0] if unit else ""
+    if unit and (unit in _NO_AMOUNT_UNITS or unit_word in _NO_AMOUNT_UNITS):
+        return None
+    if _PLACE_BEFORE.search(text, max(0, tok.start - 16), tok.start):
+        return None
+    integer = tok.value == tok.value.to_integral_value()
+    reading = reading_cue_near(text, tok.start, tok.end)
+    if tok.kind == "digits" or reading is not None:
+        link = (
+            link_cue_near(text, tok.start, tok.end)
+            if tok.kind == "digits"
+            and integer
+            and LINK_CODE_DIGITS[0] <= len(tok.digits) <= LINK_CODE_DIGITS[1]
+            else None
+        )
+    else:
+        link = None
+    money = _money_cue_near(text, tok.start, tok.end)
+    is_reading_unit = (
+        unit in _READING_UNITS or unit_word in _READING_UNITS or unit.startswith("kilowatt")
+    )
+    if tok.kind != "digits" and (tok.value < 10 or (not integer and tok.kind == "words")):
+        money = None if not is_reading_unit else money
+    # Spelled-out numbers are amounts only in a money context ("pay fifty").
+    if (
+        tok.kind == "words"
+        and reading is None
+        and (money is None or tok.value < 10 or is_reading_unit)
+    ):
+        return None
+    if tok.kind == "cn" and reading is None and (money is None or is_reading_unit):
+        return None
+    options: list[tuple[int, int, str]] = []
+    if link is not None:
+        options.append((link, 0, "link_code"))
+    if reading is not None:
+        options.append((reading, 1, "meter_reading"))
+    if money is not None and tok.valid_amount and not is_reading_unit:
+        options.append((money, 2, "amount"))
+    if options:
+        kind = min(options)[2]
+    elif is_reading_unit:
+        return None
+    elif (
+        tok.kind == "digits"
+        and integer
+        and LINK_CODE_DIGITS[0] <= len(tok.digits) <= LINK_CODE_DIGITS[1]
+    ):
+        kind = "link_code"
+    elif tok.kind == "digits" and tok.valid_amount:
+        if integer and _YEAR_RANGE[0] <= tok.value <= _YEAR_RANGE[1] and len(tok.digits) == 4:
+            return None
+        kind = "amount"
+    else:
+        return None
+    if kind == "amount":
+        if not tok.valid_amount:
+            return None
+        return Span("amount", format_amount(tok.value), tok.start, tok.end)
+    if kind == "link_code":
+        return Span("link_code", tok.digits, tok.start, tok.start + len(tok.digits))
+    return Span("meter_reading", _reading_value(tok), tok.start, tok.end)
+
+
+def _reading_value(tok: NumberToken) -> str:
+    if tok.kind == "digits":
+        return tok.digits
+    return (
+        str(tok.value.normalize())
+        if tok.value != tok.value.to_integral_value()
+        else str(int(tok.value))
+    )
+
+
+def _money_cue_near(text: str, start: int, end: int) -> int | None:
+    best: int | None = None
+    for m in _MONEY_CUE.finditer(text, max(0, start - 30), min(len(text), end + 16)):
+        if m.end() <= start:
+            d = start - m.end()
+        elif m.start() >= end:
+            d = m.start() - end
+        else:
+            continue
+        best = d if best is None else min(best, d)
+    return best
+
+
+def extract_spans(
+    text: str, language: str = "en", reference_date: date | None = None
+) -> list[Span]:
+    """Like :func:`extract_entities` but returns :class:`~nlu.entities._spans.Span` objects."""
+    if not isinstance(text, str) or not text:
+        return []
+    text = text[:MAX_CHARS]
+    folded = fold(text)
+    taken: list[Span] = list(find_periods(folded, reference_date))
+    named = sorted(
+        find_methods(folded) + find_utilities(folded),
+        key=lambda s: (s.start, -(s.end - s.start)),
+    )
+    for span in named:
+        if is_free(span.start, span.end, taken):
+            taken.append(span)
+    for span in find_link_codes(folded):
+        if is_free(span.start, span.end, taken):
+            taken.append(span)
+    for tok in find_numbers(folded):
+        if not is_free(tok.start, tok.end, taken):
+            continue
+        span = _classify(tok, folded)
+        if span is not None and is_free(span.start, span.end, taken):
+            taken.append(span)
+    taken.sort(key=lambda s: s.start)
+    return taken
+
+
+def extract_entities(
+    text: str, language: str = "en", reference_date: date | None = None
+) -> list[dict[str, Any]]:
+    """Find the entities of a resident's message.
+
+    Never raises on any string: empty, 10,000 characters, control characters,
+    emoji and mixed scripts all give a (possibly empty) list.
+
+    Args:
+        text: The message, as the resident wrote it.
+        language: ``"en"`` or ``"zh"``; both languages are always searched (residents
+            mix them), the argument is kept for parsers that may need it.
+        reference_date: "Today", for resolving relative periods; defaults to today.
+
+    Returns:
+        Rasa entity dicts ``{"entity", "start", "end", "value", "extractor",
+        "confidence_entity"}``, non-overlapping and in order of ``start``, with
+        offsets into ``text``. Values are normalised: amounts as "150.00",
+        utilities and payment methods as CONTRACTS.md names, periods as
+        ``{"start", "end"}`` ISO dates, readings and link codes as digit strings.
+    """
+    return [span.to_rasa() for span in extract_spans(text, language, reference_date)]

@@ -1,0 +1,99 @@
+"""Payment methods: "visa", "bank transfer", "支付宝", "微信" ... -> the five method values.
+
+The values are ``card``, ``bank_transfer``, ``wallet``, ``alipay`` and ``wechat_pay``
+(CONTRACTS.md). "transfer me to a person" is a hand-off, not a bank transfer, so a
+bare "transfer" only counts after "by", "via", "with" or "through".
+"""
+
+from __future__ import annotations
+
+import re
+
+from nlu.entities._fuzzy import fuzzy_words
+from nlu.entities._spans import Span, is_free, words_re
+
+METHODS = ("card", "bank_transfer", "wallet", "alipay", "wechat_pay")
+
+EN_SYNONYMS: dict[str, list[str]] = {
+    "card": [
+        "card", "credit card", "debit card", "bank card", "visa", "visa card", "mastercard",
+        "master card", "amex", "unionpay", "union pay", "unionpay card", "cc", "creditcard",
+        "my card", "saved card",
+    ],
+    "bank_transfer": [
+        "bank transfer", "wire transfer", "bank wire", "wire", "bank account", "online banking",
+        "e-transfer", "etransfer", "direct transfer", "transfer", "from my bank",
+        "bank tranfer", "bank trasfer", "bank",
+    ],
+    "wallet": [
+        "wallet", "e-wallet", "ewallet", "digital wallet", "billtalk wallet", "app wallet",
+        "apple pay", "google pay", "paypal", "wallet balance",
+    ],
+    "alipay": ["alipay", "ali pay", "ali-pay", "zhifubao", "alipy", "aliapy", "allipay"],
+    "wechat_pay": [
+        "wechat pay", "wechat", "we chat", "wechatpay", "weixin", "weixin pay", "wxpay",
+        "wechat wallet", "wecaht", "wehcat", "wechta",
+    ],
+}  # fmt: skip
+
+ZH_PATTERNS: dict[str, str] = {
+    "card": r"银行卡|信用卡|借记卡|储蓄卡|银联卡|银联|刷卡|用卡|绑定的卡|那张卡",
+    "bank_transfer": r"银行转账|转账|网银|银行汇款|汇款|对公转账",
+    "wallet": r"电子钱包|钱包",
+    "alipay": r"支付宝",
+    "wechat_pay": r"微信支付|微信钱包|微信",
+}
+
+_EN_RE = re.compile(
+    r"(?<![A-Za-z])(?:"
+    + "|".join(f"(?P<{v}>{words_re(w)})" for v, w in EN_SYNONYMS.items())
+    + r")(?![A-Za-z])",
+    re.I,
+)
+_ZH_RE = re.compile("|".join(f"(?P<{k}>{v})" for k, v in ZH_PATTERNS.items()))
+_BAD_AFTER = re.compile(
+    r"^\s+(?:game|games|number\s+of\s+the\s+friend|sticker|stickers|group|groups|moments|"
+    r"message|messages|call|id\s+of)\b",
+    re.I,
+)
+_BAD_BEFORE = re.compile(
+    r"(?:birthday|greeting|gift|report|business|sim|id|library|key|post|playing|sd|memory|"
+    r"graphics|red|yellow|green|boarding|loyalty)\s+$",
+    re.I,
+)
+#: A bare "transfer", "wire" or "bank" is a method only after one of these.
+_BY_RE = re.compile(
+    r"\b(?:by|via|with|through|using|use|do\s+a|make\s+a|from\s+my|from\s+the)\s+$", re.I
+)
+_FUZZY_VOCAB = {"alipay": "alipay", "wechat": "wechat_pay", "mastercard": "card"}
+_STOP = frozenset(["wrench", "alike"])
+
+
+def find_methods(text: str) -> list[Span]:
+    """Payment-method mentions in ``text`` as ``payment_method`` spans, in order."""
+    spans: list[Span] = []
+    for m in _EN_RE.finditer(text):
+        if _BAD_BEFORE.search(text, max(0, m.start() - 20), m.start()) or _BAD_AFTER.match(
+            text[m.end() : m.end() + 30]
+        ):
+            continue
+        word = m.group(0).lower()
+        if word in ("wire", "transfer", "bank") and not _BY_RE.search(
+            text, max(0, m.start() - 20), m.start()
+        ):
+            continue
+        spans.append(Span("payment_method", m.lastgroup or "", m.start(), m.end()))
+    for m in _ZH_RE.finditer(text):
+        if is_free(m.start(), m.end(), spans):
+            spans.append(Span("payment_method", m.lastgroup or "", m.start(), m.end()))
+    for start, end, value in fuzzy_words(text, _FUZZY_VOCAB, _STOP):
+        if is_free(start, end, spans):
+            spans.append(Span("payment_method", value, start, end))
+    spans.sort(key=lambda s: s.start)
+    return spans
+
+
+def normalise_method(text: str) -> str | None:
+    """The payment method named by ``text`` ("visa" -> "card"), or None if none or several."""
+    values = {s.value for s in find_methods(text)}
+    return values.pop() if len(values) == 1 else None
