@@ -54,7 +54,8 @@ _MONEY_CUE = re.compile(
 )
 _PLACE_BEFORE = re.compile(
     r"(?:#|\bno\.?|\bapt\.?|\bapartment|\bunit|\broom|\bflat|\bbuilding|\bblock|\bbldg|\bfloor|"
-    r"\bsuite|\btower|\bnumber|\bphone|\btel|\bcall|\bext\.?|房间|房号|门牌|楼|栋|单元)\s*$",
+    r"\bsuite|\btower|\bnumber|\bphone|\btel|\bcall|\bext\.?|\btier|\blevel|\bstep|\boption|"
+    r"\bpage|\bline|\bitem|\bversion|第|房间|房号|门牌|楼|栋|单元)\s*$",
     re.I,
 )
 _NO_AMOUNT_UNITS = frozenset(
@@ -217,7 +218,7 @@ def _classify(tok: NumberToken, text: str) -> Span | None:
         and LINK_CODE_DIGITS[0] <= len(tok.digits) <= LINK_CODE_DIGITS[1]
     ):
         kind = "link_code"
-    elif tok.kind == "digits" and tok.valid_amount:
+    elif tok.kind == "digits" and tok.valid_amount and _bare_reply(text, tok):
         if integer and _YEAR_RANGE[0] <= tok.value <= _YEAR_RANGE[1] and len(tok.digits) == 4:
             return None
         kind = "amount"
@@ -230,6 +231,20 @@ def _classify(tok: NumberToken, text: str) -> Span | None:
     if kind == "link_code":
         return Span("link_code", tok.digits, tok.start, tok.start + len(tok.digits))
     return Span("meter_reading", _reading_value(tok), tok.start, tok.end)
+
+
+_FILLER_RE = re.compile(
+    r"(?:\s|[.,!?:;~]|\b(?:please|pls|plz|just|only|ok|okay|make\s+it|it's|its|about|"
+    r"around|how\s+about|try|then|yes|yeah|no|let's\s+say|say)\b|好的|吧|就|请|嗯|的)*",
+    re.I,
+)
+
+
+def _bare_reply(text: str, tok: NumberToken) -> bool:
+    """Whether the number is the whole reply, give or take a few filler words ("60 please")."""
+    before = _FILLER_RE.fullmatch(text[: tok.start])
+    after = _FILLER_RE.fullmatch(text[tok.end :])
+    return before is not None and after is not None
 
 
 def _reading_value(tok: NumberToken) -> str:

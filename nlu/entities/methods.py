@@ -61,6 +61,12 @@ _BAD_BEFORE = re.compile(
     r"graphics|red|yellow|green|boarding|loyalty)\s+$",
     re.I,
 )
+#: "visa" as a travel document ("visa for japan").
+_VISA_DOC = re.compile(
+    r"\s+(?:for\s+(?!the\b|my\b|it\b|this\b|that\b|\w+\s+bill)|applications?|interview|"
+    r"to\s+(?!pay\b)|office|extension|free|on\s+arrival|requirements?)",
+    re.I,
+)
 #: A bare "transfer", "wire" or "bank" is a method only after one of these.
 _BY_RE = re.compile(
     r"\b(?:by|via|with|through|using|use|do\s+a|make\s+a|from\s+my|from\s+the)\s+$", re.I
@@ -78,9 +84,11 @@ def find_methods(text: str) -> list[Span]:
         ):
             continue
         word = m.group(0).lower()
-        if word in ("wire", "transfer", "bank") and not _BY_RE.search(
+        if word in ("wire", "transfer", "bank", "bank account") and not _BY_RE.search(
             text, max(0, m.start() - 20), m.start()
         ):
+            continue
+        if word == "visa" and _VISA_DOC.match(text, m.end()):
             continue
         spans.append(Span("payment_method", m.lastgroup or "", m.start(), m.end()))
     for m in _ZH_RE.finditer(text):

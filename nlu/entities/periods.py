@@ -56,7 +56,7 @@ _EN_RULES: list[tuple[str, re.Pattern[str]]] = [
     (
         "last_n",
         re.compile(
-            rf"\b(?:the\s+)?(?:last|past|previous|prior|recent)\s+(?P<n>{_NUM_ALT})\s+months?\b",
+            rf"\b(?:last|past|previous|prior|recent)\s+(?P<n>{_NUM_ALT})\s+months?\b",
             re.I,
         ),
     ),

@@ -67,6 +67,11 @@ _BAD_AFTER = re.compile(
     r"melon|fall|falls|slide|gun|ball|balloon|colou?rs?|supply\s+store|station's)\b",
     re.I,
 )
+#: "water" used as a verb ("water my plants").
+_WATER_VERB = re.compile(
+    r"\s+(?:my|the|your|his|her|our|their|them|it|these|those|plants?|flowers?|lawn|garden)\b",
+    re.I,
+)
 _PROPERTY_NEEDS = re.compile(r"\s+(?:bill|fee|fees|charge|charges|payment|dues)\b", re.I)
 
 _FUZZY_VOCAB = {"electricity": "electricity", "electric": "electricity", "water": "water"}
@@ -122,6 +127,8 @@ def find_utilities(text: str) -> list[Span]:
         if _BAD_BEFORE.search(text, max(0, m.start() - 24), m.start()) or _BAD_AFTER.match(
             text[m.end() : m.end() + 30]
         ):
+            continue
+        if word == "water" and _WATER_VERB.match(text, m.end()):
             continue
         if word == "property" and not _PROPERTY_NEEDS.match(text, m.end()):
             continue
