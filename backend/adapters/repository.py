@@ -1,0 +1,178 @@
+"""The repository: how the service layer finds and locks billing objects.
+
+Locking rule (one place): every use case that changes a household's bills,
+payments or credits first calls :meth:`Repository.lock_household`. On
+PostgreSQL that is ``SELECT ... FOR UPDATE`` on the household row, so two
+payments, or a payment and a bill regeneration, of the same household run one
+after the other; on SQLite every write transaction already starts with
+``BEGIN IMMEDIATE`` (see :func:`billtalk.db.make_engine`), which serialises
+writers database-wide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, selectinload
+
+from backend.adapters import orm
+
+
+class Repository:
+    """Queries over one SQLAlchemy session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- community --------------------------------------------------------------
+
+    def household(self, household_id: str) -> orm.Household | None:
+        """The household, or ``None``."""
+        return self.session.get(orm.Household, household_id)
+
+    def lock_household(self, household_id: str) -> orm.Household | None:
+        """Load the household with a row lock (``FOR UPDATE`` on PostgreSQL)."""
+        return self.session.scalars(
+            select(orm.Household)
+            .where(orm.Household.household_id == household_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def resident(self, resident_id: str) -> orm.Resident | None:
+        """The resident, or ``None``."""
+        return self.session.get(orm.Resident, resident_id)
+
+    def meter(self, household_id: str, utility: str) -> orm.Meter | None:
+        """The household's meter of ``utility``, or ``None``."""
+        return self.session.scalars(
+            select(orm.Meter).where(
+                orm.Meter.household_id == household_id, orm.Meter.utility == utility
+            )
+        ).first()
+
+    # -- readings ---------------------------------------------------------------
+
+    def reading_at_or_before(
+        self, meter_id: str, when: datetime, *, accepted_only: bool = True
+    ) -> orm.MeterReading | None:
+        """The latest reading taken at or before ``when``."""
+        q = select(orm.MeterReading).where(
+            orm.MeterReading.meter_id == meter_id, orm.MeterReading.taken_at <= when
+        )
+        if accepted_only:
+            q = q.where(orm.MeterReading.status == "accepted")
+        return self.session.scalars(q.order_by(orm.MeterReading.taken_at.desc()).limit(1)).first()
+
+    def reading_after(self, meter_id: str, when: datetime) -> orm.MeterReading | None:
+        """The earliest accepted reading taken after ``when``."""
+        return self.session.scalars(
+            select(orm.MeterReading)
+            .where(
+                orm.MeterReading.meter_id == meter_id,
+                orm.MeterReading.taken_at > when,
+                orm.MeterReading.status == "accepted",
+            )
+            .order_by(orm.MeterReading.taken_at)
+            .limit(1)
+        ).first()
+
+    # -- tariffs and bills ------------------------------------------------------
+
+    def tariffs(self) -> Sequence[orm.Tariff]:
+        """Every tariff version."""
+        return self.session.scalars(select(orm.Tariff).order_by(orm.Tariff.effective_from)).all()
+
+    def bill(self, bill_id: str) -> orm.Bill | None:
+        """The bill with its lines, or ``None``."""
+        return self.session.scalars(
+            select(orm.Bill)
+            .where(orm.Bill.bill_id == bill_id)
+            .options(selectinload(orm.Bill.lines))
+        ).first()
+
+    def bill_for(self, household_id: str, utility: str, period_start: date) -> orm.Bill | None:
+        """The household's bill of ``utility`` for the period starting ``period_start``."""
+        return self.session.scalars(
+            select(orm.Bill)
+            .where(
+                orm.Bill.household_id == household_id,
+                orm.Bill.utility == utility,
+                orm.Bill.period_start == period_start,
+            )
+            .options(selectinload(orm.Bill.lines))
+        ).first()
+
+    def unpaid_bills(self, household_id: str, utility: str | None = None) -> list[orm.Bill]:
+        """Bills with something left to pay, oldest first."""
+        q = select(orm.Bill).where(orm.Bill.household_id == household_id, orm.Bill.status != "paid")
+        if utility is not None:
+            q = q.where(orm.Bill.utility == utility)
+        bills = self.session.scalars(q.order_by(orm.Bill.period_start, orm.Bill.utility)).all()
+        return [b for b in bills if b.total > b.amount_paid]
+
+    def bills(
+        self,
+        household_id: str,
+        *,
+        utility: str | None = None,
+        status: str | None = None,
+        limit: int = 12,
+    ) -> Sequence[orm.Bill]:
+        """The household's bills, newest period first."""
+        q = select(orm.Bill).where(orm.Bill.household_id == household_id)
+        if utility:
+            q = q.where(orm.Bill.utility == utility)
+        if status:
+            q = q.where(orm.Bill.status == status)
+        q = q.order_by(orm.Bill.period_start.desc(), orm.Bill.utility).limit(limit)
+        return self.session.scalars(q).all()
+
+    # -- payments ---------------------------------------------------------------
+
+    def payment(self, payment_id: str, *, lock: bool = False) -> orm.Payment | None:
+        """The payment (optionally row-locked), or ``None``."""
+        q = select(orm.Payment).where(orm.Payment.payment_id == payment_id)
+        if lock:
+            q = q.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalars(q).first()
+
+    def payment_by_key(self, key: str) -> orm.Payment | None:
+        """The payment created with idempotency key ``key``, or ``None``."""
+        return self.session.scalars(
+            select(orm.Payment)
+            .where(orm.Payment.idempotency_key == key)
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def credit(self, household_id: str, bucket: str) -> orm.HouseholdCredit:
+        """The household's credit row for ``bucket`` (created at zero if missing)."""
+        row = self.session.get(orm.HouseholdCredit, (household_id, bucket))
+        if row is None:
+            row = orm.HouseholdCredit(household_id=household_id, utility=bucket, amount=0)
+            self.session.add(row)
+            self.session.flush()
+        return row
+
+    def next_receipt_number(self, year: int) -> int:
+        """Allocate the next gap-free receipt number of ``year`` (counter row locked)."""
+        dialect = self.session.get_bind().dialect.name
+        ins = pg_insert if dialect == "postgresql" else sqlite_insert
+        self.session.execute(
+            ins(orm.ReceiptCounter)
+            .values(year=year, last_number=0)
+            .on_conflict_do_nothing(index_elements=["year"])
+        )
+        counter = self.session.scalars(
+            select(orm.ReceiptCounter)
+            .where(orm.ReceiptCounter.year == year)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        counter.last_number += 1
+        self.session.flush()
+        return counter.last_number

@@ -1,0 +1,146 @@
+"""Request bodies of the API.
+
+Amounts are JSON **strings** with at most two decimal places (``"12.34"``). A
+JSON number (``12.34``) is refused with 422 ``invalid_amount``: a float must
+never enter a money path, and JSON numbers are floats in most clients.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from backend.domain.money import InvalidAmount, parse_amount
+from backend.schemas import Method, Utility
+
+AMOUNT_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+QUANTITY_PATTERN = r"^[0-9]{1,11}(\.[0-9]{1,3})?$"
+
+
+def _amount(value: Any) -> Decimal:
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "invalid_amount", 'amounts must be JSON strings such as "12.34", not numbers'
+        )
+    try:
+        return parse_amount(value)
+    except InvalidAmount as exc:
+        raise PydanticCustomError("invalid_amount", str(exc)) from exc
+
+
+def _quantity(value: Any) -> Decimal:
+    import re
+
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "invalid_amount", 'meter values must be JSON strings such as "1234.5", not numbers'
+        )
+    if not re.fullmatch(QUANTITY_PATTERN, value):
+        raise PydanticCustomError(
+            "invalid_amount", "a meter value is a plain non-negative decimal with at most 3 places"
+        )
+    return Decimal(value)
+
+
+AmountIn = Annotated[
+    Decimal,
+    BeforeValidator(_amount),
+    WithJsonSchema({"type": "string", "pattern": AMOUNT_PATTERN, "examples": ["12.34"]}),
+]
+QuantityIn = Annotated[
+    Decimal,
+    BeforeValidator(_quantity),
+    WithJsonSchema({"type": "string", "pattern": QUANTITY_PATTERN, "examples": ["1234.5"]}),
+]
+Id = Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class Body(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PaymentIn(Body):
+    """``POST /api/v1/payments``."""
+
+    household_id: Id
+    utility: Utility | None = None
+    amount: AmountIn
+    method: Method
+    payment_token: Annotated[str, Field(min_length=1, max_length=80)] | None = Field(
+        default=None, description="Sandbox test token or card number; default: the saved method"
+    )
+
+
+class PreviewIn(Body):
+    """``POST /api/v1/households/{id}/payment-preview``."""
+
+    amount: AmountIn
+    utility: Utility | None = None
+
+
+class RefundIn(Body):
+    """``POST /api/v1/payments/{id}/refund`` (staff)."""
+
+    amount: AmountIn | None = None
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class ReverseIn(Body):
+    """``POST /api/v1/payments/{id}/reverse`` (staff)."""
+
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class ReadingIn(Body):
+    """``POST /api/v1/households/{id}/readings``."""
+
+    utility: Annotated[str, Field(pattern="^(electricity|water|gas)$")]
+    value: QuantityIn
+    source: Annotated[str, Field(pattern="^(smart_meter|meter_reader|resident)$")] = "resident"
+    taken_at: datetime | None = None
+
+
+class ReviewIn(Body):
+    """``POST /api/v1/readings/{id}/review`` (staff)."""
+
+    approve: bool
+
+
+class AutopayIn(Body):
+    """``PUT /api/v1/households/{id}/autopay/{utility}``."""
+
+    enabled: bool
+    method: Method | None = None
+    max_amount: AmountIn | None = None
+
+
+class ResidentTokenIn(Body):
+    """``POST /api/v1/auth/resident-token`` (service)."""
+
+    resident_id: Id
+
+
+class LinkCodeIn(Body):
+    """``POST /api/v1/link-codes``."""
+
+    resident_id: Id
+
+
+class RedeemIn(Body):
+    """``POST /api/v1/link-codes/redeem``."""
+
+    code: Annotated[str, Field(min_length=1, max_length=20)]
+    channel: Annotated[str, Field(min_length=1, max_length=20)]
+    external_id: Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class DeliveredIn(Body):
+    """``POST /api/v1/notices/{id}/delivered``."""
+
+    channel: Annotated[str, Field(min_length=1, max_length=20)]

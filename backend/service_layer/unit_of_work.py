@@ -1,0 +1,63 @@
+"""The unit of work: one database transaction around one use case."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.adapters.repository import Repository
+from billtalk.db import make_engine
+
+
+class UnitOfWork:
+    """A transaction and its repository; rolls back unless :meth:`commit` was called.
+
+    Example::
+
+        with uow:
+            household = uow.repo.lock_household("hh-A0101")
+            ...
+            uow.commit()
+    """
+
+    session: Session
+    repo: Repository
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._factory = sessionmaker(bind=engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> UnitOfWork:
+        """A unit of work over a new engine for ``url``."""
+        return cls(make_engine(url))
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def __enter__(self) -> Self:
+        self.session = self._factory()
+        self.repo = Repository(self.session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.session.rollback()
+        self.session.close()
+
+    def commit(self) -> None:
+        """Commit the transaction."""
+        self.session.commit()
+
+    def rollback(self) -> None:
+        """Roll the transaction back."""
+        self.session.rollback()
