@@ -174,6 +174,8 @@ def _classify(tok: NumberToken, text: str) -> Span | None:
         return None
     if _PLACE_BEFORE.search(text, max(0, tok.start - 16), tok.start):
         return None
+    if tok.kind == "cn" and tok.value < 10:
+        return None  # "一下", "一个": single Chinese digits are words, not numbers
     integer = tok.value == tok.value.to_integral_value()
     reading = reading_cue_near(text, tok.start, tok.end)
     if tok.kind == "digits" or reading is not None:

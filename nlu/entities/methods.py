@@ -41,7 +41,7 @@ ZH_PATTERNS: dict[str, str] = {
     "bank_transfer": r"银行转账|转账|网银|银行汇款|汇款|对公转账",
     "wallet": r"电子钱包|钱包",
     "alipay": r"支付宝",
-    "wechat_pay": r"微信支付|微信钱包|微信",
+    "wechat_pay": r"微信支付|微信钱包|微信(?![号群名好友聊公])",
 }
 
 _EN_RE = re.compile(
