@@ -1,0 +1,343 @@
+"""Speech to text for billtalk: domain-adapted pocketsphinx, other engines by configuration.
+
+The default engine is pocketsphinx, the only one whose model ships inside a
+wheel and so works offline. Decoding runs in stages (see docs/speech.md):
+
+1. the **domain grammar** (JSGF generated from the NLU training data) and the
+   **domain trigram LM** both decode the utterance; the grammar is more accurate
+   on what residents say but forces everything into one of its sentences;
+2. the grammar result's **confidence** combines the grammar decoder's lattice
+   posterior with how well the free(er) LM decode agrees with it;
+3. when that confidence is below ``min_confidence``, the LM result and then the
+   **general en-US model** (loaded lazily: it costs seconds) are tried, and the
+   most confident result is kept. A result still below the threshold is marked
+   ``weak``: the dialogue re-asks instead of acting on it.
+
+Every payment heard by voice is read back and explicitly confirmed by the
+dialogue, whatever the confidence: a grammar can turn "how high is my electric
+bill" into a well-formed payment request.
+
+Other engines (``BILLTALK_SPEECH_ENGINE=vosk|whisper|faster_whisper``) go through
+SpeechRecognition and need their models installed by the deployer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from billtalk.logs import get_logger
+from bot.speech.audio import SAMPLE_RATE, Audio, AudioError, add_noise_floor, load_audio, to_pcm16
+from bot.speech.grammar import build_domain_model, digit_grammar
+from bot.speech.numbers import DIGIT_WORDS, normalize_transcript
+from bot.speech.settings import SpeechSettings, get_speech_settings
+from bot.speech.sphinx import Decoded, get_decoder
+
+log = get_logger("bot.speech.recognize")
+
+__all__ = ["Transcript", "recognize_digits", "transcribe", "word_error_rate"]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was said, as text the NLU and challenge checker can use.
+
+    Attributes:
+        text: The transcript with spoken numbers as figures ("pay 120.50 yuan for
+            water"); for :func:`recognize_digits`, the digits spaced ("4 7 1 9").
+        confidence: 0-1; below ``min_confidence`` the result is ``weak``.
+        duration_s: Duration of the audio as received, in seconds.
+        engine: Engine and stage that produced ``text``, e.g.
+            ``"pocketsphinx/grammar"``, ``"pocketsphinx/domain-lm"``,
+            ``"pocketsphinx/general"``, ``"pocketsphinx/digits"``, ``"vosk"``.
+        words: The recognised words before number normalisation.
+        weak: Whether the dialogue should re-ask rather than act on it.
+        digits: For :func:`recognize_digits`, the digit string ("4719"), else None.
+        decode_s: Wall-clock seconds spent decoding (for real-time factor).
+    """
+
+    text: str
+    confidence: float
+    duration_s: float
+    engine: str
+    words: str = ""
+    weak: bool = False
+    digits: str | None = None
+    decode_s: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form printed by ``billtalk speech transcribe``."""
+        out: dict[str, object] = {
+            "text": self.text,
+            "duration_s": round(self.duration_s, 3),
+            "confidence": round(self.confidence, 3),
+            "weak": self.weak,
+            "engine": self.engine,
+            "words": self.words,
+        }
+        if self.digits is not None:
+            out["digits"] = self.digits
+        return out
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word error rate of ``hypothesis`` against ``reference`` (edits / reference words)."""
+    ref, hyp = reference.split(), hypothesis.split()
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return _edit_distance(ref, hyp) / len(ref)
+
+
+def _edit_distance(a: list[str], b: list[str]) -> int:
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def _agreement(a: str, b: str) -> float:
+    """1 - normalised word edit distance between two hypotheses (symmetric)."""
+    wa, wb = a.split(), b.split()
+    if not wa and not wb:
+        return 0.0
+    return 1.0 - _edit_distance(wa, wb) / max(len(wa), len(wb))
+
+
+def _confidence(decoded: Decoded, agreement: float) -> float:
+    """Combine the lattice posterior with cross-decoder agreement.
+
+    Either alone is a poor cue (a grammar decode can be confidently wrong, and
+    two decoders can agree on a short wrong word), so both must be high; the
+    weights were chosen on the synthetic benchmark (bench/speech.py).
+    """
+    if not decoded.text:
+        return 0.0
+    return round(0.4 * decoded.posterior + 0.6 * agreement, 4)
+
+
+def _as_audio(audio: bytes | Path | str | Audio, settings: SpeechSettings) -> Audio:
+    if isinstance(audio, Audio):
+        return audio
+    return load_audio(
+        audio, max_seconds=settings.max_seconds, vad_aggressiveness=settings.vad_aggressiveness
+    )
+
+
+def _pcm_for(audio: Audio, settings: SpeechSettings) -> tuple[bytes, int]:
+    samples = add_noise_floor(audio.samples, settings.dither_db)
+    if settings.telephone_mode == "narrowband" and audio.source_rate <= 8000:
+        import librosa
+
+        samples = librosa.resample(samples, orig_sr=SAMPLE_RATE, target_sr=8000)
+        return to_pcm16(samples), 8000
+    return to_pcm16(samples), SAMPLE_RATE
+
+
+def transcribe(
+    audio: bytes | Path | str | Audio,
+    *,
+    grammar: str | Path | None = None,
+    settings: SpeechSettings | None = None,
+) -> Transcript:
+    """Recognise what was said.
+
+    Args:
+        audio: Encoded audio (WAV, FLAC, OGG/Opus, MP3) as bytes or a path, or an
+            already loaded :class:`~bot.speech.audio.Audio`.
+        grammar: ``None`` for the domain grammar with fallbacks (the default),
+            ``"digits"`` for a digit string, ``"general"`` for the general model
+            only, or the path of a JSGF file to constrain the decoder to.
+        settings: Speech settings; defaults to :func:`get_speech_settings`.
+
+    Returns:
+        The :class:`Transcript`.
+
+    Raises:
+        AudioError: The audio is empty, silent, corrupt, truncated, too long or
+            holds no speech.
+    """
+    settings = settings or get_speech_settings()
+    loaded = _as_audio(audio, settings)
+    if grammar == "digits":
+        return recognize_digits(loaded, settings=settings)
+    started = time.perf_counter()
+    if settings.engine != "pocketsphinx":
+        result = _transcribe_other(loaded, settings)
+    else:
+        result = _transcribe_sphinx(loaded, grammar, settings)
+    elapsed = time.perf_counter() - started
+    log.info(
+        "speech_transcribed",
+        engine=result.engine,
+        confidence=result.confidence,
+        duration_s=loaded.duration_s,
+        decode_s=round(elapsed, 3),
+    )
+    return _with(result, decode_s=elapsed)
+
+
+def _with(t: Transcript, **changes: object) -> Transcript:
+    from dataclasses import replace
+
+    return replace(t, **changes)  # type: ignore[arg-type]
+
+
+def _result(
+    words: str, confidence: float, audio: Audio, engine: str, settings: SpeechSettings
+) -> Transcript:
+    return Transcript(
+        text=normalize_transcript(words),
+        confidence=confidence,
+        duration_s=audio.duration_s,
+        engine=engine,
+        words=words,
+        weak=confidence < settings.min_confidence or not words,
+    )
+
+
+def _transcribe_sphinx(
+    audio: Audio, grammar: str | Path | None, settings: SpeechSettings
+) -> Transcript:
+    pcm, rate = _pcm_for(audio, settings)
+    model = build_domain_model()
+    if grammar == "general":
+        general = get_decoder("lm", None, None, sample_rate=rate).decode(pcm)
+        return _result(general.text, general.posterior, audio, "pocketsphinx/general", settings)
+    if grammar is not None:
+        custom = get_decoder("jsgf", Path(grammar), model.dictionary, sample_rate=rate).decode(pcm)
+        lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
+        conf = _confidence(custom, _agreement(custom.text, lm.text))
+        return _result(custom.text, conf, audio, "pocketsphinx/custom-grammar", settings)
+
+    gram = get_decoder("jsgf", model.grammar, model.dictionary, sample_rate=rate).decode(pcm)
+    lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
+    agree = _agreement(gram.text, lm.text)
+    candidates = [
+        (_confidence(gram, agree), gram.text, "pocketsphinx/grammar"),
+        # The LM result is freer; when it disagrees with the grammar the grammar
+        # was probably forcing, so the LM result gets its own posterior, discounted.
+        (0.8 * _confidence(lm, agree), lm.text, "pocketsphinx/domain-lm"),
+    ]
+    best = max(candidates)
+    if best[0] < settings.min_confidence and settings.general_fallback:
+        general = get_decoder("lm", None, None, sample_rate=rate).decode(pcm)
+        g_agree = max(_agreement(general.text, gram.text), _agreement(general.text, lm.text))
+        candidates.append((_confidence(general, g_agree), general.text, "pocketsphinx/general"))
+        best = max(candidates)
+    confidence, words, engine = best
+    return _result(words, confidence, audio, engine, settings)
+
+
+def _transcribe_other(audio: Audio, settings: SpeechSettings) -> Transcript:
+    """Run a SpeechRecognition engine (Vosk, Whisper, faster-whisper).
+
+    These engines do not report a comparable confidence here, so results carry
+    ``settings.min_confidence`` (not weak, not strong): the dialogue still reads
+    every payment back for confirmation.
+    """
+    import speech_recognition as sr
+
+    data = sr.AudioData(to_pcm16(audio.samples), SAMPLE_RATE, 2)
+    recognizer = sr.Recognizer()
+    try:
+        if settings.engine == "vosk":
+            import json
+
+            from vosk import Model  # type: ignore[import-not-found]
+
+            recognizer.vosk_model = Model(settings.vosk_model_path)
+            words = json.loads(recognizer.recognize_vosk(data)).get("text", "")
+        elif settings.engine == "whisper":
+            words = recognizer.recognize_whisper(data, model=settings.whisper_model, language="en")
+        else:
+            words = recognizer.recognize_faster_whisper(data, model=settings.whisper_model)
+    except (ImportError, sr.RequestError, sr.UnknownValueError, OSError) as exc:
+        raise AudioError(
+            "engine_unavailable", f"Speech engine {settings.engine!r} failed: {exc}"
+        ) from exc
+    words = " ".join(str(words).lower().split())
+    return _result(words, settings.min_confidence, audio, settings.engine, settings)
+
+
+def recognize_digits(
+    audio: bytes | Path | str | Audio,
+    *,
+    expected_len: int | None = None,
+    settings: SpeechSettings | None = None,
+) -> Transcript:
+    """Recognise a spoken digit string (a verification challenge or a link code).
+
+    "zero" and "oh" both count as 0. With ``expected_len`` the decoder is held
+    to exactly that many digits, which measured to help a lot on real voices;
+    a second, free-length decode checks it, and their agreement is the
+    confidence.
+
+    Args:
+        audio: Encoded audio as bytes or a path, or an :class:`Audio`.
+        expected_len: The number of digits prompted, if known.
+        settings: Speech settings; defaults to :func:`get_speech_settings`.
+
+    Returns:
+        A :class:`Transcript` whose ``digits`` holds the digits ("471902") and
+        whose ``text`` holds them spaced ("4 7 1 9 0 2").
+
+    Raises:
+        AudioError: As for :func:`transcribe`.
+    """
+    settings = settings or get_speech_settings()
+    loaded = _as_audio(audio, settings)
+    started = time.perf_counter()
+    pcm, rate = _pcm_for(loaded, settings)
+    gram_any, dic = digit_grammar(None)
+    free = get_decoder("jsgf", gram_any, dic, sample_rate=rate).decode(pcm)
+    free_digits = _digits_of(free.text)
+    if expected_len:
+        gram_fixed, _ = digit_grammar(expected_len)
+        fixed = get_decoder("jsgf", gram_fixed, dic, sample_rate=rate).decode(pcm)
+        digits = _digits_of(fixed.text)
+        agree = _agreement(" ".join(digits), " ".join(free_digits))
+        confidence = _confidence(fixed, agree)
+        words = fixed.text
+    else:
+        digits = free_digits
+        confidence = round(free.posterior, 4) if digits else 0.0
+        words = free.text
+    elapsed = time.perf_counter() - started
+    log.info(
+        "speech_digits_recognized",
+        n_digits=len(digits),
+        expected_len=expected_len,
+        confidence=confidence,
+        decode_s=round(elapsed, 3),
+    )
+    return Transcript(
+        text=" ".join(digits),
+        confidence=confidence,
+        duration_s=loaded.duration_s,
+        engine="pocketsphinx/digits",
+        words=words,
+        weak=confidence < settings.min_confidence or not digits,
+        digits=digits,
+        decode_s=elapsed,
+    )
+
+
+def _digits_of(words: str) -> str:
+    return "".join(str(DIGIT_WORDS[w]) for w in words.split() if w in DIGIT_WORDS)
+
+
+def warm_up(settings: SpeechSettings | None = None) -> None:
+    """Build the artefacts and load the decoders now instead of on the first request."""
+    settings = settings or get_speech_settings()
+    model = build_domain_model()
+    get_decoder("jsgf", model.grammar, model.dictionary)
+    get_decoder("lm", model.lm, model.dictionary)
+    gram, dic = digit_grammar(None)
+    get_decoder("jsgf", gram, dic)
+    _ = np.zeros(1)
