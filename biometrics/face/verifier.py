@@ -1,0 +1,229 @@
+"""The face :class:`~bot.verification.Verifier`: video-note liveness, or a weak still.
+
+Policy (see ``docs/face.md``): face verification is one factor, beside
+possession of the linked chat account. A video note answering a fresh random
+movement challenge, continuous and matching the enrolled face, is accepted on
+its own. A still selfie proves only that someone has a photo of the resident:
+it must meet the stricter still threshold, must not be a near-copy of an
+enrollment photo, and even then counts only together with the PIN
+(``requires_also=PIN``). Lockout after repeated failures is the dialogue's
+verification service's job, the same for every kind.
+
+Every attempt is logged as kind, score, liveness and decision; never images or
+templates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import UTC, datetime, timedelta
+
+from billtalk.logs import get_logger
+from biometrics.face.errors import FaceError
+from biometrics.face.liveness import Motion, check_liveness, random_motions
+from biometrics.face.matching import decide_still
+from biometrics.face.pool import make_executor, observe_image, observe_video, run_in
+from biometrics.face.service import KIND
+from biometrics.face.settings import FaceSettings, get_face_settings
+from biometrics.store import TemplateStore
+from bot.verification import (
+    Challenge,
+    Decision,
+    Evidence,
+    VerificationKind,
+    VerificationResult,
+)
+
+log = get_logger("biometrics.face.verifier")
+
+#: Codes of unusable evidence: the resident should simply try again.
+_RETRY_CODES = frozenset(
+    {
+        "no_face",
+        "multiple_faces",
+        "face_too_small",
+        "too_blurry",
+        "corrupt_image",
+        "corrupt_video",
+        "unsupported_format",
+        "image_too_large",
+        "video_too_long",
+    }
+)
+
+
+class FaceVerifier:
+    """Step-up verification by face, for the dialogue's verification service.
+
+    Args:
+        store: The encrypted template store.
+        settings: Face settings; the process settings by default.
+        executor: Where dlib work runs; by default a process pool of
+            ``settings.workers`` processes, created on first use.
+        clock: Returns the current UTC time (tests pass a fixed clock).
+    """
+
+    kind = VerificationKind.FACE
+
+    def __init__(
+        self,
+        store: TemplateStore,
+        *,
+        settings: FaceSettings | None = None,
+        executor: Executor | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or get_face_settings()
+        self._executor = executor
+        self._own_executor = executor is None
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    @property
+    def executor(self) -> Executor:
+        """The executor running dlib work (created lazily)."""
+        if self._executor is None:
+            self._executor = make_executor(self.settings.workers)
+        return self._executor
+
+    def close(self) -> None:
+        """Shut down the process pool if this verifier created it."""
+        if self._own_executor and self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    async def is_enrolled(self, resident_id: str) -> bool:
+        """Whether the resident has an enrolled face template."""
+        return await asyncio.to_thread(self.store.is_enrolled, resident_id, KIND)
+
+    async def start(self, resident_id: str) -> Challenge:
+        """Issue a random movement challenge for a video note.
+
+        ``params["motion"]`` is the sequence of movements joined with ``","``
+        (e.g. ``"turn_left,look_up"``), for the prompt template
+        ``verify_face_prompt``. A still image is accepted too, but only as a
+        weaker factor that needs the PIN.
+        """
+        now = self._clock()
+        motions = random_motions(self.settings.challenge_steps)
+        accepts: tuple[str, ...] = ("video", "image") if self.settings.allow_still else ("video",)
+        return Challenge(
+            kind=self.kind,
+            challenge_id=secrets.token_urlsafe(16),
+            prompt_key="verify_face_prompt",
+            issued_at=now,
+            expires_at=now + timedelta(seconds=self.settings.challenge_ttl_s),
+            accepts=accepts,  # type: ignore[arg-type]
+            params={"motion": ",".join(str(m) for m in motions), "steps": str(len(motions))},
+            state={"motions": [str(m) for m in motions], "resident_id": resident_id},
+        )
+
+    async def verify(
+        self, resident_id: str, challenge: Challenge, evidence: Evidence
+    ) -> VerificationResult:
+        """Decide one attempt: a video note (liveness) or a still selfie (weak).
+
+        Returns a result with ``reason`` among ``match``, ``no_match``,
+        ``liveness_failed`` (with ``details["liveness"]`` saying which check),
+        ``replay_suspected``, ``still_not_allowed``, ``expired``,
+        ``wrong_challenge``, ``not_enrolled``, ``unsupported_media`` and the
+        :class:`~biometrics.face.errors.FaceError` codes (``no_face``,
+        ``multiple_faces``...).
+        """
+        result = await self._decide(resident_id, challenge, evidence)
+        log.info("face_verification_attempt", resident_id=resident_id, **result.to_log())
+        return result
+
+    async def _decide(
+        self, resident_id: str, challenge: Challenge, evidence: Evidence
+    ) -> VerificationResult:
+        if challenge.kind is not self.kind or challenge.state.get("resident_id") != resident_id:
+            return self._result(Decision.REJECT, "wrong_challenge")
+        if challenge.is_expired(self._clock()):
+            return self._result(Decision.REJECT, "expired")
+        if evidence.media not in challenge.accepts:
+            return self._result(Decision.RETRY, "unsupported_media")
+        template = await asyncio.to_thread(self.store.load, resident_id, KIND)
+        if template is None:
+            return self._result(Decision.REJECT, "not_enrolled")
+        try:
+            if evidence.media == "video":
+                analysis = await run_in(self.executor, observe_video, evidence.data, self.settings)
+                motions = [Motion(m) for m in challenge.state.get("motions", [])]
+                verdict = check_liveness(analysis, motions, template, self.settings)
+                if verdict.passed:
+                    return self._result(
+                        Decision.ACCEPT,
+                        "match",
+                        verdict.distance,
+                        verdict.threshold,
+                        True,
+                        details=verdict.details,
+                    )
+                if verdict.live:
+                    return self._result(
+                        Decision.REJECT,
+                        "no_match",
+                        verdict.distance,
+                        verdict.threshold,
+                        True,
+                        details=verdict.details,
+                    )
+                decision = Decision.RETRY if verdict.reason == "no_face" else Decision.REJECT
+                return self._result(
+                    decision,
+                    "liveness_failed",
+                    verdict.distance,
+                    verdict.threshold,
+                    False,
+                    details={**verdict.details, "liveness": verdict.reason},
+                )
+            obs = await run_in(self.executor, observe_image, evidence.data, self.settings)
+        except FaceError as exc:
+            decision = Decision.RETRY if exc.code in _RETRY_CODES else Decision.REJECT
+            return self._result(decision, exc.code)
+        assert obs.encoding is not None
+        still = decide_still(template, obs.encoding, self.settings)
+        if still.match:
+            return self._result(
+                Decision.ACCEPT,
+                "match",
+                still.distance,
+                still.threshold,
+                False,
+                requires_also=VerificationKind.PIN,
+                details={"evidence": "still"},
+            )
+        return self._result(
+            Decision.REJECT,
+            still.reason,
+            still.distance,
+            still.threshold,
+            False,
+            details={"evidence": "still"},
+        )
+
+    def _result(
+        self,
+        decision: Decision,
+        reason: str,
+        score: float | None = None,
+        threshold: float | None = None,
+        liveness: bool | None = None,
+        *,
+        requires_also: VerificationKind | None = None,
+        details: dict[str, object] | None = None,
+    ) -> VerificationResult:
+        return VerificationResult(
+            kind=self.kind,
+            decision=decision,
+            reason=reason,
+            score=None if score is None else round(score, 4),
+            threshold=threshold,
+            liveness=liveness,
+            requires_also=requires_also,
+            details=dict(details or {}),
+        )
