@@ -103,6 +103,7 @@ _ZH_RULES: list[tuple[str, re.Pattern[str]]] = [
         "last_n",
         re.compile(rf"(?:最近|近|过去|前|上)(?:的)?(?P<n>[{_CN_NUM}]{{1,3}}|\d{{1,2}}|几)个?月"),
     ),
+    ("half_year", re.compile(r"(?:最近|近|过去)半年")),
     ("before_last", re.compile(r"上上个?月")),
     ("last_month", re.compile(r"上个?月|上一个月")),
     ("this_month", re.compile(r"这个月|本月|这月|当月|这一个月")),
@@ -175,8 +176,8 @@ def _resolve(rule: str, m: re.Match[str], ref: date) -> dict[str, str] | None:
         if n is None or not 0 < n <= 120:
             return None
         return _value(*month_bounds(*_shift(y, mo, -n)))
-    if rule == "last_n":
-        n = _num(m.group("n"))
+    if rule in ("last_n", "half_year"):
+        n = 6 if rule == "half_year" else _num(m.group("n"))
         if n is None or not 0 < n <= 120:
             return None
         first = month_bounds(*_shift(y, mo, -n))[0]
