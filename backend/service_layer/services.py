@@ -1002,8 +1002,14 @@ def create_payment(
     utility: str | None = None,
     payment_token: str | None = None,
     source: str = "api",
+    now: datetime | None = None,
+    payment_id: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Pay ``amount`` for a household (see the module docstring for the flow).
+
+    Args:
+        now: the payment time (default: now); the demo seeder back-dates payments.
+        payment_id: the id to give a new payment (default: random).
 
     Returns:
         ``(response, replayed)``: the payment as JSON-ready dict, and whether it is
@@ -1026,7 +1032,8 @@ def create_payment(
     except InvalidAmount as exc:
         raise Invalid(exc.code, str(exc)) from exc
     rhash = _request_hash(household_id, utility, amount, method, payment_token)
-    now = utcnow()
+    stamp = now
+    now = now or utcnow()
     # 1. record (or find) the pending payment
     try:
         with uow:
@@ -1054,7 +1061,7 @@ def create_payment(
                     )
                 except alloc.OverpaymentLimit as exc:
                     raise Invalid(exc.code, str(exc)) from exc
-                payment_id = f"pay_{uuid.uuid4().hex[:24]}"
+                payment_id = payment_id or f"pay_{uuid.uuid4().hex[:24]}"
                 token = payment_token if payment_token is not None else hh.saved_method_token
                 uow.session.add(
                     orm.Payment(
@@ -1092,6 +1099,7 @@ def create_payment(
             utility=utility,
             payment_token=payment_token,
             source=source,
+            now=stamp,
         )
     # 2. charge (idempotent at the gateway: the payment id is its key)
     try:
@@ -1109,7 +1117,7 @@ def create_payment(
         _household(uow, household_id, lock=True)
         p = uow.repo.payment(payment_id, lock=True)
         assert p is not None
-        _apply_result(uow, p, result, utcnow())
+        _apply_result(uow, p, result, stamp or utcnow())
         uow.session.flush()
         response = _response(uow, p)
         if p.response is None and p.status != "pending":

@@ -51,7 +51,8 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.session.rollback()
+        # close() rolls back anything uncommitted without expiring loaded objects,
+        # so results read inside the block stay usable after it.
         self.session.close()
 
     def commit(self) -> None:
