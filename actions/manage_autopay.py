@@ -1,0 +1,82 @@
+"""Autopay: show it, or turn it on or off for one utility."""
+
+from __future__ import annotations
+
+import re
+
+from actions.base import UTILITIES, ActionContext, ActionResult, method_term, utility_term
+from bot.responses import ButtonSpec, Reply, Term
+
+# How residents say "on" and "off" (input vocabulary, not replies).
+_OFF = re.compile(
+    r"\b(off|disable|stop|cancel|deactivate|turn\s+off|switch\s+off)\b|关闭|关掉|取消|停止|停用|不要",
+    re.IGNORECASE,
+)
+_ON = re.compile(
+    r"\b(on|enable|activate|set\s*up|start|turn\s+on|switch\s+on)\b|开启|打开|开通|启用|设置",
+    re.IGNORECASE,
+)
+
+
+def wanted_state(ctx: ActionContext) -> bool | None:
+    """``True`` to enable, ``False`` to disable, ``None`` if the message doesn't say."""
+    explicit = ctx.entities.get("autopay_enabled")
+    if isinstance(explicit, bool):
+        return explicit
+    if _OFF.search(ctx.text or ""):
+        return False
+    if _ON.search(ctx.text or ""):
+        return True
+    return None
+
+
+async def manage_autopay(ctx: ActionContext) -> ActionResult:
+    """Turn autopay on or off, or show the settings with buttons to change them."""
+    utility = ctx.entities.get("utility")
+    enabled = wanted_state(ctx)
+    slots = {"last_intent": "manage_autopay"}
+    settings = await ctx.client.get_autopay(ctx.household_id)
+    if utility in UTILITIES and enabled is not None:
+        method = ctx.entities.get("payment_method") or ctx.resident.saved_method
+        if enabled and method is None:
+            return ActionResult(
+                [Reply("autopay_needs_method", {"utility": utility_term(utility)})], slots
+            )
+        setting = await ctx.client.set_autopay(
+            ctx.household_id, utility=utility, enabled=enabled, method=method if enabled else None
+        )
+        slots["context_utility"] = utility
+        if setting.enabled:
+            return ActionResult(
+                [
+                    Reply(
+                        "autopay_on",
+                        {
+                            "utility": utility_term(utility),
+                            "method": method_term(setting.method or method),
+                        },
+                    )
+                ],
+                slots,
+            )
+        return ActionResult([Reply("autopay_off", {"utility": utility_term(utility)})], slots)
+    lines = []
+    buttons = []
+    for u in UTILITIES:
+        setting = settings.get(u)
+        on = bool(setting and setting.enabled)
+        lines.append(
+            Reply(
+                "autopay_status_line",
+                {"utility": utility_term(u), "state": Term("onoff", "on" if on else "off")},
+            )
+        )
+        if enabled is None or enabled != on:
+            buttons.append(
+                ButtonSpec(
+                    "button_autopay_off" if on else "button_autopay_on",
+                    ctx.payload("manage_autopay", utility=u, enabled=not on),
+                    {"utility": utility_term(u)},
+                )
+            )
+    return ActionResult([Reply("autopay_status", {"lines": lines}, buttons=buttons)], slots)

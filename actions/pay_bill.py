@@ -1,0 +1,91 @@
+"""Execute a confirmed payment and explain the outcome plainly.
+
+The payment form (``bot/forms/payment.py``) collects and confirms the payment;
+this action only carries it out, with the idempotency key derived from the
+confirmation token, so pressing Pay twice (or a retry after a crash) returns the
+first payment instead of charging again.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from actions.base import ActionContext, ActionResult, method_term, utility_term
+from actions.errors import BackendUnavailable, BillingError, Conflict, ValidationFailed
+from bot.responses import Reply, Term
+
+#: Gateway failure codes with their own explanation; anything else is "failed".
+FAILURE_REPLIES = {
+    "card_declined": "pay_failed_declined",
+    "insufficient_funds": "pay_failed_insufficient",
+    "expired_card": "pay_failed_expired",
+    "invalid_number": "pay_failed_method",
+    "invalid_token": "pay_failed_method",
+}
+
+
+def _params(ctx: ActionContext, pending: dict[str, Any]) -> dict[str, Any]:
+    utility = pending.get("utility")
+    return {
+        "amount": ctx.money(Decimal(pending["amount"])),
+        "utility": utility_term(utility) if utility else Term("utility", "all"),
+        "method": method_term(pending["method"]),
+    }
+
+
+async def execute_payment(
+    ctx: ActionContext, pending: dict[str, Any], idempotency_key: str
+) -> ActionResult:
+    """Create the payment described by a confirmed ``pending`` confirmation."""
+    params = _params(ctx, pending)
+    try:
+        payment = await ctx.client.create_payment(
+            ctx.household_id,
+            amount=Decimal(pending["amount"]),
+            method=pending["method"],
+            utility=pending.get("utility"),
+            idempotency_key=idempotency_key,
+        )
+    except BackendUnavailable:
+        return ActionResult([Reply("pay_backend_down", params)], {"last_intent": "pay_bill"})
+    except Conflict:
+        return ActionResult([Reply("pay_conflict", params)], {"last_intent": "pay_bill"})
+    except ValidationFailed as exc:
+        key = (
+            "pay_invalid_overpay"
+            if exc.code in ("overpayment", "amount_exceeds_due")
+            else "pay_invalid"
+        )
+        return ActionResult([Reply(key, params)], {"last_intent": "pay_bill"})
+    except BillingError:
+        return ActionResult([Reply("pay_error", params)], {"last_intent": "pay_bill"})
+    slots: dict[str, Any] = {"last_intent": "pay_bill", "last_payment_id": payment.payment_id}
+    if payment.status == "succeeded":
+        reply = Reply("pay_succeeded", {**params, "receipt_no": payment.receipt_no or ""})
+    elif payment.status == "pending":
+        slots["pending_payment_id"] = payment.payment_id
+        reply = Reply("pay_pending", params)
+    else:
+        reply = Reply(FAILURE_REPLIES.get(payment.failure_code or "", "pay_failed"), params)
+    return ActionResult([reply], slots, payment_ids=[payment.payment_id])
+
+
+async def payment_status_update(ctx: ActionContext, payment_id: str) -> ActionResult | None:
+    """If a pending payment has settled, say how it ended (else ``None``)."""
+    try:
+        payment = await ctx.client.get_payment(payment_id)  # type: ignore[attr-defined]
+    except BillingError:
+        return None
+    if payment.status == "pending":
+        return None
+    params = {
+        "amount": ctx.money(payment.amount),
+        "utility": utility_term(payment.utility) if payment.utility else Term("utility", "all"),
+        "method": method_term(payment.method),
+    }
+    if payment.status == "succeeded":
+        reply = Reply("pay_settled_succeeded", {**params, "receipt_no": payment.receipt_no or ""})
+    else:
+        reply = Reply("pay_settled_failed", params)
+    return ActionResult([reply], {"pending_payment_id": None}, payment_ids=[payment_id])

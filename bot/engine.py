@@ -1,0 +1,393 @@
+"""The dialogue engine: one message in, replies out, state and log saved.
+
+Every channel calls :meth:`DialogueEngine.handle`. A turn:
+
+1. finds the resident (given by the channel, or through the channel link);
+2. takes the conversation's lease and loads its state (``bot.store``);
+3. starts a new session if the last one idled out (dropping any confirmation);
+4. if the conversation is with staff (human handoff), logs the message and
+   stays quiet;
+5. lets the :class:`~bot.policy.Policy` parse the message (NLU or button) and
+   run the actions;
+6. renders the replies in the message's language (``bot/responses.yml``);
+7. writes the new state and the turn's log row in one transaction.
+
+Example::
+
+    engine = await DialogueEngine.embedded()
+    replies = await engine.handle(
+        IncomingMessage(channel="terminal", external_user_id="r-1", resident_id="r-1",
+                        text="how much do I owe?")
+    )
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from actions.base import ActionContext
+from actions.errors import BackendUnavailable, BillingError
+from actions.link_account import redeem_link_code
+from billtalk.db import make_engine
+from billtalk.logs import get_logger
+from billtalk.settings import get_settings
+from bot.masking import SECRET_MASK, mask_pii
+from bot.messages import IncomingMessage, OutgoingMessage, utcnow
+from bot.policy import Policy, first_entities
+from bot.responses import Reply, Responses, default_responses
+from bot.settings import DialogueSettings, get_dialogue_settings
+from bot.state import ConversationState
+from bot.store import ConversationStore, TurnRecord, ensure_schema
+from bot.turn import Turn
+from bot.verification import VerificationKind, Verifier
+from bot.verification_service import VerificationService
+from bot.verifiers import build_registry
+
+log = get_logger("bot.engine")
+
+
+@dataclass
+class _ScopedCache:
+    client: Any
+    resident: Any
+    expires: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DialogueEngine:
+    """The assistant, shared by every channel.
+
+    Args:
+        store: The dialogue's store (conversation state, log, PINs, links).
+        billing: A service :class:`~backend.client.BillingClient`; the engine asks it
+            for a resident-scoped client for each turn.
+        nlu: An object with ``parse(text, *, reference_date=None) -> dict`` (Rasa
+            ``/model/parse`` format), e.g. ``nlu.load_model()``.
+        settings: Dialogue settings (default: from the environment).
+        clock: Returns the current time; tests inject one to test idle timeouts.
+        responses: The reply templates (default: ``bot/responses.yml``).
+        registry: Step-up verifiers by kind (default: PIN plus the biometric
+            verifiers that can be imported).
+        currency: The currency of every amount (default: ``BILLTALK_CURRENCY``).
+        scope_ttl_s: How long a resident-scoped client is reused.
+    """
+
+    def __init__(
+        self,
+        store: ConversationStore,
+        billing: Any,
+        nlu: Any,
+        *,
+        settings: DialogueSettings | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        responses: Responses | None = None,
+        registry: dict[VerificationKind, Verifier] | None = None,
+        currency: str | None = None,
+        scope_ttl_s: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.billing = billing
+        self.nlu = nlu
+        self.settings = settings or get_dialogue_settings()
+        self.clock = clock
+        self.responses = responses or default_responses()
+        self.currency = currency or get_settings().currency
+        self.verification = VerificationService(
+            registry if registry is not None else build_registry(store, clock),
+            store,
+            self.settings,
+            clock,
+        )
+        self.policy = Policy(self.settings, store, self.verification, self._context, self._parse)
+        self._scopes: dict[str, _ScopedCache] = {}
+        self._scope_ttl = scope_ttl_s
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    async def embedded(
+        cls,
+        database_url: str | None = None,
+        *,
+        nlu: Any = None,
+        **kwargs: Any,
+    ) -> DialogueEngine:
+        """The engine on the embedded default: billing API in-process, one database.
+
+        Migrates the dialogue's tables, builds ``BillingClient.embedded`` on the same
+        database and loads the default NLU model (training it if missing).
+        """
+        from backend.client import BillingClient
+
+        url = database_url or get_settings().database_url
+        dialogue_url = get_dialogue_settings().database_url or url
+        ensure_schema(dialogue_url)
+        store = ConversationStore(make_engine(dialogue_url))
+        billing = BillingClient.embedded(url)
+        if nlu is None:
+            import nlu as nlu_pkg
+
+            if hasattr(nlu_pkg, "ensure_default_model"):
+                nlu_pkg.ensure_default_model()
+            nlu = nlu_pkg.load_model()
+        return cls(store, billing, nlu, **kwargs)
+
+    @property
+    def db(self) -> Engine:
+        """The dialogue database's engine."""
+        return self.store.engine
+
+    # -- collaborators for the policy ------------------------------------------------
+
+    def _parse(self, text: str, *, reference_date: Any = None) -> dict[str, Any]:
+        return dict(self.nlu.parse(text, reference_date=reference_date))
+
+    async def _scoped(self, resident_id: str) -> _ScopedCache:
+        now = time.monotonic()
+        cached = self._scopes.get(resident_id)
+        if cached is None or cached.expires < now:
+            client = await self.billing.resident_scope(resident_id)
+            resident = await client.get_resident(resident_id)
+            cached = _ScopedCache(client, resident, now + self._scope_ttl)
+            self._scopes[resident_id] = cached
+        return cached
+
+    async def _context(self, turn: Turn) -> ActionContext:
+        if turn._context is None:
+            if turn.resident_id is None:
+                raise BillingError("not_linked", "no resident for this conversation", 403)
+            scoped = await self._scoped(turn.resident_id)
+            turn.household_id = str(scoped.resident.household_id)
+            slots = dict(turn.state.slots)
+            slots["conversation_ref"] = turn.conversation_id[:8].upper()
+            turn._context = ActionContext(
+                client=scoped.client,
+                resident=scoped.resident,
+                language=turn.language,
+                entities=turn.entities,
+                slots=slots,
+                text=turn.message.text or "",
+                today=turn.today,
+                currency=self.currency,
+                supports_files=turn.message.supports_files,
+                session=turn.state.session_id[:8],
+            )
+        turn._context.language = turn.language
+        turn._context.slots = {
+            **turn.state.slots,
+            "conversation_ref": turn.conversation_id[:8].upper(),
+        }
+        return turn._context
+
+    # -- the turn ------------------------------------------------------------------
+
+    async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
+        """Handle one message and return the replies (possibly none)."""
+        started = time.perf_counter()
+        now = self.clock()
+        resident_id, household_id = message.resident_id, None
+        if resident_id is None:
+            link = self.store.linked_resident(message.channel, message.external_user_id)
+            if link is not None:
+                resident_id, household_id = link
+        conversation_id = self.store.conversation_id_for(
+            message.channel, message.external_user_id, resident_id, now
+        )
+        owner = uuid.uuid4().hex
+        loaded = await self.store.acquire(conversation_id, owner, self.settings.lease_s)
+        try:
+            state = self._load_state(loaded.state, message, now)
+            snapshot = copy.deepcopy(state)
+            turn = Turn(
+                message=message,
+                state=state,
+                now=now,
+                today=now.date(),
+                conversation_id=conversation_id,
+                resident_id=resident_id or loaded.resident_id,
+                household_id=household_id or loaded.household_id,
+                language=state.language,
+                status=loaded.status,
+                flagged=loaded.flagged,
+                flag_reason=loaded.flag_reason,
+            )
+            slots_before = dict(snapshot.slots)
+            expired = now - state.last_activity_at > timedelta(
+                seconds=self.settings.session_timeout_s
+            )
+            if expired:
+                had_pending = state.active_form is not None
+                state.new_session(uuid.uuid4().hex, now)
+                turn.actions.append("session_started")
+                if had_pending:
+                    turn.say("session_expired")
+            state.last_activity_at = now
+            if turn.status == "waiting_for_staff":
+                turn.actions.append("waiting_for_staff")
+            else:
+                await self._run_policy(turn, snapshot)
+            outgoing = self._render(turn)
+            record = self._record(turn, outgoing, slots_before, started)
+            self.store.commit_turn(
+                loaded,
+                owner,
+                turn.state.to_dict(),
+                record,
+                status=turn.status,
+                flagged=turn.flagged,
+                flag_reason=turn.flag_reason,
+                resident_id=turn.resident_id,
+                household_id=turn.household_id,
+            )
+        except BaseException:
+            self.store.release(conversation_id, owner)
+            raise
+        return outgoing
+
+    def _load_state(
+        self, data: dict[str, Any], message: IncomingMessage, now: datetime
+    ) -> ConversationState:
+        if data:
+            return ConversationState.from_dict(data)
+        return ConversationState(
+            session_id=uuid.uuid4().hex,
+            session_started_at=now,
+            last_activity_at=now,
+            language=message.language or "en",
+        )
+
+    async def _run_policy(self, turn: Turn, snapshot: ConversationState) -> None:
+        try:
+            if turn.resident_id is None:
+                await self._unlinked(turn)
+            else:
+                await self.policy.respond(turn)
+        except BackendUnavailable as exc:
+            self._fail(turn, snapshot, f"backend_unavailable: {exc.code}", "backend_down")
+        except BillingError as exc:
+            self._fail(turn, snapshot, f"billing_error: {exc.code}", "backend_error")
+        except Exception as exc:  # the resident gets a plain apology, staff the log
+            log.exception("turn_failed", conversation=turn.conversation_id)
+            self._fail(turn, snapshot, f"internal_error: {type(exc).__name__}", "internal_error")
+
+    def _fail(self, turn: Turn, snapshot: ConversationState, error: str, key: str) -> None:
+        """An error mid-turn: keep the state as it was before the turn, apologise."""
+        now = turn.state.last_activity_at
+        turn.state = copy.deepcopy(snapshot)
+        turn.state.last_activity_at = now
+        turn.error = error
+        turn.replies = [r for r in turn.replies if r.key.startswith("session_")]
+        turn.say(key)
+
+    async def _unlinked(self, turn: Turn) -> None:
+        """A channel user with no linked resident: only a link code is accepted."""
+        text = (turn.message.text or "").strip()
+        if not text:
+            turn.say("link_required")
+            return
+        if len(text) > self.settings.max_message_chars:
+            turn.say("too_long", limit=self.settings.max_message_chars)
+            return
+        parse = self._parse(text, reference_date=turn.today)
+        turn.parse = parse
+        turn.language = parse.get("language") or turn.language
+        turn.state.language = turn.language
+        turn.entities = first_entities(parse.get("entities") or [])
+        turn.intent = (parse.get("intent") or {}).get("name")
+        code = turn.entities.get("link_code")
+        if code is None and text.isdigit() and 4 <= len(text) <= 10:
+            code = text
+        if code is None:
+            turn.say("link_required")
+            return
+        turn.actions.append("link_account")
+        reply, linked = await redeem_link_code(
+            self.billing,
+            str(code),
+            channel=turn.message.channel,
+            external_id=turn.message.external_user_id,
+        )
+        turn.add(reply)
+        if linked is not None:
+            turn.resident_id, turn.household_id = linked
+            self.store.link(
+                turn.message.channel, turn.message.external_user_id, linked[0], linked[1], turn.now
+            )
+
+    # -- rendering and logging ---------------------------------------------------------
+
+    def _render(self, turn: Turn) -> list[OutgoingMessage]:
+        if not turn.replies:
+            turn.state.buttons = []
+            return []
+        language = turn.language if turn.language in ("en", "zh") else "en"
+        texts, buttons, attachments = [], [], []
+        for reply in turn.replies:
+            texts.append(self.responses.render(reply, language))
+            buttons.extend(self.responses.buttons(reply, language))
+            attachments.extend(reply.attachments)
+        turn.state.buttons = [{"title": b.title, "payload": b.payload} for b in buttons]
+        return [
+            OutgoingMessage(
+                text="\n".join(texts),
+                buttons=tuple(buttons),
+                attachments=tuple(attachments),
+                language=language,
+            )
+        ]
+
+    def _record(
+        self,
+        turn: Turn,
+        outgoing: list[OutgoingMessage],
+        slots_before: dict[str, Any],
+        started: float,
+    ) -> TurnRecord:
+        message = turn.message
+        raw = message.text
+        masked = mask_pii(raw)
+        if turn.secret:
+            raw = masked = SECRET_MASK
+        parse = turn.parse or {}
+        return TurnRecord(
+            at=turn.now,
+            channel=message.channel,
+            resident_id=turn.resident_id,
+            household_id=turn.household_id,
+            session_id=turn.state.session_id,
+            text_raw=raw,
+            text_masked=masked,
+            button_payload=message.button_payload,
+            language=turn.language,
+            intent=turn.intent,
+            confidence=turn.confidence,
+            ranking=list(parse.get("intent_ranking") or [])[:5],
+            entities=[] if turn.secret else list(parse.get("entities") or []),
+            slots_before=slots_before,
+            slots_after=dict(turn.state.slots),
+            actions=list(turn.actions),
+            replies=[
+                {
+                    "text": m.text,
+                    "buttons": [{"title": b.title, "payload": b.payload} for b in m.buttons],
+                    "attachments": [a.filename for a in m.attachments],
+                    "keys": [r.key for r in turn.replies],
+                }
+                for m in outgoing
+            ],
+            verification=list(turn.verification),
+            payment_ids=list(dict.fromkeys(turn.payment_ids)),
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            error=turn.error,
+        )
+
+
+__all__ = ["DialogueEngine", "Reply"]

@@ -1,0 +1,1 @@
+"""Forms: multi-turn slot filling (the payment form, PIN set-up)."""

@@ -1,0 +1,97 @@
+"""The channel-neutral message model.
+
+Every channel (terminal chat, Telegram, smart speakers) turns what the resident
+sent into an :class:`IncomingMessage` and shows the engine's
+:class:`OutgoingMessage` objects in its own way: buttons as inline keyboards or
+numbered choices, attachments as files, text as speech.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+AttachmentKind = Literal["pdf", "image", "video", "audio", "voice"]
+
+
+def utcnow() -> datetime:
+    """The current instant, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message, in either direction.
+
+    Attributes:
+        kind: What it is (``pdf`` for a receipt, ``image`` for a selfie...).
+        data: The bytes.
+        filename: A name to show or save it under.
+        mime_type: Its media type.
+    """
+
+    kind: AttachmentKind
+    data: bytes = field(repr=False)
+    filename: str = ""
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button offered with a reply.
+
+    Attributes:
+        title: What the button says, already in the resident's language.
+        payload: What pressing it sends back, e.g. ``/confirm_payment{"token": "..."}``.
+    """
+
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """One message from a resident.
+
+    Attributes:
+        channel: The channel's name (``terminal``, ``telegram``, ``speaker``...).
+        external_user_id: Who sent it, in the channel's own terms (a Telegram user id...).
+        resident_id: The resident, when the channel already knows it (the terminal
+            chat is started for one resident); otherwise the engine looks up the
+            channel link.
+        text: What the resident wrote or said, if anything.
+        button_payload: The payload of a pressed button, if a button was pressed.
+        attachments: Files sent with the message (selfie, voice note...).
+        language: A hint for the reply language (``en`` or ``zh``); the language of
+            the message itself wins when it can be told.
+        received_at: When the channel received it (UTC).
+        supports_files: Whether the channel can deliver file attachments.
+    """
+
+    channel: str
+    external_user_id: str
+    text: str | None = None
+    resident_id: str | None = None
+    button_payload: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    language: str | None = None
+    received_at: datetime = field(default_factory=utcnow)
+    supports_files: bool = True
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One reply from the assistant.
+
+    Attributes:
+        text: The reply text.
+        buttons: Buttons to offer, in order.
+        attachments: Files to send (a receipt PDF...).
+        language: The language the reply is in.
+    """
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    language: str = "en"

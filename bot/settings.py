@@ -1,0 +1,53 @@
+"""Settings of the dialogue engine (``BILLTALK_DIALOGUE_*`` environment variables)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DialogueSettings(BaseSettings):
+    """Knobs of the dialogue engine.
+
+    Every value can be set from the environment with the ``BILLTALK_DIALOGUE_``
+    prefix, e.g. ``BILLTALK_DIALOGUE_SESSION_TIMEOUT_S=300``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="BILLTALK_DIALOGUE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    #: Database for conversation state and the log; empty = ``BILLTALK_DATABASE_URL``.
+    database_url: str = ""
+    #: A session idles out after this many seconds; a pending confirmation is dropped.
+    session_timeout_s: int = 600
+    #: A payment confirmation (and its Pay button) is valid for this many seconds.
+    confirmation_ttl_s: int = 300
+    #: Payments at or above this amount need step-up verification.
+    step_up_threshold: Decimal = Decimal("200.00")
+    #: Payments that would take today's total above this need step-up verification.
+    daily_limit: Decimal = Decimal("500.00")
+    #: Failed verifications (per resident and kind) before the kind is locked.
+    lockout_failures: int = 5
+    #: How long a locked verification kind stays locked.
+    lockout_minutes: int = 15
+    #: Below this NLU confidence a message counts as not understood.
+    fallback_threshold: float = 0.45
+    #: When the top two intents are closer than this, the resident is asked to choose.
+    ambiguity_margin: float = 0.08
+    #: Messages longer than this are refused without being parsed.
+    max_message_chars: int = 2000
+    #: Failed answers to one question before the assistant explains and offers to cancel.
+    max_slot_failures: int = 2
+    #: Misunderstood messages in a row before a human is offered.
+    max_misunderstandings: int = 2
+    #: Seconds a worker may hold a conversation's turn lease before another may take it.
+    lease_s: float = 30.0
+
+
+@lru_cache(maxsize=1)
+def get_dialogue_settings() -> DialogueSettings:
+    """The process's dialogue settings, read once from the environment."""
+    return DialogueSettings()

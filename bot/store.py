@@ -1,0 +1,521 @@
+"""Persistence of conversations, the conversation log, PINs, lockouts and channel links.
+
+The dialogue owns these tables (own metadata, own Alembic folder
+``bot/migrations``, version table ``alembic_version_bot``). They can live in the
+billing database (the embedded default) or in a database of their own
+(``BILLTALK_DIALOGUE_DATABASE_URL``).
+
+**One turn, one transaction.** A worker first takes the conversation's *lease*
+(a short conditional ``UPDATE``), so two workers handling messages of the same
+conversation at once take turns instead of interleaving. The turn then runs
+without holding a database lock (it calls the billing API, which may share the
+database), and ends with one transaction that writes the new state and the log
+row together, conditional on the version it read and the lease it holds. If
+either check fails nothing is written and :class:`ConcurrentTurnError` is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from billtalk.db import upgrade
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version_bot"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+class ConversationRow(Base):
+    __tablename__ = "bot_conversations"
+    __table_args__ = (UniqueConstraint("channel", "external_user_id", name="uq_bot_conv_user"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    external_user_id: Mapped[str] = mapped_column(String(128))
+    resident_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    household_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: ``active`` or ``waiting_for_staff`` (human handoff).
+    status: Mapped[str] = mapped_column(String(24), default="active")
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    state: Mapped[str] = mapped_column(Text, default="{}")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TurnRow(Base):
+    __tablename__ = "bot_turns"
+    __table_args__ = (UniqueConstraint("conversation_id", "turn", name="uq_bot_turn"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("bot_conversations.id", ondelete="CASCADE"), index=True
+    )
+    turn: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    channel: Mapped[str] = mapped_column(String(32))
+    resident_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    household_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    session_id: Mapped[str] = mapped_column(String(36))
+    text_raw: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text_masked: Mapped[str | None] = mapped_column(Text, nullable=True)
+    button_payload: Mapped[str | None] = mapped_column(Text, nullable=True)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    intent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ranking: Mapped[str] = mapped_column(Text, default="[]")
+    entities: Mapped[str] = mapped_column(Text, default="[]")
+    slots_before: Mapped[str] = mapped_column(Text, default="{}")
+    slots_after: Mapped[str] = mapped_column(Text, default="{}")
+    actions: Mapped[str] = mapped_column(Text, default="[]")
+    replies: Mapped[str] = mapped_column(Text, default="[]")
+    verification: Mapped[str] = mapped_column(Text, default="[]")
+    payment_ids: Mapped[str] = mapped_column(Text, default="[]")
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PinRow(Base):
+    __tablename__ = "bot_pins"
+
+    resident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pin_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LockoutRow(Base):
+    __tablename__ = "bot_verification_lockouts"
+
+    resident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LinkRow(Base):
+    __tablename__ = "bot_channel_links"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    resident_id: Mapped[str] = mapped_column(String(64), index=True)
+    household_id: Mapped[str] = mapped_column(String(64))
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def ensure_schema(url: str) -> None:
+    """Create or upgrade the dialogue's tables in the database at ``url``."""
+    upgrade(MIGRATIONS, url, VERSION_TABLE)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class ConcurrentTurnError(RuntimeError):
+    """Another worker changed the conversation (or took its lease) during this turn."""
+
+
+class ConversationBusyError(RuntimeError):
+    """The conversation's lease could not be taken in time."""
+
+
+@dataclass
+class LoadedConversation:
+    """A conversation row as read at the start of a turn."""
+
+    conversation_id: str
+    channel: str
+    external_user_id: str
+    resident_id: str | None
+    household_id: str | None
+    status: str
+    flagged: bool
+    flag_reason: str | None
+    state: dict[str, Any]
+    version: int
+    turns: int
+
+
+@dataclass
+class TurnRecord:
+    """One turn of the conversation log, as the engine hands it to the store."""
+
+    at: datetime
+    channel: str
+    resident_id: str | None
+    household_id: str | None
+    session_id: str
+    text_raw: str | None
+    text_masked: str | None
+    button_payload: str | None
+    language: str | None
+    intent: str | None
+    confidence: float | None
+    ranking: list[Any]
+    entities: list[Any]
+    slots_before: dict[str, Any]
+    slots_after: dict[str, Any]
+    actions: list[str]
+    replies: list[dict[str, Any]]
+    verification: list[dict[str, Any]]
+    payment_ids: list[str]
+    latency_ms: float
+    error: str | None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+
+
+class ConversationStore:
+    """Reads and writes the dialogue's tables.
+
+    Args:
+        engine: A SQLAlchemy engine (see :func:`billtalk.db.make_engine`) whose
+            database has the dialogue's schema (:func:`ensure_schema`).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction, committed on success."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # -- conversations ---------------------------------------------------------
+
+    def conversation_id_for(
+        self, channel: str, external_user_id: str, resident_id: str | None, now: datetime
+    ) -> str:
+        """The conversation of this channel user, created if it does not exist."""
+        with self.session() as s:
+            row = s.scalar(
+                select(ConversationRow.id).where(
+                    ConversationRow.channel == channel,
+                    ConversationRow.external_user_id == external_user_id,
+                )
+            )
+            if row is not None:
+                return row
+            conv_id = str(uuid.uuid4())
+            s.add(
+                ConversationRow(
+                    id=conv_id,
+                    channel=channel,
+                    external_user_id=external_user_id,
+                    resident_id=resident_id,
+                    status="active",
+                    flagged=False,
+                    state="{}",
+                    version=0,
+                    turns=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return conv_id
+
+    async def acquire(
+        self, conversation_id: str, owner: str, lease_s: float, wait_s: float = 15.0
+    ) -> LoadedConversation:
+        """Take the conversation's lease and read it.
+
+        Waits (polling) while another worker holds an unexpired lease.
+
+        Raises:
+            ConversationBusyError: the lease was not free within ``wait_s``.
+        """
+        deadline = time.monotonic() + wait_s
+        delay = 0.002
+        while True:
+            now = datetime.now(UTC)
+            with self.session() as s:
+                taken = s.execute(
+                    update(ConversationRow)
+                    .where(
+                        ConversationRow.id == conversation_id,
+                        or_(
+                            ConversationRow.lease_until.is_(None),
+                            ConversationRow.lease_until < now,
+                        ),
+                    )
+                    .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s))
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if taken == 1:
+                    row = s.get_one(ConversationRow, conversation_id)
+                    return LoadedConversation(
+                        conversation_id=row.id,
+                        channel=row.channel,
+                        external_user_id=row.external_user_id,
+                        resident_id=row.resident_id,
+                        household_id=row.household_id,
+                        status=row.status,
+                        flagged=row.flagged,
+                        flag_reason=row.flag_reason,
+                        state=json.loads(row.state or "{}"),
+                        version=row.version,
+                        turns=row.turns,
+                    )
+            if time.monotonic() > deadline:
+                raise ConversationBusyError(conversation_id)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def release(self, conversation_id: str, owner: str) -> None:
+        """Give the lease back without writing anything (the turn failed)."""
+        with self.session() as s:
+            s.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == conversation_id, ConversationRow.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    def commit_turn(
+        self,
+        loaded: LoadedConversation,
+        owner: str,
+        state: dict[str, Any],
+        record: TurnRecord,
+        *,
+        status: str,
+        flagged: bool,
+        flag_reason: str | None,
+        resident_id: str | None,
+        household_id: str | None,
+    ) -> None:
+        """Write the new state and the turn's log row in one transaction, releasing the lease.
+
+        Raises:
+            ConcurrentTurnError: the row's version or lease changed since :meth:`acquire`.
+        """
+        with self.session() as s:
+            changed = s.execute(
+                update(ConversationRow)
+                .where(
+                    ConversationRow.id == loaded.conversation_id,
+                    ConversationRow.version == loaded.version,
+                    ConversationRow.lease_owner == owner,
+                )
+                .values(
+                    state=_dumps(state),
+                    version=loaded.version + 1,
+                    turns=loaded.turns + 1,
+                    status=status,
+                    flagged=flagged,
+                    flag_reason=flag_reason,
+                    resident_id=resident_id,
+                    household_id=household_id,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=record.at,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if changed != 1:
+                raise ConcurrentTurnError(loaded.conversation_id)
+            s.add(
+                TurnRow(
+                    conversation_id=loaded.conversation_id,
+                    turn=loaded.turns + 1,
+                    at=record.at,
+                    channel=record.channel,
+                    resident_id=record.resident_id,
+                    household_id=record.household_id,
+                    session_id=record.session_id,
+                    text_raw=record.text_raw,
+                    text_masked=record.text_masked,
+                    button_payload=record.button_payload,
+                    language=record.language,
+                    intent=record.intent,
+                    confidence=record.confidence,
+                    ranking=_dumps(record.ranking),
+                    entities=_dumps(record.entities),
+                    slots_before=_dumps(record.slots_before),
+                    slots_after=_dumps(record.slots_after),
+                    actions=_dumps(record.actions),
+                    replies=_dumps(record.replies),
+                    verification=_dumps(record.verification),
+                    payment_ids=_dumps(record.payment_ids),
+                    latency_ms=record.latency_ms,
+                    error=record.error,
+                )
+            )
+
+    def get_conversation(self, conversation_id: str) -> ConversationRow | None:
+        """The conversation row, or ``None``."""
+        with self.session() as s:
+            return s.get(ConversationRow, conversation_id)
+
+    def find_conversations(self, resident_id: str) -> list[ConversationRow]:
+        """A resident's conversations, on every channel."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(ConversationRow)
+                    .where(ConversationRow.resident_id == resident_id)
+                    .order_by(ConversationRow.created_at)
+                )
+            )
+
+    def turns(self, conversation_id: str) -> list[TurnRow]:
+        """The conversation's log, oldest first."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(TurnRow)
+                    .where(TurnRow.conversation_id == conversation_id)
+                    .order_by(TurnRow.turn)
+                )
+            )
+
+    def set_status(self, conversation_id: str, *, status: str, flagged: bool | None = None) -> bool:
+        """Change a conversation's status (staff actions); whether it exists."""
+        values: dict[str, Any] = {"status": status, "updated_at": datetime.now(UTC)}
+        if flagged is not None:
+            values["flagged"] = flagged
+        with self.session() as s:
+            return (
+                s.execute(
+                    update(ConversationRow)
+                    .where(ConversationRow.id == conversation_id)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
+
+    # -- PINs --------------------------------------------------------------------
+
+    def get_pin_hash(self, resident_id: str) -> str | None:
+        """The argon2 hash of the resident's PIN, or ``None``."""
+        with self.session() as s:
+            row = s.get(PinRow, resident_id)
+            return row.pin_hash if row else None
+
+    def set_pin_hash(self, resident_id: str, pin_hash: str, now: datetime) -> None:
+        """Store (or replace) the resident's PIN hash."""
+        with self.session() as s:
+            row = s.get(PinRow, resident_id)
+            if row is None:
+                s.add(
+                    PinRow(
+                        resident_id=resident_id, pin_hash=pin_hash, created_at=now, updated_at=now
+                    )
+                )
+            else:
+                row.pin_hash = pin_hash
+                row.updated_at = now
+
+    # -- lockouts ----------------------------------------------------------------
+
+    def locked_until(self, resident_id: str, kind: str, now: datetime) -> datetime | None:
+        """Until when ``kind`` is locked for the resident, or ``None`` if it is not."""
+        with self.session() as s:
+            row = s.get(LockoutRow, (resident_id, kind))
+            until = _aware(row.locked_until) if row else None
+            return until if until is not None and until > now else None
+
+    def record_failure(
+        self, resident_id: str, kind: str, now: datetime, max_failures: int, lock_for: timedelta
+    ) -> tuple[int, datetime | None]:
+        """Count a failed verification; returns (failures, locked_until if it now locks)."""
+        with self.session() as s:
+            row = s.get(LockoutRow, (resident_id, kind))
+            if row is None:
+                row = LockoutRow(resident_id=resident_id, kind=kind, failures=0, updated_at=now)
+                s.add(row)
+            previous_lock = _aware(row.locked_until)
+            if previous_lock is not None and previous_lock <= now:
+                row.failures = 0  # an expired lock starts a new count
+                row.locked_until = None
+            row.failures = (row.failures or 0) + 1
+            row.updated_at = now
+            if row.failures >= max_failures:
+                row.locked_until = now + lock_for
+                return row.failures, row.locked_until
+            return row.failures, None
+
+    def record_success(self, resident_id: str, kind: str, now: datetime) -> None:
+        """A passed verification resets the failure count."""
+        with self.session() as s:
+            row = s.get(LockoutRow, (resident_id, kind))
+            if row is not None:
+                row.failures = 0
+                row.locked_until = None
+                row.updated_at = now
+
+    # -- channel links -----------------------------------------------------------
+
+    def linked_resident(self, channel: str, external_id: str) -> tuple[str, str] | None:
+        """``(resident_id, household_id)`` linked to a channel user, or ``None``."""
+        with self.session() as s:
+            row = s.get(LinkRow, (channel, external_id))
+            return (row.resident_id, row.household_id) if row else None
+
+    def link(
+        self, channel: str, external_id: str, resident_id: str, household_id: str, now: datetime
+    ) -> None:
+        """Link a channel user to a resident (replacing an earlier link)."""
+        with self.session() as s:
+            row = s.get(LinkRow, (channel, external_id))
+            if row is None:
+                s.add(
+                    LinkRow(
+                        channel=channel,
+                        external_id=external_id,
+                        resident_id=resident_id,
+                        household_id=household_id,
+                        linked_at=now,
+                    )
+                )
+            else:
+                row.resident_id = resident_id
+                row.household_id = household_id
+                row.linked_at = now
+
+    def count_turns(self) -> int:
+        """Number of logged turns in the database (for benchmarks and checks)."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(TurnRow)) or 0)

@@ -1,0 +1,79 @@
+"""The registry of step-up verifiers.
+
+The PIN verifier is always available. The face and voice verifiers are built by
+the biometrics packages (``biometrics.face.verifier.FaceVerifier`` and
+``biometrics.voice.verifier.VoiceVerifier``); :func:`build_registry` adds them
+when they can be imported and constructed, so the dialogue offers them as soon
+as they land, without a change here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from datetime import datetime
+
+from billtalk.logs import get_logger
+from bot.messages import utcnow
+from bot.store import ConversationStore
+from bot.verification import VerificationKind, Verifier
+from bot.verifiers.pin import PinVerifier
+
+log = get_logger("bot.verifiers")
+
+#: Where the biometric verifiers live: (kind, module, class).
+PLUGGABLE = (
+    (VerificationKind.FACE, "biometrics.face.verifier", "FaceVerifier"),
+    (VerificationKind.VOICE, "biometrics.voice.verifier", "VoiceVerifier"),
+)
+
+
+def _construct(cls: type, store: ConversationStore) -> Verifier | None:
+    from biometrics.store import TemplateStore
+
+    templates = TemplateStore(store.engine)
+    for build in (
+        lambda: cls(templates),
+        lambda: cls.from_settings(engine=store.engine),  # type: ignore[attr-defined]
+        lambda: cls(engine=store.engine),
+        lambda: cls(store.engine),
+        lambda: cls(),
+    ):
+        try:
+            verifier = build()
+        except (TypeError, AttributeError):
+            continue
+        if isinstance(verifier, Verifier):
+            return verifier
+    return None
+
+
+def build_registry(
+    store: ConversationStore,
+    clock: Callable[[], datetime] = utcnow,
+    *,
+    include_biometrics: bool = True,
+) -> dict[VerificationKind, Verifier]:
+    """The verifiers available in this process, keyed by kind (PIN first)."""
+    registry: dict[VerificationKind, Verifier] = {VerificationKind.PIN: PinVerifier(store, clock)}
+    if not include_biometrics:
+        return registry
+    for kind, module_name, class_name in PLUGGABLE:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        cls = getattr(module, class_name, None)
+        if cls is None:
+            continue
+        try:
+            verifier = _construct(cls, store)
+        except Exception as exc:  # a broken plug-in must not take the dialogue down
+            log.warning("verifier_unavailable", kind=str(kind), error=type(exc).__name__)
+            continue
+        if verifier is not None:
+            registry[kind] = verifier
+    return registry
+
+
+__all__ = ["PinVerifier", "build_registry"]
