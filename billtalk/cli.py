@@ -41,6 +41,35 @@ def _main() -> None:
     configure_logging(settings.log_level, settings.log_json)
 
 
+@app.command()
+def run(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    households: int = typer.Option(40, help="Demo households to seed into an empty database."),
+) -> None:
+    """Start the product on its embedded default (what ``make run`` calls).
+
+    Migrates the database, seeds the demo community when it is empty, makes sure
+    the default NLU model is trained, then serves the billing API. Chat with the
+    assistant from another terminal with ``billtalk chat --resident ID``.
+    """
+    from billtalk.bootstrap import prepare_product
+
+    url = get_settings().database_url
+    resident = prepare_product(url, households=households)
+    typer.echo(
+        f"\nbilltalk is ready on http://{host}:{port} (database {url}).\n"
+        f"Chat with the assistant in another terminal:\n"
+        f"  .venv/bin/billtalk chat --resident {resident}\n",
+        err=True,
+    )
+    import uvicorn
+
+    from backend.api import create_app
+
+    uvicorn.run(create_app(get_settings(), migrate=False), host=host, port=port)
+
+
 def _register_all() -> None:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(app)
