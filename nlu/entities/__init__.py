@@ -19,7 +19,7 @@ import re
 from datetime import date
 from typing import Any
 
-from nlu.entities._spans import Span, fold, is_free
+from nlu.entities._spans import Span, SpanSet, fold
 from nlu.entities.amounts import NumberToken, find_numbers, format_amount, parse_amount
 from nlu.entities.methods import METHODS, find_methods, normalise_method
 from nlu.entities.periods import find_periods
@@ -280,25 +280,22 @@ def extract_spans(
         return []
     text = text[:MAX_CHARS]
     folded = fold(text)
-    taken: list[Span] = list(find_periods(folded, reference_date))
+    taken = SpanSet(find_periods(folded, reference_date))
     named = sorted(
         find_methods(folded) + find_utilities(folded),
-        key=lambda s: (s.start, -(s.end - s.start)),
+        key=lambda s: (-(s.end - s.start), s.start),  # longest first: "电子钱包" over "用电"
     )
     for span in named:
-        if is_free(span.start, span.end, taken):
-            taken.append(span)
+        taken.add(span)
     for span in find_link_codes(folded):
-        if is_free(span.start, span.end, taken):
-            taken.append(span)
+        taken.add(span)
     for tok in find_numbers(folded):
-        if not is_free(tok.start, tok.end, taken):
+        if not taken.is_free(tok.start, tok.end):
             continue
         span = _classify(tok, folded)
-        if span is not None and is_free(span.start, span.end, taken):
-            taken.append(span)
-    taken.sort(key=lambda s: s.start)
-    return taken
+        if span is not None:
+            taken.add(span)
+    return list(taken)
 
 
 def extract_entities(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,9 +55,40 @@ class Span:
         }
 
 
-def is_free(start: int, end: int, taken: list[Span]) -> bool:
-    """Whether ``[start, end)`` overlaps none of the spans in ``taken``."""
-    return all(end <= s.start or start >= s.end for s in taken)
+class SpanSet:
+    """Non-overlapping spans kept sorted by start; adding and checking cost O(log n).
+
+    Long hostile messages can hold thousands of entities, so a linear overlap check
+    per candidate would make extraction quadratic.
+    """
+
+    def __init__(self, spans: Iterable[Span] = ()) -> None:
+        self._starts: list[int] = []
+        self._spans: list[Span] = []
+        for span in spans:
+            self.add(span)
+
+    def is_free(self, start: int, end: int) -> bool:
+        """Whether ``[start, end)`` overlaps no span in the set."""
+        i = bisect.bisect_left(self._starts, start)
+        if i < len(self._spans) and self._spans[i].start < end:
+            return False
+        return not (i > 0 and self._spans[i - 1].end > start)
+
+    def add(self, span: Span) -> bool:
+        """Add ``span`` if it overlaps nothing already in the set; return whether it was added."""
+        if span.start >= span.end or not self.is_free(span.start, span.end):
+            return False
+        i = bisect.bisect_left(self._starts, span.start)
+        self._starts.insert(i, span.start)
+        self._spans.insert(i, span)
+        return True
+
+    def __iter__(self) -> Iterator[Span]:
+        return iter(self._spans)
+
+    def __len__(self) -> int:
+        return len(self._spans)
 
 
 def words_re(words: list[str]) -> str:

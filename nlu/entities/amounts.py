@@ -85,7 +85,9 @@ _UNIT_RE = re.compile(
     re.I,
 )
 
-_DIGITS_RE = re.compile(r"(?<![A-Za-z0-9.,])(\d+(?:,\d+)*(?:\.\d+)?)")
+_DIGITS_RE = re.compile(
+    r"(?:(?<=rmb)|(?<=cny)|(?<=usd)|(?<![A-Za-z0-9.,]))(\d+(?:,\d+)*(?:\.\d+)?)", re.I
+)
 _MULT_RE = re.compile(r"\s?(?:(?P<k>k)(?![a-z])|(?P<cn>[万千百]))", re.I)
 
 # --- English number words ----------------------------------------------------------
@@ -171,7 +173,7 @@ def cn_int(text: str) -> int | None:
     A digit sequence without units ("二零二五") reads digit by digit.
     Returns None when ``text`` is not a well-formed numeral.
     """
-    if not text:
+    if not text or len(text) > 16:  # longer than any amount, reading or code
         return None
     if all(ch in _CN_DIGIT for ch in text):
         return int("".join(str(_CN_DIGIT[ch]) for ch in text))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from nlu.entities._fuzzy import fuzzy_words
-from nlu.entities._spans import Span, is_free, words_re
+from nlu.entities._spans import Span, SpanSet, words_re
 
 METHODS = ("card", "bank_transfer", "wallet", "alipay", "wechat_pay")
 
@@ -77,7 +77,7 @@ _STOP = frozenset(["wrench", "alike"])
 
 def find_methods(text: str) -> list[Span]:
     """Payment-method mentions in ``text`` as ``payment_method`` spans, in order."""
-    spans: list[Span] = []
+    spans = SpanSet()
     for m in _EN_RE.finditer(text):
         if _BAD_BEFORE.search(text, max(0, m.start() - 20), m.start()) or _BAD_AFTER.match(
             text[m.end() : m.end() + 30]
@@ -90,15 +90,12 @@ def find_methods(text: str) -> list[Span]:
             continue
         if word == "visa" and _VISA_DOC.match(text, m.end()):
             continue
-        spans.append(Span("payment_method", m.lastgroup or "", m.start(), m.end()))
+        spans.add(Span("payment_method", m.lastgroup or "", m.start(), m.end()))
     for m in _ZH_RE.finditer(text):
-        if is_free(m.start(), m.end(), spans):
-            spans.append(Span("payment_method", m.lastgroup or "", m.start(), m.end()))
+        spans.add(Span("payment_method", m.lastgroup or "", m.start(), m.end()))
     for start, end, value in fuzzy_words(text, _FUZZY_VOCAB, _STOP):
-        if is_free(start, end, spans):
-            spans.append(Span("payment_method", value, start, end))
-    spans.sort(key=lambda s: s.start)
-    return spans
+        spans.add(Span("payment_method", value, start, end))
+    return list(spans)
 
 
 def normalise_method(text: str) -> str | None:

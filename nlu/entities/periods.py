@@ -21,7 +21,7 @@ import calendar
 import re
 from datetime import date, timedelta
 
-from nlu.entities._spans import Span
+from nlu.entities._spans import Span, SpanSet
 from nlu.entities.amounts import cn_int
 
 __all__ = ["find_periods", "month_bounds"]
@@ -240,11 +240,11 @@ def find_periods(text: str, reference_date: date | None = None) -> list[Span]:
         Non-overlapping spans in order; ``value`` is ``{"start", "end"}`` (ISO dates).
     """
     ref = reference_date or date.today()
-    spans: list[Span] = []
+    spans = SpanSet()
     for rules in (_EN_RULES, _ZH_RULES):
         for rule, pattern in rules:
             for m in pattern.finditer(text):
-                if any(m.start() < s.end and s.start < m.end() for s in spans):
+                if not spans.is_free(m.start(), m.end()):
                     continue
                 if rules is _EN_RULES and rule == "month" and not _english_month_ok(m):
                     continue
@@ -256,6 +256,5 @@ def find_periods(text: str, reference_date: date | None = None) -> list[Span]:
                     start = m.start("m")
                 elif rules is _EN_RULES and rule == "year":
                     start = m.start("y")
-                spans.append(Span("period", value, start, m.end(), {"rule": rule}))
-    spans.sort(key=lambda s: s.start)
-    return spans
+                spans.add(Span("period", value, start, m.end(), {"rule": rule}))
+    return list(spans)

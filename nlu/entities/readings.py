@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from nlu.entities._spans import Span
+from nlu.entities._spans import Span, SpanSet
 
 __all__ = [
     "LINK_CODE_DIGITS",
@@ -74,16 +74,15 @@ def find_link_codes(text: str, *, require_cue: bool = True) -> list[Span]:
         require_cue: When False, any 6-8 digit group counts (for a message that
             answers "what is your link code?").
     """
-    spans: list[Span] = []
+    spans = SpanSet()
     for pattern in (_GROUPED_CODE, _PLAIN_CODE):
         for m in pattern.finditer(text):
             digits = "".join(g for g in m.groups() if g)
             if not LINK_CODE_DIGITS[0] <= len(digits) <= LINK_CODE_DIGITS[1]:
                 continue
-            if any(m.start() < s.end and s.start < m.end() for s in spans):
+            if not spans.is_free(m.start(), m.end()):
                 continue
             if require_cue and link_cue_near(text, m.start(), m.end()) is None:
                 continue
-            spans.append(Span("link_code", digits, m.start(), m.end()))
-    spans.sort(key=lambda s: s.start)
-    return spans
+            spans.add(Span("link_code", digits, m.start(), m.end()))
+    return list(spans)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from nlu.entities._fuzzy import fuzzy_words
-from nlu.entities._spans import Span, is_free, words_re
+from nlu.entities._spans import Span, SpanSet, words_re
 
 UTILITIES = ("electricity", "water", "gas", "property_fee")
 
@@ -120,7 +120,7 @@ def find_utilities(text: str) -> list[Span]:
     Returns:
         Non-overlapping spans whose ``value`` is one of :data:`UTILITIES`.
     """
-    spans: list[Span] = []
+    spans = SpanSet()
     for m in _EN_RE.finditer(text):
         value = m.lastgroup or ""
         word = m.group(0).lower()
@@ -134,15 +134,12 @@ def find_utilities(text: str) -> list[Span]:
             continue
         if word in ("power", "energy") and _BAD_AFTER.match(text[m.end() : m.end() + 30]):
             continue
-        spans.append(Span("utility", value, m.start(), m.end()))
+        spans.add(Span("utility", value, m.start(), m.end()))
     for m in _ZH_RE.finditer(text):
-        if is_free(m.start(), m.end(), spans):
-            spans.append(Span("utility", m.lastgroup or "", m.start(), m.end()))
+        spans.add(Span("utility", m.lastgroup or "", m.start(), m.end()))
     for start, end, value in fuzzy_words(text, _FUZZY_VOCAB, _STOP):
-        if is_free(start, end, spans):
-            spans.append(Span("utility", value, start, end))
-    spans.sort(key=lambda s: s.start)
-    return spans
+        spans.add(Span("utility", value, start, end))
+    return list(spans)
 
 
 def normalise_utility(text: str) -> str | None:
