@@ -5,7 +5,8 @@
   ("4,521.7" -> "4521.7").
 * A **link code** is 6 to 8 digits near "code", "link", "connect", "绑定码" ...; it may be
   written in groups ("482-913", "482 913") and its value is the digits ("482913").
-  The backend issues 8-digit codes; 6 and 7 are accepted for codes read out by staff.
+  The backend issues 6-digit zero-padded codes; up to 8 digits are accepted so it
+  can lengthen them without an NLU change.
 """
 
 from __future__ import annotations
