@@ -25,7 +25,7 @@ class FaceSettings(BaseSettings):
     threshold: float = Field(default=0.50, gt=0.0, lt=2.0)
     #: The stricter threshold a *still* selfie must meet; a still never suffices alone
     #: (it also needs the PIN).
-    still_threshold: float = Field(default=0.42, gt=0.0, lt=2.0)
+    still_threshold: float = Field(default=0.45, gt=0.0, lt=2.0)
     #: Whether a still selfie (with the PIN) may be used at all for step-up.
     allow_still: bool = True
     #: A probe closer than this to an enrolled photo is a near-duplicate of it (a
@@ -46,7 +46,7 @@ class FaceSettings(BaseSettings):
     #: Smallest accepted face (detector box width, pixels of the original image).
     min_face_px: int = 60
     #: Smallest accepted variance of the Laplacian over the face crop (blur gate).
-    min_sharpness: float = 15.0
+    min_sharpness: float = 8.0
 
     # --- video-note liveness ----------------------------------------------------------------
     #: How long a challenge can be answered, in seconds.
