@@ -19,8 +19,10 @@ from backend.domain.forecast import (
 )
 
 #: A clean seasonal shape (Jan..Dec), mean exactly 1.
-SHAPE = [Decimal(x) for x in
-         ("1.2", "1.0", "0.8", "0.7", "0.8", "1.1", "1.6", "1.6", "1.1", "0.7", "0.6", "0.8")]
+SHAPE = [
+    Decimal(x)
+    for x in ("1.2", "1.0", "0.8", "0.7", "0.8", "1.1", "1.6", "1.6", "1.1", "0.7", "0.6", "0.8")
+]
 
 
 def months(start: date, n: int) -> list[date]:
@@ -31,8 +33,15 @@ def months(start: date, n: int) -> list[date]:
     return out
 
 
-def seasonal(n: int, *, base: str = "200", growth: str = "0", start: date = date(2023, 1, 1),
-             noise: float = 0.0, seed: int = 0) -> list[tuple[date, Decimal]]:
+def seasonal(
+    n: int,
+    *,
+    base: str = "200",
+    growth: str = "0",
+    start: date = date(2023, 1, 1),
+    noise: float = 0.0,
+    seed: int = 0,
+) -> list[tuple[date, Decimal]]:
     rng = random.Random(seed)
     out = []
     for k, d in enumerate(months(start, n)):

@@ -31,10 +31,21 @@ def gw() -> SandboxGateway:
     return SandboxGateway(KEY)
 
 
-def charge(gw: SandboxGateway, token: str | None, *, amount: str = "120.00", key: str = "k1",
-           method: str = "card"):
-    return gw.charge(amount=Decimal(amount), currency="CNY", method=method,
-                     payment_token=token, idempotency_key=key)
+def charge(
+    gw: SandboxGateway,
+    token: str | None,
+    *,
+    amount: str = "120.00",
+    key: str = "k1",
+    method: str = "card",
+):
+    return gw.charge(
+        amount=Decimal(amount),
+        currency="CNY",
+        method=method,
+        payment_token=token,
+        idempotency_key=key,
+    )
 
 
 # -- outcomes -------------------------------------------------------------------------
@@ -114,8 +125,7 @@ def test_references_survive_a_restart_in_a_fresh_process() -> None:
         " payment_token='tok_timeout', idempotency_key='x')\n"
         "print(r.reference)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     reference = out.stdout.strip()
     fresh = SandboxGateway(derive_key("gateway-sandbox", env_key))
     settled = fresh.status(reference)
@@ -155,8 +165,13 @@ def test_garbage_reference_is_unknown(gw: SandboxGateway, reference: str) -> Non
 @pytest.mark.parametrize("amount", [12.34, 12, "12.34", True, None])
 def test_non_decimal_amount_raises_type_error(gw: SandboxGateway, amount: object) -> None:
     with pytest.raises(TypeError):
-        gw.charge(amount=amount, currency="CNY", method="card",  # type: ignore[arg-type]
-                  payment_token=None, idempotency_key="k")
+        gw.charge(
+            amount=amount,
+            currency="CNY",
+            method="card",  # type: ignore[arg-type]
+            payment_token=None,
+            idempotency_key="k",
+        )
 
 
 @pytest.mark.parametrize(
@@ -192,10 +207,16 @@ def test_largest_amount_round_trips_through_the_reference(gw: SandboxGateway) ->
         ("payment_token", 4242424242424242, "invalid_token"),
     ],
 )
-def test_malformed_requests_are_rejected(gw: SandboxGateway, field: str, value: object,
-                                         code: str) -> None:
-    kwargs: dict[str, object] = {"amount": Decimal("1.00"), "currency": "CNY", "method": "card",
-                                 "payment_token": None, "idempotency_key": "k"}
+def test_malformed_requests_are_rejected(
+    gw: SandboxGateway, field: str, value: object, code: str
+) -> None:
+    kwargs: dict[str, object] = {
+        "amount": Decimal("1.00"),
+        "currency": "CNY",
+        "method": "card",
+        "payment_token": None,
+        "idempotency_key": "k",
+    }
     kwargs[field] = value
     with pytest.raises(GatewayValidationError) as info:
         gw.charge(**kwargs)  # type: ignore[arg-type]
@@ -253,8 +274,17 @@ def test_get_gateway_builds_the_sandbox_by_default(monkeypatch: pytest.MonkeyPat
     assert isinstance(gateway, SandboxGateway) and isinstance(gateway, PaymentGateway)
     assert gateway.name == "sandbox"
     # two instances share the derived key, so references cross instances (and restarts)
-    ref = get_gateway("sandbox").charge(amount=Decimal("1.00"), currency="CNY", method="wallet",
-                                        payment_token=None, idempotency_key="f").reference
+    ref = (
+        get_gateway("sandbox")
+        .charge(
+            amount=Decimal("1.00"),
+            currency="CNY",
+            method="wallet",
+            payment_token=None,
+            idempotency_key="f",
+        )
+        .reference
+    )
     assert get_gateway().status(ref).succeeded
 
 

@@ -26,10 +26,19 @@ NOW = 1_790_000_000
 
 
 def event_body(**overrides: object) -> bytes:
-    data = {"reference": "sbx_ref", "status": "succeeded", "failure_code": None,
-            "amount": "12.34", "currency": "CNY"}
-    payload: dict[str, object] = {"id": "evt_1", "type": "charge.succeeded", "created": NOW,
-                                  "data": data}
+    data = {
+        "reference": "sbx_ref",
+        "status": "succeeded",
+        "failure_code": None,
+        "amount": "12.34",
+        "currency": "CNY",
+    }
+    payload: dict[str, object] = {
+        "id": "evt_1",
+        "type": "charge.succeeded",
+        "created": NOW,
+        "data": data,
+    }
     for key, value in overrides.items():
         if key in data:
             data[key] = value
@@ -203,8 +212,13 @@ def test_explicit_webhook_secret_setting(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_sandbox_webhook_round_trip() -> None:
     gw = SandboxGateway(b"s" * 32)
-    pending = gw.charge(amount=Decimal("88.80"), currency="CNY", method="alipay",
-                        payment_token="tok_timeout", idempotency_key="wh-1")
+    pending = gw.charge(
+        amount=Decimal("88.80"),
+        currency="CNY",
+        method="alipay",
+        payment_token="tok_timeout",
+        idempotency_key="wh-1",
+    )
     assert pending.status == "pending"
     body, header = gw.webhook(pending.reference, secret=SECRET, timestamp=NOW)
     event = parse_webhook(body, header, NOW + 5, secret=SECRET)
@@ -217,13 +231,23 @@ def test_sandbox_webhook_round_trip() -> None:
 
 def test_sandbox_webhook_for_declined_and_refund() -> None:
     gw = SandboxGateway(b"s" * 32)
-    late = gw.charge(amount=Decimal("5.00"), currency="CNY", method="card",
-                     payment_token="tok_timeout_decline", idempotency_key="wh-2")
+    late = gw.charge(
+        amount=Decimal("5.00"),
+        currency="CNY",
+        method="card",
+        payment_token="tok_timeout_decline",
+        idempotency_key="wh-2",
+    )
     body, header = gw.webhook(late.reference, secret=SECRET, timestamp=NOW)
     event = parse_webhook(body, header, NOW, secret=SECRET)
     assert (event.type, event.failure_code) == ("charge.failed", "card_declined")
-    ok = gw.charge(amount=Decimal("5.00"), currency="CNY", method="card",
-                   payment_token=None, idempotency_key="wh-3")
+    ok = gw.charge(
+        amount=Decimal("5.00"),
+        currency="CNY",
+        method="card",
+        payment_token=None,
+        idempotency_key="wh-3",
+    )
     refund = gw.refund(ok.reference, Decimal("5.00"), "rf")
     body, header = gw.webhook(refund.reference, secret=SECRET, timestamp=NOW)
     assert parse_webhook(body, header, NOW, secret=SECRET).type == "refund.succeeded"
@@ -231,8 +255,13 @@ def test_sandbox_webhook_for_declined_and_refund() -> None:
 
 def test_event_time_default_is_now() -> None:
     gw = SandboxGateway(b"s" * 32)
-    ok = gw.charge(amount=Decimal("1.00"), currency="CNY", method="card",
-                   payment_token=None, idempotency_key="t")
+    ok = gw.charge(
+        amount=Decimal("1.00"),
+        currency="CNY",
+        method="card",
+        payment_token=None,
+        idempotency_key="t",
+    )
     body, header = gw.webhook(ok.reference, secret=SECRET)
     event = parse_webhook(body, header, secret=SECRET)
     assert abs(event.created_at - datetime.now(UTC)) < timedelta(seconds=5)

@@ -27,10 +27,12 @@ def receipt(**overrides: object) -> ReceiptData:
         method="wechat_pay",
         gateway_reference="sbx_ch_s_123450_CNY_0123456789abcdef0123_0123456789abcdef01234567",
         allocations=[
-            ReceiptAllocation("electricity", date(2026, 9, 1), date(2026, 9, 30),
-                              Decimal("234.50")),
-            ReceiptAllocation("property_fee", date(2026, 10, 1), date(2026, 10, 31),
-                              Decimal("900.00")),
+            ReceiptAllocation(
+                "electricity", date(2026, 9, 1), date(2026, 9, 30), Decimal("234.50")
+            ),
+            ReceiptAllocation(
+                "property_fee", date(2026, 10, 1), date(2026, 10, 31), Decimal("900.00")
+            ),
         ],
         payment_id="pay-42",
         notes="Overpayment kept as credit on electricity",
@@ -50,10 +52,22 @@ def test_pdf_parses_and_shows_every_field() -> None:
     text = text_of(pdf)
     flat = "".join(text.split())  # long unbroken values wrap mid-word
     for expected in [
-        "R2026-000123", "2026-11-03 09:30", "Building 1, Unit 1203", "hh-0001", "pay-42",
-        "WeChat Pay", "sbx_ch_s_123450_CNY_0123456789abcdef0123_0123456789abcdef01234567",
-        "Electricity", "2026-09-01", "2026-09-30", "234.50", "Property fee", "900.00",
-        "CNY 1,234.50", "Overpayment kept as credit on electricity", "Paid",
+        "R2026-000123",
+        "2026-11-03 09:30",
+        "Building 1, Unit 1203",
+        "hh-0001",
+        "pay-42",
+        "WeChat Pay",
+        "sbx_ch_s_123450_CNY_0123456789abcdef0123_0123456789abcdef01234567",
+        "Electricity",
+        "2026-09-01",
+        "2026-09-30",
+        "234.50",
+        "Property fee",
+        "900.00",
+        "CNY 1,234.50",
+        "Overpayment kept as credit on electricity",
+        "Paid",
     ]:
         assert "".join(expected.split()) in flat, expected
     # 1234.50 paid, 1134.50 allocated: the rest is shown as a credit
@@ -81,8 +95,9 @@ def test_rendering_is_reproducible() -> None:
     assert render_receipt_pdf(receipt()) != render_receipt_pdf(receipt(receipt_no="R2026-000124"))
 
 
-@pytest.mark.parametrize(("status", "stamp"), [("pending", "PENDING"), ("reversed", "REVERSED"),
-                                               ("failed", "FAILED")])
+@pytest.mark.parametrize(
+    ("status", "stamp"), [("pending", "PENDING"), ("reversed", "REVERSED"), ("failed", "FAILED")]
+)
 def test_non_final_statuses_are_stamped(status: str, stamp: str) -> None:
     text = text_of(render_receipt_pdf(receipt(status=status)))
     assert stamp in text
@@ -93,7 +108,7 @@ def test_markup_is_escaped_and_control_characters_dropped() -> None:
     hostile = 'Tom <b>&</b> "Jerry"\x00\x07 新年'
     pdf = render_receipt_pdf(receipt(payer=hostile, notes="<para>x</para>\nline two"))
     text = text_of(pdf)
-    assert "Tom <b>&</b> \"Jerry\"" in text and "新年" in text
+    assert 'Tom <b>&</b> "Jerry"' in text and "新年" in text
     assert "<para>x</para> line two" in text
     assert markup("a<b") == "a&lt;b"
     cjk = '<font name="STSong-Light">'
@@ -106,16 +121,18 @@ def test_long_values_wrap_instead_of_overflowing() -> None:
         ReceiptAllocation("water", date(2025, m, 1), date(2025, m, 28), Decimal("10.00"))
         for m in range(1, 13)
     ]
-    pdf = render_receipt_pdf(receipt(community=long_community, allocations=allocations,
-                                     amount=Decimal("120.00")))
+    pdf = render_receipt_pdf(
+        receipt(community=long_community, allocations=allocations, amount=Decimal("120.00"))
+    )
     text = text_of(pdf, pages=2)  # the receipt flows on to a second page
     assert text.count("Water") == 12
 
 
 def test_credit_only_and_unknown_labels() -> None:
     allocations = [ReceiptAllocation("gas", None, None, Decimal("50.00"))]
-    pdf = render_receipt_pdf(receipt(allocations=allocations, amount=Decimal("50.00"),
-                                     method="bank_transfer", notes=""))
+    pdf = render_receipt_pdf(
+        receipt(allocations=allocations, amount=Decimal("50.00"), method="bank_transfer", notes="")
+    )
     text = text_of(pdf)
     assert "Gas" in text and "Credit" in text and "Bank transfer" in text
     assert "Notes" not in text
