@@ -6,12 +6,13 @@ ten right. This module builds, from the NLU training data (``nlu/data/**/*.yml``
 Rasa YAML with the entity annotations stripped) and the vocabulary of answers
 the dialogue asks for (amounts, utilities, months, digits, yes/no):
 
-* a JSGF grammar (``domain.gram``): every training sentence, with amounts,
-  readings and codes replaced by number rules and utilities and payment methods
-  by the lists of their spoken names;
-* a trigram language model (``domain.lm``, ARPA): the same sentences with the
-  slots filled by sampled values, for utterances the grammar does not cover;
-* a dictionary (``domain.dict``) holding only the words of both, from CMUdict
+* a trigram language model (``domain.lm``, ARPA): every training sentence,
+  with amounts, readings, codes, utilities and payment methods replaced by
+  sampled spoken values, so the model knows "pay one hundred twenty yuan and
+  fifty fen for water" without having seen that exact sentence;
+* JSGF answer grammars (``answer-*.gram``) for replies to a known prompt (an
+  amount, yes/no, a utility, a month), built on compact number rules;
+* a dictionary (``domain.dict``) holding only the words of these, from CMUdict
   plus :data:`~bot.speech.sphinx.EXTRA_PRONUNCIATIONS`. Loading it takes
   milliseconds where the full CMUdict takes seconds.
 * a digit grammar (``digits-N.gram``), for spoken challenges and link codes.
@@ -36,7 +37,7 @@ import yaml
 from billtalk.logs import get_logger
 from billtalk.settings import PROJECT_ROOT, get_settings
 from bot.speech.numbers import MONTHS, amount_to_words, int_to_words
-from bot.speech.sphinx import cmudict, content_hash, write_dictionary
+from bot.speech.sphinx import EXTRA_PRONUNCIATIONS, cmudict, content_hash, write_dictionary
 
 log = get_logger("bot.speech.grammar")
 
@@ -72,23 +73,37 @@ _ANNOTATION = re.compile(
 )
 _ENTITY_IN_DICT = re.compile(r'"entity"\s*:\s*"(?P<entity>[^"]+)"')
 
+# pocketsphinx copies a rule's graph at every reference, so the rules are
+# factored to reference each sub-rule as few times as possible (a first, naive
+# cardinal grammar decoded at several times real time), and use single <NULL>
+# arcs instead of nested optional items, whose null-transition closure is costly.
 _NUMBER_RULES = """\
 <d1> = one | two | three | four | five | six | seven | eight | nine;
 <d0> = zero | oh | <d1>;
-<teen> = ten | eleven | twelve | thirteen | fourteen | fifteen | sixteen | seventeen
-       | eighteen | nineteen;
-<tens> = twenty | thirty | forty | fifty | sixty | seventy | eighty | ninety;
-<below100> = <d1> | <teen> | <tens> [<d1>];
-<below1000> = (<d1> | a) hundred [[and] <below100>] | <below100>;
-<number> = (<below100> | a) thousand [[and] <below1000>] | <below1000>;
+<below100> = <d1> | ten | eleven | twelve | thirteen | fourteen | fifteen | sixteen
+           | seventeen | eighteen | nineteen
+           | (twenty | thirty | forty | fifty | sixty | seventy | eighty | ninety) (<d1> | <NULL>);
+<and> = and | <NULL>;
+<hundreds> = (<d1> | a) hundred;
+<below1000> = <below100> | <hundreds> (<NULL> | <and> <below100>);
+<number> = <below1000> | (<below100> | a) thousand (<NULL> | <and> <below1000>);
 <currency> = yuan | dollars | kuai | rmb | bucks;
-<minor> = fen | cents;
-<amount> = <number> [<currency> [[and] <below100> <minor>]]
-         | <below100> <minor>
-         | <number> point <d0> [<d0>] [<currency>];
-<digits> = <d0> <d0> <d0> [<d0>] [<d0>] [<d0>] [<d0>] [<d0>];
+<cents> = <below100> (fen | cents);
+<amount> = <cents> | <number> (<NULL> | <currency> (<NULL> | <and> <cents>)
+                               | point <d0> (<NULL> | <d0>));
+<digits> = <d0> <d0> <d0> <d0>+;
 <month> = {months};
 """
+
+
+#: Answer grammars: what the dialogue may constrain a reply to when it knows what
+#: it asked ("How much do you want to pay?" -> ``"amount"``).
+ANSWER_GRAMMARS: dict[str, str] = {
+    "amount": "<amount> | pay <amount> | <amount> please | pay <amount> please | cancel",
+    "yes_no": " | ".join(ANSWERS),
+    "utility": "<utility> | the <utility> bill | <utility> bill | all of them | everything",
+    "month": "<month> | last month | this month | <month> bill",
+}
 
 
 @dataclass(frozen=True)
@@ -96,16 +111,17 @@ class DomainModel:
     """Paths of the generated domain artefacts.
 
     Attributes:
-        grammar: The JSGF grammar file (top rule ``<request>``).
-        lm: The ARPA trigram language model.
-        dictionary: The trimmed pronunciation dictionary covering both.
-        sentences: Number of training sentences the grammar holds.
-        dropped: Sentences left out because a word has no pronunciation.
+        lm: The ARPA trigram language model of resident requests.
+        dictionary: The trimmed pronunciation dictionary (LM and answer grammars).
+        answers: JSGF answer grammar per name in :data:`ANSWER_GRAMMARS`.
+        sentences: Number of distinct training sentences (with slots) used.
+        dropped: Sentences left out because a word has no pronunciation
+            (mostly typos in the NLU data, e.g. "pymnt").
     """
 
-    grammar: Path
     lm: Path
     dictionary: Path
+    answers: dict[str, Path]
     sentences: int
     dropped: int
 
@@ -129,7 +145,7 @@ def digit_grammar(expected_len: int | None = None) -> tuple[Path, Path]:
     """
     if expected_len is not None and not 1 <= expected_len <= 16:
         raise ValueError("expected_len must be between 1 and 16")
-    body = (" ".join(["<d>"] * expected_len) if expected_len else "<d> " + "[<d>] " * 11).strip()
+    body = " ".join(["<d>"] * expected_len) if expected_len else "<d>+"
     text = (
         "#JSGF V1.0;\ngrammar digits;\n"
         f"<d> = {' | '.join(DIGIT_WORDS)};\npublic <digits> = {body};\n"
@@ -227,7 +243,7 @@ def _say_figure(fig: str) -> str:
 def build_domain_model(
     nlu_paths: Iterable[Path] | None = None, *, force: bool = False
 ) -> DomainModel:
-    """Generate (or reuse) the domain grammar, language model and dictionary.
+    """Generate (or reuse) the domain language model, answer grammars and dictionary.
 
     Args:
         nlu_paths: NLU YAML files or folders; defaults to :data:`NLU_DATA_DIR`.
@@ -240,10 +256,7 @@ def build_domain_model(
     sentences += [a.split() for a in ANSWERS]
     sentences += [["<amount>"], ["<digits>"], ["<utility>"], ["<method>"], ["<month>"],
                   ["<number>"], ["<month>", "<utility>", "bill"]]  # fmt: skip
-    known = set(cmudict()) | {"<" + s for s in ()}
-    from bot.speech.sphinx import EXTRA_PRONUNCIATIONS
-
-    known |= set(EXTRA_PRONUNCIATIONS)
+    known = set(cmudict()) | set(EXTRA_PRONUNCIATIONS)
     unique: dict[tuple[str, ...], None] = {}
     dropped = 0
     for tokens in sentences:
@@ -252,28 +265,33 @@ def build_domain_model(
         else:
             dropped += 1
     kept = [list(s) for s in unique]
-    key = content_hash(*(" ".join(s) for s in kept), _NUMBER_RULES, *UTILITY_WORDS, *METHOD_WORDS)
+    key = content_hash(
+        *(" ".join(s) for s in kept), _rules_text(), *UTILITY_WORDS, *METHOD_WORDS,
+        *ANSWER_GRAMMARS.values(),
+    )  # fmt: skip
     out = speech_dir() / f"domain-{key}"
     model = DomainModel(
-        grammar=out / "domain.gram",
         lm=out / "domain.lm",
         dictionary=out / "domain.dict",
+        answers={name: out / f"answer-{name}.gram" for name in ANSWER_GRAMMARS},
         sentences=len(kept),
         dropped=dropped,
     )
-    if not force and model.grammar.exists() and model.lm.exists() and model.dictionary.exists():
+    files = [model.lm, model.dictionary, *model.answers.values()]
+    if not force and all(f.exists() for f in files):
         return model
     out.mkdir(parents=True, exist_ok=True)
-    grammar = _jsgf(kept)
     lm_sentences = _expand(kept)
     vocab = {w for s in lm_sentences for w in s} | set(re.findall(r"\b[a-z']+\b", _rules_text()))
-    vocab -= {"grammar", "public", "jsgf"}
+    vocab |= {w for body in ANSWER_GRAMMARS.values() for w in re.findall(r"\b[a-z']+\b", body)}
+    vocab |= {w for words in (*UTILITY_WORDS, *METHOD_WORDS) for w in words.split()}
     missing = write_dictionary(vocab, model.dictionary)
     if missing:
         log.warning("speech_words_without_pronunciation", words=missing[:20])
     lm_sentences = [s for s in lm_sentences if not set(s) & set(missing)]
-    model.grammar.write_text(grammar, encoding="utf-8")
     model.lm.write_text(arpa_trigram(lm_sentences), encoding="utf-8")
+    for name, body in ANSWER_GRAMMARS.items():
+        model.answers[name].write_text(_jsgf(name, body), encoding="utf-8")
     log.info("speech_domain_model_built", sentences=len(kept), dropped=dropped, path=str(out))
     return model
 
@@ -282,14 +300,13 @@ def _rules_text() -> str:
     return _NUMBER_RULES.format(months=" | ".join(m.lower() for m in MONTHS))
 
 
-def _jsgf(sentences: list[list[str]]) -> str:
-    alternatives = "\n    | ".join(" ".join(s) for s in sentences)
+def _jsgf(name: str, body: str) -> str:
     return (
-        "#JSGF V1.0;\ngrammar billtalk;\n"
+        f"#JSGF V1.0;\ngrammar {name};\n"
         + _rules_text()
         + f"<utility> = {' | '.join(UTILITY_WORDS)};\n"
         + f"<method> = {' | '.join(METHOD_WORDS)};\n"
-        + f"public <request> = [please] ({alternatives}) [please];\n"
+        + f"public <answer> = {body};\n"
     )
 
 

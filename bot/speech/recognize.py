@@ -3,15 +3,15 @@
 The default engine is pocketsphinx, the only one whose model ships inside a
 wheel and so works offline. Decoding runs in stages (see docs/speech.md):
 
-1. the **domain grammar** (JSGF generated from the NLU training data) and the
-   **domain trigram LM** both decode the utterance; the grammar is more accurate
-   on what residents say but forces everything into one of its sentences;
-2. the grammar result's **confidence** combines the grammar decoder's lattice
-   posterior with how well the free(er) LM decode agrees with it;
-3. when that confidence is below ``min_confidence``, the LM result and then the
-   **general en-US model** (loaded lazily: it costs seconds) are tried, and the
-   most confident result is kept. A result still below the threshold is marked
-   ``weak``: the dialogue re-asks instead of acting on it.
+1. the **domain trigram LM** (generated from the NLU training data) decodes the
+   utterance; its words' lattice posteriors give the **confidence**;
+2. when that confidence is below ``min_confidence``, the **general en-US model**
+   (loaded lazily: it costs seconds once) decodes it too and the more confident
+   result is kept. A result still below the threshold is marked ``weak``: the
+   dialogue re-asks instead of acting on it;
+3. when the dialogue knows what it asked, it passes an **answer grammar**
+   (``grammar="amount"``, ``"yes_no"``, ``"utility"``, ``"month"``,
+   ``"digits"``, or a JSGF file) and the decoder is held to it.
 
 Every payment heard by voice is read back and explicitly confirmed by the
 dialogue, whatever the confidence: a grammar can turn "how high is my electric
@@ -26,8 +26,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from billtalk.logs import get_logger
 from bot.speech.audio import SAMPLE_RATE, Audio, AudioError, add_noise_floor, load_audio, to_pcm16
@@ -109,16 +107,17 @@ def _agreement(a: str, b: str) -> float:
     return 1.0 - _edit_distance(wa, wb) / max(len(wa), len(wb))
 
 
-def _confidence(decoded: Decoded, agreement: float) -> float:
-    """Combine the lattice posterior with cross-decoder agreement.
+def _confidence(decoded: Decoded) -> float:
+    """Confidence of one decode from its words' lattice posteriors.
 
-    Either alone is a poor cue (a grammar decode can be confidently wrong, and
-    two decoders can agree on a short wrong word), so both must be high; the
-    weights were chosen on the synthetic benchmark (bench/speech.py).
+    The mean says how sure the decoder is overall, the minimum catches the one
+    wrong word (an amount, a utility) that matters most in a payment request;
+    both count. Calibrated on the synthetic benchmark (bench/speech.py).
     """
-    if not decoded.text:
+    posts = decoded.word_posteriors
+    if not decoded.text or not posts:
         return 0.0
-    return round(0.4 * decoded.posterior + 0.6 * agreement, 4)
+    return round(0.5 * sum(posts) / len(posts) + 0.5 * min(posts), 4)
 
 
 def _as_audio(audio: bytes | Path | str | Audio, settings: SpeechSettings) -> Audio:
@@ -150,9 +149,10 @@ def transcribe(
     Args:
         audio: Encoded audio (WAV, FLAC, OGG/Opus, MP3) as bytes or a path, or an
             already loaded :class:`~bot.speech.audio.Audio`.
-        grammar: ``None`` for the domain grammar with fallbacks (the default),
-            ``"digits"`` for a digit string, ``"general"`` for the general model
-            only, or the path of a JSGF file to constrain the decoder to.
+        grammar: ``None`` for the domain LM with the general fallback (the
+            default); an answer grammar name (``"amount"``, ``"yes_no"``,
+            ``"utility"``, ``"month"``); ``"digits"`` for a digit string;
+            ``"general"`` for the general model only; or the path of a JSGF file.
         settings: Speech settings; defaults to :func:`get_speech_settings`.
 
     Returns:
@@ -208,28 +208,24 @@ def _transcribe_sphinx(
     model = build_domain_model()
     if grammar == "general":
         general = get_decoder("lm", None, None, sample_rate=rate).decode(pcm)
-        return _result(general.text, general.posterior, audio, "pocketsphinx/general", settings)
-    if grammar is not None:
-        custom = get_decoder("jsgf", Path(grammar), model.dictionary, sample_rate=rate).decode(pcm)
-        lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
-        conf = _confidence(custom, _agreement(custom.text, lm.text))
-        return _result(custom.text, conf, audio, "pocketsphinx/custom-grammar", settings)
-
-    gram = get_decoder("jsgf", model.grammar, model.dictionary, sample_rate=rate).decode(pcm)
+        return _result(general.text, _confidence(general), audio, "pocketsphinx/general", settings)
     lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
-    agree = _agreement(gram.text, lm.text)
-    candidates = [
-        (_confidence(gram, agree), gram.text, "pocketsphinx/grammar"),
-        # The LM result is freer; when it disagrees with the grammar the grammar
-        # was probably forcing, so the LM result gets its own posterior, discounted.
-        (0.8 * _confidence(lm, agree), lm.text, "pocketsphinx/domain-lm"),
-    ]
-    best = max(candidates)
+    if grammar is not None:
+        path = model.answers.get(str(grammar)) or Path(grammar)
+        if not path.is_file():
+            raise ValueError(f"unknown grammar {grammar!r}: use one of {sorted(model.answers)}")
+        constrained = get_decoder("jsgf", path, model.dictionary, sample_rate=rate).decode(pcm)
+        # A grammar always finds *some* sentence; trust it as far as its own
+        # lattice does and as far as the freer domain LM agrees.
+        conf = round(
+            0.5 * _confidence(constrained) + 0.5 * _agreement(constrained.text, lm.text), 4
+        )
+        return _result(constrained.text, conf, audio, f"pocketsphinx/{path.stem}", settings)
+    best = (_confidence(lm), lm.text, "pocketsphinx/domain-lm")
     if best[0] < settings.min_confidence and settings.general_fallback:
         general = get_decoder("lm", None, None, sample_rate=rate).decode(pcm)
-        g_agree = max(_agreement(general.text, gram.text), _agreement(general.text, lm.text))
-        candidates.append((_confidence(general, g_agree), general.text, "pocketsphinx/general"))
-        best = max(candidates)
+        candidate = (_confidence(general), general.text, "pocketsphinx/general")
+        best = max(best, candidate)
     confidence, words, engine = best
     return _result(words, confidence, audio, engine, settings)
 
@@ -302,11 +298,11 @@ def recognize_digits(
         fixed = get_decoder("jsgf", gram_fixed, dic, sample_rate=rate).decode(pcm)
         digits = _digits_of(fixed.text)
         agree = _agreement(" ".join(digits), " ".join(free_digits))
-        confidence = _confidence(fixed, agree)
+        confidence = round(0.5 * _confidence(fixed) + 0.5 * agree, 4)
         words = fixed.text
     else:
         digits = free_digits
-        confidence = round(free.posterior, 4) if digits else 0.0
+        confidence = _confidence(free) if digits else 0.0
         words = free.text
     elapsed = time.perf_counter() - started
     log.info(
@@ -336,8 +332,6 @@ def warm_up(settings: SpeechSettings | None = None) -> None:
     """Build the artefacts and load the decoders now instead of on the first request."""
     settings = settings or get_speech_settings()
     model = build_domain_model()
-    get_decoder("jsgf", model.grammar, model.dictionary)
     get_decoder("lm", model.lm, model.dictionary)
     gram, dic = digit_grammar(None)
     get_decoder("jsgf", gram, dic)
-    _ = np.zeros(1)

@@ -166,6 +166,9 @@ class SphinxDecoder:
         config["lm"] = None
         if kind == "jsgf":
             config["jsgf"] = str(source)
+            # The lattice posterior pass (bestpath) costs seconds on grammars and
+            # its word posteriors were no better than the search's own.
+            config["bestpath"] = False
         elif kind == "lm":
             config["lm"] = str(source or model_dir() / "en-us.lm.bin")
         elif kind == "allphone":
@@ -195,7 +198,7 @@ class SphinxDecoder:
             segs = [
                 seg
                 for seg in dec.seg()
-                if not (seg.word.startswith(("<", "[", "+")) or seg.word == "SIL")
+                if not (seg.word.startswith(("<", "[", "+", "(")) or seg.word == "SIL")
             ]
             text = " ".join(re.sub(r"\(\d+\)$", "", seg.word) for seg in segs)
             posts = tuple(min(1.0, float(seg.prob)) for seg in segs)
