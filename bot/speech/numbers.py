@@ -265,7 +265,7 @@ def _text_currency(word: str) -> str:
 
 
 def _tokens(text: str) -> list[str]:
-    return re.findall(r"[a-z]+|\d+", text.lower().replace("-", " "))
+    return re.findall(r"[a-z]+(?:'[a-z]+)?|\d+", text.lower().replace("-", " "))
 
 
 # --- figures -> words ---------------------------------------------------------------

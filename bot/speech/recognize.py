@@ -301,8 +301,13 @@ def recognize_digits(
         confidence = round(0.5 * _confidence(fixed) + 0.5 * agree, 4)
         words = fixed.text
     else:
+        # Without a known length the digit loop may insert or drop digits; the
+        # domain LM (which also knows digit strings) is the independent check.
+        model = build_domain_model()
+        lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
         digits = free_digits
-        confidence = _confidence(free) if digits else 0.0
+        agree = _agreement(" ".join(digits), " ".join(_digits_of(lm.text)))
+        confidence = round(0.5 * _confidence(free) + 0.5 * agree, 4) if digits else 0.0
         words = free.text
     elapsed = time.perf_counter() - started
     log.info(
