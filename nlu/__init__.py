@@ -66,12 +66,21 @@ def _default_is_current(model_dir: Path) -> bool:
 def ensure_default_model(*, progress: bool = True) -> Path:
     """Train the default model from :data:`DATA_DIR` if it is missing or out of date
     (its training-data hash differs from the current ``nlu/data``); return its folder."""
+    import fcntl
+
     from nlu.train import train as _train
 
     model_dir = default_model_dir()
-    with _default_lock:
-        if not _default_is_current(model_dir):
-            _train([DATA_DIR], model_dir, progress=progress)
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Several processes (the API, the bot, test sessions) may start at once: one
+    # trains, the others wait on the file lock and then find the model current.
+    with _default_lock, (model_dir.parent / ".default.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not _default_is_current(model_dir):
+                _train([DATA_DIR], model_dir, progress=progress)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return model_dir
 
 

@@ -98,7 +98,7 @@ class IntentClassifier:
             n = features.shape[1]
             weights, bias = np.zeros((1, n), dtype=np.float32), np.ones(1, dtype=np.float32)
         else:
-            svm = LinearSVC(C=SVM_C, tol=1e-3)
+            svm = LinearSVC(C=SVM_C, tol=1e-3, random_state=0)
             svm.fit(features, y)
             weights = np.asarray(svm.coef_, dtype=np.float32)
             bias = np.asarray(svm.intercept_, dtype=np.float32)
