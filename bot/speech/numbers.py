@@ -158,8 +158,8 @@ def spoken_to_number(text: str) -> Decimal | None:
             minor_tokens = rest[: len(rest) - (len(tokens) - minor_idx)]
             if minor_tokens and minor_tokens[0] == "and":
                 minor_tokens = minor_tokens[1:]
-            if tokens[minor_idx + 1 :]:
-                return None
+            if tokens[minor_idx + 1 :] or not minor_tokens:
+                return None  # words after "cents", or "cents" with no number
         else:
             minor_tokens = []
             if rest:
@@ -361,7 +361,7 @@ _AMOUNT_RE = re.compile(
 )
 _DATE_RE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _SPACED_DIGITS_RE = re.compile(r"\b\d(?: \d){2,}\b")
-_LONG_DIGITS_RE = re.compile(r"\b\d{5,}\b")
+_LONG_DIGITS_RE = re.compile(r"(?<!\d)\d{5,}(?!\d)")  # also inside "R2026030501"
 _DECIMAL_RE = re.compile(r"\b(\d+)\.(\d+)\b")
 _INT_RE = re.compile(r"\b\d{1,4}\b")
 
@@ -387,7 +387,7 @@ def speakable(text: str, *, currency: str = "CNY") -> str:
     text = _AMOUNT_RE.sub(amount, text)
     text = _DATE_RE.sub(lambda m: date_to_words(date(int(m[1]), int(m[2]), int(m[3]))), text)
     text = _SPACED_DIGITS_RE.sub(lambda m: digits_to_words(m[0]), text)
-    text = _LONG_DIGITS_RE.sub(lambda m: digits_to_words(m[0]), text)
+    text = _LONG_DIGITS_RE.sub(lambda m: " " + digits_to_words(m[0]), text)
     text = _DECIMAL_RE.sub(
         lambda m: f"{int_to_words(int(m[1]))} point {digits_to_words(m[2])}", text
     )
