@@ -78,9 +78,11 @@ class ActionContext:
         """An amount in this context's currency, for a reply."""
         return Money(Decimal(amount), self.currency)
 
-    def utility(self) -> str | None:
-        """The utility the message names, else the one the conversation is about."""
-        value = self.entities.get("utility") or self.slots.get("context_utility")
+    def utility(self, *, carry: bool = False) -> str | None:
+        """The utility the message names; with ``carry``, else the one being talked about."""
+        value = self.entities.get("utility")
+        if value is None and carry:
+            value = self.slots.get("context_utility")
         return str(value) if value in UTILITIES else None
 
     def payload(self, name: str, **data: Any) -> str:

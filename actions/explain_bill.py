@@ -51,7 +51,7 @@ def line_reply(ctx: ActionContext, line: object, unit: str | None, first: bool) 
 
 async def explain_bill(ctx: ActionContext) -> ActionResult:
     """Explain the latest bill of the utility (or the one for the named period)."""
-    utility = ctx.utility()
+    utility = ctx.utility(carry=True)
     bills = await ctx.client.list_bills(ctx.household_id, utility=utility, limit=12)
     if not bills:
         return ActionResult(

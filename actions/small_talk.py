@@ -29,7 +29,7 @@ async def help_(ctx: ActionContext) -> ActionResult:
                 "help",
                 buttons=[
                     ButtonSpec("button_balance", ctx.payload("check_balance")),
-                    ButtonSpec("button_pay", ctx.payload("pay_bill")),
+                    ButtonSpec("button_start_payment", ctx.payload("pay_bill")),
                     ButtonSpec("button_history", ctx.payload("payment_history")),
                 ],
             )

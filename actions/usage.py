@@ -36,7 +36,7 @@ def trend_key(first: Decimal, last: Decimal) -> tuple[str, Decimal]:
 
 async def usage(ctx: ActionContext) -> ActionResult:
     """Usage of a utility over a period (the last three months by default)."""
-    utility = ctx.utility() or "electricity"
+    utility = ctx.utility(carry=True) or "electricity"
     start, end = _period(ctx)
     series = await ctx.client.usage(ctx.household_id, utility=utility, start=start, end=end)
     points = [p for p in series.points if p.usage is not None]

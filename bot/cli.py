@@ -1,9 +1,112 @@
-"""Commands of this package, mounted on the ``billtalk`` command line."""
+"""Commands of this package, mounted on the ``billtalk`` command line.
+
+``billtalk chat --resident ID [--lang en|zh]``
+    The terminal chat (CONTRACTS.md).
+``billtalk log export --conversation ID [--raw]``
+    A conversation's log as JSON (Rasa-like tracker events).
+``billtalk log list --resident ID``
+    The resident's conversations (id, channel, status), as JSON.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+from typing import Annotated
+
 import typer
+
+log_app = typer.Typer(help="The conversation log.", no_args_is_help=True)
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from billtalk.db import make_engine
+    from billtalk.settings import get_settings
+    from bot.settings import get_dialogue_settings
+    from bot.store import ConversationStore, ensure_schema
+
+    url = get_dialogue_settings().database_url or get_settings().database_url
+    ensure_schema(url)
+    return ConversationStore(make_engine(url))
+
+
+def chat(
+    resident: Annotated[str, typer.Option("--resident", help="The resident to chat as.")],
+    lang: Annotated[str, typer.Option("--lang", help="Default reply language: en or zh.")] = "en",
+) -> None:
+    """Chat with the assistant in the terminal (one message a line on stdin)."""
+    import asyncio
+
+    if lang not in ("en", "zh"):
+        typer.echo("error: --lang must be en or zh", err=True)
+        raise typer.Exit(2)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    async def _run() -> int:
+        from actions.errors import BillingError, NotFound
+        from bot.engine import DialogueEngine
+        from bot.terminal import run_chat
+
+        engine = await DialogueEngine.embedded()
+        try:
+            try:
+                await engine.billing.get_resident(resident)
+            except NotFound:
+                typer.echo(f"error: unknown resident {resident!r}", err=True)
+                return 2
+            except BillingError as exc:
+                typer.echo(f"error: billing backend: {exc}", err=True)
+                return 2
+            await run_chat(engine, resident, lang)
+        finally:
+            await engine.billing.aclose()
+        return 0
+
+    code = asyncio.run(_run())
+    if code:
+        raise typer.Exit(code)
+
+
+@log_app.command("export")
+def log_export(
+    conversation: Annotated[str, typer.Option("--conversation", help="Conversation id.")],
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Include the unmasked text (staff only).")
+    ] = False,
+) -> None:
+    """Print a conversation's log as JSON events (Rasa tracker style)."""
+    from bot.log_export import export_conversation
+
+    data = export_conversation(_store(), conversation, raw=raw)
+    if data is None:
+        typer.echo(f"error: no conversation {conversation!r}", err=True)
+        raise typer.Exit(2)
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+@log_app.command("list")
+def log_list(
+    resident: Annotated[str, typer.Option("--resident", help="Resident id.")],
+) -> None:
+    """Print the resident's conversations as JSON."""
+    rows = _store().find_conversations(resident)
+    out = [
+        {
+            "conversation_id": r.id,
+            "channel": r.channel,
+            "status": r.status,
+            "flagged": r.flagged,
+            "turns": r.turns,
+            "updated_at": r.updated_at.isoformat(),
+        }
+        for r in rows
+    ]
+    sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
+    app.command("chat")(chat)
+    app.add_typer(log_app, name="log")

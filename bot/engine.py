@@ -42,7 +42,7 @@ from billtalk.settings import get_settings
 from bot.masking import SECRET_MASK, mask_pii
 from bot.messages import IncomingMessage, OutgoingMessage, utcnow
 from bot.policy import Policy, first_entities
-from bot.responses import Reply, Responses, default_responses
+from bot.responses import Reply, ResponseError, Responses, default_responses
 from bot.settings import DialogueSettings, get_dialogue_settings
 from bot.state import ConversationState
 from bot.store import ConversationStore, TurnRecord, ensure_schema
@@ -234,7 +234,12 @@ class DialogueEngine:
                 turn.actions.append("waiting_for_staff")
             else:
                 await self._run_policy(turn, snapshot)
-            outgoing = self._render(turn)
+            try:
+                outgoing = self._render(turn)
+            except ResponseError:  # a template bug must not lose the turn
+                log.exception("render_failed", conversation=conversation_id)
+                self._fail(turn, snapshot, "internal_error: render", "internal_error")
+                outgoing = self._render(turn)
             record = self._record(turn, outgoing, slots_before, started)
             self.store.commit_turn(
                 loaded,
@@ -325,6 +330,8 @@ class DialogueEngine:
     # -- rendering and logging ---------------------------------------------------------
 
     def _render(self, turn: Turn) -> list[OutgoingMessage]:
+        if not turn.replies and turn.keep_buttons:
+            return []
         if not turn.replies:
             turn.state.buttons = []
             return []
@@ -334,7 +341,8 @@ class DialogueEngine:
             texts.append(self.responses.render(reply, language))
             buttons.extend(self.responses.buttons(reply, language))
             attachments.extend(reply.attachments)
-        turn.state.buttons = [{"title": b.title, "payload": b.payload} for b in buttons]
+        if buttons or not turn.keep_buttons:
+            turn.state.buttons = [{"title": b.title, "payload": b.payload} for b in buttons]
         return [
             OutgoingMessage(
                 text="\n".join(texts),

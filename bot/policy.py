@@ -75,7 +75,7 @@ DOMAIN_INTENTS = frozenset(ACTIONS) - {"greet", "thank", "goodbye", "help", "out
     "link_account",
 }
 #: Steps where a bare number is an answer, not a button press.
-_NUMBER_STEPS = frozenset({"amount", "verify", "pin_new", "pin_repeat"})
+_NUMBER_STEPS = frozenset({"verify", "pin_new", "pin_repeat"})
 _PAYLOAD_RE = re.compile(r"^/([a-z_]+)(\{.*\})?$", re.S)
 _CARRY_OVER_RE = re.compile(r"^\s*(and|what about|how about|also)\b|^\s*(那|还有|那么)", re.I)
 
@@ -181,9 +181,11 @@ class Policy:
             await self.form.evidence(turn, Evidence(media, attachment.data, attachment.mime_type))  # type: ignore[arg-type]
             return
         if not text:
+            turn.keep_buttons = True
             turn.say("empty_message")
             return
         if len(text) > self.settings.max_message_chars:
+            turn.keep_buttons = True
             turn.actions.append("refused_too_long")
             turn.say("too_long", limit=self.settings.max_message_chars)
             return
@@ -246,7 +248,7 @@ class Policy:
             if await self._in_payment(turn, intent, understood, entities, text):
                 return
         elif state.active_form == "pin_setup" and intent not in DOMAIN_INTENTS:
-            turn.say("pin_" + ("new" if state.form_step == "pin_new" else "repeat"))
+            turn.say("pin_new" if state.form_step == "pin_new" else "pin_repeat")
             return
 
         if not understood:
@@ -281,7 +283,7 @@ class Policy:
             return True
         if (
             intent == "pay_bill"
-            or (form_values and intent not in DOMAIN_INTENTS)
+            or (form_values and (intent not in DOMAIN_INTENTS or not understood))
             or (state.form_step == "amount" and intent not in DOMAIN_INTENTS)
         ):
             await self.form.update(turn, entities, text)

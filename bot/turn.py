@@ -38,6 +38,8 @@ class Turn:
     #: The text is a secret (a PIN): it is masked entirely in the log.
     secret: bool = False
     error: str | None = None
+    #: The message was refused as unusable: the buttons offered before stay valid.
+    keep_buttons: bool = False
     _context: ActionContext | None = None
     _client: Any = None
 

@@ -141,7 +141,7 @@ class PaymentForm:
         turn.state.slots.pop("resume_offered", None)
         step = turn.state.form_step
         if step in ("pin_new", "pin_repeat"):
-            turn.say("pin_" + ("new" if step == "pin_new" else "repeat"))
+            turn.say("pin_new" if step == "pin_new" else "pin_repeat")
             return
         if step == "verify" and turn.state.verification:
             challenge = Challenge.from_dict(turn.state.verification)
