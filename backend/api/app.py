@@ -36,21 +36,24 @@ class BodySizeLimit:
                 if too_big:
                     await self._refuse(scope, receive, send)
                     return
+        # Buffer the body (it is small by definition) so the limit holds for chunked
+        # uploads too, then replay it to the app as one message.
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([], message, receive), send)
+                return
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(chunks, None, receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
@@ -59,8 +62,21 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(chunks: list[bytes], first: Message | None, upstream: Receive) -> Receive:
+    """A ``receive`` that yields the buffered body once, then defers to the server."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if first is not None and not sent:
+            sent = True
+            return first
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        return await upstream()
+
+    return receive
 
 
 def create_app(

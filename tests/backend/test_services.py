@@ -366,7 +366,8 @@ def test_autopay_pays_new_bills(db_url: str, uow: UnitOfWork, gateway: SandboxGa
     assert bal.by_utility["electricity"] == D("259.00")
     pays = services.list_payments(uow, "hh-A0101")
     assert [(p.amount, p.utility, p.status) for p in pays] == [
-        (D("259.00"), "electricity", "succeeded")]
+        (D("259.00"), "electricity", "succeeded")
+    ]
     # H2 has no March reading yet: no February bill
     assert services.balance(uow, "hh-B0101", today=TODAY).by_utility["electricity"] == D("259.00")
     _ledger_ok(uow)
