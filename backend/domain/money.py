@@ -25,7 +25,7 @@ ZERO = Decimal("0.00")
 #: The largest amount that fits ``Numeric(12, 2)``.
 MAX_AMOUNT = Decimal("9999999999.99")
 
-_AMOUNT_RE = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
+_AMOUNT_RE = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")
 
 
 class InvalidAmount(ValueError):
