@@ -26,6 +26,10 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+class _UsageError(ValueError):
+    """A malformed ``face verify`` command line."""
+
+
 def _split_lists(tokens: list[str]) -> dict[str, list[str]]:
     """Parse ``--enrolled A B --probe C D`` (space-separated lists; repeats allowed)."""
     lists: dict[str, list[str]] = {"--enrolled": [], "--probe": []}
@@ -37,9 +41,9 @@ def _split_lists(tokens: list[str]) -> dict[str, list[str]]:
             if eq:
                 lists[name].append(value)
         elif token.startswith("--") and current is None:
-            raise typer.BadParameter(f"unknown option {token}")
+            raise _UsageError(f"unknown option {token}")
         elif current is None:
-            raise typer.BadParameter(f"{token!r}: put images after --enrolled or --probe")
+            raise _UsageError(f"{token!r}: put images after --enrolled or --probe")
         else:
             lists[current].append(token)
     return lists
@@ -60,7 +64,7 @@ def verify_command(ctx: typer.Context) -> None:
     the same the step-up verification uses). A probe that cannot be judged (no
     face, several faces, too small, corrupt...) gets ``{"probe", "error": {"code",
     "message"}}`` and the exit code is 2. An unusable enrolled photo is reported
-    on stderr with exit code 1.
+    on stderr with exit code 1, as is a malformed command line.
     """
     import numpy as np
 
@@ -69,9 +73,16 @@ def verify_command(ctx: typer.Context) -> None:
     from biometrics.face.service import observe
     from biometrics.face.settings import get_face_settings
 
-    lists = _split_lists(list(ctx.args))
-    if not lists["--enrolled"] or not lists["--probe"]:
-        raise typer.BadParameter("give at least one --enrolled image and one --probe image")
+    # Usage errors exit with 1, not click's 2: 2 means "a probe could not be judged".
+    try:
+        lists = _split_lists(list(ctx.args))
+        if not lists["--enrolled"] or not lists["--probe"]:
+            raise _UsageError("give at least one --enrolled image and one --probe image")
+    except _UsageError as exc:
+        sys.stderr.write(
+            f"usage: billtalk face verify --enrolled IMG [IMG ...] --probe IMG [IMG ...]\n{exc}\n"
+        )
+        raise typer.Exit(1) from None
     settings = get_face_settings()
     vectors = []
     for path in lists["--enrolled"]:

@@ -17,8 +17,10 @@ The checks, in order (the first failure decides the reason):
 4. ``motion_not_seen``: the challenged movements happen, in order, relative to
    the resident's starting pose (see :mod:`biometrics.face.pose`);
 5. ``no_match``: the face matches the enrolled template: the median distance
-   over the encoded frames is within ``threshold`` and no encoded frame is
-   further than ``threshold + frame_margin``.
+   over the encoded frames is within ``threshold``, and no encoded frame - in
+   particular none of those where the head is turned furthest - is further
+   than ``frame_max_distance`` (a turned head legitimately scores worse than a
+   frontal one, but someone else scores worse still).
 
 Pose from 5 landmarks sees yaw and upward pitch reliably; it cannot see blinks
 (no eyelid points) or, reliably, looking down, so those are not offered.
@@ -41,8 +43,6 @@ from biometrics.face.video import FrameSample, VideoAnalysis
 
 #: Frames at the start of the clip whose median pose is the resident's baseline.
 BASELINE_FRAMES = 3
-#: How much worse than ``threshold`` a single (turned-away) frame may be.
-FRAME_MARGIN = 0.08
 
 
 class Motion(StrEnum):
@@ -189,5 +189,5 @@ def check_liveness(
     details.update(motion_details)
     if not seen:
         return fail("motion_not_seen", median)
-    match = median <= threshold and max(dists) <= threshold + FRAME_MARGIN
+    match = median <= threshold and max(dists) <= settings.frame_max_distance
     return LivenessResult(True, match, "match" if match else "no_match", median, threshold, details)

@@ -71,6 +71,9 @@ class FaceSettings(BaseSettings):
     #: encoded frames moves the embedding by up to ~0.5, so this is a gross check;
     #: every encoded frame must also match the template.
     continuity_distance: float = 0.6
+    #: Largest distance to the template of any single encoded frame (turned-head
+    #: frames score worse than frontal ones; the median must still meet ``threshold``).
+    frame_max_distance: float = 0.65
     #: Smallest overlap (IoU) of face boxes in consecutive analysed frames.
     continuity_iou: float = 0.2
     #: Fraction of analysed frames that must contain exactly one face.

@@ -93,7 +93,8 @@ def decode_frames(
                     )
                 if t + 1e-6 < next_t:
                     continue
-                next_t = t + step
+                while next_t <= t + 1e-6:  # a fixed time grid, whatever the clip's frame rate
+                    next_t += step
                 width, height = frame.width, frame.height
                 scale = min(1.0, settings.detect_max_side / max(width, height))
                 if scale < 1.0:

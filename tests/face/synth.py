@@ -27,7 +27,7 @@ from biometrics.face.engine import detect_faces
 from biometrics.face.pose import head_pose
 
 CLIP_SIZE = 384
-FPS = 15
+FPS = 10
 
 #: Nose displacement (in inter-ocular distances) used for each synthetic motion:
 #: positive x moves the nose to the image's right (the resident's left).

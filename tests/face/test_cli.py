@@ -1,0 +1,82 @@
+"""``billtalk face``: the real console script, exactly as CONTRACTS.md describes it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from biometrics.face.settings import FaceSettings
+
+REPO = Path(__file__).resolve().parents[2]
+BILLTALK = REPO / ".venv" / "bin" / "billtalk"
+
+
+def _billtalk(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("BILLTALK_FACE_THRESHOLD", None)
+    return subprocess.run(
+        [str(BILLTALK), *args], capture_output=True, text=True, timeout=300, cwd=REPO, env=full_env
+    )
+
+
+def test_verify_prints_one_json_line_per_probe_in_order(photo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    probes = [photo("obama2"), photo("two_people"), photo("biden"), corrupt, photo("obama_oval")]
+    proc = _billtalk(
+        "face", "verify", "--enrolled", str(photo("obama")), str(photo("obama_oval")),
+        "--probe", *map(str, probes),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [line["probe"] for line in lines] == [str(p) for p in probes]
+    shipped = FaceSettings().threshold
+
+    genuine, group, impostor, bad, same = lines
+    assert set(genuine) == {"probe", "match", "distance", "threshold"}
+    assert genuine["match"] is True and genuine["threshold"] == shipped
+    assert 0 < genuine["distance"] <= shipped
+    assert group["error"]["code"] == "multiple_faces" and group["error"]["message"]
+    assert impostor["match"] is False and impostor["distance"] > shipped
+    assert bad["error"]["code"] == "corrupt_image"
+    assert same["match"] is True and same["distance"] < 0.01  # nearest enrolled photo decides
+
+
+def test_verify_exit_code_0_when_every_probe_was_judged(photo) -> None:  # type: ignore[no-untyped-def]
+    proc = _billtalk(
+        "face", "verify", "--enrolled", str(photo("rose")), "--probe", str(photo("rose2")),
+        str(photo("adams")),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    decisions = [json.loads(line)["match"] for line in proc.stdout.splitlines()]
+    assert decisions == [True, False]
+
+
+def test_enroll_and_delete(photo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = {"BILLTALK_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    proc = _billtalk(
+        "face", "enroll", "--resident", "r9", str(photo("obama")), str(photo("obama2")), env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["resident_id"] == "r9" and out["samples"] == 2
+    assert "encoding" not in proc.stdout + proc.stderr
+
+    bad = _billtalk("face", "enroll", "--resident", "r9", str(photo("two_people")), env=env)
+    assert bad.returncode == 2
+    assert json.loads(bad.stdout)["error"]["code"] == "multiple_faces"
+
+    gone = _billtalk("face", "delete", "--resident", "r9", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout) == {"resident_id": "r9", "removed": 1}
+
+
+@pytest.mark.parametrize("args", [["--probe", "x.jpg"], ["stray.jpg", "--enrolled", "a.jpg"]])
+def test_verify_usage_errors(args: list[str]) -> None:
+    proc = _billtalk("face", "verify", *args)
+    assert proc.returncode not in (0, 2)
+    assert proc.stdout == ""
