@@ -7,7 +7,8 @@ Usage (run from the repository root, with ``nice -n 10`` on a shared machine)::
     .venv/bin/python bench/backend.py seed --url sqlite:///var/bench/billtalk_bench.db
     .venv/bin/python bench/backend.py balance --url URL
     .venv/bin/python bench/backend.py payments --url URL --clients 4 --seconds 30
-    .venv/bin/python bench/backend.py generate --url URL [--households 2000]
+    .venv/bin/python bench/backend.py generate --url URL [--households 1000]
+    .venv/bin/python bench/backend.py generate-fast --url URL
 
 Every measurement prints one JSON object to stdout (progress bars go to stderr)
 and, with ``--record FILE``, appends it as a JSON line to FILE.
@@ -353,6 +354,25 @@ def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
             "extrapolated_100k_s": round(statistics.median(per) * 100, 1)}
 
 
+def cmd_generate_fast(args: argparse.Namespace) -> dict[str, Any]:
+    """The set-based bill run (bench/backend_generate_fast.py) for the next month."""
+    from backend_generate_fast import generate_month_bulk
+
+    from billtalk.db import make_engine
+
+    engine = make_engine(args.url)
+    c0 = time.process_time()
+    report = generate_month_bulk(engine, date.fromisoformat(args.period), today=TODAY,
+                                 chunk=args.chunk)
+    cpu_s = time.process_time() - c0
+    engine.dispose()
+    return {"bench": "generate-fast", "url": _safe(args.url), "period": args.period,
+            "seconds": round(report.seconds, 1), "client_cpu_s": round(cpu_s, 1),
+            "bulk_households": report.bulk_households,
+            "slow_households": report.slow_households, "bills": report.bills,
+            "lines": report.lines, "skipped": report.skipped}
+
+
 def _safe(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -399,6 +419,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--offset", type=int, default=0)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("generate-fast", help="set-based bill run for the next month")
+    p.add_argument("--url", required=True)
+    p.add_argument("--period", default="2026-11-01")
+    p.add_argument("--chunk", type=int, default=5000)
+    p.set_defaults(func=cmd_generate_fast)
     args = parser.parse_args(argv)
     _emit(args.func(args), args.record)
     return 0

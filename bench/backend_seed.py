@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -139,59 +140,78 @@ def _defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
 
 
 class Loader:
-    """Writes rows to one table: COPY on PostgreSQL, executemany on SQLite."""
+    """Writes rows to tables: COPY on PostgreSQL, executemany on SQLite.
+
+    :meth:`load` writes one table in its own transaction (seeding: durability
+    relaxed); :meth:`transaction` yields a cursor for several :meth:`write` calls
+    that commit together, with normal durability (the bulk bill generator).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.pg = engine.dialect.name == "postgresql"
 
     def load(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` (tuples in ``columns`` order) into ``table``."""
+        """Insert ``rows`` (tuples in ``columns`` order) into ``table``, and commit."""
+        if not rows:
+            return
+        with self.transaction(durable=False) as cur:
+            self.write(cur, table, columns, rows)
+
+    @contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[Any]:
+        """A raw DB-API cursor inside one transaction, committed on success."""
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            if self.pg:
+                if not durable:
+                    cur.execute("SET synchronous_commit = off")
+                yield cur
+                raw.commit()
+            else:
+                if not durable:
+                    cur.execute("PRAGMA synchronous = OFF")  # bulk load only; re-run if it dies
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+        finally:
+            raw.close()
+
+    def write(self, cur: Any, table: Table, columns: Sequence[str],
+              rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` with the cursor of :meth:`transaction` (no commit)."""
         if not rows:
             return
         extra = _defaults(table, columns)
         cols = list(columns) + list(extra)
         tail = tuple(extra.values())
+        names = ", ".join(f'"{c}"' for c in cols)
         if self.pg:
-            raw = self.engine.raw_connection()
-            try:
-                cur = raw.cursor()
-                cur.execute("SET synchronous_commit = off")
-                names = ", ".join(f'"{c}"' for c in cols)
-                with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:  # type: ignore[attr-defined]
-                    for row in rows:
-                        copy.write_row(row + tail)
-                raw.commit()
-            finally:
-                raw.close()
-        else:
-            # The app's own bind processors (ScaledDecimal's scaled integers, SQLite's
-            # date formats), applied here once per value, then one raw executemany:
-            # the SQLAlchemy statement machinery costs more than SQLite itself.
-            dialect = self.engine.dialect
-            width = len(cols)
-            columns = list(zip(*(row + tail for row in rows), strict=True))
-            for i, c in enumerate(cols):
-                col_type = table.c[c].type
-                if type(col_type).__name__ == "ScaledDecimal":
-                    proc = _fast_scaled(col_type.scale)
-                else:
-                    proc = col_type._cached_bind_processor(dialect)
-                if proc is not None:
-                    columns[i] = tuple(map(_memo(proc), columns[i]))
-            converted = list(zip(*columns, strict=True)) if width else []
-            names = ", ".join(f'"{c}"' for c in cols)
-            marks = ", ".join("?" for _ in cols)
-            raw = self.engine.raw_connection()
-            try:
-                cur = raw.cursor()
-                cur.execute("PRAGMA synchronous = OFF")  # bulk load only; re-run if it dies
-                cur.execute("BEGIN")
-                cur.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
-                                converted)
-                cur.execute("COMMIT")
-            finally:
-                raw.close()
+            with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row(row + tail)
+            return
+        # The app's own bind processors (ScaledDecimal's scaled integers, SQLite's
+        # date formats), applied here once per value, then one raw executemany:
+        # the SQLAlchemy statement machinery costs more than SQLite itself.
+        dialect = self.engine.dialect
+        columns_data = list(zip(*(row + tail for row in rows), strict=True))
+        for i, c in enumerate(cols):
+            col_type = table.c[c].type
+            if type(col_type).__name__ == "ScaledDecimal":
+                proc = _fast_scaled(col_type.scale)
+            else:
+                proc = col_type._cached_bind_processor(dialect)
+            if proc is not None:
+                columns_data[i] = tuple(map(_memo(proc), columns_data[i]))
+        converted = list(zip(*columns_data, strict=True))
+        marks = ", ".join("?" for _ in cols)
+        cur.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', converted)
 
 
 def _memo(proc: Any) -> Any:
