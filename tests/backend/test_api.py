@@ -57,36 +57,36 @@ def test_payment_contract_replay_and_conflict(api: Api, community: Community) ->
     assert set(tb) >= {"balanced", "debits", "credits"}
 
 
-@pytest.mark.parametrize(
-    ("amount", "code"),
-    [
-        ("-5.00", "invalid_amount"),
-        ("0", "invalid_amount"),
-        ("0.00", "invalid_amount"),
-        ("NaN", "invalid_amount"),
-        ("Infinity", "invalid_amount"),
-        ("1e3", "invalid_amount"),
-        ("12.345", "invalid_amount"),
-        ("", "invalid_amount"),
-        ("12,00", "invalid_amount"),
-        (12.34, "invalid_amount"),  # a JSON number: refused, never parsed as a float
-        (12, "invalid_amount"),
-        (None, "invalid_amount"),
-        (True, "invalid_amount"),
-        ("99999999999.00", "invalid_amount"),
-    ],
-)
-def test_bad_amounts_are_refused_and_write_nothing(
-    api: Api, community: Community, amount: object, code: str
-) -> None:
+BAD_AMOUNTS = [
+    ("-5.00", "invalid_amount"),
+    ("0", "invalid_amount"),
+    ("0.00", "invalid_amount"),
+    ("NaN", "invalid_amount"),
+    ("Infinity", "invalid_amount"),
+    ("1e3", "invalid_amount"),
+    ("12.345", "invalid_amount"),
+    ("", "invalid_amount"),
+    ("12,00", "invalid_amount"),
+    (12.34, "invalid_amount"),  # a JSON number: refused, never parsed as a float
+    (12, "invalid_amount"),
+    (None, "invalid_amount"),
+    (True, "invalid_amount"),
+    ("99999999999.00", "invalid_amount"),
+]
+
+
+def test_bad_amounts_are_refused_and_write_nothing(api: Api, community: Community) -> None:
     before = _count(community, orm.JournalLine)
-    r = api.client.post(
-        "/api/v1/payments",
-        json={**PAY, "amount": amount},
-        headers=api.h(api.service, **{"Idempotency-Key": "bad"}),
-    )
-    assert r.status_code == 422, r.text
-    assert r.json()["error"]["code"] == code
+    for amount, code in BAD_AMOUNTS:
+        for path, body in (
+            ("/api/v1/payments", {**PAY, "amount": amount}),
+            ("/api/v1/households/hh-A0101/payment-preview", {"amount": amount}),
+        ):
+            r = api.client.post(
+                path, json=body, headers=api.h(api.service, **{"Idempotency-Key": "bad"})
+            )
+            assert r.status_code == 422, (amount, r.text)
+            assert r.json()["error"]["code"] == code
     assert _count(community, orm.Payment) == 0 and _count(community, orm.JournalLine) == before
 
 
@@ -113,59 +113,57 @@ def test_json_numbers_never_reach_the_money_path(api: Api, monkeypatch: pytest.M
     assert type(parsed.amount) is Decimal and parsed.amount == Decimal("0.10")
 
 
-@pytest.mark.parametrize(
-    ("path", "method", "body", "status", "code"),
-    [
-        ("/api/v1/households/hh-nope/balance", "GET", None, 404, "unknown_household"),
-        ("/api/v1/bills/b-nope", "GET", None, 404, "unknown_bill"),
-        ("/api/v1/payments/pay_nope", "GET", None, 404, "unknown_payment"),
-        ("/api/v1/nope", "GET", None, 404, "not_found"),
-        ("/api/v1/payments", "PUT", None, 405, "method_not_allowed"),
-        (
-            "/api/v1/households/hh-A0101/readings",
-            "POST",
-            {"utility": "electricity", "value": "10"},
-            422,
-            "reading_backwards",
-        ),
-        (
-            "/api/v1/households/hh-A0101/readings",
-            "POST",
-            {"utility": "electricity", "value": 5000},
-            422,
-            "invalid_amount",
-        ),
-        (
-            "/api/v1/households/hh-A0101/readings",
-            "POST",
-            {"utility": "property_fee", "value": "10"},
-            422,
-            "validation_error",
-        ),
-        (
-            "/api/v1/households/hh-nope/readings",
-            "POST",
-            {"utility": "gas", "value": "10"},
-            404,
-            "unknown_household",
-        ),
-        ("/api/v1/payments", "POST", {**PAY, "household_id": "hh-nope"}, 404, "unknown_household"),
-        ("/api/v1/payments", "POST", {**PAY, "method": "bitcoin"}, 422, "validation_error"),
-        ("/api/v1/payments", "POST", {**PAY, "utility": "internet"}, 422, "validation_error"),
-        ("/api/v1/payments", "POST", {**PAY, "surprise": 1}, 422, "validation_error"),
-        ("/api/v1/payments", "POST", [1, 2], 422, "validation_error"),
-    ],
-)
-def test_bad_requests_get_error_json(
-    api: Api, community: Community, path: str, method: str, body: object, status: int, code: str
-) -> None:
+BAD_REQUESTS = [
+    ("/api/v1/households/hh-nope/balance", "GET", None, 404, "unknown_household"),
+    ("/api/v1/bills/b-nope", "GET", None, 404, "unknown_bill"),
+    ("/api/v1/payments/pay_nope", "GET", None, 404, "unknown_payment"),
+    ("/api/v1/nope", "GET", None, 404, "not_found"),
+    ("/api/v1/payments", "PUT", None, 405, "method_not_allowed"),
+    (
+        "/api/v1/households/hh-A0101/readings",
+        "POST",
+        {"utility": "electricity", "value": "10"},
+        422,
+        "reading_backwards",
+    ),
+    (
+        "/api/v1/households/hh-A0101/readings",
+        "POST",
+        {"utility": "electricity", "value": 5000},
+        422,
+        "invalid_amount",
+    ),
+    (
+        "/api/v1/households/hh-A0101/readings",
+        "POST",
+        {"utility": "property_fee", "value": "10"},
+        422,
+        "validation_error",
+    ),
+    (
+        "/api/v1/households/hh-nope/readings",
+        "POST",
+        {"utility": "gas", "value": "10"},
+        404,
+        "unknown_household",
+    ),
+    ("/api/v1/payments", "POST", {**PAY, "household_id": "hh-nope"}, 404, "unknown_household"),
+    ("/api/v1/payments", "POST", {**PAY, "method": "bitcoin"}, 422, "validation_error"),
+    ("/api/v1/payments", "POST", {**PAY, "utility": "internet"}, 422, "validation_error"),
+    ("/api/v1/payments", "POST", {**PAY, "surprise": 1}, 422, "validation_error"),
+    ("/api/v1/payments", "POST", [1, 2], 422, "validation_error"),
+]
+
+
+def test_bad_requests_get_error_json(api: Api, community: Community) -> None:
     before = (_count(community, orm.Payment), _count(community, orm.MeterReading))
-    r = api.client.request(
-        method, path, json=body, headers=api.h(api.service, **{"Idempotency-Key": "x"})
-    )
-    assert r.status_code == status, r.text
-    assert r.json()["error"]["code"] == code
-    assert isinstance(r.json()["error"]["message"], str)
+    for path, method, body, status, code in BAD_REQUESTS:
+        r = api.client.request(
+            method, path, json=body, headers=api.h(api.service, **{"Idempotency-Key": "x"})
+        )
+        assert r.status_code == status, (path, body, r.text)
+        assert r.json()["error"]["code"] == code
+        assert isinstance(r.json()["error"]["message"], str)
     assert (_count(community, orm.Payment), _count(community, orm.MeterReading)) == before
 
 
@@ -190,18 +188,25 @@ def test_malformed_json_huge_body_and_missing_header(api: Api, community: Commun
     assert _count(community, orm.Payment) == 0
 
 
-@pytest.mark.parametrize(
-    ("headers", "code"),
-    [
-        ({}, "missing_token"),
-        ({"Authorization": "Bearer nope"}, "invalid_token"),
-        ({"Authorization": "Basic dXNlcjpwYXNz"}, "invalid_token"),
-        ({"Authorization": "Bearer " + "x" * 500}, "invalid_token"),
-    ],
-)
-def test_missing_or_invalid_tokens(api: Api, headers: dict[str, str], code: str) -> None:
-    r = api.client.get("/api/v1/households/hh-A0101/balance", headers=headers)
-    assert r.status_code == 401 and r.json()["error"]["code"] == code
+BAD_TOKENS = [
+    ({}, "missing_token"),
+    ({"Authorization": "Bearer nope"}, "invalid_token"),
+    ({"Authorization": "Basic dXNlcjpwYXNz"}, "invalid_token"),
+    ({"Authorization": "Bearer " + "x" * 500}, "invalid_token"),
+]
+
+
+def test_missing_or_invalid_tokens(api: Api, community: Community) -> None:
+    from datetime import timedelta
+
+    from backend.service_layer import services
+
+    expired = services.issue_token(community.uow, "service", ttl=timedelta(seconds=-1)).token
+    for headers, code in [*BAD_TOKENS, ({"Authorization": f"Bearer {expired}"}, "invalid_token")]:
+        r = api.client.get("/api/v1/households/hh-A0101/balance", headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == code
+    r = api.client.post("/api/v1/payments", json=PAY, headers={"Idempotency-Key": "t"})
+    assert r.status_code == 401 and _count(community, orm.Payment) == 0
 
 
 def test_resident_token_only_sees_its_own_household(api: Api, community: Community) -> None:

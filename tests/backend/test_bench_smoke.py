@@ -36,8 +36,7 @@ N = 24
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("bench") / "seeded.db"
-    plan = seed(f"sqlite:///{path}", households=N, months=13, today=TODAY, chunk=10,
-                progress=False)
+    plan = seed(f"sqlite:///{path}", households=N, months=13, today=TODAY, chunk=10, progress=False)
     assert plan.history[-1] == date(2026, 10, 1) and plan.next_period == date(2026, 11, 1)
     return path
 
@@ -54,9 +53,13 @@ def test_seeded_database_is_consistent(seeded: Path) -> None:
         assert conn.scalar(select(func.count()).select_from(orm.Bill)) == N * 13 * 4
         debits = conn.scalar(select(func.sum(orm.JournalLine.debit)))
         credits = conn.scalar(select(func.sum(orm.JournalLine.credit)))
-        line_sums = dict(conn.execute(
-            select(orm.BillLine.bill_id, func.sum(orm.BillLine.amount))
-            .group_by(orm.BillLine.bill_id)).all())
+        line_sums = dict(
+            conn.execute(
+                select(orm.BillLine.bill_id, func.sum(orm.BillLine.amount)).group_by(
+                    orm.BillLine.bill_id
+                )
+            ).all()
+        )
         totals = dict(conn.execute(select(orm.Bill.bill_id, orm.Bill.total)).all())
     assert debits == credits and debits > 0
     assert line_sums == totals
@@ -70,15 +73,31 @@ def test_seeded_database_is_consistent(seeded: Path) -> None:
 def _snapshot(url: str) -> dict[str, object]:
     engine = make_engine(url)
     with engine.connect() as conn:
-        bills = sorted(tuple(r) for r in conn.execute(
-            select(orm.Bill.__table__).where(orm.Bill.period_start == date(2026, 11, 1))))
-        lines = sorted(tuple(r)[1:] for r in conn.execute(
-            select(orm.BillLine.__table__).where(orm.BillLine.bill_id.like("%-202611"))))
-        journal = sorted(conn.execute(
-            select(orm.JournalEntry.reference, orm.JournalLine.account,
-                   orm.JournalLine.household_id, orm.JournalLine.debit, orm.JournalLine.credit)
-            .join(orm.JournalLine, orm.JournalLine.entry_id == orm.JournalEntry.entry_id)
-            .where(orm.JournalEntry.reference.like("%-202611%"))).all())
+        bills = sorted(
+            tuple(r)
+            for r in conn.execute(
+                select(orm.Bill.__table__).where(orm.Bill.period_start == date(2026, 11, 1))
+            )
+        )
+        lines = sorted(
+            tuple(r)[1:]
+            for r in conn.execute(
+                select(orm.BillLine.__table__).where(orm.BillLine.bill_id.like("%-202611"))
+            )
+        )
+        journal = sorted(
+            conn.execute(
+                select(
+                    orm.JournalEntry.reference,
+                    orm.JournalLine.account,
+                    orm.JournalLine.household_id,
+                    orm.JournalLine.debit,
+                    orm.JournalLine.credit,
+                )
+                .join(orm.JournalLine, orm.JournalLine.entry_id == orm.JournalEntry.entry_id)
+                .where(orm.JournalEntry.reference.like("%-202611%"))
+            ).all()
+        )
     engine.dispose()
     return {"bills": bills, "lines": lines, "journal": journal}
 
@@ -90,17 +109,21 @@ def test_bulk_bill_run_writes_what_the_service_writes(seeded: Path, tmp_path: Pa
     for url in (service_url, bulk_url):
         engine = make_engine(url)
         with engine.begin() as conn:
-            conn.execute(orm.HouseholdCredit.__table__.insert(),
-                         {"household_id": household_id(3), "utility": "electricity",
-                          "amount": Decimal("25.00")})
+            conn.execute(
+                orm.HouseholdCredit.__table__.insert(),
+                {
+                    "household_id": household_id(3),
+                    "utility": "electricity",
+                    "amount": Decimal("25.00"),
+                },
+            )
         engine.dispose()
 
     engine = make_engine(service_url)
     services.generate_bills(UnitOfWork(engine), date(2026, 11, 1), today=TODAY)
     engine.dispose()
     engine = make_engine(bulk_url)
-    report = generate_month_bulk(engine, date(2026, 11, 1), today=TODAY, chunk=7,
-                                 progress=False)
+    report = generate_month_bulk(engine, date(2026, 11, 1), today=TODAY, chunk=7, progress=False)
     assert (report.bulk_households, report.slow_households) == (N - 1, 1)
     assert report.bills == (N - 1) * 4
     # idempotent: a second run bills nobody twice
@@ -122,17 +145,29 @@ def test_bench_command_line_runs(seeded: Path, tmp_path: Path) -> None:
 
     def run(*args: str) -> dict[str, object]:
         out = subprocess.run(
-            [sys.executable, str(REPO / "bench" / "backend.py"), "--record", str(record),
-             *args, "--url", url],
-            capture_output=True, text=True, check=True, cwd=REPO, timeout=300,
+            [
+                sys.executable,
+                str(REPO / "bench" / "backend.py"),
+                "--record",
+                str(record),
+                *args,
+                "--url",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+            timeout=300,
         )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     balance = run("balance", "--n", "10", "--repeats", "1", "--warmup", "2")
     for layer in ("raw", "service", "api"):
         assert balance[layer]["p95_ms"] > 0  # type: ignore[index]
-    payments = run("payments", "--clients", "1", "--seconds", "1", "--warmup", "0",
-                   "--repeats", "1")
+    payments = run(
+        "payments", "--clients", "1", "--seconds", "1", "--warmup", "0", "--repeats", "1"
+    )
     run_stats = payments["results"][0]["runs"][0]  # type: ignore[index]
     assert run_stats["statuses"].get("succeeded", 0) > 0 and not run_stats["errors"]
     generated = run("generate-fast")
