@@ -1,0 +1,230 @@
+"""Voice enrollment: five prompted digit strings become one encrypted template.
+
+The resident is shown :func:`enrollment_prompts` (five random 4-digit strings)
+and speaks each. Every recording must
+
+- decode and hold at least ``min_enroll_voiced_s`` of voiced speech;
+- contain the prompted digits, as heard by speech recognition, within
+  ``enroll_max_digit_errors`` (this is what keeps a replayed or unrelated
+  recording from being enrolled); staff importing recordings made elsewhere may
+  skip this check, which is recorded in the audit trail as the actor;
+- sound like the same person as the others (each voiceprint's similarity to
+  the mean of the others at least ``ENROLL_CONSISTENCY``), so two people cannot
+  be enrolled as one.
+
+The template, the L2-normalised mean voiceprint, is stored through
+:class:`biometrics.store.TemplateStore` (AES-GCM, audited) and never logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from billtalk.logs import get_logger
+from biometrics.store import TemplateStore
+from biometrics.voice.audio import VoiceAudioError, decode
+from biometrics.voice.challenge import (
+    HeardDigits,
+    check_digits,
+    hear_digits,
+    random_digits,
+)
+from biometrics.voice.embedding import make_template, similarity
+from biometrics.voice.settings import VoiceSettings, get_voice_settings
+from biometrics.voice.voiceprint import Voiceprint, voiceprint_of
+
+KIND = "voice"
+#: Least similarity of each enrollment voiceprint to the mean of the others.
+#: Same-speaker pairs score about 0.75-0.95 and different speakers about 0.4-0.75
+#: on the shared data, so this only catches a clearly different voice.
+ENROLL_CONSISTENCY = 0.6
+
+log = get_logger(__name__)
+
+DigitHearer = Callable[..., HeardDigits]
+
+
+class EnrollmentError(Exception):
+    """An enrollment was refused; nothing was stored.
+
+    Attributes:
+        code: ``corrupt_audio``, ``silent``, ``audio_too_short``, ``audio_too_long``,
+            ``wrong_digits``, ``inconsistent_speaker``, ``not_enough_samples``,
+            ``missing_digits``.
+        message: A human-readable explanation.
+        index: The 0-based recording the error is about, if one.
+    """
+
+    def __init__(self, code: str, message: str, index: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.index = index
+
+
+@dataclass(frozen=True)
+class EnrollmentSample:
+    """One enrollment recording and the digits the resident was asked to say.
+
+    Attributes:
+        audio: The encoded recording, or a path to it.
+        digits: The prompted digits (``None`` only for a staff import without
+            the digit check).
+    """
+
+    audio: bytes | Path
+    digits: str | None = None
+
+    def __repr__(self) -> str:  # keep audio bytes out of logs
+        kind = str(self.audio) if isinstance(self.audio, Path) else f"{len(self.audio)} bytes"
+        return f"EnrollmentSample(audio={kind}, digits={self.digits!r})"
+
+
+@dataclass(frozen=True)
+class EnrollmentReport:
+    """What was enrolled (no biometric data).
+
+    Attributes:
+        resident_id: Who was enrolled.
+        samples: How many recordings make up the template.
+        voiced_s: Voiced seconds of each recording.
+        consistency: Each recording's similarity to the mean of the others.
+        digits_checked: Whether the prompted digits were verified.
+    """
+
+    resident_id: str
+    samples: int
+    voiced_s: list[float] = field(default_factory=list)
+    consistency: list[float] = field(default_factory=list)
+    digits_checked: bool = True
+
+
+def enrollment_prompts(settings: VoiceSettings | None = None) -> list[str]:
+    """Fresh random digit strings for the resident to speak, one per recording."""
+    s = settings or get_voice_settings()
+    return [random_digits(s.enroll_digits) for _ in range(s.enroll_utterances)]
+
+
+def build_template(
+    samples: Sequence[EnrollmentSample],
+    *,
+    check_prompted_digits: bool = True,
+    settings: VoiceSettings | None = None,
+    hearer: DigitHearer = hear_digits,
+) -> tuple[np.ndarray, EnrollmentReport]:
+    """Check enrollment recordings and compute the template (nothing is stored).
+
+    Args:
+        samples: The recordings with their prompted digits.
+        check_prompted_digits: Verify that each recording says its digits.
+        settings: Voice settings (defaults to the environment's).
+        hearer: The digit recogniser (the speech layer's by default).
+
+    Returns:
+        The ``(1, 256)`` float32 template and a report.
+
+    Raises:
+        EnrollmentError: A recording is unusable, says the wrong digits, or the
+            voices do not agree.
+    """
+    s = settings or get_voice_settings()
+    if len(samples) < s.enroll_utterances:
+        raise EnrollmentError(
+            "not_enough_samples",
+            f"{len(samples)} recordings given; enrollment needs {s.enroll_utterances}",
+        )
+    prints: list[Voiceprint] = []
+    for index, sample in enumerate(samples):
+        try:
+            decoded = decode(sample.audio)
+            vp = voiceprint_of(decoded, min_voiced_s=s.min_enroll_voiced_s)
+        except VoiceAudioError as exc:
+            raise EnrollmentError(exc.code, f"recording {index + 1}: {exc.message}", index) from exc
+        if check_prompted_digits:
+            if not sample.digits:
+                raise EnrollmentError(
+                    "missing_digits", f"recording {index + 1}: no prompted digits given", index
+                )
+            expected = "".join(ch for ch in sample.digits if ch.isdigit())
+            heard = hearer(decoded, expected_len=len(expected))
+            check = check_digits(expected, heard.digits, max_errors=s.enroll_max_digit_errors)
+            if not check.passed:
+                raise EnrollmentError(
+                    "wrong_digits",
+                    f"recording {index + 1}: the prompted digits were not recognised "
+                    f"({check.errors} differences)",
+                    index,
+                )
+        prints.append(vp)
+    vectors = [p.vector for p in prints]
+    consistency: list[float] = []
+    if len(vectors) > 1:
+        for i, v in enumerate(vectors):
+            others = make_template([w for j, w in enumerate(vectors) if j != i])
+            consistency.append(round(similarity(others, v), 4))
+    worst = int(np.argmin(consistency)) if consistency else 0
+    if consistency and consistency[worst] < ENROLL_CONSISTENCY:
+        raise EnrollmentError(
+            "inconsistent_speaker",
+            f"recording {worst + 1} does not sound like the others",
+            worst,
+        )
+    template = make_template(vectors).reshape(1, -1)
+    report = EnrollmentReport(
+        resident_id="",
+        samples=len(prints),
+        voiced_s=[round(p.voiced_s, 2) for p in prints],
+        consistency=consistency,
+        digits_checked=check_prompted_digits,
+    )
+    return template, report
+
+
+def enroll(
+    store: TemplateStore,
+    resident_id: str,
+    samples: Sequence[EnrollmentSample],
+    *,
+    actor: str,
+    check_prompted_digits: bool = True,
+    settings: VoiceSettings | None = None,
+    hearer: DigitHearer = hear_digits,
+) -> EnrollmentReport:
+    """Enroll (or re-enroll) a resident's voice and store the encrypted template.
+
+    Args:
+        store: The template store.
+        resident_id: The resident.
+        samples: The prompted recordings (see :func:`enrollment_prompts`).
+        actor: Who enrolls, for the audit trail (``resident:<id>``, ``staff:<name>``).
+        check_prompted_digits: ``False`` only for a staff import of recordings
+            whose prompts are not known.
+        settings: Voice settings (defaults to the environment's).
+        hearer: The digit recogniser (the speech layer's by default).
+
+    Raises:
+        EnrollmentError: Nothing was stored; ``code`` says why.
+    """
+    template, report = build_template(
+        samples, check_prompted_digits=check_prompted_digits, settings=settings, hearer=hearer
+    )
+    audit_actor = actor if check_prompted_digits else f"{actor} (no digit check)"
+    store.save(resident_id, KIND, template, actor=audit_actor)
+    log.info(
+        "voice_enrolled",
+        resident_id=resident_id,
+        samples=report.samples,
+        digits_checked=check_prompted_digits,
+        min_consistency=min(report.consistency, default=None),
+    )
+    return EnrollmentReport(
+        resident_id=resident_id,
+        samples=report.samples,
+        voiced_s=report.voiced_s,
+        consistency=report.consistency,
+        digits_checked=report.digits_checked,
+    )

@@ -1,0 +1,58 @@
+"""Settings of voice verification (``BILLTALK_VOICE_*`` environment variables).
+
+The shipped values were calibrated by ``bench/voice.py`` on the shared real
+speakers (see ``docs/voice.md`` and the ``voice`` section of
+``bench/RESULTS.md`` for the procedure and the measured FAR/FRR beside them).
+``billtalk voice verify`` and the dialogue's step-up both read them from here,
+so there is a single threshold in the product.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Cosine similarity (voiceprint vs. template) at or above which a voice matches.
+#: Chosen for a target FAR of 0.1% with a safety margin; see docs/voice.md.
+DEFAULT_MATCH_THRESHOLD = 0.80
+
+
+class VoiceSettings(BaseSettings):
+    """Knobs of :mod:`biometrics.voice`.
+
+    Attributes:
+        match_threshold: Cosine similarity between the probe's voiceprint and the
+            enrolled template at or above which the voice matches.
+        challenge_digits: Length of the spoken verification challenge.
+        challenge_ttl_s: Seconds after which a challenge can no longer be answered.
+        max_digit_errors: Edit distance (substituted, missing or extra digits)
+            tolerated between the challenge and what speech recognition heard.
+        enroll_utterances: Prompted digit strings spoken at enrollment.
+        enroll_digits: Digits per enrollment prompt.
+        enroll_max_digit_errors: Tolerated edit distance for an enrollment prompt.
+        min_voiced_s: Least voiced speech (seconds, after voice-activity detection)
+            a verification probe must contain; shorter voiceprints are unreliable.
+        min_enroll_voiced_s: Least voiced speech per enrollment utterance.
+        vad_mode: webrtcvad aggressiveness (0-3) used to measure voiced speech.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BILLTALK_VOICE_", extra="ignore", frozen=True)
+
+    match_threshold: float = Field(default=DEFAULT_MATCH_THRESHOLD, gt=0.0, lt=1.0)
+    challenge_digits: int = Field(default=6, ge=4, le=12)
+    challenge_ttl_s: float = Field(default=60.0, gt=0)
+    max_digit_errors: int = Field(default=1, ge=0, le=3)
+    enroll_utterances: int = Field(default=5, ge=1, le=20)
+    enroll_digits: int = Field(default=4, ge=4, le=12)
+    enroll_max_digit_errors: int = Field(default=1, ge=0, le=3)
+    min_voiced_s: float = Field(default=1.0, ge=0.1)
+    min_enroll_voiced_s: float = Field(default=1.0, ge=0.1)
+    vad_mode: int = Field(default=2, ge=0, le=3)
+
+
+@lru_cache(maxsize=1)
+def get_voice_settings() -> VoiceSettings:
+    """Return the voice settings, read once from the environment."""
+    return VoiceSettings()

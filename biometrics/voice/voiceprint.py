@@ -1,0 +1,87 @@
+"""From evidence audio to a checked voiceprint, and what a probe scores against a template.
+
+This is the one place that decides whether audio is usable for voice biometrics
+(decodable, not silent, enough voiced speech) and turns it into a voiceprint.
+Enrollment, the step-up verifier and ``billtalk voice verify`` all go through it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from biometrics.voice.audio import Audio, VoiceAudioError, decode
+from biometrics.voice.embedding import embed, prepare, similarity
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class Voiceprint:
+    """The voiceprint of one utterance, with what was measured on the way.
+
+    Attributes:
+        vector: The L2-normalised speaker embedding. Biometric data: never log it.
+        voiced_s: Seconds of voiced speech in the utterance.
+        duration_s: Duration of the decoded audio.
+        embed_ms: Time spent computing the embedding.
+    """
+
+    vector: npt.NDArray[np.float32]
+    voiced_s: float
+    duration_s: float
+    embed_ms: float
+
+    def __repr__(self) -> str:  # keep the vector out of logs and tracebacks
+        return f"Voiceprint(voiced_s={self.voiced_s:.2f}, duration_s={self.duration_s:.2f})"
+
+
+def voiceprint_of_samples(
+    wav: npt.NDArray[np.float32], *, min_voiced_s: float, duration_s: float | None = None
+) -> Voiceprint:
+    """The voiceprint of decoded 16 kHz samples.
+
+    Raises:
+        VoiceAudioError: ``silent`` when no voiced speech is found, ``audio_too_short``
+            when there is less than ``min_voiced_s`` of it.
+    """
+    prepared = prepare(wav)
+    duration = prepared.duration_s if duration_s is None else duration_s
+    if prepared.voiced_s == 0:
+        raise VoiceAudioError("silent", "no speech was heard in the recording")
+    if prepared.voiced_s < min_voiced_s:
+        raise VoiceAudioError(
+            "audio_too_short",
+            f"only {prepared.voiced_s:.1f} s of speech; at least {min_voiced_s:.1f} s is needed",
+        )
+    started = time.perf_counter()
+    vector = embed(prepared)
+    return Voiceprint(vector, prepared.voiced_s, duration, (time.perf_counter() - started) * 1000)
+
+
+def voiceprint_of(audio: bytes | Path | Audio, *, min_voiced_s: float) -> Voiceprint:
+    """Decode ``audio`` and compute its voiceprint.
+
+    Args:
+        audio: Encoded audio (bytes of a WAV/FLAC/OGG/MP3), a path to a file, or
+            audio already decoded by :func:`biometrics.voice.audio.decode`.
+        min_voiced_s: Least voiced speech accepted, in seconds.
+
+    Raises:
+        VoiceAudioError: The audio is corrupt, empty, too long, silent or too short;
+            ``code`` says which.
+    """
+    decoded = decode(audio)
+    return voiceprint_of_samples(
+        decoded.samples, min_voiced_s=min_voiced_s, duration_s=decoded.duration_s
+    )
+
+
+def score(template: npt.NDArray[np.float32], probe: Voiceprint) -> float:
+    """Cosine similarity between a stored template (1 x 256 or 256) and a probe."""
+    return similarity(np.asarray(template, dtype=np.float32).reshape(-1), probe.vector)

@@ -1,0 +1,145 @@
+"""``billtalk voice``: the contract of ``voice verify``, and enroll/delete on a real database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from billtalk.cli import app
+from billtalk.settings import get_settings
+from biometrics.settings import get_biometrics_settings
+from biometrics.store import TemplateStore
+from biometrics.voice.cli import split_lists
+from biometrics.voice.settings import get_voice_settings
+
+from .conftest import noise_wav, silence_wav
+
+runner = CliRunner()
+LIBRI = "librispeech_test-other"
+
+
+def lines(output: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_split_lists_parses_multi_value_options() -> None:
+    assert split_lists(
+        ["--enrolled", "a", "b", "--probe", "c", "--enrolled=d"], ("--enrolled", "--probe")
+    ) == {
+        "--enrolled": ["a", "b", "d"],
+        "--probe": ["c"],
+    }
+    import typer
+
+    with pytest.raises(typer.BadParameter):
+        split_lists(["a", "--probe", "b"], ("--enrolled", "--probe"))
+    with pytest.raises(typer.BadParameter):
+        split_lists(["--bogus", "a"], ("--enrolled", "--probe"))
+
+
+def test_verify_prints_one_line_per_probe_in_order(voice_data: Path, tmp_path: Path) -> None:
+    root = voice_data / LIBRI
+    enrolled = [str(p) for p in sorted((root / "1688").glob("*.flac"))[:3]]
+    silent = tmp_path / "silent.wav"
+    silent.write_bytes(silence_wav())
+    noise = tmp_path / "noise.wav"
+    noise.write_bytes(noise_wav())
+    corrupt = tmp_path / "corrupt.ogg"
+    corrupt.write_bytes(b"OggS" + b"\x00garbage" * 50)
+    short = voice_data / "fsdd" / "recordings" / "5_george_17.wav"
+    probes = [
+        str(sorted((root / "1688").glob("*.flac"))[6]),
+        str(sorted((root / "2609").glob("*.flac"))[6]),
+        str(silent),
+        str(noise),
+        str(corrupt),
+        str(short),
+    ]
+    result = runner.invoke(app, ["voice", "verify", "--enrolled", *enrolled, "--probe", *probes])
+    out = lines(result.stdout)
+    assert [o["probe"] for o in out] == probes
+    threshold = get_voice_settings().match_threshold
+    genuine, impostor = out[0], out[1]
+    assert set(genuine) == {"probe", "match", "score", "threshold"}
+    assert genuine["match"] is True and genuine["threshold"] == threshold
+    assert impostor["match"] is False and impostor["score"] < threshold  # type: ignore[operator]
+    codes = [o["error"]["code"] for o in out[2:]]  # type: ignore[index]
+    assert codes == ["silent", "no_speech", "corrupt_audio", "audio_too_short"]
+    assert all(o["error"]["message"] for o in out[2:])  # type: ignore[index]
+    assert result.exit_code == 2
+
+
+def test_verify_exit_code_is_zero_when_every_probe_was_judged(voice_data: Path) -> None:
+    root = voice_data / LIBRI / "2033"
+    files = [str(p) for p in sorted(root.glob("*.flac"))]
+    result = runner.invoke(
+        app, ["voice", "verify", "--enrolled", *files[:2], "--probe", files[5], files[6]]
+    )
+    assert result.exit_code == 0, result.output
+    assert [o["match"] for o in lines(result.stdout)] == [True, True]
+
+
+def test_verify_needs_both_lists() -> None:
+    result = runner.invoke(app, ["voice", "verify", "--probe", "x.wav"])
+    assert result.exit_code != 0
+
+
+@pytest.fixture
+def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("BILLTALK_DATABASE_URL", url)
+    monkeypatch.delenv("BILLTALK_BIOMETRICS_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    get_biometrics_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+    get_biometrics_settings.cache_clear()
+
+
+def test_enroll_then_delete(cli_db: str, tmp_path: Path, espeak: Callable[..., bytes]) -> None:
+    prompts = ["4719", "0283", "5561", "9037", "1842"]
+    files = []
+    for i, p in enumerate(prompts):
+        path = tmp_path / f"e{i}.wav"
+        path.write_bytes(espeak(p, voice="en-us", speed=120, snr_db=30.0, seed=i))
+        files.append(str(path))
+    args = ["voice", "enroll", "--resident", "res-cli", *files]
+    missing = runner.invoke(app, args)
+    assert missing.exit_code == 2
+    assert lines(missing.stdout)[0]["error"]["code"] == "missing_digits"  # type: ignore[index]
+    digit_args = [a for p in prompts for a in ("--digits", p)]
+    result = runner.invoke(app, [*args, *digit_args, "--actor", "staff:desk"])
+    assert result.exit_code == 0, result.output
+    report = lines(result.stdout)[0]
+    assert report["resident_id"] == "res-cli" and report["samples"] == 5
+    assert report["digits_checked"] is True
+    store = TemplateStore.from_settings()
+    assert store.is_enrolled("res-cli", "voice")
+    deleted = runner.invoke(
+        app, ["voice", "delete", "--resident", "res-cli", "--actor", "staff:desk"]
+    )
+    assert lines(deleted.stdout) == [{"resident_id": "res-cli", "removed": 1}]
+    assert not store.is_enrolled("res-cli", "voice")
+    assert [e["action"] for e in store.audit_trail("res-cli")] == ["enroll", "delete"]
+
+
+def test_enroll_refuses_wrong_digits(
+    cli_db: str, tmp_path: Path, espeak: Callable[..., bytes]
+) -> None:
+    prompts = ["4719", "0283", "5561", "9037", "1842"]
+    files = []
+    for i, p in enumerate(prompts):
+        path = tmp_path / f"e{i}.wav"
+        said = "6666" if i == 1 else p
+        path.write_bytes(espeak(said, voice="en-us", speed=120, snr_db=30.0, seed=i))
+        files.append(str(path))
+    digit_args = [a for p in prompts for a in ("--digits", p)]
+    result = runner.invoke(app, ["voice", "enroll", "--resident", "r", *files, *digit_args])
+    assert result.exit_code == 2
+    error = lines(result.stdout)[0]["error"]
+    assert error["code"] == "wrong_digits" and error["file"] == files[1]  # type: ignore[index]
+    assert not TemplateStore.from_settings().is_enrolled("r", "voice")
