@@ -254,6 +254,14 @@ class Policy:
         if not understood:
             await self.misunderstood(turn)
             return
+        if intent == "out_of_scope":
+            # Out of scope twice in a row is treated like not understanding twice.
+            if state.misunderstandings + 1 >= self.settings.max_misunderstandings:
+                await self.misunderstood(turn)
+                return
+            state.misunderstandings += 1
+            await self.dispatch(turn, intent, entities, text)
+            return
         state.misunderstandings = 0
         ranking = parse.get("intent_ranking") or []
         if len(ranking) >= 2 and not turn.actions:
