@@ -14,9 +14,11 @@ import json
 import struct
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    CursorResult,
     DateTime,
     Engine,
     Integer,
@@ -166,7 +168,8 @@ class TemplateStore:
             stmt = delete(TemplateRow).where(TemplateRow.resident_id == resident_id)
             if kind is not None:
                 stmt = stmt.where(TemplateRow.kind == kind)
-            removed = session.execute(stmt).rowcount or 0
+            result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
+            removed = result.rowcount or 0
             session.add(_audit(resident_id, kind or "all", "delete", actor, {"removed": removed}))
         return int(removed)
 
