@@ -91,6 +91,7 @@ def verify_command(ctx: typer.Context) -> None:
         except FaceError as exc:
             sys.stderr.write(json.dumps({"enrolled": path, "error": exc.to_dict()}) + "\n")
             raise typer.Exit(1) from None
+        assert obs.encoding is not None
         vectors.append(obs.encoding)
     template = np.vstack(vectors)
     failed = False
