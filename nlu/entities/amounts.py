@@ -333,7 +333,7 @@ def _digit_tokens(text: str) -> list[NumberToken]:
                 currency=currency,
                 digits=raw.replace(",", ""),
                 unit=unit,
-                valid_amount=valid and unit is None,
+                valid_amount=valid and (unit is None or currency),
             )
         )
     return out
