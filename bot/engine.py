@@ -289,6 +289,7 @@ class DialogueEngine:
         turn.state = copy.deepcopy(snapshot)
         turn.state.last_activity_at = now
         turn.error = error
+        turn.keep_buttons = True  # the state is as before the turn, so are its buttons
         turn.replies = [r for r in turn.replies if r.key.startswith("session_")]
         turn.say(key)
 

@@ -556,8 +556,21 @@ class PaymentForm:
             state.clear_form()
             state.interrupted = []
         elif result.replies and result.replies[0].key == "pay_backend_down":
-            # Nothing is known to have happened; the same Pay button retries with the same key.
-            pass
+            # Nothing is known to have happened: the same Pay button retries with the same key.
+            turn.state.verified_token = token if pending["step_up"] else None
+            turn.add(
+                Reply(
+                    "retry_payment",
+                    buttons=[
+                        ButtonSpec(
+                            "button_pay",
+                            self.policy.payload(turn, "confirm_payment", t=token),
+                            {"amount": ctx.money(Decimal(pending["amount"]))},
+                        ),
+                        ButtonSpec("button_cancel", self.policy.payload(turn, "cancel")),
+                    ],
+                )
+            )
         else:
             state.clear_form()
 

@@ -118,6 +118,12 @@ class FakeBillingClient:
         if household_id != "hh-1":
             raise NotFound("unknown_household", "no such household", 404)
 
+    async def resident_scope(self, resident_id: str) -> FakeBillingClient:
+        return self
+
+    async def aclose(self) -> None:
+        return None
+
     async def get_resident(self, resident_id: str) -> Resident:
         return self.resident
 
