@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from backend import schemas
 from backend.api import models
@@ -16,7 +17,35 @@ from backend.service_layer import services
 from backend.service_layer.services import Principal
 from backend.service_layer.unit_of_work import UnitOfWork
 
-router = APIRouter(prefix="/api/v1")
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in (
+        (400, "Malformed request (bad JSON, missing header)"),
+        (401, "Missing or invalid bearer token"),
+        (403, "The token may not access this"),
+        (404, "Unknown household, bill, payment..."),
+        (409, "Conflicts with the current state"),
+        (413, "Body too large"),
+        (422, "Invalid values (e.g. invalid_amount)"),
+        (429, "Too many attempts"),
+    )
+}
+
+router = APIRouter(prefix="/api/v1", responses=_ERRORS)
 
 UtilityQ = Annotated[schemas.Utility | None, Query()]
 Limit = Annotated[int, Query(ge=1, le=200)]
