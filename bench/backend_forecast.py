@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.domain.forecast import METHODS, BacktestRow, backtest, format_backtest
+from backend.domain.forecast import BacktestRow, backtest, format_backtest
 
 History = list[tuple[date, Decimal]]
 
@@ -128,13 +128,15 @@ def plot(all_results: dict[str, dict[str, list[BacktestRow]]], out: Path) -> Non
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (title, results) in zip(axes[0], panels, strict=True):
         utilities = list(results)
-        width = 0.8 / len(METHODS)
-        for j, method in enumerate(METHODS):
+        methods = [r.method for r in results[utilities[0]]]
+        width = 0.8 / len(methods)
+        for j, method in enumerate(methods):
             values = [float(next(r.mape for r in results[u] if r.method == method))
                       for u in utilities]
             xs = [i + j * width for i in range(len(utilities))]
             ax.bar(xs, values, width=width, label=method)
-        ax.set_xticks([i + width for i in range(len(utilities))], utilities)
+        ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(utilities))],
+                      utilities)
         ax.set_ylabel("MAPE, % (lower is better)")
         ax.set_title(title)
         ax.legend()
