@@ -82,6 +82,22 @@ def video_bases(photo, settings: FaceSettings) -> dict[str, np.ndarray]:  # type
 
 
 @pytest.fixture(scope="session")
+def clips(video_bases) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    """Synthetic video notes (see tests/face/synth.py), each made once per session."""
+    from tests.face import synth
+
+    obama, rose, biden = video_bases["obama"], video_bases["rose"], video_bases["biden"]
+    return {
+        "obama_left_up": synth.motion_clip(obama, ["turn_left", "look_up"]),
+        "rose_right_left": synth.motion_clip(rose, ["turn_right", "turn_left"]),
+        "obama_still": synth.still_clip(obama),
+        "obama_waved": synth.waved_photo_clip(obama),
+        "biden_left_up": synth.motion_clip(biden, ["turn_left", "look_up"]),
+        "obama_cut_to_biden": synth.cut_clip(obama, biden, ["turn_left", "look_up"]),
+    }
+
+
+@pytest.fixture(scope="session")
 def executor() -> Iterator[ProcessPoolExecutor]:
     """One real worker process (spawned, models loaded) shared by the session."""
     from biometrics.face.pool import make_executor

@@ -15,23 +15,8 @@ from biometrics.face.liveness import Motion, check_liveness, motion_seen, random
 from biometrics.face.pose import HeadPose
 from biometrics.face.settings import FaceSettings
 from biometrics.face.video import FrameSample, analyze_video, decode_frames
-from tests.face import synth
 
 LEFT_UP = [Motion.TURN_LEFT, Motion.LOOK_UP]
-
-
-@pytest.fixture(scope="module")
-def clips(video_bases) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
-    """Each clip synthesised once for the module."""
-    obama, rose, biden = video_bases["obama"], video_bases["rose"], video_bases["biden"]
-    return {
-        "obama_left_up": synth.motion_clip(obama, ["turn_left", "look_up"]),
-        "rose_right_left": synth.motion_clip(rose, ["turn_right", "turn_left"]),
-        "obama_still": synth.still_clip(obama),
-        "obama_waved": synth.waved_photo_clip(obama),
-        "biden_left_up": synth.motion_clip(biden, ["turn_left", "look_up"]),
-        "obama_cut_to_biden": synth.cut_clip(obama, biden, ["turn_left", "look_up"]),
-    }
 
 
 @pytest.fixture(scope="module")

@@ -143,19 +143,19 @@ def _with_motions(ch: Challenge, motions: list[str]) -> Challenge:
 
 
 def test_video_note_with_the_challenged_motion_passes_alone(
-    verifier: FaceVerifier, video_bases, settings
-) -> None:  # type: ignore[no-untyped-def]
+    verifier: FaceVerifier, clips: dict[str, bytes], settings: FaceSettings
+) -> None:
     ch = _with_motions(_run(verifier.start(RESIDENT)), ["turn_left", "look_up"])
-    clip = synth.motion_clip(video_bases["obama"], ["turn_left", "look_up"])
+    clip = clips["obama_left_up"]
     res = _run(verifier.verify(RESIDENT, ch, Evidence("video", clip, "video/mp4")))
     assert res.decision is Decision.ACCEPT, res
     assert res.liveness is True and res.requires_also is None
     assert res.threshold == settings.threshold
 
 
-def test_video_of_a_still_photo_fails_liveness(verifier: FaceVerifier, video_bases) -> None:  # type: ignore[no-untyped-def]
+def test_video_of_a_still_photo_fails_liveness(verifier: FaceVerifier, clips) -> None:  # type: ignore[no-untyped-def]
     ch = _with_motions(_run(verifier.start(RESIDENT)), ["turn_right", "look_up"])
-    clip = synth.still_clip(video_bases["obama"], seconds=2.0)
+    clip = clips["obama_still"]
     res = _run(verifier.verify(RESIDENT, ch, Evidence("video", clip, "video/mp4")))
     assert res.decision is Decision.REJECT
     assert res.reason == "liveness_failed" and res.liveness is False
