@@ -12,11 +12,14 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from billtalk.settings import get_settings
+
+if TYPE_CHECKING:
+    from backend.service_layer.unit_of_work import UnitOfWork
 
 demo_app = typer.Typer(help="The demo community.", no_args_is_help=True)
 bills_app = typer.Typer(help="Bill generation.", no_args_is_help=True)
@@ -33,7 +36,7 @@ def _print(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def _uow():  # type: ignore[no-untyped-def]
+def _uow() -> UnitOfWork:
     from backend.bootstrap import ensure_database
     from backend.service_layer.unit_of_work import UnitOfWork
 

@@ -120,6 +120,27 @@ GAS_SEASON = {
 }
 
 
+@dataclass(frozen=True)
+class Profile:
+    """A simulated household's habits (monthly base usage per utility, paying behaviour)."""
+
+    kind: str
+    stop: int
+    electricity: float
+    water: float
+    gas: float
+    autopay: bool
+
+
+def _tenths(simulated: float) -> Decimal:
+    """A simulated usage as an exact meter increment in tenths.
+
+    The random simulation of consumption uses floats; they become exact integers
+    of tenths here, before anything is stored or priced.
+    """
+    return Decimal(round(simulated * 10)).scaleb(-1)
+
+
 class SeedConflict(RuntimeError):
     """The database already holds a different community."""
 
@@ -453,17 +474,16 @@ def _simulate(
     progress: Callable[[int], None] | None,
 ) -> None:
     """Readings month by month, bills, and each household's paying habits."""
-    profiles = {}
+    profiles: dict[str, Profile] = {}
     for i, (hid, _, _, _) in enumerate(layout):
-        kind = ("paid", "paid", "partial", "overdue")[i % 4]
-        profiles[hid] = {
-            "kind": kind,
-            "stop": rng.randint(2, 4),
-            "el": rng.uniform(140, 330),
-            "wa": rng.uniform(5, 16),
-            "ga": rng.uniform(8, 25),
-            "autopay": i % 10 == 4,
-        }
+        profiles[hid] = Profile(
+            kind=("paid", "paid", "partial", "overdue")[i % 4],
+            stop=rng.randint(2, 4),
+            electricity=rng.uniform(140, 330),
+            water=rng.uniform(5, 16),
+            gas=rng.uniform(8, 25),
+            autopay=i % 10 == 4,
+        )
     values = {
         (hid, u): Decimal(rng.randrange(1000, 20000))
         for hid, *_ in layout
@@ -487,7 +507,7 @@ def _simulate(
             h = uow.session.get(orm.Household, hid)
             assert h is not None
             methods[hid] = h.saved_method or "card"
-            if profiles[hid]["autopay"]:
+            if profiles[hid].autopay:
                 uow.session.add(
                     orm.AutopaySetting(
                         household_id=hid,
@@ -507,14 +527,14 @@ def _simulate(
             for hid, *_ in layout:
                 p = profiles[hid]
                 usage = {
-                    "electricity": p["el"]
-                    * ELECTRICITY_SEASON[start.month]
-                    * rng.uniform(0.85, 1.15),
-                    "water": p["wa"] * rng.uniform(0.8, 1.2),
-                    "gas": p["ga"] * GAS_SEASON[start.month] * rng.uniform(0.85, 1.15),
+                    "electricity": _tenths(
+                        p.electricity * ELECTRICITY_SEASON[start.month] * rng.uniform(0.85, 1.15)
+                    ),
+                    "water": _tenths(p.water * rng.uniform(0.8, 1.2)),
+                    "gas": _tenths(p.gas * GAS_SEASON[start.month] * rng.uniform(0.85, 1.15)),
                 }
                 for u, amount in usage.items():
-                    values[(hid, u)] += Decimal(f"{amount:.1f}")
+                    values[(hid, u)] += amount
                     uow.session.add(
                         orm.MeterReading(
                             meter_id=f"m-{hid[3:]}-{u[:2]}",
@@ -531,7 +551,7 @@ def _simulate(
             changed = services.generate_household_bills(
                 uow, hid, start, today=min(issue_day, today)
             )
-            if profiles[hid]["autopay"] and changed:
+            if profiles[hid].autopay and changed:
                 services.run_autopay(uow, gateway, hid, changed)
             if progress:
                 progress(1)
@@ -542,16 +562,16 @@ def _simulate(
         for hid, *_ in layout:
             p = profiles[hid]
             months_left = n_months - m_index
-            if p["kind"] == "overdue" and months_left <= p["stop"]:
+            if p.kind == "overdue" and months_left <= p.stop:
                 continue
             bal = services.balance(uow, hid, today=pay_day)
-            owed = sum(
+            owed: Decimal = sum(
                 (b.amount_due for b in bal.open_bills if b.period_start == start), Decimal(0)
             )
             if owed <= 0:
                 continue
             amount = owed
-            if p["kind"] == "partial":
+            if p.kind == "partial":
                 amount = (owed * Decimal(rng.choice((40, 50, 60, 75))) / 100).quantize(
                     Decimal("0.01")
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from backend.adapters import orm
+from backend.receipts import ReceiptAllocation, ReceiptData
 from backend.service_layer import services
 from backend.service_layer.unit_of_work import UnitOfWork
 
@@ -12,10 +13,8 @@ from backend.service_layer.unit_of_work import UnitOfWork
 COMMUNITY_NAME = "Lakeside Gardens 湖畔花园"
 
 
-def receipt_data(uow: UnitOfWork, payment_id: str):  # type: ignore[no-untyped-def]
+def receipt_data(uow: UnitOfWork, payment_id: str) -> ReceiptData:
     """The :class:`backend.receipts.ReceiptData` of a payment with a receipt number."""
-    from backend.receipts import ReceiptAllocation, ReceiptData
-
     receipt = services.get_receipt(uow, payment_id)
     with uow:
         p = uow.repo.payment(payment_id)

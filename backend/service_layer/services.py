@@ -1437,11 +1437,13 @@ def set_autopay(
         elif row.max_amount is None:
             row.max_amount = Decimal("2000.00")
         row.updated_at = utcnow()
-        out = schemas.AutopaySetting(
-            utility=utility,
-            enabled=row.enabled,
-            method=row.method,
-            max_amount=row.max_amount,  # type: ignore[arg-type]
+        out = schemas.AutopaySetting.model_validate(
+            {
+                "utility": utility,
+                "enabled": row.enabled,
+                "method": row.method,
+                "max_amount": row.max_amount,
+            }
         )
         uow.commit()
         return out
@@ -1916,8 +1918,8 @@ def issue_token(
         uow.commit()
     return schemas.TokenOut(
         token=token,
-        scope=scope,
-        household_id=household_id,  # type: ignore[arg-type]
+        scope=scope,  # type: ignore[arg-type]
+        household_id=household_id,
         resident_id=resident_id,
         expires_at=expires,
     )
@@ -1950,8 +1952,8 @@ def get_resident(uow: UnitOfWork, resident_id: str) -> schemas.Resident:
             name=r.name,
             language=r.language,
             unit=hh.unit,
-            saved_method=hh.saved_method,
-            saved_method_label=hh.saved_method_label,  # type: ignore[arg-type]
+            saved_method=hh.saved_method,  # type: ignore[arg-type]
+            saved_method_label=hh.saved_method_label,
         )
 
 
