@@ -140,7 +140,13 @@ class FaceVerifier:
     async def _decide(
         self, resident_id: str, challenge: Challenge, evidence: Evidence
     ) -> VerificationResult:
-        if challenge.kind is not self.kind or challenge.state.get("resident_id") != resident_id:
+        known = {str(m) for m in Motion}
+        motions = [Motion(m) for m in challenge.state.get("motions", ()) if m in known]
+        if (
+            challenge.kind is not self.kind
+            or challenge.state.get("resident_id") != resident_id
+            or not motions
+        ):
             return self._result(Decision.REJECT, "wrong_challenge")
         if challenge.is_expired(self._clock()):
             return self._result(Decision.REJECT, "expired")
@@ -152,7 +158,6 @@ class FaceVerifier:
         try:
             if evidence.media == "video":
                 analysis = await run_in(self.executor, observe_video, evidence.data, self.settings)
-                motions = [Motion(m) for m in challenge.state.get("motions", [])]
                 verdict = check_liveness(analysis, motions, template, self.settings)
                 if verdict.passed:
                     return self._result(

@@ -128,6 +128,13 @@ def test_challenge_of_another_resident_is_refused(verifier: FaceVerifier, photo)
     assert res.decision is Decision.REJECT and res.reason == "wrong_challenge"
 
 
+def test_challenge_without_a_movement_is_refused(verifier: FaceVerifier, clips) -> None:  # type: ignore[no-untyped-def]
+    """A tampered or foreign challenge with no movement must not make liveness trivial."""
+    ch = _with_motions(_run(verifier.start(RESIDENT)), [])
+    res = _run(verifier.verify(RESIDENT, ch, Evidence("video", clips["obama_still"], "video/mp4")))
+    assert res.decision is Decision.REJECT and res.reason == "wrong_challenge"
+
+
 def test_not_enrolled(verifier: FaceVerifier, photo) -> None:  # type: ignore[no-untyped-def]
     ch = _run(verifier.start("nobody"))
     res = _run(verifier.verify("nobody", ch, _image(photo("obama2"))))
