@@ -123,8 +123,6 @@ def detect_faces(rgb: np.ndarray, upsample: int = 0) -> list[DetectedFace]:
     Returns:
         The faces, highest detector score first.
     """
-    import dlib
-
     models = load_models()
     rects, scores, _ = models.detector.run(rgb, upsample, 0.0)
     faces = []
@@ -138,7 +136,6 @@ def detect_faces(rgb: np.ndarray, upsample: int = 0) -> list[DetectedFace]:
                 landmarks=pts,
             )
         )
-    del dlib
     return sorted(faces, key=lambda f: -f.score)
 
 
