@@ -82,6 +82,11 @@ class FaceVerifier:
         self._own_executor = executor is None
         self._clock = clock or (lambda: datetime.now(UTC))
 
+    @classmethod
+    def from_settings(cls) -> FaceVerifier:
+        """A verifier on the configured template store, with its own process pool."""
+        return cls(TemplateStore.from_settings())
+
     @property
     def executor(self) -> Executor:
         """The executor running dlib work (created lazily)."""
