@@ -5,11 +5,12 @@ Procedure (documented in ``docs/nlu.md``):
 1. read the data (:func:`nlu.rasa_yaml.load_training_data`), normalise the texts,
    detect each example's language, encode them once with MiniLM;
 2. hold out every fifth example of each intent (intents with at least 5 examples,
-   seeded shuffle) and fit a classifier on the rest;
+   seeded shuffle); fit one classifier on the rest and, at the same time, the final
+   classifier on all examples;
 3. on the held-out part, fit the softmax temperature and the out-of-scope score's
-   statistics, and measure accuracy / out-of-scope recall / in-scope fallback for a
-   grid of thresholds (stored in the metadata);
-4. refit on all examples; the final model keeps the statistics from step 3.
+   statistics with the first classifier, and measure accuracy / out-of-scope recall
+   / in-scope fallback for a grid of thresholds (stored in the metadata);
+4. the final classifier takes over the statistics from step 3.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -114,37 +116,46 @@ def train_on_data(
     embeddings: np.ndarray | None = None
     if use_encoder:
         bar.set_postfix_str(f"encoding {len(texts)} examples")
-        embeddings = (encoder or shared_encoder()).encode(texts, batch_size=128)
+        embeddings = (encoder or shared_encoder()).encode(texts, batch_size=128,
+                                                          progress=progress)
     bar.update(1)
 
     train_idx, held_idx = holdout_split(labels)
-    metrics: dict[str, Any] = {}
-    holdout_state: IntentClassifier | None = None
-    if held_idx.size and len(set(labels[i] for i in train_idx)) > 1:
-        bar.set_postfix_str(f"held-out fit ({len(train_idx)}/{len(held_idx)})")
+    do_holdout = bool(held_idx.size) and len({labels[i] for i in train_idx}) > 1
 
-        def take(xs: list[str], idx: np.ndarray) -> list[str]:
-            return [xs[i] for i in idx]
+    def take(xs: list[str], idx: np.ndarray) -> list[str]:
+        return [xs[i] for i in idx]
 
-        emb_train = embeddings[train_idx] if embeddings is not None else None
-        emb_held = embeddings[held_idx] if embeddings is not None else None
-        holdout_state = IntentClassifier(use_embeddings=use_encoder).fit(
-            take(texts, train_idx), take(labels, train_idx), take(languages, train_idx),
-            emb_train,
+    def fit_holdout() -> IntentClassifier:
+        emb = embeddings[train_idx] if embeddings is not None else None
+        return IntentClassifier(use_embeddings=use_encoder).fit(
+            take(texts, train_idx), take(labels, train_idx), take(languages, train_idx), emb
         )
-        decision = holdout_state.decision(take(texts, held_idx), emb_held)
-        holdout_state.calibrate(decision, emb_held, take(labels, held_idx),
-                                take(languages, held_idx))
-        points = operating_points(holdout_state, decision, emb_held, take(labels, held_idx),
-                                  take(languages, held_idx))
-        metrics = {"holdout_size": int(held_idx.size), "holdout": points}
+
+    def fit_final() -> IntentClassifier:
+        return IntentClassifier(use_embeddings=use_encoder).fit(
+            texts, labels, languages, embeddings
+        )
+
+    # The held-out model and the final model are independent: fit them at the same
+    # time (liblinear releases the GIL, so two cores are used).
+    bar.set_postfix_str(f"fitting held-out ({len(held_idx)}) and final models")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        holdout_future = pool.submit(fit_holdout) if do_holdout else None
+        classifier = pool.submit(fit_final).result()
+        holdout_state = holdout_future.result() if holdout_future is not None else None
     bar.update(1)
 
-    bar.set_postfix_str(f"final fit ({len(texts)} examples)")
-    classifier = IntentClassifier(use_embeddings=use_encoder).fit(
-        texts, labels, languages, embeddings
-    )
+    metrics: dict[str, Any] = {}
     if holdout_state is not None:
+        emb_held = embeddings[held_idx] if embeddings is not None else None
+        held_texts, held_labels = take(texts, held_idx), take(labels, held_idx)
+        held_langs = take(languages, held_idx)
+        decision = holdout_state.decision(held_texts, emb_held)
+        holdout_state.calibrate(decision, emb_held, held_labels, held_langs)
+        points = operating_points(holdout_state, decision, emb_held, held_labels, held_langs)
+        metrics = {"holdout_size": int(held_idx.size), "holdout": points}
+        # The final model inherits the statistics measured on data it did not see...
         classifier.temperature = holdout_state.temperature
         classifier.stats = holdout_state.stats
     else:  # too little data to hold any out: calibrate on the training data itself
