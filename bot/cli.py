@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 log_app = typer.Typer(help="The conversation log.", no_args_is_help=True)
 
 
-def _store():  # type: ignore[no-untyped-def]
+def _store() -> Any:
     from billtalk.db import make_engine
     from billtalk.settings import get_settings
     from bot.settings import get_dialogue_settings

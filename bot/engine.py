@@ -40,7 +40,7 @@ from billtalk.db import make_engine
 from billtalk.logs import get_logger
 from billtalk.settings import get_settings
 from bot.masking import SECRET_MASK, mask_pii
-from bot.messages import IncomingMessage, OutgoingMessage, utcnow
+from bot.messages import Attachment, Button, IncomingMessage, OutgoingMessage, utcnow
 from bot.policy import Policy, first_entities
 from bot.responses import Reply, ResponseError, Responses, default_responses
 from bot.settings import DialogueSettings, get_dialogue_settings
@@ -337,7 +337,9 @@ class DialogueEngine:
             turn.state.buttons = []
             return []
         language = turn.language if turn.language in ("en", "zh") else "en"
-        texts, buttons, attachments = [], [], []
+        texts: list[str] = []
+        buttons: list[Button] = []
+        attachments: list[Attachment] = []
         for reply in turn.replies:
             texts.append(self.responses.render(reply, language))
             buttons.extend(self.responses.buttons(reply, language))

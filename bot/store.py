@@ -281,7 +281,7 @@ class ConversationStore:
                     )
                     .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s))
                     .execution_options(synchronize_session=False)
-                ).rowcount
+                ).rowcount  # type: ignore[attr-defined]
                 if taken == 1:
                     row = s.get_one(ConversationRow, conversation_id)
                     return LoadedConversation(
@@ -352,7 +352,7 @@ class ConversationStore:
                     updated_at=record.at,
                 )
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ).rowcount  # type: ignore[attr-defined]
             if changed != 1:
                 raise ConcurrentTurnError(loaded.conversation_id)
             s.add(
@@ -422,7 +422,7 @@ class ConversationStore:
                     .where(ConversationRow.id == conversation_id)
                     .values(**values)
                     .execution_options(synchronize_session=False)
-                ).rowcount
+                ).rowcount  # type: ignore[attr-defined]
                 == 1
             )
 

@@ -399,15 +399,15 @@ class PaymentForm:
         service = self.policy.verification
         resident_id = str(turn.resident_id)
         kinds = await service.enrolled_kinds(resident_id)
+        reasons = (state.pending_confirmation or {}).get("step_up", [])
         turn.add(
             Reply(
                 "stepup_required",
                 {
                     "reasons": [
-                        Reply("stepup_reason", {"reason": Term("stepup", r)})
-                        for r in state.pending_confirmation["step_up"]
+                        Reply("stepup_reason", {"reason": Term("stepup", r)}) for r in reasons
                     ]
-                },  # type: ignore[index]
+                },
             )
         )
         if not kinds:
