@@ -381,6 +381,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="A small subset, for a smoke run.")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    from billtalk.logs import configure_logging
+
+    configure_logging("WARNING")
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.time()
     req = bench_requests(args.quick, args.seed)

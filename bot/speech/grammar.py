@@ -96,6 +96,9 @@ _NUMBER_RULES = """\
 """
 
 
+#: Bumped when the LM recipe (slot copies, discount) changes, to rebuild artefacts.
+_LM_VERSION = "lm2: copies=20 discount=0.7 uniform=0.1"
+
 #: Answer grammars: what the dialogue may constrain a reply to when it knows what
 #: it asked ("How much do you want to pay?" -> ``"amount"``).
 ANSWER_GRAMMARS: dict[str, str] = {
@@ -267,7 +270,7 @@ def build_domain_model(
     kept = [list(s) for s in unique]
     key = content_hash(
         *(" ".join(s) for s in kept), _rules_text(), *UTILITY_WORDS, *METHOD_WORDS,
-        *ANSWER_GRAMMARS.values(),
+        *ANSWER_GRAMMARS.values(), _LM_VERSION,
     )  # fmt: skip
     out = speech_dir() / f"domain-{key}"
     model = DomainModel(
@@ -346,7 +349,7 @@ def _fill(tokens: list[str], rng: random.Random) -> list[str]:
     return out
 
 
-def _expand(sentences: list[list[str]], copies: int = 4, seed: int = 7) -> list[list[str]]:
+def _expand(sentences: list[list[str]], copies: int = 20, seed: int = 7) -> list[list[str]]:
     rng = random.Random(seed)
     out: list[list[str]] = []
     for s in sentences:
@@ -355,7 +358,7 @@ def _expand(sentences: list[list[str]], copies: int = 4, seed: int = 7) -> list[
     return out
 
 
-def arpa_trigram(sentences: list[list[str]], discount: float = 0.7) -> str:
+def arpa_trigram(sentences: list[list[str]], discount: float = 0.7, uniform: float = 0.1) -> str:
     """A trigram language model in ARPA format, with interpolated absolute discounting.
 
     Probabilities are interpolated with the lower order and written as backoff
@@ -377,7 +380,7 @@ def arpa_trigram(sentences: list[list[str]], discount: float = 0.7) -> str:
     uni_floor = 1.0 / len(vocab)
     for w in vocab:
         c = counts[0].get((w,), 0)
-        probs[0][(w,)] = 0.9 * c / total + 0.1 * uni_floor if w != "<s>" else 0.0
+        probs[0][(w,)] = (1 - uniform) * c / total + uniform * uni_floor if w != "<s>" else 0.0
     for n in (2, 3):
         ctx_total: dict[tuple[str, ...], int] = defaultdict(int)
         ctx_types: dict[tuple[str, ...], int] = defaultdict(int)
