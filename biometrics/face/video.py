@@ -101,7 +101,13 @@ def decode_frames(
                     frame = frame.reformat(
                         width=int(width * scale) // 2 * 2, height=int(height * scale) // 2 * 2
                     )
-                frames.append((t, frame.to_ndarray(format="rgb24")))
+                rgb = frame.to_ndarray(format="rgb24")
+                # Phones record sideways and store a display rotation (counter-clockwise
+                # degrees, as FFmpeg's autorotate applies it); faces must be upright for HOG.
+                quarter = round(float(getattr(frame, "rotation", 0) or 0) / 90) % 4
+                if quarter:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, quarter))
+                frames.append((t, rgb))
                 if len(frames) >= settings.max_frames:
                     break
     except FaceError:
