@@ -292,9 +292,9 @@ def extract_spans(
     for tok in find_numbers(folded):
         if not taken.is_free(tok.start, tok.end):
             continue
-        span = _classify(tok, folded)
-        if span is not None:
-            taken.add(span)
+        number = _classify(tok, folded)
+        if number is not None:
+            taken.add(number)
     return list(taken)
 
 

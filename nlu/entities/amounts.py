@@ -137,9 +137,7 @@ def _words_value(run: str) -> int | None:
             group += _TENS[w]
             last = "tens"
         elif w == "hundred":
-            if last in ("hundred", "") and last != "":
-                return None
-            if group >= 100 or last == "":
+            if last in ("", "hundred") or group >= 100:
                 return None
             group *= 100
             last = "hundred"

@@ -63,6 +63,8 @@ NOT_UTILITIES = [
     "it will be done later",
     "the waiter was rude",
     "who won the election",
+    "find me an electrician",
+    "my electronics are broken",
     "my property is nice",
     "power of attorney",
     "打电话给我",

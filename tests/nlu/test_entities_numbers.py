@@ -48,6 +48,7 @@ CASES = [
     ("make it 80", [("amount", "80.00", "80")]),
     ("why is my bill 250 this month", [("amount", "250.00", "250")]),
     ("pay fifty", [("amount", "50.00", "fifty")]),
+    ("receipt for $120 payment", [("amount", "120.00", "$120")]),
     ("交三百", [("amount", "300.00", "三百")]),
     ("交300元燃气费", [("amount", "300.00", "300元")]),
     (
