@@ -181,3 +181,31 @@ def test_attempts_are_logged_without_biometric_data(verifier: FaceVerifier, phot
     flat = repr(event)
     assert "encoding" not in flat and "template" not in flat and "bytes" not in flat
     assert all(not hasattr(v, "shape") for v in event.values())  # no arrays
+
+
+def test_dlib_work_does_not_block_the_event_loop(verifier: FaceVerifier, clips) -> None:  # type: ignore[no-untyped-def]
+    """While a video note is analysed (seconds of dlib work), other coroutines keep running."""
+
+    async def scenario() -> tuple[int, object]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.02)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        ch = _with_motions(await verifier.start(RESIDENT), ["turn_left", "look_up"])
+        before = ticks
+        res = await verifier.verify(RESIDENT, ch, Evidence("video", clips["obama_left_up"]))
+        during = ticks - before
+        done.set()
+        await task
+        return during, res
+
+    during, res = _run(scenario())
+    assert res.passed  # type: ignore[attr-defined]
+    assert during >= 10, f"the event loop ticked only {during} times during verification"
