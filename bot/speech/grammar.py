@@ -377,7 +377,7 @@ def arpa_trigram(sentences: list[list[str]], discount: float = 0.7, uniform: flo
     vocab = sorted({g[0] for g in counts[0]} | {"<s>"})
     total = sum(counts[0].values())
     probs: list[dict[tuple[str, ...], float]] = [{}, {}, {}]
-    uni_floor = 1.0 / len(vocab)
+    uni_floor = 1.0 / (len(vocab) - 1)  # <s> is never predicted
     for w in vocab:
         c = counts[0].get((w,), 0)
         probs[0][(w,)] = (1 - uniform) * c / total + uniform * uni_floor if w != "<s>" else 0.0

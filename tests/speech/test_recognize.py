@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bot.speech import AudioError, recognize_digits, transcribe
-from bot.speech.recognize import word_error_rate
+from bot.speech.recognize import _edit_distance, word_error_rate
 from tests.speech.conftest import add_noise, wav_bytes
 
 REQUESTS = [
@@ -103,12 +103,12 @@ def test_oh_is_zero(say: Callable) -> None:
 def test_real_fsdd_digit_strings(fsdd_string: Callable, digits: str, speaker: str) -> None:
     """Real 8 kHz voices: the length-constrained digits are mostly right.
 
-    The benchmark reports string accuracy; here each string must have at least
-    3 of 4 digits right, and the length is always kept.
+    The benchmark reports string accuracy; here each string must be at most
+    one edit from what was said, and the length is always kept.
     """
     result = recognize_digits(fsdd_string(digits, speaker, 0), expected_len=len(digits))
     assert result.digits is not None and len(result.digits) == len(digits)
-    assert sum(a == b for a, b in zip(digits, result.digits, strict=True)) >= 3, result.digits
+    assert _edit_distance(list(digits), list(result.digits)) <= 1, result.digits
 
 
 def test_transcribe_refuses_bad_audio() -> None:
