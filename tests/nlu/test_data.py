@@ -120,6 +120,26 @@ def test_no_duplicate_examples_and_no_example_under_two_intents() -> None:
     assert not ambiguous, ambiguous
 
 
+def test_no_held_out_message_is_trained_on() -> None:
+    """``tests/nlu/heldout`` scores the engine on messages it never saw: keep them out."""
+    heldout = DATA.parents[1] / "tests" / "nlu" / "heldout"
+    if not heldout.is_dir():
+        pytest.skip("no held-out set in this checkout")
+
+    def norm(text: str) -> str:
+        return " ".join(re.sub(r"[?!,.。？！，]", "", text.lower()).split())
+
+    held = {
+        norm(parse_annotated(line.strip()[2:]).text)
+        for path in heldout.glob("*.yml")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith("- ") and not line.strip().startswith("- intent:")
+    }
+    assert held, "held-out set is empty"
+    leaked = [ex.text for _, ex in EXAMPLES if norm(ex.text) in held]
+    assert not leaked, leaked
+
+
 def test_examples_are_clean() -> None:
     for _, ex in EXAMPLES:
         assert ex.text == ex.text.strip() and ex.text, ex
