@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from billtalk.cli import app
@@ -13,6 +15,15 @@ from bot.speech.audio import encode_audio
 from tests.speech.conftest import wav_bytes
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI binds structlog to CliRunner's captured stderr; rebind it afterwards."""
+    yield
+    from billtalk.logs import configure_logging
+
+    configure_logging()
 
 
 def _json(output: str) -> dict:
