@@ -243,6 +243,26 @@ def _say_figure(fig: str) -> str:
     )
 
 
+_model_cache: dict[tuple[tuple[str, int, int], ...], DomainModel] = {}
+
+
+def domain_model() -> DomainModel:
+    """The domain model for the default NLU data, rebuilt only when those files change.
+
+    Parsing the YAML and hashing costs a few hundred milliseconds, more than a
+    decode, so the result is cached per process, keyed by the files' sizes and
+    modification times.
+    """
+    files = sorted(NLU_DATA_DIR.rglob("*.yml")) if NLU_DATA_DIR.is_dir() else []
+    key = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    model = _model_cache.get(key)
+    if model is None or not model.lm.exists():
+        model = build_domain_model()
+        _model_cache.clear()
+        _model_cache[key] = model
+    return model
+
+
 def build_domain_model(
     nlu_paths: Iterable[Path] | None = None, *, force: bool = False
 ) -> DomainModel:

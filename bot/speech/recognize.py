@@ -29,7 +29,7 @@ from pathlib import Path
 
 from billtalk.logs import get_logger
 from bot.speech.audio import SAMPLE_RATE, Audio, AudioError, add_noise_floor, load_audio, to_pcm16
-from bot.speech.grammar import build_domain_model, digit_grammar
+from bot.speech.grammar import digit_grammar, domain_model
 from bot.speech.numbers import DIGIT_WORDS, normalize_transcript
 from bot.speech.settings import SpeechSettings, get_speech_settings
 from bot.speech.sphinx import Decoded, get_decoder
@@ -205,7 +205,7 @@ def _transcribe_sphinx(
     audio: Audio, grammar: str | Path | None, settings: SpeechSettings
 ) -> Transcript:
     pcm, rate = _pcm_for(audio, settings)
-    model = build_domain_model()
+    model = domain_model()
     if grammar == "general":
         general = get_decoder("lm", None, None, sample_rate=rate).decode(pcm)
         return _result(general.text, _confidence(general), audio, "pocketsphinx/general", settings)
@@ -303,7 +303,7 @@ def recognize_digits(
     else:
         # Without a known length the digit loop may insert or drop digits; the
         # domain LM (which also knows digit strings) is the independent check.
-        model = build_domain_model()
+        model = domain_model()
         lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
         digits = free_digits
         agree = _agreement(" ".join(digits), " ".join(_digits_of(lm.text)))
@@ -336,7 +336,7 @@ def _digits_of(words: str) -> str:
 def warm_up(settings: SpeechSettings | None = None) -> None:
     """Build the artefacts and load the decoders now instead of on the first request."""
     settings = settings or get_speech_settings()
-    model = build_domain_model()
+    model = domain_model()
     get_decoder("lm", model.lm, model.dictionary)
     gram, dic = digit_grammar(None)
     get_decoder("jsgf", gram, dic)
