@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from billtalk.logs import get_logger
+from biometrics.crypto import TemplateDecryptionError
 from biometrics.store import TemplateStore
 from biometrics.voice.audio import AudioError, VoiceAudioError, decode, voice_code
 from biometrics.voice.challenge import (
@@ -107,7 +108,8 @@ class VoiceVerifier:
 
         Returns:
             ``accept``/``match`` when both checks pass. ``reject`` with
-            ``expired``, ``wrong_challenge``, ``not_enrolled``, ``wrong_digits`` or
+            ``expired``, ``wrong_challenge``, ``not_enrolled``,
+            ``template_unavailable`` (it cannot be decrypted), ``wrong_digits`` or
             ``no_match``. ``retry`` when the audio cannot be judged:
             ``wrong_media``, ``corrupt_audio``, ``empty_audio``, ``silent``,
             ``audio_too_short``, ``audio_too_long``, ``no_speech``.
@@ -136,7 +138,14 @@ class VoiceVerifier:
     ) -> VerificationResult:
         started = time.perf_counter()
         s = self.settings
-        template = self.store.load(resident_id, KIND)
+        if not expected or not expected.isdigit():
+            return self._result(Decision.REJECT, "wrong_challenge")
+        try:
+            template = self.store.load(resident_id, KIND)
+        except TemplateDecryptionError:
+            # A key problem is an operations issue; refuse, and say so in the log.
+            log.error("voice_template_undecryptable", resident_id=resident_id)
+            return self._result(Decision.REJECT, "template_unavailable")
         if template is None:
             return self._result(Decision.REJECT, "not_enrolled")
         try:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from billtalk.cli import app
@@ -20,6 +22,17 @@ from .conftest import noise_wav, silence_wav
 
 runner = CliRunner()
 LIBRI = "librispeech_test-other"
+
+
+@pytest.fixture(autouse=True)
+def _logging_back_on_stderr() -> Iterator[None]:
+    """Point structlog back at the real stderr after each command.
+
+    ``billtalk``'s callback configures logging with the ``sys.stderr`` of the
+    moment, which under CliRunner is a capture buffer closed after the command.
+    """
+    yield
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.__stderr__))
 
 
 def lines(output: str) -> list[dict[str, object]]:

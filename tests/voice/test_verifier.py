@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from bench.voice_synth import write_wav
-from biometrics.store import TemplateStore
+from billtalk.db import make_engine
+from biometrics.crypto import TemplateCipher
+from biometrics.store import TemplateStore, ensure_schema
 from biometrics.voice.challenge import check_digits, digit_errors, hear_digits
 from biometrics.voice.enrollment import EnrollmentSample, enroll
 from biometrics.voice.settings import get_voice_settings
@@ -35,8 +37,14 @@ def audio(data: bytes) -> Evidence:
     return Evidence(media="audio", data=data, mime_type="audio/wav")
 
 
-@pytest.fixture
-def enrolled(store: TemplateStore, espeak: Callable[..., bytes]) -> TemplateStore:
+@pytest.fixture(scope="module")
+def enrolled(
+    tmp_path_factory: pytest.TempPathFactory, espeak: Callable[..., bytes]
+) -> TemplateStore:
+    """One synthetic resident enrolled by speaking five prompts (shared by the module)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('voice') / 'enrolled.db'}"
+    ensure_schema(url)
+    store = TemplateStore(make_engine(url), TemplateCipher("voice-test-secret"))
     prompts = ["4719", "0283", "5561", "9037", "1842"]
     samples = [EnrollmentSample(espeak(p, seed=i, **VOICE), p) for i, p in enumerate(prompts)]
     enroll(store, RESIDENT, samples, actor=f"resident:{RESIDENT}")
@@ -250,3 +258,17 @@ def test_real_voices_digits_are_heard_far_better_than_chance(fsdd_wav: FsddFacto
         heard = hear_digits(fsdd_wav(speaker, digits, "probe", 50 + i), expected_len=6).digits
         errors.append(digit_errors(digits, heard))
     assert np.mean(errors) <= 3.0, errors
+
+
+async def test_tampered_challenge_state_and_undecryptable_template_are_refused(
+    enrolled: TemplateStore, espeak: Callable[..., bytes]
+) -> None:
+    verifier = VoiceVerifier(enrolled)
+    challenge = await verifier.start(RESIDENT)
+    answer = audio(espeak(challenge.state["digits"], seed=13, **VOICE))
+    blank = dataclasses.replace(challenge, state={**challenge.state, "digits": ""})
+    assert (await verifier.verify(RESIDENT, blank, answer)).reason == "wrong_challenge"
+    wrong_key = VoiceVerifier(TemplateStore(enrolled.engine, TemplateCipher("another-secret")))
+    result = await wrong_key.verify(RESIDENT, challenge, answer)
+    assert result.decision is Decision.REJECT
+    assert result.reason == "template_unavailable"
