@@ -15,6 +15,7 @@ from biometrics.face.liveness import Motion, check_liveness, motion_seen, random
 from biometrics.face.pose import HeadPose
 from biometrics.face.settings import FaceSettings
 from biometrics.face.video import FrameSample, analyze_video, decode_frames
+from tests.face import synth
 
 LEFT_UP = [Motion.TURN_LEFT, Motion.LOOK_UP]
 
@@ -102,6 +103,19 @@ def test_clip_cutting_between_two_people_fails(analysed, encodings, settings) ->
         )
         assert not result.passed
         assert result.reason == "discontinuous", result
+
+
+def test_phone_recording_stored_sideways_is_upright(video_bases, encodings, settings) -> None:  # type: ignore[no-untyped-def]
+    """Phones store portrait video sideways plus a display rotation; HOG needs upright faces."""
+    upright = synth.motion_frames(video_bases["obama"], ["turn_left", "look_up"])
+    clip = synth.stored_sideways(upright)
+    _, frames = decode_frames(clip, settings)
+    first = frames[0][1].astype(int)
+    assert np.abs(first - upright[0].astype(int)).mean() < 20  # as recorded, not as stored
+    assert np.abs(first - np.rot90(upright[0], 1).astype(int)).mean() > 40
+    analysis = analyze_video(clip, settings)
+    result = check_liveness(analysis, LEFT_UP, _tmpl(encodings, "obama"), settings)
+    assert result.passed, result
 
 
 def test_corrupt_and_truncated_video(clips, settings: FaceSettings) -> None:
