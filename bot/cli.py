@@ -46,22 +46,24 @@ def chat(
 
     async def _run() -> int:
         from actions.errors import BillingError, NotFound
+        from backend.client import BillingClient
         from bot.engine import DialogueEngine
         from bot.terminal import run_chat
 
-        engine = await DialogueEngine.embedded()
+        billing = BillingClient.embedded()
         try:
-            try:
-                await engine.billing.get_resident(resident)
+            try:  # before loading the NLU model, so a typo fails fast
+                await billing.get_resident(resident)
             except NotFound:
                 typer.echo(f"error: unknown resident {resident!r}", err=True)
                 return 2
             except BillingError as exc:
                 typer.echo(f"error: billing backend: {exc}", err=True)
                 return 2
+            engine = await DialogueEngine.embedded(billing=billing)
             await run_chat(engine, resident, lang)
         finally:
-            await engine.billing.aclose()
+            await billing.aclose()
         return 0
 
     code = asyncio.run(_run())

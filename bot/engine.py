@@ -118,6 +118,7 @@ class DialogueEngine:
         database_url: str | None = None,
         *,
         nlu: Any = None,
+        billing: Any = None,
         **kwargs: Any,
     ) -> DialogueEngine:
         """The engine on the embedded default: billing API in-process, one database.
@@ -131,7 +132,8 @@ class DialogueEngine:
         dialogue_url = get_dialogue_settings().database_url or url
         ensure_schema(dialogue_url)
         store = ConversationStore(make_engine(dialogue_url))
-        billing = BillingClient.embedded(url)
+        if billing is None:
+            billing = BillingClient.embedded(url)
         if nlu is None:
             import nlu as nlu_pkg
 

@@ -30,7 +30,7 @@ def _chat(
         text=True,
         env=_env(url),
         cwd=REPO,
-        timeout=300,
+        timeout=900,
     )
 
 
@@ -45,13 +45,14 @@ def test_chat_over_a_pipe_pays_and_the_log_exports(seeded: Any, community_db: st
     replies = result.stdout.split("--\n")
     assert replies[-1] == "", "every reply ends with a line holding only --"
     replies = replies[:-1]
-    assert len(replies) == 6
+    assert len(replies) == 7
     assert "in total" in replies[0]
     assert "[1] Pay ¥10.00  [2] Cancel" in replies[1]
     assert "Paid: ¥10.00" in replies[2]
     assert "no buttons" in replies[3]
     assert "didn't get any text" in replies[4]
     assert "no buttons" in replies[5]
+    assert "共欠费" in replies[6], "the reply follows the message's language"
     assert "Traceback" not in result.stdout
 
     listed = subprocess.run(
@@ -60,7 +61,7 @@ def test_chat_over_a_pipe_pays_and_the_log_exports(seeded: Any, community_db: st
         text=True,
         env=_env(community_db),
         cwd=REPO,
-        timeout=120,
+        timeout=600,
     )
     conversations = json.loads(listed.stdout)
     assert [c["channel"] for c in conversations] == ["terminal"]
@@ -70,7 +71,7 @@ def test_chat_over_a_pipe_pays_and_the_log_exports(seeded: Any, community_db: st
         text=True,
         env=_env(community_db),
         cwd=REPO,
-        timeout=120,
+        timeout=600,
     )
     assert exported.returncode == 0, exported.stderr[-2000:]
     data = json.loads(exported.stdout)
@@ -78,17 +79,10 @@ def test_chat_over_a_pipe_pays_and_the_log_exports(seeded: Any, community_db: st
     kinds = {e["event"] for e in events}
     assert {"session_started", "user", "bot", "action", "slot", "payment"} <= kinds
     users = [e for e in events if e["event"] == "user"]
-    assert len(users) == 6
+    assert len(users) == 7
     assert users[0]["parse_data"]["intent"]["name"] == "check_balance"
     assert users[1]["parse_data"]["entities"]
     assert all(e["metadata"]["latency_ms"] >= 0 for e in users)
-
-
-def test_chat_in_chinese(seeded: Any, community_db: str) -> None:
-    payer = seeded.roles["payer"]
-    result = _chat(community_db, payer["resident_id"], ["我欠多少钱"], lang="zh")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "共欠费" in result.stdout and result.stdout.endswith("--\n")
 
 
 def test_chat_with_an_unknown_resident_fails_cleanly(community_db: str) -> None:
@@ -105,6 +99,6 @@ def test_log_export_of_an_unknown_conversation(community_db: str) -> None:
         text=True,
         env=_env(community_db),
         cwd=REPO,
-        timeout=120,
+        timeout=600,
     )
     assert result.returncode == 2 and result.stdout == ""
