@@ -552,7 +552,13 @@ def _simulate(
                 uow, hid, start, today=min(issue_day, today)
             )
             if profiles[hid].autopay and changed:
-                services.run_autopay(uow, gateway, hid, changed)
+                services.run_autopay(
+                    uow,
+                    gateway,
+                    hid,
+                    changed,
+                    now=datetime.combine(issue_day, time(6), tzinfo=UTC),
+                )
             if progress:
                 progress(1)
         due = billing.due_date_for(end)

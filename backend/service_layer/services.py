@@ -207,6 +207,10 @@ def _lines_for(
     usage = _metered_usage(uow, meter, start, end)
     if usage is None:
         return None
+    if tariff.kind == "tou":
+        # Time-of-use needs per-period registers; the meters here have one register.
+        log.warning("tou_needs_registers", household_id=hh.household_id, utility=utility)
+        return None
     return tariff, price_usage(tariff, usage[0]), usage
 
 
@@ -1450,9 +1454,18 @@ def set_autopay(
 
 
 def run_autopay(
-    uow: UnitOfWork, gateway: PaymentGateway, household_id: str, bill_ids: list[str]
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    household_id: str,
+    bill_ids: list[str],
+    *,
+    now: datetime | None = None,
 ) -> int:
-    """Pay new bills of utilities with autopay on, through :func:`create_payment`."""
+    """Pay new bills of utilities with autopay on, through :func:`create_payment`.
+
+    Each bill version is paid at most once (the idempotency key names it), with
+    the setting's method (or the household's saved one), up to ``max_amount``.
+    """
     paid = 0
     with uow:
         hh = _household(uow, household_id)
@@ -1481,15 +1494,18 @@ def run_autopay(
                 (b.bill_id, b.utility, due, b.version, s.method or hh.saved_method or "card")
             )
     for bid, utility, due, version, method in todo:
+        key = f"autopay-{bid}-v{version}"
         resp, _ = create_payment(
             uow,
             gateway,
             household_id,
             due,
             method,
-            f"autopay-{bid}-v{version}",
+            key,
             utility=utility,
             source="autopay",
+            now=now,
+            payment_id=f"pay_auto_{hashlib.sha256(key.encode()).hexdigest()[:16]}",
         )
         paid += resp["status"] == "succeeded"
     return paid

@@ -63,6 +63,27 @@ def test_seed_command_prints_the_contract_json(tmp_path: Path) -> None:
     # different arguments on the same database: refused clearly
     other = _cli("demo", "seed", "--households", "7", url=url)
     assert other.returncode == 2 and "--reset" in other.stderr
+    # the other billing commands work on the seeded database
+    engine = make_engine(url)
+    with UnitOfWork(engine) as uow:
+        from sqlalchemy import select
+
+        from backend.adapters.orm import Payment
+
+        pid = uow.session.scalars(
+            select(Payment.payment_id).where(Payment.receipt_no.is_not(None))
+        ).first()
+    engine.dispose()
+    assert pid is not None
+    pdf = tmp_path / "receipt.pdf"
+    rendered = _cli("receipts", "render", pid, "--pdf", str(pdf), url=url)
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    regen = _cli("bills", "generate", "2026-05", url=url)
+    assert regen.returncode == 0 and json.loads(regen.stdout)["created"] == 0
+    assert json.loads(_cli("payments", "reconcile", url=url).stdout)["checked"] == 0
+    check = _cli("ledger", "check", url=url)
+    assert check.returncode == 0 and json.loads(check.stdout)["consistent"] is True
 
 
 def test_seed_is_deterministic_and_realistic(tmp_path: Path) -> None:
