@@ -99,8 +99,14 @@ def main() -> None:
                                       strict=True))
     sweep = [{"threshold": float(t), **dict(zip(("in_scope_accuracy", "oos_recall"), at(t),
                                                 strict=True))}
-             for t in np.round(np.arange(0.0, 0.1001, 0.005), 3)]
+             for t in sorted({*np.round(np.arange(0.0, 0.02, 0.0025), 4),
+                              *np.round(np.arange(0.02, 0.1001, 0.01), 3)})]
     report["sweep"] = sweep
+    # Per-message outcome, so other thresholds can be scored without parsing again.
+    (args.work / "val_predictions.json").write_text(json.dumps(
+        [{"gold": g, "top": p, "rank": float(r)} for g, p, r in zip(gold, top, ranks,
+                                                                     strict=True)]),
+        encoding="utf-8")
 
     # Latency: one message at a time, warm, in this process (one torch thread).
     sample = texts[:: max(1, len(texts) // args.latency_n)][: args.latency_n]

@@ -55,17 +55,22 @@ def _default_is_current(model_dir: Path) -> bool:
     meta_path = model_dir / "metadata.json"
     if not meta_path.is_file():
         return False
+    from nlu.model import ENGINE_VERSION
+
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         trained_on = meta["training_data"]["sha256"]
+        engine = meta["engine_version"]
     except (ValueError, KeyError, TypeError):
         return False
-    return bool(trained_on == load_training_data(DATA_DIR).fingerprint())
+    return bool(engine == ENGINE_VERSION
+                and trained_on == load_training_data(DATA_DIR).fingerprint())
 
 
 def ensure_default_model(*, progress: bool = True) -> Path:
     """Train the default model from :data:`DATA_DIR` if it is missing or out of date
-    (its training-data hash differs from the current ``nlu/data``); return its folder."""
+    (its training-data hash differs from the current ``nlu/data``, or it was trained by
+    another engine version); return its folder."""
     import fcntl
 
     from nlu.train import train as _train

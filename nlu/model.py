@@ -36,7 +36,7 @@ from nlu.settings import get_nlu_settings
 log = get_logger(__name__)
 
 FORMAT = "billtalk-nlu/1"
-ENGINE_VERSION = "1.0.0"
+ENGINE_VERSION = "1.1.0"
 FALLBACK_INTENT = "nlu_fallback"
 RANKING_LENGTH = 10
 METADATA_FILE = "metadata.json"
@@ -137,7 +137,7 @@ class NluModel:
         normalised = [normalise_text(t) for t in clipped]
         with self._lock:
             embeddings = self._encode(normalised)
-            decision = self.classifier.decision(normalised, embeddings)
+            decision = self.classifier.decision(normalised, embeddings, languages)
         probs = self.classifier.probabilities(decision)
         scores = self.classifier.scope_scores(decision, embeddings)
         ranks = self.classifier.in_scope_rank(scores, languages)

@@ -151,7 +151,7 @@ def train_on_data(
         emb_held = embeddings[held_idx] if embeddings is not None else None
         held_texts, held_labels = take(texts, held_idx), take(labels, held_idx)
         held_langs = take(languages, held_idx)
-        decision = holdout_state.decision(held_texts, emb_held)
+        decision = holdout_state.decision(held_texts, emb_held, held_langs)
         holdout_state.calibrate(decision, emb_held, held_labels, held_langs)
         points = operating_points(holdout_state, decision, emb_held, held_labels, held_langs)
         metrics = {"holdout_size": int(held_idx.size), "holdout": points}
@@ -159,7 +159,7 @@ def train_on_data(
         classifier.temperature = holdout_state.temperature
         classifier.stats = holdout_state.stats
     else:  # too little data to hold any out: calibrate on the training data itself
-        classifier.calibrate(classifier.decision(texts, embeddings), embeddings, labels,
+        classifier.calibrate(classifier.decision(texts, embeddings, languages), embeddings, labels,
                              languages)
     bar.update(1)
 
