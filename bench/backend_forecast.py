@@ -79,23 +79,22 @@ def synthetic_histories(households: int, months: int, seed: int) -> dict[str, li
 
 def database_histories(url: str) -> dict[str, list[History]]:
     """Monthly usage per meter from billed bills in a billtalk database."""
-    from sqlalchemy import text
+    from sqlalchemy import select
 
+    from backend.adapters import orm
     from billtalk.db import make_engine
 
     engine = make_engine(url)
-    query = text(
-        "SELECT household_id, utility, period_start, usage FROM bills "
-        "WHERE usage IS NOT NULL ORDER BY household_id, utility, period_start"
+    bills = orm.Bill.__table__  # through the ORM's column types: exact decimals on SQLite too
+    query = (
+        select(bills.c.household_id, bills.c.utility, bills.c.period_start, bills.c.usage)
+        .where(bills.c.usage.is_not(None))
+        .order_by(bills.c.household_id, bills.c.utility, bills.c.period_start)
     )
     series: dict[tuple[str, str], History] = {}
     with engine.connect() as conn:
         for household_id, utility, period_start, usage in conn.execute(query):
-            if isinstance(period_start, str):
-                period_start = date.fromisoformat(period_start[:10])
-            series.setdefault((str(household_id), utility), []).append(
-                (period_start, Decimal(str(usage)))
-            )
+            series.setdefault((str(household_id), utility), []).append((period_start, usage))
     engine.dispose()
     out: dict[str, list[History]] = {}
     for (_, utility), history in series.items():
