@@ -78,6 +78,11 @@ class VoiceVerifier:
         self._now = now or (lambda: datetime.now(UTC))
         self._hear = hearer
 
+    @classmethod
+    def from_settings(cls) -> VoiceVerifier:
+        """A verifier on the configured template store (``BILLTALK_*`` settings)."""
+        return cls(TemplateStore.from_settings())
+
     async def is_enrolled(self, resident_id: str) -> bool:
         """Whether the resident has an enrolled voice template."""
         return await asyncio.to_thread(self.store.is_enrolled, resident_id, KIND)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from biometrics.settings import get_biometrics_settings
 from biometrics.store import TemplateStore
 from biometrics.voice.cli import split_lists
 from biometrics.voice.settings import get_voice_settings
+from biometrics.voice.verifier import VoiceVerifier
 
 from .conftest import noise_wav, silence_wav
 
@@ -132,6 +134,8 @@ def test_enroll_then_delete(cli_db: str, tmp_path: Path, espeak: Callable[..., b
     assert report["digits_checked"] is True
     store = TemplateStore.from_settings()
     assert store.is_enrolled("res-cli", "voice")
+    # The dialogue's verifier sees the same configured store.
+    assert asyncio.run(VoiceVerifier.from_settings().is_enrolled("res-cli"))
     deleted = runner.invoke(
         app, ["voice", "delete", "--resident", "res-cli", "--actor", "staff:desk"]
     )
