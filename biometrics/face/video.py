@@ -101,7 +101,7 @@ def decode_frames(
                     frame = frame.reformat(
                         width=int(width * scale) // 2 * 2, height=int(height * scale) // 2 * 2
                     )
-                rgb = frame.to_ndarray(format="rgb24")
+                rgb: np.ndarray = frame.to_ndarray(format="rgb24")
                 # Phones record sideways and store a display rotation (counter-clockwise
                 # degrees, as FFmpeg's autorotate applies it); faces must be upright for HOG.
                 quarter = round(float(getattr(frame, "rotation", 0) or 0) / 90) % 4
