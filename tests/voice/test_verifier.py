@@ -272,3 +272,19 @@ async def test_tampered_challenge_state_and_undecryptable_template_are_refused(
     result = await wrong_key.verify(RESIDENT, challenge, answer)
     assert result.decision is Decision.REJECT
     assert result.reason == "template_unavailable"
+
+
+async def test_telegram_voice_note_ogg_opus_is_accepted(
+    verifier: VoiceVerifier, espeak: Callable[..., bytes]
+) -> None:
+    from bench.voice_synth import read_wav
+    from bot.speech.audio import encode_audio
+
+    challenge = await verifier.start(RESIDENT)
+    samples, rate = read_wav(espeak(challenge.state["digits"], seed=14, **VOICE))
+    note = encode_audio(samples, "ogg", sample_rate=rate)
+    assert note[:4] == b"OggS"
+    result = await verifier.verify(
+        RESIDENT, challenge, Evidence(media="audio", data=note, mime_type="audio/ogg")
+    )
+    assert result.decision is Decision.ACCEPT, result.to_log()
