@@ -59,6 +59,26 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def backend_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of the billing tests' own, next to the shared session one.
+
+    Other packages' tests share ``postgres_url``; the billing tests drop and
+    truncate tables, so they work in a separate database on the same server.
+    """
+    url = make_url(postgres_url)
+    name = f"{url.database}_backend"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def db_url(database_url: str, request: pytest.FixtureRequest) -> str:
     """A freshly migrated, empty billing database (SQLite file or emptied PostgreSQL)."""
@@ -67,8 +87,9 @@ def db_url(database_url: str, request: pytest.FixtureRequest) -> str:
         target = Path(make_url(database_url).database or "")
         shutil.copyfile(template, target)
         return database_url
-    _reset_postgres(database_url)
-    return database_url
+    url: str = request.getfixturevalue("backend_postgres_url")
+    _reset_postgres(url)
+    return url
 
 
 @pytest.fixture
