@@ -62,9 +62,17 @@ def serve(
     import uvicorn
 
     from backend.api import create_app
+    from backend.service_layer import services
+    from backend.service_layer.unit_of_work import UnitOfWork
 
     settings = get_settings()
     app = create_app(settings, migrate=True)
+    if settings.service_token:  # the configured assistant token is always accepted
+        uow = UnitOfWork(app.state.engine)
+        if services.authenticate(uow, settings.service_token) is None:
+            services.issue_token(
+                uow, "service", name="BILLTALK_SERVICE_TOKEN", token=settings.service_token
+            )
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
 
 

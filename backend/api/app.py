@@ -12,7 +12,7 @@ from backend.api.routes import router
 from backend.gateway import get_gateway
 from backend.gateway.base import PaymentGateway
 from backend.settings import BillingSettings, get_billing_settings
-from billtalk.db import make_engine
+from billtalk.db import is_sqlite, make_engine
 from billtalk.settings import Settings, get_settings
 
 
@@ -113,7 +113,10 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    app.state.engine = make_engine(url)
+    # Sync routes run in a thread pool (40 threads): give PostgreSQL enough connections.
+    app.state.engine = (
+        make_engine(url) if is_sqlite(url) else make_engine(url, pool_size=10, max_overflow=30)
+    )
     app.state.gateway = gateway or get_gateway()
     app.state.billing_settings = billing_settings
     app.state.database_url = url
