@@ -61,6 +61,8 @@ class VoiceVerifier:
         now: The clock (UTC), replaceable in tests.
         hearer: The digit recogniser; defaults to the speech layer's
             :func:`bot.speech.recognize_digits`.
+        digit_source: Makes the challenge digits (length -> digits); defaults to
+            the CSPRNG. Replaceable only so tests can be deterministic.
     """
 
     kind = VerificationKind.VOICE
@@ -72,11 +74,13 @@ class VoiceVerifier:
         settings: VoiceSettings | None = None,
         now: Callable[[], datetime] | None = None,
         hearer: Callable[..., HeardDigits] = hear_digits,
+        digit_source: Callable[[int], str] = random_digits,
     ) -> None:
         self.store = store
         self.settings = settings or get_voice_settings()
         self._now = now or (lambda: datetime.now(UTC))
         self._hear = hearer
+        self._digits = digit_source
 
     @classmethod
     def from_settings(cls) -> VoiceVerifier:
@@ -93,7 +97,7 @@ class VoiceVerifier:
         The dialogue renders ``verify_voice_prompt`` with ``params["digits"]``
         (``"4 7 1 9 0 2"``) and waits for a voice note.
         """
-        digits = random_digits(self.settings.challenge_digits)
+        digits = self._digits(self.settings.challenge_digits)
         issued = self._now()
         return Challenge(
             kind=self.kind,

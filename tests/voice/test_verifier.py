@@ -8,6 +8,7 @@ impostor attempts.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,9 +52,20 @@ def enrolled(
     return store
 
 
+#: Challenges the recogniser hears right for VOICE (checked once; the synthesis and
+#: the decoder are deterministic), so the accept tests cannot flake on the ~7% of
+#: random strings it mishears. Randomness itself is tested on ``start`` below.
+HEARD_WELL = ["471902", "385026", "916473", "602857", "139584", "750318"]
+
+
+def scripted_digits() -> Callable[[int], str]:
+    queue = itertools.cycle(HEARD_WELL)
+    return lambda length: next(queue)[:length]
+
+
 @pytest.fixture
 def verifier(enrolled: TemplateStore) -> VoiceVerifier:
-    return VoiceVerifier(enrolled)
+    return VoiceVerifier(enrolled, digit_source=scripted_digits())
 
 
 def test_implements_the_verifier_protocol(verifier: VoiceVerifier) -> None:
@@ -61,7 +73,8 @@ def test_implements_the_verifier_protocol(verifier: VoiceVerifier) -> None:
     assert verifier.kind is VerificationKind.VOICE
 
 
-async def test_start_issues_a_fresh_six_digit_challenge(verifier: VoiceVerifier) -> None:
+async def test_start_issues_a_fresh_six_digit_challenge(enrolled: TemplateStore) -> None:
+    verifier = VoiceVerifier(enrolled)  # the real CSPRNG digits
     first = await verifier.start(RESIDENT)
     second = await verifier.start(RESIDENT)
     assert first.kind is VerificationKind.VOICE
@@ -126,7 +139,7 @@ async def test_expired_challenge_is_rejected(
     enrolled: TemplateStore, espeak: Callable[..., bytes]
 ) -> None:
     clock = [datetime(2026, 1, 5, 9, 0, tzinfo=UTC)]
-    verifier = VoiceVerifier(enrolled, now=lambda: clock[0])
+    verifier = VoiceVerifier(enrolled, now=lambda: clock[0], digit_source=scripted_digits())
     challenge = await verifier.start(RESIDENT)
     answer = audio(espeak(challenge.state["digits"], seed=10, **VOICE))
     clock[0] += timedelta(seconds=61)
@@ -263,7 +276,7 @@ def test_real_voices_digits_are_heard_far_better_than_chance(fsdd_wav: FsddFacto
 async def test_tampered_challenge_state_and_undecryptable_template_are_refused(
     enrolled: TemplateStore, espeak: Callable[..., bytes]
 ) -> None:
-    verifier = VoiceVerifier(enrolled)
+    verifier = VoiceVerifier(enrolled, digit_source=scripted_digits())
     challenge = await verifier.start(RESIDENT)
     answer = audio(espeak(challenge.state["digits"], seed=13, **VOICE))
     blank = dataclasses.replace(challenge, state={**challenge.state, "digits": ""})
