@@ -69,7 +69,8 @@ _EN_RULES: list[tuple[str, re.Pattern[str]]] = [
         "this_year",
         re.compile(r"\b(?:this|current)\s+year(?:'s)?\b|\byear\s+to\s+date\b|\bytd\b", re.I),
     ),
-    ("last_year", re.compile(r"\b(?:last|previous|past)\s+year(?:'s)?\b", re.I)),
+    ("past_year", re.compile(r"\bpast\s+(?:year|12\s+months)\b", re.I)),
+    ("last_year", re.compile(r"\b(?:last|previous)\s+year(?:'s)?\b", re.I)),
     ("this_week", re.compile(r"\bthis\s+week\b", re.I)),
     ("last_week", re.compile(r"\b(?:last|previous|past)\s+week\b", re.I)),
     (
@@ -92,18 +93,19 @@ _EN_RULES: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 _CN_NUM = "一二两三四五六七八九十"
+_CN_M = rf"(?:[{_CN_NUM}]{{1,3}}|\d{{1,2}})"
 _ZH_RULES: list[tuple[str, re.Pattern[str]]] = [
     (
         "range",
-        re.compile(
-            rf"(?:从)?(?P<m1>[{_CN_NUM}]{{1,3}}|\d{{1,2}})月份?(?:到|至|-|~)(?P<m2>[{_CN_NUM}]{{1,3}}|\d{{1,2}})月份?"
-        ),
+        re.compile(rf"(?:从)?(?P<m1>{_CN_M})月份?(?:到|至|-|~)(?P<m2>{_CN_M})月份?"),
     ),
     (
         "last_n",
         re.compile(rf"(?:最近|近|过去|前|上)(?:的)?(?P<n>[{_CN_NUM}]{{1,3}}|\d{{1,2}}|几)个?月"),
     ),
     ("half_year", re.compile(r"(?:最近|近|过去)半年")),
+    ("past_year", re.compile(r"(?:最近|近|过去)一年")),
+    ("year_month", re.compile(rf"(?P<rel>今年|去年|前年)(?P<m>{_CN_M})月份?")),
     ("before_last", re.compile(r"上上个?月")),
     ("last_month", re.compile(r"上个?月|上一个月")),
     ("this_month", re.compile(r"这个月|本月|这月|当月|这一个月")),
@@ -115,14 +117,12 @@ _ZH_RULES: list[tuple[str, re.Pattern[str]]] = [
     (
         "since_month",
         re.compile(
-            rf"(?:从|自)(?:(?P<y>\d{{4}})年)?(?P<m>[{_CN_NUM}]{{1,3}}|\d{{1,2}})月份?(?:开始|以来|起|到现在|至今)"
+            rf"(?:从|自)(?:(?P<y>\d{{4}})年)?(?P<m>{_CN_M})月份?(?:开始|以来|起|到现在|至今)"
         ),
     ),
     (
         "month",
-        re.compile(
-            rf"(?<![个上下这本])(?:(?P<y>\d{{4}})年)?(?P<m>[{_CN_NUM}]{{1,3}}|\d{{1,2}})月份?(?![份]?\d)"
-        ),
+        re.compile(rf"(?<![个上下这本])(?:(?P<y>\d{{4}})年)?(?P<m>{_CN_M})月份?(?![份]?\d)"),
     ),
     ("year", re.compile(r"(?P<y>(?:19|20)\d{2})年(?!\d{1,2}月)")),
 ]
@@ -176,8 +176,14 @@ def _resolve(rule: str, m: re.Match[str], ref: date) -> dict[str, str] | None:
         if n is None or not 0 < n <= 120:
             return None
         return _value(*month_bounds(*_shift(y, mo, -n)))
-    if rule in ("last_n", "half_year"):
-        n = 6 if rule == "half_year" else _num(m.group("n"))
+    if rule == "year_month":
+        month = _month_num(m.group("m"))
+        if month is None:
+            return None
+        year = y - {"今年": 0, "去年": 1, "前年": 2}[m.group("rel")]
+        return _value(*month_bounds(year, month))
+    if rule in ("last_n", "half_year", "past_year"):
+        n = {"half_year": 6, "past_year": 12}.get(rule) or _num(m.group("n"))
         if n is None or not 0 < n <= 120:
             return None
         first = month_bounds(*_shift(y, mo, -n))[0]
