@@ -177,17 +177,13 @@ def _classify(tok: NumberToken, text: str) -> Span | None:
     if tok.kind == "cn" and tok.value < 10:
         return None  # "一下", "一个": single Chinese digits are words, not numbers
     integer = tok.value == tok.value.to_integral_value()
+    code_like = (
+        tok.kind == "digits"
+        and tok.digits.isdigit()
+        and LINK_CODE_DIGITS[0] <= len(tok.digits) <= LINK_CODE_DIGITS[1]
+    )
     reading = reading_cue_near(text, tok.start, tok.end)
-    if tok.kind == "digits" or reading is not None:
-        link = (
-            link_cue_near(text, tok.start, tok.end)
-            if tok.kind == "digits"
-            and integer
-            and LINK_CODE_DIGITS[0] <= len(tok.digits) <= LINK_CODE_DIGITS[1]
-            else None
-        )
-    else:
-        link = None
+    link = link_cue_near(text, tok.start, tok.end) if code_like else None
     money = _money_cue_near(text, tok.start, tok.end)
     is_reading_unit = (
         unit in _READING_UNITS or unit_word in _READING_UNITS or unit.startswith("kilowatt")
@@ -214,11 +210,7 @@ def _classify(tok: NumberToken, text: str) -> Span | None:
         kind = min(options)[2]
     elif is_reading_unit:
         return None
-    elif (
-        tok.kind == "digits"
-        and integer
-        and LINK_CODE_DIGITS[0] <= len(tok.digits) <= LINK_CODE_DIGITS[1]
-    ):
+    elif code_like and _bare_reply(text, tok):
         kind = "link_code"
     elif tok.kind == "digits" and tok.valid_amount and _bare_reply(text, tok):
         if integer and _YEAR_RANGE[0] <= tok.value <= _YEAR_RANGE[1] and len(tok.digits) == 4:

@@ -69,6 +69,8 @@ CASES = [
     ("call me at 10am", []),
     ("on the 15th", []),
     ("testing 123", []),
+    ("150.00", [("amount", "150.00", "150.00")]),
+    ("my account number is 12345678", []),
     ("what's 15 times 7", []),
     ("pay the last one", []),
     ("which one", []),
