@@ -1,4 +1,9 @@
-"""Structured logging (structlog) to stderr, so stdout stays free for JSON output."""
+"""Structured logging (structlog) to stderr, so stdout stays free for JSON output.
+
+Both structlog and the standard library write to whatever ``sys.stderr`` is *at
+the time of the call*, not at configuration time: test runners and CLIs swap
+stderr, and a logger bound to a closed stream would fail later calls.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,38 @@ import structlog
 _configured = False
 
 
+class _StderrLogger:
+    """A structlog logger that prints to the current ``sys.stderr``."""
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg, unused-ignore]
+    """A logging handler that writes to the current ``sys.stderr``."""
+
+    @property  # type: ignore[override, unused-ignore]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
     """Configure structlog and the standard library to write to stderr."""
     global _configured
-    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    root = logging.getLogger()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level.upper())
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
@@ -28,7 +61,7 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_args: _StderrLogger(),
         cache_logger_on_first_use=False,
     )
     _configured = True
