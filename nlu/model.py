@@ -36,7 +36,7 @@ from nlu.settings import get_nlu_settings
 log = get_logger(__name__)
 
 FORMAT = "billtalk-nlu/1"
-ENGINE_VERSION = "1.1.0"
+ENGINE_VERSION = "1.2.0"
 FALLBACK_INTENT = "nlu_fallback"
 RANKING_LENGTH = 10
 METADATA_FILE = "metadata.json"
