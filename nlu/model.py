@@ -220,8 +220,8 @@ def _entity_extractor() -> Any:
     if not _EXTRACTOR_LOADED:
         try:
             from nlu.entities import extract_entities
-        except ImportError as exc:
-            log.warning("nlu.entities_unavailable", error=str(exc))
+        except Exception as exc:  # a broken extractor must not take the intents down
+            log.error("nlu.entities_unavailable", error=type(exc).__name__, detail=str(exc))
             extract_entities = None
         _EXTRACTOR, _EXTRACTOR_LOADED = extract_entities, True
     return _EXTRACTOR
