@@ -167,6 +167,16 @@ def test_bad_requests_get_error_json(api: Api, community: Community) -> None:
     assert (_count(community, orm.Payment), _count(community, orm.MeterReading)) == before
 
 
+def test_unstorable_characters_are_a_4xx(api: Api, community: Community) -> None:
+    s = api.h(api.service)
+    r = api.client.get("/api/v1/households/hh-A%00/balance", headers=s)
+    assert r.status_code in (404, 422) and "error" in r.json()
+    body = {"code": "123456", "channel": "telegram", "external_id": "a\u0000b"}
+    r = api.client.post("/api/v1/link-codes/redeem", json=body, headers=s)
+    assert 400 <= r.status_code < 500 and "error" in r.json()
+    assert _count(community, orm.ChannelLink) == 0
+
+
 def test_malformed_json_huge_body_and_missing_header(api: Api, community: Community) -> None:
     h = api.h(api.service, **{"Idempotency-Key": "m", "Content-Type": "application/json"})
     r = api.client.post("/api/v1/payments", content=b'{"household_id": "hh-A0101", "amo', headers=h)
