@@ -129,6 +129,10 @@ _NO_AMOUNT_UNITS = frozenset(
         "张",
         "笔",
         "期",
+        "多",
+        "来",
+        "余",
+        "几",
     ]
 )
 _READING_UNITS = frozenset(

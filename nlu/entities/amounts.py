@@ -80,7 +80,8 @@ _UNIT_RE = re.compile(
     r"st|nd|rd|th|am|pm|a\.m\.|p\.m\.|o'?clock|hours?|hrs?|minutes?|mins?|days?|"
     r"weeks?|months?|years?|yrs?|times?|bills?|payments?|people|persons?|rooms?|"
     r"floors?|apartments?|flats?|units?|"
-    r"度|方|立方|吨|个|次|月|天|日|号|年|周|星期|小时|分钟|点|楼|层|室|栋|单元|户|人|张|笔|期)"
+    r"度|方|立方|吨|个|次|月|天|日|号|年|周|星期|小时|分钟|点|楼|层|室|栋|单元|户|人|张|笔|期|"
+    r"多|来|余|几)"
     r"(?![a-z])",
     re.I,
 )
@@ -88,7 +89,18 @@ _UNIT_RE = re.compile(
 _DIGITS_RE = re.compile(
     r"(?:(?<=rmb)|(?<=cny)|(?<=usd)|(?<![A-Za-z0-9.,]))(\d+(?:,\d+)*(?:\.\d+)?)", re.I
 )
-_MULT_RE = re.compile(r"\s?(?:(?P<k>k)(?![a-z])|(?P<cn>[万千百]))", re.I)
+_MULT_RE = re.compile(
+    r"\s?(?:(?P<k>k)(?![a-z])|(?P<cn>[万千百]))|\s(?P<word>hundred|thousand|grand)\b", re.I
+)
+_MULTIPLIERS = {
+    "k": 1000,
+    "千": 1000,
+    "万": 10_000,
+    "百": 100,
+    "hundred": 100,
+    "thousand": 1000,
+    "grand": 1000,
+}
 
 # --- English number words ----------------------------------------------------------
 
@@ -291,11 +303,7 @@ def _digit_tokens(text: str) -> list[NumberToken]:
             currency = True
         mult = _MULT_RE.match(text, end)
         if mult and not (mult.group("cn") and _UNIT_RE.match(text, mult.end())):
-            value *= (
-                1000
-                if mult.group("k") or mult.group("cn") == "千"
-                else (10_000 if mult.group("cn") == "万" else 100)
-            )
+            value *= _MULTIPLIERS[mult.group(0).strip().lower()]
             end = mult.end()
         suffix_end = _currency_after(text, end)
         unit = None

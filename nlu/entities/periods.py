@@ -93,6 +93,7 @@ _EN_RULES: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 _CN_NUM = "一二两三四五六七八九十"
+_CN_YEAR = "[一二][〇零九][〇零一二三四五六七八九]{2}"
 _CN_M = rf"(?:[{_CN_NUM}]{{1,3}}|\d{{1,2}})"
 _ZH_RULES: list[tuple[str, re.Pattern[str]]] = [
     (
@@ -117,14 +118,16 @@ _ZH_RULES: list[tuple[str, re.Pattern[str]]] = [
     (
         "since_month",
         re.compile(
-            rf"(?:从|自)(?:(?P<y>\d{{4}})年)?(?P<m>{_CN_M})月份?(?:开始|以来|起|到现在|至今)"
+            rf"(?:从|自)(?:(?P<y>\d{{4}}|{_CN_YEAR})年)?(?P<m>{_CN_M})月份?(?:开始|以来|起|到现在|至今)"
         ),
     ),
     (
         "month",
-        re.compile(rf"(?<![个上下这本])(?:(?P<y>\d{{4}})年)?(?P<m>{_CN_M})月份?(?![份]?\d)"),
+        re.compile(
+            rf"(?<![个上下这本])(?:(?P<y>\d{{4}}|{_CN_YEAR})年)?(?P<m>{_CN_M})月份?(?![份]?\d)"
+        ),
     ),
-    ("year", re.compile(r"(?P<y>(?:19|20)\d{2})年(?!\d{1,2}月)")),
+    ("year", re.compile(rf"(?P<y>(?:19|20)\d{{2}}|{_CN_YEAR})年(?!\d{{1,2}}月)")),
 ]
 
 
@@ -156,9 +159,13 @@ def _month_num(text: str) -> int | None:
     return m if m is not None and 1 <= m <= 12 else None
 
 
+def _year(text: str) -> int:
+    return int(text) if text.isdigit() else int(cn_int(text) or 0)
+
+
 def _recent(ref: date, month: int, year: str | None) -> int:
     if year:
-        return int(year)
+        return _year(year)
     return ref.year if month <= ref.month else ref.year - 1
 
 
@@ -197,7 +204,9 @@ def _resolve(rule: str, m: re.Match[str], ref: date) -> dict[str, str] | None:
         monday = ref - timedelta(days=ref.weekday()) - timedelta(weeks=rule == "last_week")
         return _value(monday, monday + timedelta(days=6))
     if rule == "year":
-        year = int(m.group("y"))
+        year = _year(m.group("y"))
+        if not 1900 <= year <= 2100:
+            return None
         return _value(date(year, 1, 1), date(year, 12, 31))
     if rule == "since_month":
         month = _month_num(m.group("m"))
@@ -254,7 +263,10 @@ def find_periods(text: str, reference_date: date | None = None) -> list[Span]:
                     continue
                 if rules is _EN_RULES and rule == "month" and not _english_month_ok(m):
                     continue
-                value = _resolve(rule, m, ref)
+                try:
+                    value = _resolve(rule, m, ref)
+                except (ValueError, OverflowError):  # "0000年3月", dates beyond year 9999
+                    value = None
                 if value is None:
                     continue
                 start = m.start()

@@ -69,6 +69,8 @@ CASES = [
     ("call me at 10am", []),
     ("on the 15th", []),
     ("testing 123", []),
+    ("电费欠了一百多", []),  # "a hundred-odd" is not an amount
+    ("pls pay 2 hundred for water", [("amount", "200.00", "2 hundred")]),
     ("150.00", [("amount", "150.00", "150.00")]),
     ("my account number is 12345678", []),
     ("what's 15 times 7", []),

@@ -58,6 +58,8 @@ PERIODS = [
     ("最近一年", "最近一年", "2025-11-01", "2026-10-31"),
     ("usage over the past year", "past year", "2025-11-01", "2026-10-31"),
     ("the past 12 months", "past 12 months", "2025-11-01", "2026-10-31"),
+    ("二〇二五年三月", "二〇二五年三月", "2025-03-01", "2025-03-31"),
+    ("二零二四年", "二零二四年", "2024-01-01", "2024-12-31"),
 ]
 
 
@@ -84,6 +86,12 @@ def test_periods(text: str, span: str, start: str, end: str) -> None:
 )
 def test_not_periods(text: str) -> None:
     assert find_periods(text, REF) == []
+
+
+@pytest.mark.parametrize("text", ["0000年3月", "9999年12月", "since january 9999", "3000年"])
+def test_impossible_years_do_not_crash(text: str) -> None:
+    for span in find_periods(text, REF):
+        assert span.value["start"] <= span.value["end"]
 
 
 def test_months_across_year_boundary_in_january() -> None:
