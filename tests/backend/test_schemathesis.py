@@ -26,18 +26,24 @@ from backend.gateway import SandboxGateway
 from backend.service_layer import services
 from backend.service_layer.unit_of_work import UnitOfWork
 from billtalk.db import make_engine
-from tests.backend.conftest import build_community
+from tests.backend.conftest import _reset_postgres, build_community
 
 SERVICE = "bt_svc_fuzz_service_token_for_tests_only_000000"
 STAFF = "bt_sta_fuzz_staff_token_for_tests_only_00000000"
 STAFF_PATHS = ("/reports", "/ledger/check", "/readings/flagged", "/review", "/refund", "/reverse")
 
 
-@pytest.fixture(scope="module")
-def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
-    path: Path = tmp_path_factory.mktemp("fuzz") / "billtalk.db"
-    url = f"sqlite:///{path}"
-    ensure_database(url)
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def fuzz_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FastAPI]:
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("fuzz") / "billtalk.db"
+        url = f"sqlite:///{path}"
+        ensure_database(url)
+    else:
+        url = request.getfixturevalue("backend_postgres_url")
+        _reset_postgres(url)
     engine = make_engine(url)
     uow = UnitOfWork(engine)
     build_community(uow)
@@ -80,7 +86,7 @@ def test_api_never_fails_and_matches_its_schema(api_schema: schemathesis.BaseSch
         operations += 1
 
         @settings(
-            max_examples=12,
+            max_examples=10,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,
