@@ -163,7 +163,6 @@ _READING_UNITS = frozenset(
         "吨",
     ]
 )
-_YEAR_RANGE = (1990, 2100)
 
 
 def _classify(tok: NumberToken, text: str) -> Span | None:
@@ -172,9 +171,8 @@ def _classify(tok: NumberToken, text: str) -> Span | None:
         if not tok.valid_amount:
             return None
         return Span("amount", format_amount(tok.value), tok.start, tok.end)
-    unit = (tok.unit or "").replace(" ", "").replace("-", "")
-    unit_word = unit.split()[0] if unit else ""
-    if unit and (unit in _NO_AMOUNT_UNITS or unit_word in _NO_AMOUNT_UNITS):
+    unit = re.sub(r"[\s-]+", "", tok.unit or "")
+    if unit in _NO_AMOUNT_UNITS:
         return None
     if _PLACE_BEFORE.search(text, max(0, tok.start - 16), tok.start):
         return None
@@ -189,11 +187,9 @@ def _classify(tok: NumberToken, text: str) -> Span | None:
     reading = reading_cue_near(text, tok.start, tok.end)
     link = link_cue_near(text, tok.start, tok.end) if code_like else None
     money = _money_cue_near(text, tok.start, tok.end)
-    is_reading_unit = (
-        unit in _READING_UNITS or unit_word in _READING_UNITS or unit.startswith("kilowatt")
-    )
+    is_reading_unit = unit in _READING_UNITS or unit.startswith(("kilowatt", "cubic"))
     if tok.kind != "digits" and (tok.value < 10 or (not integer and tok.kind == "words")):
-        money = None if not is_reading_unit else money
+        money = None  # "pay the last one", "交一下"
     # Spelled-out numbers are amounts only in a money context ("pay fifty").
     if (
         tok.kind == "words"
@@ -217,9 +213,7 @@ def _classify(tok: NumberToken, text: str) -> Span | None:
     elif code_like and _bare_reply(text, tok):
         kind = "link_code"
     elif tok.kind == "digits" and tok.valid_amount and _bare_reply(text, tok):
-        if integer and _YEAR_RANGE[0] <= tok.value <= _YEAR_RANGE[1] and len(tok.digits) == 4:
-            return None
-        kind = "amount"
+        kind = "amount"  # the whole reply is a number: the answer to "how much?"
     else:
         return None
     if kind == "amount":

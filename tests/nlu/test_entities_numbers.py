@@ -45,6 +45,7 @@ CASES = [
     ("pay 150 with alipay", [("amount", "150.00", "150")]),
     ("60", [("amount", "60.00", "60")]),
     ("60 please", [("amount", "60.00", "60")]),
+    ("2000", [("amount", "2000.00", "2000")]),
     ("make it 80", [("amount", "80.00", "80")]),
     ("why is my bill 250 this month", [("amount", "250.00", "250")]),
     ("pay fifty", [("amount", "50.00", "fifty")]),
