@@ -80,3 +80,37 @@ def test_entity_f1_on_unseen_messages() -> None:
     for text, missed, spurious in scores.errors:
         print(f"  {text!r}: missed {missed} spurious {spurious}")
     assert f1 >= 0.85
+
+
+def test_parse_annotated_offsets_and_syntaxes() -> None:
+    ex = parse_annotated(
+        'pay [60]{"entity": "amount", "value": "60.00"} on [water](utility) '
+        "by [visa](payment_method:card)",
+        "pay_bill",
+    )
+    assert ex.text == "pay 60 on water by visa"
+    assert ex.entities == (
+        ("amount", "60.00", 4, 6),
+        ("utility", "water", 10, 15),
+        ("payment_method", "card", 19, 23),
+    )
+
+
+def test_parse_annotated_rejects_malformed_annotations() -> None:
+    with pytest.raises(ValueError):
+        parse_annotated('pay [60]{"value": "60.00"}')
+    with pytest.raises(ValueError):
+        parse_annotated('pay [60]{"entity": amount}')
+
+
+def test_scores_count_misses_and_false_alarms() -> None:
+    scores = score_entities(
+        [
+            parse_annotated("pay [60](amount) on gas"),  # value "60" != "60.00", gas missed
+        ]
+    )
+    assert scores.tp["amount"] == 0
+    assert scores.fn["amount"] == 1 and scores.fp["amount"] == 1
+    assert scores.fp["utility"] == 1
+    precision, recall, f1 = scores.overall()
+    assert precision == 0.0 and recall == 0.0 and f1 == 0.0
