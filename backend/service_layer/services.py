@@ -963,8 +963,6 @@ def _settle_success(uow: UnitOfWork, p: orm.Payment, now: datetime, today: date)
     p.status = pay_rules.transition(p.status, "succeeded")
     p.paid_at = now
     p.failure_code = None
-    number = uow.repo.next_receipt_number(now.year)
-    p.receipt_no = f"R{now.year}-{number:06d}"
     post(
         uow,
         ledger.payment_entry(
@@ -972,6 +970,11 @@ def _settle_success(uow: UnitOfWork, p: orm.Payment, now: datetime, today: date)
         ),
         now,
     )
+    # Write everything else first: the year's receipt counter is one row every
+    # payment locks, so it is taken last and held only until the commit.
+    uow.session.flush()
+    number = uow.repo.next_receipt_number(now.year)
+    p.receipt_no = f"R{now.year}-{number:06d}"
 
 
 def _apply_result(uow: UnitOfWork, p: orm.Payment, result: GatewayResult, now: datetime) -> bool:
