@@ -18,7 +18,6 @@ EN_SYNONYMS: dict[str, list[str]] = {
     "card": [
         "card", "credit card", "debit card", "bank card", "visa", "visa card", "mastercard",
         "master card", "amex", "unionpay", "union pay", "unionpay card", "cc", "creditcard",
-        "my card", "saved card",
     ],
     "bank_transfer": [
         "bank transfer", "wire transfer", "bank wire", "wire", "bank account", "online banking",

@@ -37,9 +37,9 @@ EN_SYNONYMS: dict[str, list[str]] = {
 
 #: Chinese synonyms; single characters are guarded by the look-arounds below.
 ZH_PATTERNS: dict[str, str] = {
-    "electricity": r"电费|电表|电量|电价|用电|停电|电力|"
+    "electricity": r"电费|电表|用电量|耗电量|电量|电价|用电|停电|电力|"
     r"(?<![充手来闪发触放静漏雷回])电(?![话视脑梯影子池器邮商竞台动车源线路筒报网压工灯扇饭磁])",
-    "water": r"水费|水表|用水|停水|自来水|"
+    "water": r"水费|水表|用水量|用水|停水|自来水|"
     r"(?<![薪口香汽墨胶潜风泪雨洪喝装漏])水(?![果平准泥杯壶晶饺族军星手彩獭龙头管器道])",
     "gas": r"燃气费|燃气|煤气费|煤气|天然气|气费",
     "property_fee": r"物业管理费|物业费|物管费|(?<=[交缴付欠])物业|物业(?=账单|的账|的钱)|管理费",
