@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from nlu.entities import extract_entities
 from nlu.entities.evaluation import iter_examples, parse_annotated, score_entities
 
 DATA = Path(__file__).resolve().parents[2] / "nlu" / "data"
@@ -114,3 +115,15 @@ def test_scores_count_misses_and_false_alarms() -> None:
     assert scores.fp["utility"] == 1
     precision, recall, f1 = scores.overall()
     assert precision == 0.0 and recall == 0.0 and f1 == 0.0
+
+
+def test_annotated_spans_agree_with_the_parsers() -> None:
+    """Spans matter to a learned extractor trained on the data: keep them consistent."""
+    gold_total = agreed = 0
+    for ex in iter_examples([DATA]):
+        predicted = {(d["entity"], d["start"], d["end"]) for d in extract_entities(ex.text, "en")}
+        for entity, _, start, end in ex.entities:
+            gold_total += 1
+            agreed += (entity, start, end) in predicted
+    assert gold_total > 500
+    assert agreed / gold_total >= 0.98, (agreed, gold_total)
