@@ -1,0 +1,770 @@
+"""Payments: create, settle, reconcile, refund and reverse; autopay.
+
+Every function takes a :class:`~backend.service_layer.unit_of_work.UnitOfWork`
+(and the :class:`~backend.gateway.base.PaymentGateway` when money moves), does
+one thing, and either commits it entirely or raises a
+:class:`~backend.service_layer.errors.ServiceError` having written nothing.
+
+How a payment flows (:func:`create_payment`):
+
+1. *Record.* Lock the household row; if the idempotency key is known, replay the
+   stored response (same body) or refuse (different body: 409). Otherwise check
+   the amount and the overpayment limit and store the payment as ``pending``.
+   Commit.
+2. *Charge.* Call the gateway with the payment id as its idempotency key (outside
+   any transaction: no lock is held while waiting for the provider).
+3. *Settle.* Lock the household and the payment again. If the payment is still
+   ``pending``, apply the gateway's answer: ``succeeded`` allocates it to bills,
+   books the ledger entry and issues the receipt number; ``failed`` records the
+   reason; ``pending`` (timeout) stays for reconciliation. Commit, store the
+   response for replays.
+
+A concurrent confirmation of the same payment waits at step 1 or 3 and then finds
+the payment already settled, so the gateway's idempotent charge and the state
+machine together move money once. A crash between 1 and 3 leaves a ``pending``
+payment that ``billtalk payments reconcile`` (or a webhook) settles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from backend import schemas
+from backend.adapters import orm
+from backend.domain import allocation as alloc
+from backend.domain import ledger
+from backend.domain import payments as pay_rules
+from backend.domain.money import ZERO, InvalidAmount, parse_amount, total
+from backend.domain.tariffs import (
+    UTILITIES,
+)
+from backend.gateway.base import GatewayError, GatewayResult, PaymentGateway
+from backend.service_layer.common import (
+    aware,
+    check_utility,
+    get_household,
+    log,
+    midnight,
+    post,
+    refresh_status,
+    utcnow,
+)
+from backend.service_layer.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+)
+from backend.service_layer.unit_of_work import UnitOfWork
+from backend.settings import BillingSettings, get_billing_settings
+from billtalk.settings import get_settings
+
+
+def _request_hash(
+    household_id: str, utility: str | None, amount: Decimal, method: str, payment_token: str | None
+) -> str:
+    body = json.dumps(
+        {
+            "household_id": household_id,
+            "utility": utility,
+            "amount": format(amount, "f"),
+            "method": method,
+            "payment_token": payment_token,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _open_bills(bills: list[orm.Bill]) -> list[alloc.OpenBill]:
+    return [
+        alloc.OpenBill(b.bill_id, b.utility, b.period_start, b.period_end, b.total - b.amount_paid)
+        for b in bills
+    ]
+
+
+def _allocations_out(uow: UnitOfWork, payment: orm.Payment) -> list[schemas.AllocationOut]:
+    net: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for a in payment.allocations:
+        net[a.bill_id] += a.amount
+    out = []
+    for bill_id, amount in net.items():
+        if amount == 0:
+            continue
+        b = uow.session.get(orm.Bill, bill_id)
+        assert b is not None
+        out.append(
+            schemas.AllocationOut(
+                bill_id=bill_id,
+                utility=b.utility,  # type: ignore[arg-type]
+                period_start=b.period_start,
+                period_end=b.period_end,
+                amount=amount,
+            )
+        )
+    return sorted(out, key=lambda a: (a.period_start, a.utility))
+
+
+def _payment_out(uow: UnitOfWork, p: orm.Payment) -> schemas.Payment:
+    return schemas.Payment(
+        payment_id=p.payment_id,
+        household_id=p.household_id,
+        status=p.status,  # type: ignore[arg-type]
+        amount=p.amount,
+        method=p.method,  # type: ignore[arg-type]
+        utility=p.utility,  # type: ignore[arg-type]
+        receipt_no=p.receipt_no,
+        failure_code=p.failure_code,
+        gateway_reference=p.gateway_reference,
+        credited=p.credited,
+        refunded=p.refunded,
+        created_at=aware(p.created_at),
+        paid_at=aware(p.paid_at) if p.paid_at else None,
+        allocations=_allocations_out(uow, p),
+    )
+
+
+def _paid_today(uow: UnitOfWork, household_id: str, now: datetime) -> Decimal:
+    start = midnight(now.date())
+    value = uow.session.scalar(
+        select(func.sum(orm.Payment.amount)).where(
+            orm.Payment.household_id == household_id,
+            orm.Payment.status.in_(("succeeded", "pending")),
+            orm.Payment.created_at >= start,
+        )
+    )
+    return value if value is not None else ZERO
+
+
+def preview_payment(
+    uow: UnitOfWork,
+    household_id: str,
+    amount: Decimal,
+    *,
+    utility: str | None = None,
+    settings: BillingSettings | None = None,
+) -> schemas.PaymentPreview:
+    """What paying ``amount`` would do: allocations, overpayment and risk flags.
+
+    Raises:
+        Invalid: ``overpayment_limit`` when the payment would exceed the credit limit.
+    """
+    check_utility(utility)
+    settings = settings or get_billing_settings()
+    now = utcnow()
+    with uow:
+        get_household(uow, household_id)
+        bills = uow.repo.unpaid_bills(household_id, utility)
+        bucket = utility or alloc.GENERAL
+        credit_row = uow.session.get(orm.HouseholdCredit, (household_id, bucket))
+        existing = credit_row.amount if credit_row else ZERO
+        try:
+            plan = alloc.allocate(amount, _open_bills(bills), utility, existing)
+        except alloc.OverpaymentLimit as exc:
+            raise Invalid(exc.code, str(exc)) from exc
+        due = total([b.total - b.amount_paid for b in bills])
+        paid_today = _paid_today(uow, household_id, now)
+    reasons = []
+    if amount >= settings.high_value_threshold:
+        reasons.append("high_value")
+    if paid_today + amount > settings.daily_limit:
+        reasons.append("daily_limit")
+    if plan.overpayment > 0:
+        reasons.append("overpayment")
+    return schemas.PaymentPreview(
+        household_id=household_id,
+        amount=amount,
+        utility=utility,  # type: ignore[arg-type]
+        allocations=[
+            schemas.AllocationOut(
+                bill_id=a.bill_id,
+                utility=a.utility,  # type: ignore[arg-type]
+                period_start=a.period_start,
+                period_end=a.period_end,
+                amount=a.amount,
+            )
+            for a in plan.allocations
+        ],
+        overpayment=plan.overpayment,
+        amount_due=due,
+        paid_today=paid_today,
+        risk_flagged=bool(set(reasons) & {"high_value", "daily_limit"}),
+        risk_reasons=reasons,
+    )
+
+
+def _settle_success(uow: UnitOfWork, p: orm.Payment, now: datetime, today: date) -> None:
+    """Allocate a succeeded payment, book it and give it a receipt number."""
+    bills = uow.repo.unpaid_bills(p.household_id, p.utility)
+    bucket = p.utility or alloc.GENERAL
+    credit = uow.repo.credit(p.household_id, bucket)
+    # The limit was checked before charging; money already captured is never refused.
+    plan = alloc.allocate(
+        p.amount, _open_bills(bills), p.utility, credit.amount, credit_limit=Decimal("Infinity")
+    )
+    by_id = {b.bill_id: b for b in bills}
+    for a in plan.allocations:
+        bill = by_id[a.bill_id]
+        bill.amount_paid += a.amount
+        refresh_status(bill, today)
+        p.allocations.append(
+            orm.PaymentAllocation(bill_id=a.bill_id, amount=a.amount, created_at=now)
+        )
+    if plan.overpayment > 0:
+        credit.amount += plan.overpayment
+    p.credited = plan.overpayment
+    p.status = pay_rules.transition(p.status, "succeeded")
+    p.paid_at = now
+    p.failure_code = None
+    post(
+        uow,
+        ledger.payment_entry(
+            p.payment_id, p.household_id, p.amount - plan.overpayment, plan.overpayment
+        ),
+        now,
+    )
+    # Write everything else first: the year's receipt counter is one row every
+    # payment locks, so it is taken last and held only until the commit.
+    uow.session.flush()
+    number = uow.repo.next_receipt_number(now.year)
+    p.receipt_no = f"R{now.year}-{number:06d}"
+
+
+def _apply_result(uow: UnitOfWork, p: orm.Payment, result: GatewayResult, now: datetime) -> bool:
+    """Apply a gateway answer to a locked payment; returns whether anything changed."""
+    if result.reference and p.gateway_reference != result.reference:
+        p.gateway_reference = result.reference
+    if p.status != "pending":
+        return False
+    if result.status == "succeeded":
+        _settle_success(uow, p, now, now.date())
+    elif result.status == "failed":
+        p.status = pay_rules.transition(p.status, "failed")
+        p.failure_code = result.failure_code or "failed"
+    else:
+        p.failure_code = result.failure_code or "pending"
+    p.updated_at = now
+    return True
+
+
+def _response(uow: UnitOfWork, p: orm.Payment) -> dict[str, Any]:
+    return _payment_out(uow, p).model_dump(mode="json")
+
+
+def create_payment(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    household_id: str,
+    amount: Decimal,
+    method: str,
+    idempotency_key: str,
+    *,
+    utility: str | None = None,
+    payment_token: str | None = None,
+    source: str = "api",
+    now: datetime | None = None,
+    payment_id: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Pay ``amount`` for a household (see the module docstring for the flow).
+
+    Args:
+        now: the payment time (default: now); the demo seeder back-dates payments.
+        payment_id: the id to give a new payment (default: random).
+
+    Returns:
+        ``(response, replayed)``: the payment as JSON-ready dict, and whether it is
+        the stored response of an earlier request with the same idempotency key.
+
+    Raises:
+        NotFound: unknown household.
+        Conflict: the key was used with a different body (``idempotency_key_reused``).
+        Invalid: bad amount, method or utility, or the overpayment limit.
+    """
+    check_utility(utility)
+    if method not in pay_rules.METHODS:
+        raise Invalid("unknown_method", f"method must be one of {pay_rules.METHODS}")
+    if not idempotency_key or len(idempotency_key) > 100 or not idempotency_key.isprintable():
+        raise Invalid(
+            "invalid_idempotency_key", "Idempotency-Key must be 1-100 printable characters"
+        )
+    try:
+        amount = parse_amount(amount)
+    except InvalidAmount as exc:
+        raise Invalid(exc.code, str(exc)) from exc
+    rhash = _request_hash(household_id, utility, amount, method, payment_token)
+    stamp = now
+    now = now or utcnow()
+    # 1. record (or find) the pending payment
+    try:
+        with uow:
+            hh = get_household(uow, household_id, lock=True)
+            existing = uow.repo.payment_by_key(idempotency_key)
+            if existing is not None:
+                if existing.request_hash != rhash:
+                    raise Conflict(
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was already used with a different request",
+                    )
+                if existing.response is not None and existing.status != "pending":
+                    return existing.response, True
+                payment_id = existing.payment_id
+                token = existing.payment_token
+            else:
+                bucket = utility or alloc.GENERAL
+                credit_row = uow.session.get(orm.HouseholdCredit, (household_id, bucket))
+                try:
+                    alloc.allocate(
+                        amount,
+                        _open_bills(uow.repo.unpaid_bills(household_id, utility)),
+                        utility,
+                        credit_row.amount if credit_row else ZERO,
+                    )
+                except alloc.OverpaymentLimit as exc:
+                    raise Invalid(exc.code, str(exc)) from exc
+                payment_id = payment_id or f"pay_{uuid.uuid4().hex[:24]}"
+                token = payment_token if payment_token is not None else hh.saved_method_token
+                uow.session.add(
+                    orm.Payment(
+                        payment_id=payment_id,
+                        household_id=household_id,
+                        utility=utility,
+                        amount=amount,
+                        method=method,
+                        status="pending",
+                        idempotency_key=idempotency_key,
+                        request_hash=rhash,
+                        gateway=getattr(gateway, "name", "gateway"),
+                        payment_token=token,
+                        source=source,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                uow.commit()
+    except IntegrityError as exc:
+        # The same key raced in from another household's request: replay or refuse.
+        with uow:
+            existing = uow.repo.payment_by_key(idempotency_key)
+        if existing is None or existing.request_hash != rhash:
+            raise Conflict(
+                "idempotency_key_reused", "this Idempotency-Key is already in use"
+            ) from exc
+        return create_payment(
+            uow,
+            gateway,
+            household_id,
+            amount,
+            method,
+            idempotency_key,
+            utility=utility,
+            payment_token=payment_token,
+            source=source,
+            now=stamp,
+        )
+    # 2. charge (idempotent at the gateway: the payment id is its key)
+    try:
+        result = gateway.charge(
+            amount=amount,
+            currency=get_settings().currency,
+            method=method,
+            payment_token=token,
+            idempotency_key=payment_id,
+        )
+    except GatewayError as exc:
+        result = GatewayResult("failed", "", exc.code, exc.message, amount, get_settings().currency)
+    # 3. settle
+    with uow:
+        get_household(uow, household_id, lock=True)
+        p = uow.repo.payment(payment_id, lock=True)
+        assert p is not None
+        _apply_result(uow, p, result, stamp or utcnow())
+        uow.session.flush()
+        response = _response(uow, p)
+        if p.response is None and p.status != "pending":
+            p.response = response
+        uow.commit()
+    log.info("payment", payment_id=payment_id, status=response["status"], household_id=household_id)
+    return response, False
+
+
+def reconcile_pending(
+    uow: UnitOfWork, gateway: PaymentGateway, *, older_than: timedelta = timedelta(0)
+) -> dict[str, int]:
+    """Settle ``pending`` payments by asking the gateway (``billtalk payments reconcile``).
+
+    A payment with no gateway reference (the process died before the gateway
+    answered) is charged again with the same gateway idempotency key, which the
+    gateway answers without charging twice.
+    """
+    cutoff = utcnow() - older_than
+    with uow:
+        rows = uow.session.execute(
+            select(orm.Payment.payment_id, orm.Payment.household_id).where(
+                orm.Payment.status == "pending", orm.Payment.created_at <= cutoff
+            )
+        ).all()
+    counts = {"checked": 0, "succeeded": 0, "failed": 0, "pending": 0}
+    for payment_id, household_id in rows:
+        counts["checked"] += 1
+        with uow:
+            p = uow.repo.payment(payment_id)
+            assert p is not None
+            ref, amount, method, token = p.gateway_reference, p.amount, p.method, p.payment_token
+        try:
+            if ref:
+                result = gateway.status(ref)
+            else:
+                result = gateway.charge(
+                    amount=amount,
+                    currency=get_settings().currency,
+                    method=method,
+                    payment_token=token,
+                    idempotency_key=payment_id,
+                )
+        except GatewayError as exc:
+            log.warning("reconcile_error", payment_id=payment_id, code=exc.code)
+            counts["pending"] += 1
+            continue
+        with uow:
+            get_household(uow, household_id, lock=True)
+            p = uow.repo.payment(payment_id, lock=True)
+            assert p is not None
+            _apply_result(uow, p, result, utcnow())
+            uow.session.flush()
+            if p.status != "pending" and p.response is None:
+                p.response = _response(uow, p)
+            counts[p.status if p.status in counts else "pending"] += 1
+            uow.commit()
+    return counts
+
+
+def apply_webhook(uow: UnitOfWork, event_id: str, reference: str, result: GatewayResult) -> str:
+    """Apply a verified gateway webhook once (its event id is remembered).
+
+    Returns:
+        ``applied``, ``duplicate`` (event seen before) or ``ignored`` (unknown
+        reference or a payment already settled).
+    """
+    with uow:
+        if uow.session.get(orm.WebhookEvent, event_id) is not None:
+            return "duplicate"
+        hid = uow.session.scalar(
+            select(orm.Payment.household_id).where(orm.Payment.gateway_reference == reference)
+        )
+        outcome = "ignored"
+        if hid is not None:
+            get_household(uow, hid, lock=True)
+            p = uow.session.scalars(
+                select(orm.Payment)
+                .where(orm.Payment.gateway_reference == reference)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).first()
+            assert p is not None
+            if _apply_result(uow, p, result, utcnow()):
+                outcome = "applied"
+                uow.session.flush()
+                if p.status != "pending" and p.response is None:
+                    p.response = _response(uow, p)
+        uow.session.add(
+            orm.WebhookEvent(
+                event_id=event_id,
+                gateway_reference=reference,
+                status=result.status,
+                received_at=utcnow(),
+            )
+        )
+        try:
+            uow.commit()
+        except IntegrityError:
+            return "duplicate"
+        return outcome
+
+
+def refund_payment(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    payment_id: str,
+    amount: Decimal | None = None,
+    *,
+    reverse: bool = False,
+    reason: str = "",
+) -> schemas.Payment:
+    """Staff: refund part or all of a succeeded payment, or reverse it entirely.
+
+    The money comes back from the payment's unused credit first, then from its
+    bill allocations (newest bill first), which reopens those bills. A
+    compensating ledger entry books it. ``reverse=True`` returns everything left
+    and marks the payment ``reversed``.
+
+    Raises:
+        NotFound: unknown payment.
+        Conflict: the payment is not ``succeeded`` or the amount is too large.
+    """
+    now = utcnow()
+    with uow:
+        hid = uow.session.scalar(
+            select(orm.Payment.household_id).where(orm.Payment.payment_id == payment_id)
+        )
+        if hid is None:
+            raise NotFound("unknown_payment", f"no payment {payment_id!r}")
+        get_household(uow, hid, lock=True)
+        p = uow.repo.payment(payment_id, lock=True)
+        assert p is not None
+        left = p.amount - p.refunded
+        amount = left if reverse or amount is None else amount
+        try:
+            pay_rules.check_refund(p.status, amount, p.refunded, p.amount)
+            if reverse:
+                pay_rules.transition(p.status, "reversed")
+        except pay_rules.InvalidTransition as exc:
+            raise Conflict(exc.code, str(exc)) from exc
+        bucket = p.utility or alloc.GENERAL
+        credit = uow.repo.credit(p.household_id, bucket)
+        credit_left = p.credited - min(p.refunded, p.credited)
+        from_credit = min(amount, credit_left, credit.amount)
+        from_bills = amount - from_credit
+        net: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for a in p.allocations:
+            net[a.bill_id] += a.amount
+        if from_bills > sum(net.values(), ZERO):
+            raise Conflict(
+                "refund_exceeds_refundable",
+                "part of this payment's credit was already used; refund at most "
+                f"{from_credit + sum(net.values(), ZERO):f}",
+            )
+        if not p.gateway_reference:
+            raise Conflict("no_gateway_reference", "the payment has no gateway reference")
+        try:
+            gateway.refund(p.gateway_reference, amount, f"{payment_id}-refund-{p.refunded}")
+        except GatewayError as exc:
+            raise Conflict(exc.code, exc.message) from exc
+        credit.amount -= from_credit
+        remaining = from_bills
+        bills = {b: uow.session.get(orm.Bill, b) for b in net}
+        for bill_id in sorted(net, key=lambda b: bills[b].period_start, reverse=True):  # type: ignore[union-attr]
+            if remaining <= 0:
+                break
+            part = min(remaining, net[bill_id])
+            if part <= 0:
+                continue
+            bill = bills[bill_id]
+            assert bill is not None
+            bill.amount_paid -= part
+            refresh_status(bill, now.date())
+            p.allocations.append(
+                orm.PaymentAllocation(bill_id=bill_id, amount=-part, created_at=now)
+            )
+            remaining -= part
+        p.refunded += amount
+        if reverse:
+            p.status = "reversed"
+        p.updated_at = now
+        post(
+            uow,
+            ledger.reversal_entry(
+                "reversal" if reverse else "refund",
+                payment_id,
+                p.household_id,
+                from_bills,
+                from_credit,
+            ),
+            now,
+        )
+        uow.session.flush()
+        out = _payment_out(uow, p)
+        uow.commit()
+    log.info("refund", payment_id=payment_id, amount=str(amount), reverse=reverse, reason=reason)
+    return out
+
+
+def payment_household(uow: UnitOfWork, payment_id: str) -> str:
+    """The household a payment belongs to (for access checks)."""
+    with uow:
+        hid = uow.session.scalar(
+            select(orm.Payment.household_id).where(orm.Payment.payment_id == payment_id)
+        )
+        if hid is None:
+            raise NotFound("unknown_payment", f"no payment {payment_id!r}")
+        return hid
+
+
+def get_payment(uow: UnitOfWork, payment_id: str) -> schemas.Payment:
+    """One payment."""
+    with uow:
+        p = uow.repo.payment(payment_id)
+        if p is None:
+            raise NotFound("unknown_payment", f"no payment {payment_id!r}")
+        return _payment_out(uow, p)
+
+
+def list_payments(uow: UnitOfWork, household_id: str, *, limit: int = 5) -> list[schemas.Payment]:
+    """The household's payments, newest first."""
+    with uow:
+        get_household(uow, household_id)
+        rows = uow.session.scalars(
+            select(orm.Payment)
+            .where(orm.Payment.household_id == household_id)
+            .order_by(orm.Payment.created_at.desc())
+            .limit(limit)
+        ).all()
+        return [_payment_out(uow, p) for p in rows]
+
+
+def get_receipt(uow: UnitOfWork, payment_id: str) -> schemas.Receipt:
+    """The receipt of a succeeded (or later refunded/reversed) payment."""
+    with uow:
+        p = uow.repo.payment(payment_id)
+        if p is None:
+            raise NotFound("unknown_payment", f"no payment {payment_id!r}")
+        if p.receipt_no is None or p.paid_at is None:
+            raise NotFound("no_receipt", f"payment {payment_id} is {p.status} and has no receipt")
+        hh = uow.session.get(orm.Household, p.household_id)
+        assert hh is not None
+        building = uow.session.get(orm.Building, hh.building_id)
+        return schemas.Receipt(
+            receipt_no=p.receipt_no,
+            payment_id=p.payment_id,
+            household_id=p.household_id,
+            unit=hh.unit,
+            building=building.name if building else "",
+            amount=p.amount,
+            method=p.method,  # type: ignore[arg-type]
+            currency=get_settings().currency,
+            paid_at=aware(p.paid_at),
+            status=p.status,  # type: ignore[arg-type]
+            refunded=p.refunded,
+            allocations=_allocations_out(uow, p),
+        )
+
+
+def get_autopay(uow: UnitOfWork, household_id: str) -> dict[str, schemas.AutopaySetting]:
+    """Autopay settings per utility (utilities never set are reported disabled)."""
+    with uow:
+        get_household(uow, household_id)
+        rows = {
+            r.utility: r
+            for r in uow.session.scalars(
+                select(orm.AutopaySetting).where(orm.AutopaySetting.household_id == household_id)
+            )
+        }
+    out = {}
+    for u in UTILITIES:
+        r = rows.get(u)
+        out[u] = schemas.AutopaySetting(
+            utility=u,  # type: ignore[arg-type]
+            enabled=bool(r and r.enabled),
+            method=r.method if r else None,  # type: ignore[arg-type]
+            max_amount=r.max_amount if r else Decimal("2000.00"),
+        )
+    return out
+
+
+def set_autopay(
+    uow: UnitOfWork,
+    household_id: str,
+    utility: str,
+    enabled: bool,
+    *,
+    method: str | None = None,
+    max_amount: Decimal | None = None,
+) -> schemas.AutopaySetting:
+    """Turn autopay on or off for one utility."""
+    check_utility(utility)
+    if utility is None:
+        raise Invalid("unknown_utility", "utility is required")
+    if method is not None and method not in pay_rules.METHODS:
+        raise Invalid("unknown_method", f"method must be one of {pay_rules.METHODS}")
+    with uow:
+        hh = get_household(uow, household_id, lock=True)
+        if enabled and method is None and hh.saved_method is None:
+            raise Invalid("no_payment_method", "autopay needs a payment method")
+        row = uow.session.get(orm.AutopaySetting, (household_id, utility))
+        if row is None:
+            row = orm.AutopaySetting(
+                household_id=household_id, utility=utility, updated_at=utcnow()
+            )
+            uow.session.add(row)
+        row.enabled = enabled
+        row.method = method or row.method or hh.saved_method
+        if max_amount is not None:
+            row.max_amount = max_amount
+        elif row.max_amount is None:
+            row.max_amount = Decimal("2000.00")
+        row.updated_at = utcnow()
+        out = schemas.AutopaySetting.model_validate(
+            {
+                "utility": utility,
+                "enabled": row.enabled,
+                "method": row.method,
+                "max_amount": row.max_amount,
+            }
+        )
+        uow.commit()
+        return out
+
+
+def run_autopay(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    household_id: str,
+    bill_ids: list[str],
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Pay new bills of utilities with autopay on, through :func:`create_payment`.
+
+    Each bill version is paid at most once (the idempotency key names it), with
+    the setting's method (or the household's saved one), up to ``max_amount``.
+    """
+    paid = 0
+    with uow:
+        hh = get_household(uow, household_id)
+        settings = {
+            r.utility: r
+            for r in uow.session.scalars(
+                select(orm.AutopaySetting).where(
+                    orm.AutopaySetting.household_id == household_id,
+                    orm.AutopaySetting.enabled.is_(True),
+                )
+            )
+        }
+        todo = []
+        for bid in bill_ids:
+            b = uow.session.get(orm.Bill, bid)
+            if b is None or b.utility not in settings:
+                continue
+            due = b.total - b.amount_paid
+            s = settings[b.utility]
+            if due <= 0:
+                continue
+            if due > s.max_amount:
+                log.info("autopay_over_limit", bill_id=bid, due=str(due), limit=str(s.max_amount))
+                continue
+            todo.append(
+                (b.bill_id, b.utility, due, b.version, s.method or hh.saved_method or "card")
+            )
+    for bid, utility, due, version, method in todo:
+        key = f"autopay-{bid}-v{version}"
+        resp, _ = create_payment(
+            uow,
+            gateway,
+            household_id,
+            due,
+            method,
+            key,
+            utility=utility,
+            source="autopay",
+            now=now,
+            payment_id=f"pay_auto_{hashlib.sha256(key.encode()).hexdigest()[:16]}",
+        )
+        paid += resp["status"] == "succeeded"
+    return paid

@@ -1,0 +1,248 @@
+"""What a household owes and used: balance, bills, usage series and forecast."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from backend import schemas
+from backend.adapters import orm
+from backend.domain import bills as billing
+from backend.domain.money import ZERO, total
+from backend.domain.tariffs import (
+    price_area,
+    price_usage,
+    select_tariff,
+)
+from backend.service_layer.common import (
+    check_utility,
+    get_household,
+    tariff_version,
+    utcnow,
+)
+from backend.service_layer.errors import (
+    Invalid,
+    NotFound,
+)
+from backend.service_layer.unit_of_work import UnitOfWork
+from billtalk.settings import get_settings
+
+
+def _summary(bill: orm.Bill, today: date) -> schemas.BillSummary:
+    return schemas.BillSummary(
+        bill_id=bill.bill_id,
+        household_id=bill.household_id,
+        utility=bill.utility,  # type: ignore[arg-type]
+        period_start=bill.period_start,
+        period_end=bill.period_end,
+        due_date=bill.due_date,
+        status=billing.bill_status(bill.total, bill.amount_paid, bill.due_date, today),  # type: ignore[arg-type]
+        total=bill.total,
+        amount_paid=bill.amount_paid,
+        amount_due=bill.total - bill.amount_paid,
+        usage=bill.usage,
+        unit=bill.unit,
+    )
+
+
+def balance(uow: UnitOfWork, household_id: str, *, today: date | None = None) -> schemas.Balance:
+    """What the household owes, per utility, with its credits and open bills."""
+    today = today or utcnow().date()
+    with uow:
+        get_household(uow, household_id)
+        bills = uow.repo.unpaid_bills(household_id)
+        by_utility: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for b in bills:
+            by_utility[b.utility] += b.total - b.amount_paid
+        credits = {
+            c.utility: c.amount
+            for c in uow.session.scalars(
+                select(orm.HouseholdCredit).where(
+                    orm.HouseholdCredit.household_id == household_id, orm.HouseholdCredit.amount > 0
+                )
+            )
+        }
+        return schemas.Balance(
+            household_id=household_id,
+            currency=get_settings().currency,
+            total_due=total(list(by_utility.values())),
+            by_utility=dict(by_utility),
+            credits=credits,
+            open_bills=[_summary(b, today) for b in bills],
+        )
+
+
+def list_bills(
+    uow: UnitOfWork,
+    household_id: str,
+    *,
+    utility: str | None = None,
+    status: str | None = None,
+    limit: int = 12,
+    today: date | None = None,
+) -> list[schemas.BillSummary]:
+    """The household's bills, newest first (``status`` as of ``today``)."""
+    check_utility(utility)
+    if status is not None and status not in billing.BILL_STATUSES:
+        raise Invalid("invalid_status", f"status must be one of {billing.BILL_STATUSES}")
+    today = today or utcnow().date()
+    with uow:
+        get_household(uow, household_id)
+        rows = uow.repo.bills(
+            household_id, utility=utility, limit=max(limit, 1) * (4 if status else 1)
+        )
+        out = [_summary(b, today) for b in rows]
+        if status:
+            out = [b for b in out if b.status == status]
+        return out[:limit]
+
+
+def bill_household(uow: UnitOfWork, bill_id: str) -> str:
+    """The household a bill belongs to (for access checks)."""
+    with uow:
+        hid = uow.session.scalar(select(orm.Bill.household_id).where(orm.Bill.bill_id == bill_id))
+        if hid is None:
+            raise NotFound("unknown_bill", f"no bill {bill_id!r}")
+        return hid
+
+
+def get_bill(uow: UnitOfWork, bill_id: str, *, today: date | None = None) -> schemas.BillDetail:
+    """A bill with its lines and usage comparisons."""
+    today = today or utcnow().date()
+    with uow:
+        bill = uow.repo.bill(bill_id)
+        if bill is None:
+            raise NotFound("unknown_bill", f"no bill {bill_id!r}")
+        prev_start = billing.previous_month(bill.period_start)[0]
+        last_year = bill.period_start.replace(year=bill.period_start.year - 1)
+        prev = uow.repo.bill_for(bill.household_id, bill.utility, prev_start)
+        ly = uow.repo.bill_for(bill.household_id, bill.utility, last_year)
+        tariff = uow.session.get(orm.Tariff, bill.tariff_id) if bill.tariff_id else None
+        return schemas.BillDetail(
+            **_summary(bill, today).model_dump(),
+            lines=[
+                schemas.BillLine(
+                    kind=ln.kind,  # type: ignore[arg-type]
+                    description=ln.description,
+                    quantity=ln.quantity,
+                    unit_price=ln.unit_price,
+                    amount=ln.amount,
+                    tier_from=ln.tier_from,
+                    tier_to=ln.tier_to,
+                )
+                for ln in bill.lines
+            ],
+            tariff_name=tariff.name if tariff else None,
+            start_reading=bill.start_reading,
+            end_reading=bill.end_reading,
+            previous_usage=prev.usage if prev else None,
+            last_year_usage=ly.usage if ly else None,
+        )
+
+
+def usage_series(
+    uow: UnitOfWork, household_id: str, utility: str, start: date, end: date
+) -> schemas.UsageSeries:
+    """Billed usage and amounts of one utility for periods starting in ``[start, end]``."""
+    check_utility(utility)
+    if end < start:
+        raise Invalid("invalid_range", "end must not be before start")
+    with uow:
+        get_household(uow, household_id)
+        rows = uow.session.scalars(
+            select(orm.Bill)
+            .where(
+                orm.Bill.household_id == household_id,
+                orm.Bill.utility == utility,
+                orm.Bill.period_start >= start.replace(day=1),
+                orm.Bill.period_start <= end,
+            )
+            .order_by(orm.Bill.period_start)
+        ).all()
+        return schemas.UsageSeries(
+            household_id=household_id,
+            utility=utility,  # type: ignore[arg-type]
+            points=[
+                schemas.UsagePoint(
+                    period_start=b.period_start,
+                    period_end=b.period_end,
+                    usage=b.usage,
+                    unit=b.unit,
+                    amount=b.total,
+                )
+                for b in rows
+            ],
+        )
+
+
+def forecast(
+    uow: UnitOfWork, household_id: str, utility: str, *, today: date | None = None
+) -> schemas.Forecast:
+    """Next month's expected usage and its cost under the tariff then in force.
+
+    The usage comes from :mod:`backend.domain.forecast` (trend + seasonality); the
+    cost is priced by :mod:`backend.domain.tariffs`, the one place of tariff math.
+    """
+    from backend.domain import forecast as fc
+
+    check_utility(utility)
+    today = today or utcnow().date()
+    with uow:
+        hh = get_household(uow, household_id)
+        rows = uow.session.execute(
+            select(orm.Bill.period_start, orm.Bill.usage)
+            .where(orm.Bill.household_id == household_id, orm.Bill.utility == utility)
+            .order_by(orm.Bill.period_start)
+        ).all()
+        versions = [tariff_version(t) for t in uow.repo.tariffs()]
+        area = hh.area_m2
+    history = [(p, u) for p, u in rows if u is not None]
+    last = rows[-1][0] if rows else today.replace(day=1)
+    nxt_start = (last.replace(day=28) + timedelta(days=4)).replace(day=1)
+    nxt_start, nxt_end = billing.month_period(nxt_start.year, nxt_start.month)
+    try:
+        tariff = select_tariff(versions, utility, nxt_start)
+    except LookupError as exc:
+        raise NotFound("no_tariff", str(exc)) from exc
+    if utility == "property_fee":
+        lines = price_area(tariff, area)
+        return schemas.Forecast(
+            household_id=household_id,
+            utility="property_fee",
+            period_start=nxt_start,
+            period_end=nxt_end,
+            usage=Decimal("0.000"),
+            unit=None,
+            amount_estimate=total([ln.amount for ln in lines]),
+            method="fixed_area_fee",
+        )
+    if not history:
+        raise NotFound("no_history", f"no {utility} usage history to forecast from")
+    try:
+        result = fc.forecast_next(history)
+    except ValueError as exc:
+        raise Invalid("forecast_failed", str(exc)) from exc
+    start, end = billing.month_period(result.period_start.year, result.period_start.month)
+    try:
+        tariff = select_tariff(versions, utility, start)
+    except LookupError as exc:
+        raise NotFound("no_tariff", str(exc)) from exc
+    lines = price_usage(tariff, result.usage)
+    return schemas.Forecast(
+        household_id=household_id,
+        utility=utility,  # type: ignore[arg-type]
+        period_start=start,
+        period_end=end,
+        usage=result.usage,
+        unit=tariff.unit,
+        amount_estimate=total([ln.amount for ln in lines]),
+        method=result.method,
+        details={
+            "lower": format(result.lower, "f"),
+            "upper": format(result.upper, "f"),
+            "history_months": result.history_months,
+        },
+    )
