@@ -133,7 +133,7 @@ class NluModel:
         # Lone surrogates (undecodable argv bytes) cannot be encoded; replace them.
         texts = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
         clipped = [t[:max_chars] for t in texts]
-        languages = [detect_language(t) for t in clipped]
+        languages: list[str] = [detect_language(t) for t in clipped]
         normalised = [normalise_text(t) for t in clipped]
         with self._lock:
             embeddings = self._encode(normalised)
@@ -200,7 +200,8 @@ class NluModel:
         state, arrays = self.classifier.to_state()
         weights = out_dir / WEIGHTS_FILE
         tmp = out_dir / (WEIGHTS_FILE + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
+        save_arrays: Any = np.savez_compressed  # numpy's stubs mistype **arrays
+        save_arrays(tmp, **arrays)
         tmp.replace(weights)
         meta = {**self.metadata, "classifier": state, "weights_sha256": _sha256_file(weights)}
         (out_dir / METADATA_FILE).write_text(
@@ -218,12 +219,14 @@ def _entity_extractor() -> Any:
     """``nlu.entities.extract_entities`` if that package is installed, else ``None``."""
     global _EXTRACTOR, _EXTRACTOR_LOADED
     if not _EXTRACTOR_LOADED:
+        extractor: Any = None
         try:
             from nlu.entities import extract_entities
+
+            extractor = extract_entities
         except Exception as exc:  # a broken extractor must not take the intents down
             log.error("nlu.entities_unavailable", error=type(exc).__name__, detail=str(exc))
-            extract_entities = None
-        _EXTRACTOR, _EXTRACTOR_LOADED = extract_entities, True
+        _EXTRACTOR, _EXTRACTOR_LOADED = extractor, True
     return _EXTRACTOR
 
 

@@ -112,7 +112,7 @@ def train_on_data(
     use_encoder = get_nlu_settings().use_encoder if use_encoder is None else use_encoder
     texts = [normalise_text(e.text) for e in data.examples]
     labels = [e.intent for e in data.examples]
-    languages = [detect_language(e.text) for e in data.examples]
+    languages: list[str] = [detect_language(e.text) for e in data.examples]
     bar = tqdm(total=4, desc="nlu train", unit="step", file=sys.stderr, disable=not progress)
 
     embeddings: np.ndarray | None = None
