@@ -291,6 +291,7 @@ class Policy:
             return True
         if (
             intent == "pay_bill"
+            or (state.form_step == "utility" and "utility" in entities and len(text.split()) <= 4)
             or (form_values and (intent not in DOMAIN_INTENTS or not understood))
             or (state.form_step == "amount" and intent not in DOMAIN_INTENTS)
         ):
@@ -326,8 +327,8 @@ class Policy:
         state.slots["resume_offered"] = True
         turn.add(
             Reply(
-                "resume_payment",
-                {"utility": Term("utility", utility or "all")},
+                "resume_payment" if utility else "resume_payment_any",
+                {"utility": Term("utility", utility)} if utility else {},
                 buttons=[
                     ButtonSpec("button_continue", self.payload(turn, "resume")),
                     ButtonSpec("button_cancel", self.payload(turn, "cancel")),

@@ -42,7 +42,11 @@ async def run_chat(
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
 ) -> None:
-    """Chat until end of input."""
+    """Chat until end of input (UTF-8 on both ends, whatever the locale)."""
+    for stream in (stdin, stdout):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(encoding="utf-8")
     interactive = stdin.isatty()
     loop = asyncio.get_running_loop()
     while True:

@@ -27,7 +27,7 @@ def _chat(
         [*BILLTALK, "chat", "--resident", resident, "--lang", lang],
         input="".join(line + "\n" for line in lines),
         capture_output=True,
-        text=True,
+        encoding="utf-8",
         env=_env(url),
         cwd=REPO,
         timeout=900,
@@ -36,16 +36,13 @@ def _chat(
 
 def test_chat_over_a_pipe_pays_and_the_log_exports(seeded: Any, community_db: str) -> None:
     payer = seeded.roles["payer"]
-    result = _chat(
-        community_db,
-        payer["resident_id"],
-        ["how much do I owe?", "pay 10 for water", "1", "9", "", "1"],
-    )
+    lines = ["how much do I owe?", "pay 10 for water", "1", "9", "", "1", "我欠多少钱"]
+    result = _chat(community_db, payer["resident_id"], lines, lang="zh")
     assert result.returncode == 0, result.stderr[-2000:]
     replies = result.stdout.split("--\n")
     assert replies[-1] == "", "every reply ends with a line holding only --"
     replies = replies[:-1]
-    assert len(replies) == 7
+    assert len(replies) == 7, result.stdout
     assert "in total" in replies[0]
     assert "[1] Pay ¥10.00  [2] Cancel" in replies[1]
     assert "Paid: ¥10.00" in replies[2]
@@ -58,7 +55,7 @@ def test_chat_over_a_pipe_pays_and_the_log_exports(seeded: Any, community_db: st
     listed = subprocess.run(
         [*BILLTALK, "log", "list", "--resident", payer["resident_id"]],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
         env=_env(community_db),
         cwd=REPO,
         timeout=600,
@@ -68,7 +65,7 @@ def test_chat_over_a_pipe_pays_and_the_log_exports(seeded: Any, community_db: st
     exported = subprocess.run(
         [*BILLTALK, "log", "export", "--conversation", conversations[0]["conversation_id"]],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
         env=_env(community_db),
         cwd=REPO,
         timeout=600,
@@ -96,7 +93,7 @@ def test_log_export_of_an_unknown_conversation(community_db: str) -> None:
     result = subprocess.run(
         [*BILLTALK, "log", "export", "--conversation", "nope"],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
         env=_env(community_db),
         cwd=REPO,
         timeout=600,
