@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +85,7 @@ class Audio:
     speech_s: float
     format: str
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Any]:
         # Lets callers unpack ``samples, duration = load_audio(...)``.
         yield self.samples
         yield self.duration_s
@@ -205,11 +207,11 @@ def encode_audio(samples: np.ndarray, fmt: str, *, sample_rate: int = SAMPLE_RAT
     out_rate = 48_000 if fmt == "ogg" else sample_rate
     buf = io.BytesIO()
     with av.open(buf, mode="w", format=fmt) as container:
-        stream = container.add_stream(codecs[fmt], rate=out_rate)
-        stream.layout = "mono"  # type: ignore[union-attr]
+        stream: Any = container.add_stream(codecs[fmt], rate=out_rate)
+        stream.layout = "mono"
         if fmt == "ogg":
-            stream.bit_rate = 32_000  # type: ignore[union-attr]
-        codec_format = stream.codec_context.format.name  # type: ignore[union-attr]
+            stream.bit_rate = 32_000
+        codec_format = stream.codec_context.format.name
         resampler = av.AudioResampler(format=codec_format, layout="mono", rate=out_rate)
         pcm = np.clip(samples, -1.0, 1.0)
         pcm16 = (pcm * 32767.0).astype(np.int16).reshape(1, -1)
@@ -219,12 +221,12 @@ def encode_audio(samples: np.ndarray, fmt: str, *, sample_rate: int = SAMPLE_RAT
             frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
             frame.sample_rate = sample_rate
             for rframe in resampler.resample(frame):
-                for packet in stream.encode(rframe):  # type: ignore[union-attr]
+                for packet in stream.encode(rframe):
                     container.mux(packet)
         for rframe in resampler.resample(None):
-            for packet in stream.encode(rframe):  # type: ignore[union-attr]
+            for packet in stream.encode(rframe):
                 container.mux(packet)
-        for packet in stream.encode(None):  # type: ignore[union-attr]
+        for packet in stream.encode(None):
             container.mux(packet)
     return buf.getvalue()
 

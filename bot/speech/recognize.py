@@ -24,7 +24,7 @@ SpeechRecognition and need their models installed by the deployer.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from billtalk.logs import get_logger
@@ -179,13 +179,7 @@ def transcribe(
         duration_s=loaded.duration_s,
         decode_s=round(elapsed, 3),
     )
-    return _with(result, decode_s=elapsed)
-
-
-def _with(t: Transcript, **changes: object) -> Transcript:
-    from dataclasses import replace
-
-    return replace(t, **changes)  # type: ignore[arg-type]
+    return replace(result, decode_s=elapsed)
 
 
 def _result(
@@ -245,7 +239,7 @@ def _transcribe_other(audio: Audio, settings: SpeechSettings) -> Transcript:
         if settings.engine == "vosk":
             import json
 
-            from vosk import Model  # type: ignore[import-not-found]
+            from vosk import Model
 
             recognizer.vosk_model = Model(settings.vosk_model_path)
             words = json.loads(recognizer.recognize_vosk(data)).get("text", "")
