@@ -88,6 +88,20 @@ def seed_db(kind: str, households: int) -> str:
     return url
 
 
+def drop_db(url: str) -> None:
+    """Remove the benchmark's PostgreSQL database (SQLite temp files are left in /tmp)."""
+    if url.startswith("sqlite"):
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 async def build_engine(url: str, nlu_model: Any) -> Any:
     from backend.client import BillingClient
     from billtalk.db import make_engine
@@ -226,6 +240,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cached_thr = await throughput(engine, people, args.concurrent, args.turns_each)
         engine.nlu = model
         await engine.billing.aclose()
+        engine.store.engine.dispose()
+        drop_db(url)
         p95s = [x["latency"]["p95_ms"] for x in rounds]
         p50s = [x["latency"]["p50_ms"] for x in rounds]
         tps = [x["throughput_turns_per_s"] for x in rounds]
