@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -115,6 +116,31 @@ class Repository:
         bills = self.session.scalars(q.order_by(orm.Bill.period_start, orm.Bill.utility)).all()
         return [b for b in bills if b.total > b.amount_paid]
 
+    def amount_due_and_credit(
+        self, household_id: str, utility: str | None, bucket: str
+    ) -> tuple[Decimal, Decimal]:
+        """In one query: what the household owes (on ``utility``, or on every
+        utility) and the credit it holds in ``bucket``."""
+        owed = func.coalesce(func.sum(orm.Bill.total - orm.Bill.amount_paid), 0)
+        due = select(type_coerce(owed, orm.MONEY)).where(
+            orm.Bill.household_id == household_id,
+            orm.Bill.status != "paid",
+            orm.Bill.total > orm.Bill.amount_paid,
+        )
+        if utility is not None:
+            due = due.where(orm.Bill.utility == utility)
+        credit = select(orm.HouseholdCredit.amount).where(
+            orm.HouseholdCredit.household_id == household_id,
+            orm.HouseholdCredit.utility == bucket,
+        )
+        row = self.session.execute(
+            select(
+                type_coerce(due.scalar_subquery(), orm.MONEY),
+                type_coerce(credit.scalar_subquery(), orm.MONEY),
+            )
+        ).one()
+        return row[0], row[1] if row[1] is not None else Decimal("0.00")
+
     def bills(
         self,
         household_id: str,
@@ -159,20 +185,27 @@ class Repository:
         return row
 
     def next_receipt_number(self, year: int) -> int:
-        """Allocate the next gap-free receipt number of ``year`` (counter row locked)."""
-        dialect = self.session.get_bind().dialect.name
-        ins = pg_insert if dialect == "postgresql" else sqlite_insert
-        self.session.execute(
-            ins(orm.ReceiptCounter)
-            .values(year=year, last_number=0)
-            .on_conflict_do_nothing(index_elements=["year"])
-        )
-        counter = self.session.scalars(
-            select(orm.ReceiptCounter)
+        """Allocate the next gap-free receipt number of ``year``.
+
+        One ``UPDATE ... RETURNING`` that locks the year's counter row until the
+        commit, so callers issue it after every other write of the transaction:
+        the number commits (or rolls back) together with the payment, hence no gaps.
+        The year's row is created on first use.
+        """
+        bump = (
+            update(orm.ReceiptCounter)
             .where(orm.ReceiptCounter.year == year)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        counter.last_number += 1
-        self.session.flush()
-        return counter.last_number
+            .values(last_number=orm.ReceiptCounter.last_number + 1)
+            .returning(orm.ReceiptCounter.last_number)
+        )
+        number = self.session.execute(bump).scalar()
+        if number is None:
+            dialect = self.session.get_bind().dialect.name
+            ins = pg_insert if dialect == "postgresql" else sqlite_insert
+            self.session.execute(
+                ins(orm.ReceiptCounter)
+                .values(year=year, last_number=0)
+                .on_conflict_do_nothing(index_elements=["year"])
+            )
+            number = self.session.execute(bump).scalar_one()
+        return int(number)

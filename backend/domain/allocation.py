@@ -105,10 +105,47 @@ def allocate(
         out.append(Allocation(bill.bill_id, bill.utility, bill.period_start, bill.period_end, part))
         remaining -= part
     bucket = utility or GENERAL
+    _check_limit(amount, remaining, bucket, existing_credit, credit_limit)
+    return AllocationPlan(tuple(out), remaining, bucket)
+
+
+def check_credit_limit(
+    amount: Decimal,
+    amount_due: Decimal,
+    utility: str | None,
+    existing_credit: Decimal = ZERO,
+    *,
+    credit_limit: Decimal = CREDIT_LIMIT,
+) -> Decimal:
+    """The overpayment limit alone, from the total due (what :func:`allocate` checks).
+
+    Args:
+        amount: the payment amount (positive).
+        amount_due: the sum of the eligible open bills' amounts due.
+        utility: the chosen utility, or ``None``.
+        existing_credit: credit already held in the overpayment's bucket.
+
+    Returns:
+        The overpayment (what would become credit).
+
+    Raises:
+        OverpaymentLimit: as :func:`allocate` would.
+    """
+    remaining = max(amount - max(amount_due, ZERO), ZERO)
+    _check_limit(amount, remaining, utility or GENERAL, existing_credit, credit_limit)
+    return remaining
+
+
+def _check_limit(
+    amount: Decimal,
+    remaining: Decimal,
+    bucket: str,
+    existing_credit: Decimal,
+    credit_limit: Decimal,
+) -> None:
     if remaining > 0 and existing_credit + remaining > credit_limit:
         raise OverpaymentLimit(
             f"this payment would leave {existing_credit + remaining:f} of credit on {bucket}; "
             f"the limit is {credit_limit:f}. Pay at most "
             f"{amount - remaining + max(credit_limit - existing_credit, ZERO):f}."
         )
-    return AllocationPlan(tuple(out), remaining, bucket)

@@ -35,8 +35,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backend import schemas
 from backend.adapters import orm
@@ -91,20 +92,31 @@ def _open_bills(bills: list[orm.Bill]) -> list[alloc.OpenBill]:
     ]
 
 
-def _allocations_out(uow: UnitOfWork, payment: orm.Payment) -> list[schemas.AllocationOut]:
+def _allocations_out(
+    uow: UnitOfWork, payment: orm.Payment, known: dict[str, orm.Bill] | None = None
+) -> list[schemas.AllocationOut]:
+    """The payment's net allocations per bill; bills not in ``known`` are read in one query."""
     net: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for a in payment.allocations:
         net[a.bill_id] += a.amount
+    bills: dict[str, Any] = dict(known or {})
+    missing = [b for b, amount in net.items() if amount != 0 and b not in bills]
+    if missing:
+        rows = uow.session.execute(
+            select(
+                orm.Bill.bill_id, orm.Bill.utility, orm.Bill.period_start, orm.Bill.period_end
+            ).where(orm.Bill.bill_id.in_(missing))
+        ).all()
+        bills.update({r.bill_id: r for r in rows})
     out = []
     for bill_id, amount in net.items():
         if amount == 0:
             continue
-        b = uow.session.get(orm.Bill, bill_id)
-        assert b is not None
+        b = bills[bill_id]
         out.append(
             schemas.AllocationOut(
                 bill_id=bill_id,
-                utility=b.utility,  # type: ignore[arg-type]
+                utility=b.utility,
                 period_start=b.period_start,
                 period_end=b.period_end,
                 amount=amount,
@@ -113,7 +125,9 @@ def _allocations_out(uow: UnitOfWork, payment: orm.Payment) -> list[schemas.Allo
     return sorted(out, key=lambda a: (a.period_start, a.utility))
 
 
-def _payment_out(uow: UnitOfWork, p: orm.Payment) -> schemas.Payment:
+def _payment_out(
+    uow: UnitOfWork, p: orm.Payment, known: dict[str, orm.Bill] | None = None
+) -> schemas.Payment:
     return schemas.Payment(
         payment_id=p.payment_id,
         household_id=p.household_id,
@@ -128,7 +142,7 @@ def _payment_out(uow: UnitOfWork, p: orm.Payment) -> schemas.Payment:
         refunded=p.refunded,
         created_at=aware(p.created_at),
         paid_at=aware(p.paid_at) if p.paid_at else None,
-        allocations=_allocations_out(uow, p),
+        allocations=_allocations_out(uow, p, known),
     )
 
 
@@ -201,14 +215,19 @@ def preview_payment(
     )
 
 
-def _settle_success(uow: UnitOfWork, p: orm.Payment, now: datetime, today: date) -> None:
-    """Allocate a succeeded payment, book it and give it a receipt number."""
+def _settle_success(
+    uow: UnitOfWork, p: orm.Payment, now: datetime, today: date
+) -> dict[str, orm.Bill]:
+    """Allocate a succeeded payment, book it and give it a receipt number.
+
+    Returns the bills it touched (by id), for building the response without
+    reading them again.
+    """
     bills = uow.repo.unpaid_bills(p.household_id, p.utility)
-    bucket = p.utility or alloc.GENERAL
-    credit = uow.repo.credit(p.household_id, bucket)
-    # The limit was checked before charging; money already captured is never refused.
+    # The limit was checked before charging; money already captured is never refused,
+    # so the existing credit does not matter here.
     plan = alloc.allocate(
-        p.amount, _open_bills(bills), p.utility, credit.amount, credit_limit=Decimal("Infinity")
+        p.amount, _open_bills(bills), p.utility, ZERO, credit_limit=Decimal("Infinity")
     )
     by_id = {b.bill_id: b for b in bills}
     for a in plan.allocations:
@@ -219,6 +238,7 @@ def _settle_success(uow: UnitOfWork, p: orm.Payment, now: datetime, today: date)
             orm.PaymentAllocation(bill_id=a.bill_id, amount=a.amount, created_at=now)
         )
     if plan.overpayment > 0:
+        credit = uow.repo.credit(p.household_id, plan.credit_bucket)
         credit.amount += plan.overpayment
     p.credited = plan.overpayment
     p.status = pay_rules.transition(p.status, "succeeded")
@@ -231,32 +251,50 @@ def _settle_success(uow: UnitOfWork, p: orm.Payment, now: datetime, today: date)
         ),
         now,
     )
-    # Write everything else first: the year's receipt counter is one row every
-    # payment locks, so it is taken last and held only until the commit.
+    p.updated_at = now
+    # Write everything else in one flush first: the year's receipt counter is one
+    # row every payment locks, so it is taken last (only this payment's own row is
+    # updated after it) and held only until the commit.
     uow.session.flush()
     number = uow.repo.next_receipt_number(now.year)
     p.receipt_no = f"R{now.year}-{number:06d}"
+    return by_id
 
 
-def _apply_result(uow: UnitOfWork, p: orm.Payment, result: GatewayResult, now: datetime) -> bool:
-    """Apply a gateway answer to a locked payment; returns whether anything changed."""
-    if result.reference and p.gateway_reference != result.reference:
-        p.gateway_reference = result.reference
-    if p.status != "pending":
-        return False
-    if result.status == "succeeded":
-        _settle_success(uow, p, now, now.date())
-    elif result.status == "failed":
-        p.status = pay_rules.transition(p.status, "failed")
-        p.failure_code = result.failure_code or "failed"
-    else:
-        p.failure_code = result.failure_code or "pending"
-    p.updated_at = now
-    return True
+def _apply_result(
+    uow: UnitOfWork, p: orm.Payment, result: GatewayResult, now: datetime
+) -> dict[str, orm.Bill] | None:
+    """Apply a gateway answer to a locked payment.
+
+    Returns ``None`` if nothing changed, else the bills the settlement touched
+    (empty unless it succeeded). Nothing is flushed before the settlement's one
+    flush (``no_autoflush``).
+    """
+    with uow.session.no_autoflush:
+        if result.reference and p.gateway_reference != result.reference:
+            p.gateway_reference = result.reference
+        if p.status != "pending":
+            return None
+        # Allocations are only ever written when a pending payment succeeds (here)
+        # or a succeeded one is refunded, so a pending payment has none: skip the load.
+        if "allocations" not in inspect(p).dict:
+            set_committed_value(p, "allocations", [])
+        touched: dict[str, orm.Bill] = {}
+        if result.status == "succeeded":
+            touched = _settle_success(uow, p, now, now.date())
+        elif result.status == "failed":
+            p.status = pay_rules.transition(p.status, "failed")
+            p.failure_code = result.failure_code or "failed"
+        else:
+            p.failure_code = result.failure_code or "pending"
+        p.updated_at = now
+        return touched
 
 
-def _response(uow: UnitOfWork, p: orm.Payment) -> dict[str, Any]:
-    return _payment_out(uow, p).model_dump(mode="json")
+def _response(
+    uow: UnitOfWork, p: orm.Payment, known: dict[str, orm.Bill] | None = None
+) -> dict[str, Any]:
+    return _payment_out(uow, p, known).model_dump(mode="json")
 
 
 def create_payment(
@@ -318,15 +356,11 @@ def create_payment(
                 payment_id = existing.payment_id
                 token = existing.payment_token
             else:
-                bucket = utility or alloc.GENERAL
-                credit_row = uow.session.get(orm.HouseholdCredit, (household_id, bucket))
+                due, credit = uow.repo.amount_due_and_credit(
+                    household_id, utility, utility or alloc.GENERAL
+                )
                 try:
-                    alloc.allocate(
-                        amount,
-                        _open_bills(uow.repo.unpaid_bills(household_id, utility)),
-                        utility,
-                        credit_row.amount if credit_row else ZERO,
-                    )
+                    alloc.check_credit_limit(amount, due, utility, credit)
                 except alloc.OverpaymentLimit as exc:
                     raise Invalid(exc.code, str(exc)) from exc
                 payment_id = payment_id or f"pay_{uuid.uuid4().hex[:24]}"
@@ -385,9 +419,8 @@ def create_payment(
         get_household(uow, household_id, lock=True)
         p = uow.repo.payment(payment_id, lock=True)
         assert p is not None
-        _apply_result(uow, p, result, stamp or utcnow())
-        uow.session.flush()
-        response = _response(uow, p)
+        touched = _apply_result(uow, p, result, stamp or utcnow())
+        response = _response(uow, p, touched)
         if p.response is None and p.status != "pending":
             p.response = response
         uow.commit()
@@ -437,10 +470,9 @@ def reconcile_pending(
             get_household(uow, household_id, lock=True)
             p = uow.repo.payment(payment_id, lock=True)
             assert p is not None
-            _apply_result(uow, p, result, utcnow())
-            uow.session.flush()
+            touched = _apply_result(uow, p, result, utcnow())
             if p.status != "pending" and p.response is None:
-                p.response = _response(uow, p)
+                p.response = _response(uow, p, touched)
             counts[p.status if p.status in counts else "pending"] += 1
             uow.commit()
     return counts
@@ -469,11 +501,11 @@ def apply_webhook(uow: UnitOfWork, event_id: str, reference: str, result: Gatewa
                 .execution_options(populate_existing=True)
             ).first()
             assert p is not None
-            if _apply_result(uow, p, result, utcnow()):
+            touched = _apply_result(uow, p, result, utcnow())
+            if touched is not None:
                 outcome = "applied"
-                uow.session.flush()
                 if p.status != "pending" and p.response is None:
-                    p.response = _response(uow, p)
+                    p.response = _response(uow, p, touched)
         uow.session.add(
             orm.WebhookEvent(
                 event_id=event_id,

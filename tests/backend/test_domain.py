@@ -297,6 +297,29 @@ def test_overpayment_becomes_credit_up_to_the_limit() -> None:
     assert alloc.allocate(D("50.00"), [], "gas", existing_credit=D("1950.00")).overpayment == D(50)
 
 
+@given(
+    amount=st.decimals(min_value="0.01", max_value="5000", places=2),
+    dues=st.lists(st.decimals(min_value="0.01", max_value="900", places=2), max_size=6),
+    credit=st.decimals(min_value="0", max_value="2100", places=2),
+    utility=st.sampled_from([None, "electricity", "water"]),
+)
+def test_the_credit_limit_alone_agrees_with_allocate(
+    amount: Decimal, dues: list[Decimal], credit: Decimal, utility: str | None
+) -> None:
+    """``check_credit_limit`` (one SUM in the database) refuses exactly what ``allocate`` does."""
+    utilities = ["electricity", "water", "gas"]
+    bills = [_bill(f"b{i}", utilities[i % 3], 1 + i % 12, f"{d}") for i, d in enumerate(dues)]
+    eligible_due = sum((b.amount_due for b in bills if utility in (None, b.utility)), D(0))
+    try:
+        plan = alloc.allocate(amount, bills, utility, credit)
+    except alloc.OverpaymentLimit as exc:
+        with pytest.raises(alloc.OverpaymentLimit) as alone:
+            alloc.check_credit_limit(amount, eligible_due, utility, credit)
+        assert str(alone.value) == str(exc)
+    else:
+        assert alloc.check_credit_limit(amount, eligible_due, utility, credit) == plan.overpayment
+
+
 # --- ledger --------------------------------------------------------------------------
 
 
