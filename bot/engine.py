@@ -41,6 +41,7 @@ from billtalk.logs import get_logger
 from billtalk.settings import get_settings
 from bot.masking import SECRET_MASK, mask_pii
 from bot.messages import Attachment, Button, IncomingMessage, OutgoingMessage, utcnow
+from bot.nlu_batcher import BatchingParser
 from bot.policy import Policy, first_entities
 from bot.responses import Reply, ResponseError, Responses, default_responses
 from bot.settings import DialogueSettings, get_dialogue_settings
@@ -109,6 +110,7 @@ class DialogueEngine:
         self.policy = Policy(self.settings, store, self.verification, self._context, self._parse)
         self._scopes: dict[str, _ScopedCache] = {}
         self._scope_ttl = scope_ttl_s
+        self._batcher: BatchingParser | None = None
 
     # -- construction -------------------------------------------------------------
 
@@ -149,8 +151,12 @@ class DialogueEngine:
 
     # -- collaborators for the policy ------------------------------------------------
 
-    def _parse(self, text: str, *, reference_date: Any = None) -> dict[str, Any]:
-        return dict(self.nlu.parse(text, reference_date=reference_date))
+    async def _parse(self, text: str, *, reference_date: Any = None) -> dict[str, Any]:
+        # Off the event loop and batched with concurrent turns' messages
+        # (bot/nlu_batcher.py); a new batcher if the NLU object was swapped.
+        if self._batcher is None or self._batcher.model is not self.nlu:
+            self._batcher = BatchingParser(self.nlu)
+        return dict(await self._batcher.parse(text, reference_date))
 
     async def _scoped(self, resident_id: str) -> _ScopedCache:
         now = time.monotonic()
@@ -304,7 +310,7 @@ class DialogueEngine:
         if len(text) > self.settings.max_message_chars:
             turn.say("too_long", limit=self.settings.max_message_chars)
             return
-        parse = self._parse(text, reference_date=turn.today)
+        parse = await self._parse(text, reference_date=turn.today)
         turn.parse = parse
         turn.language = parse.get("language") or turn.language
         turn.state.language = turn.language

@@ -113,7 +113,7 @@ class Policy:
         store: The dialogue store (PINs, links).
         verification: The step-up verification service.
         context: Builds the action context (resident-scoped client) for a turn.
-        parse: The NLU: ``parse(text, reference_date=...)`` -> Rasa parse dict.
+        parse: The NLU, async: ``await parse(text, reference_date=...)`` -> Rasa parse dict.
     """
 
     def __init__(
@@ -122,7 +122,7 @@ class Policy:
         store: ConversationStore,
         verification: VerificationService,
         context: Callable[[Turn], Awaitable[ActionContext]],
-        parse: Callable[..., dict[str, Any]],
+        parse: Callable[..., Awaitable[dict[str, Any]]],
     ) -> None:
         self.settings = settings
         self.store = store
@@ -215,7 +215,7 @@ class Policy:
 
     async def on_text(self, turn: Turn, text: str) -> None:
         """A text message: parse it and route it."""
-        parse = self.parse(text, reference_date=turn.today)
+        parse = await self.parse(text, reference_date=turn.today)
         turn.parse = parse
         turn.language = parse.get("language") or turn.language
         turn.state.language = turn.language
