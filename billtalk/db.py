@@ -27,6 +27,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     On SQLite: WAL journal, enforced foreign keys, a busy timeout so concurrent
     writers wait instead of failing, and ``BEGIN IMMEDIATE`` for every transaction
     so that a read-then-write is serialised (SQLite's equivalent of a row lock).
+    Work that only reads opts out with the execution option
+    ``sqlite_read_only=True`` (e.g. ``engine.execution_options(sqlite_read_only=True)``):
+    it gets a plain deferred ``BEGIN`` and never waits for, or blocks, a writer.
+    Such a transaction must not write (upgrading it to a writer can fail with
+    "database is locked" instead of waiting).
     """
     if is_sqlite(url):
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
@@ -54,7 +59,10 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get("sqlite_read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config(script_location: Path, url: str, version_table: str) -> Any:

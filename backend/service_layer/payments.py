@@ -620,7 +620,7 @@ def refund_payment(
 
 def payment_household(uow: UnitOfWork, payment_id: str) -> str:
     """The household a payment belongs to (for access checks)."""
-    with uow:
+    with uow.reading():
         hid = uow.session.scalar(
             select(orm.Payment.household_id).where(orm.Payment.payment_id == payment_id)
         )
@@ -631,7 +631,7 @@ def payment_household(uow: UnitOfWork, payment_id: str) -> str:
 
 def get_payment(uow: UnitOfWork, payment_id: str) -> schemas.Payment:
     """One payment."""
-    with uow:
+    with uow.reading():
         p = uow.repo.payment(payment_id)
         if p is None:
             raise NotFound("unknown_payment", f"no payment {payment_id!r}")
@@ -640,7 +640,7 @@ def get_payment(uow: UnitOfWork, payment_id: str) -> schemas.Payment:
 
 def list_payments(uow: UnitOfWork, household_id: str, *, limit: int = 5) -> list[schemas.Payment]:
     """The household's payments, newest first."""
-    with uow:
+    with uow.reading():
         get_household(uow, household_id)
         rows = uow.session.scalars(
             select(orm.Payment)
@@ -653,7 +653,7 @@ def list_payments(uow: UnitOfWork, household_id: str, *, limit: int = 5) -> list
 
 def get_receipt(uow: UnitOfWork, payment_id: str) -> schemas.Receipt:
     """The receipt of a succeeded (or later refunded/reversed) payment."""
-    with uow:
+    with uow.reading():
         p = uow.repo.payment(payment_id)
         if p is None:
             raise NotFound("unknown_payment", f"no payment {payment_id!r}")
@@ -680,7 +680,7 @@ def get_receipt(uow: UnitOfWork, payment_id: str) -> schemas.Receipt:
 
 def get_autopay(uow: UnitOfWork, household_id: str) -> dict[str, schemas.AutopaySetting]:
     """Autopay settings per utility (utilities never set are reported disabled)."""
-    with uow:
+    with uow.reading():
         get_household(uow, household_id)
         rows = {
             r.utility: r

@@ -51,7 +51,7 @@ def _summary(bill: orm.Bill, today: date) -> schemas.BillSummary:
 def balance(uow: UnitOfWork, household_id: str, *, today: date | None = None) -> schemas.Balance:
     """What the household owes, per utility, with its credits and open bills."""
     today = today or utcnow().date()
-    with uow:
+    with uow.reading():
         get_household(uow, household_id)
         bills = uow.repo.unpaid_bills(household_id)
         by_utility: dict[str, Decimal] = defaultdict(lambda: ZERO)
@@ -89,7 +89,7 @@ def list_bills(
     if status is not None and status not in billing.BILL_STATUSES:
         raise Invalid("invalid_status", f"status must be one of {billing.BILL_STATUSES}")
     today = today or utcnow().date()
-    with uow:
+    with uow.reading():
         get_household(uow, household_id)
         rows = uow.repo.bills(
             household_id, utility=utility, limit=max(limit, 1) * (4 if status else 1)

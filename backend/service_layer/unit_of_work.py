@@ -29,6 +29,8 @@ class UnitOfWork:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._factory = sessionmaker(bind=engine, expire_on_commit=False)
+        self._read_factory: sessionmaker[Session] | None = None
+        self._read_only_next = False
 
     @classmethod
     def from_url(cls, url: str) -> UnitOfWork:
@@ -40,8 +42,27 @@ class UnitOfWork:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
 
+    def reading(self) -> Self:
+        """Mark the next ``with`` block as read-only: ``with uow.reading(): ...``.
+
+        On SQLite its transaction starts with a deferred ``BEGIN`` instead of
+        ``BEGIN IMMEDIATE`` (see :func:`billtalk.db.make_engine`), so readers never
+        queue behind writers. The block must not write or lock.
+        """
+        self._read_only_next = True
+        return self
+
     def __enter__(self) -> Self:
-        self.session = self._factory()
+        factory = self._factory
+        if self._read_only_next:
+            self._read_only_next = False
+            if self._read_factory is None:
+                self._read_factory = sessionmaker(
+                    bind=self.engine.execution_options(sqlite_read_only=True),
+                    expire_on_commit=False,
+                )
+            factory = self._read_factory
+        self.session = factory()
         self.repo = Repository(self.session)
         return self
 

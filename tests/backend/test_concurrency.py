@@ -164,3 +164,46 @@ def test_paying_while_a_bill_is_regenerated(community: Community) -> None:
     assert bal.credits == {"electricity": D("695.00")}
     assert services.ledger_check(community.uow)["consistent"]
     assert services.trial_balance(community.uow).balanced
+
+
+def test_reads_do_not_queue_behind_a_writer(community: Community) -> None:
+    """Read-only use cases start a deferred transaction on SQLite (``BEGIN``, not
+    ``BEGIN IMMEDIATE``), so a balance is answered while another connection holds
+    the write lock; a second writer still waits for it."""
+    engine = make_engine(community.url)
+    uow = UnitOfWork(engine)
+    writer = engine.connect()
+    writer.begin()
+    writer.execute(select(func.count()).select_from(orm.Household)).scalar()  # holds the lock
+    second: threading.Thread | None = None
+    try:
+        done: list[Any] = []
+
+        def read() -> None:
+            try:
+                done.append(services.balance(uow, community.h1, today=TODAY))
+            except BaseException as exc:  # reported by the assertion below
+                done.append(exc)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(timeout=20)
+        assert done and not isinstance(done[0], BaseException), done
+        assert done[0].total_due > 0
+        if uow.dialect == "sqlite":
+            wrote: list[Any] = []
+            second = threading.Thread(
+                target=lambda: wrote.append(
+                    services.set_autopay(UnitOfWork(engine), community.h1, "water", False)
+                )
+            )
+            second.start()
+            second.join(timeout=1.5)
+            assert second.is_alive() and not wrote  # waits for the write lock
+    finally:
+        writer.rollback()
+        writer.close()
+        if second is not None:
+            second.join(timeout=20)
+            assert not second.is_alive()
+        engine.dispose()
