@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -146,6 +147,9 @@ class SphinxDecoder:
         dictionary: The (trimmed) dictionary file (``None`` for full CMUdict).
         sample_rate: 16000 for wideband; 8000 decodes telephone audio natively
             (512-point FFT halved, filter bank capped below 4 kHz).
+        options: Extra pocketsphinx settings (``{"beam": 1e-80}``), applied last.
+            Feature settings (``lowerf``, ``upperf``, ``nfilt``...) cannot be set
+            this way: the model's ``feat.params`` overrides them.
     """
 
     def __init__(
@@ -155,6 +159,7 @@ class SphinxDecoder:
         dictionary: Path | None,
         *,
         sample_rate: int = 16_000,
+        options: Mapping[str, float | int | str | bool] | None = None,
     ) -> None:
         from pocketsphinx import Config, Decoder
 
@@ -179,6 +184,8 @@ class SphinxDecoder:
         config["samprate"] = sample_rate
         if sample_rate == 8000:
             config["nfft"] = 256
+        for name, value in (options or {}).items():
+            config[name] = value
         self.kind = kind
         self.sample_rate = sample_rate
         self._lock = threading.Lock()
@@ -207,20 +214,27 @@ class SphinxDecoder:
             return Decoded(text.lower(), min(1.0, float(hyp.prob)), posts, frames)
 
 
-_cache: dict[tuple[str, str, str, int], SphinxDecoder] = {}
+_cache: dict[tuple[str, str, str, int, str], SphinxDecoder] = {}
 _cache_lock = threading.Lock()
 
 
 def get_decoder(
-    kind: str, source: Path | None, dictionary: Path | None, *, sample_rate: int = 16_000
+    kind: str,
+    source: Path | None,
+    dictionary: Path | None,
+    *,
+    sample_rate: int = 16_000,
+    options: Mapping[str, float | int | str | bool] | None = None,
 ) -> SphinxDecoder:
     """Return the process's decoder for this configuration, building it once."""
-    key = (kind, str(source), str(dictionary), sample_rate)
+    key = (kind, str(source), str(dictionary), sample_rate, repr(sorted((options or {}).items())))
     with _cache_lock:
         decoder = _cache.get(key)
         if decoder is None:
             log.info("speech_decoder_load", kind=kind, source=str(source), sample_rate=sample_rate)
-            decoder = SphinxDecoder(kind, source, dictionary, sample_rate=sample_rate)
+            decoder = SphinxDecoder(
+                kind, source, dictionary, sample_rate=sample_rate, options=options
+            )
             _cache[key] = decoder
         return decoder
 
