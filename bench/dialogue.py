@@ -165,16 +165,31 @@ async def throughput(
             out.append((time.perf_counter() - start) * 1000)
         return out
 
+    batcher = getattr(engine, "_batcher", None)
+    seen = len(batcher.batch_sizes) if batcher is not None else 0
     start = time.perf_counter()
     results = await asyncio.gather(*(one(i) for i in range(conversations)))
     wall = time.perf_counter() - start
     total = conversations * turns_each
+    batcher = getattr(engine, "_batcher", None)
+    sizes = batcher.batch_sizes[seen:] if batcher is not None else []
     return {
         "turns": total,
         "wall_s": wall,
         "turns_per_s": total / wall,
         "samples_ms": [x for r in results for x in r],
+        "nlu_batches": len(sizes),
+        "nlu_mean_batch": round(statistics.fmean(sizes), 1) if sizes else None,
     }
+
+
+def nlu_batched(nlu_model: Any, n: int, batch: int = 32) -> float:
+    """Milliseconds per message when ``batch`` messages are parsed in one call."""
+    texts = [SCRIPT[i % len(SCRIPT)] for i in range(batch)]
+    start = time.perf_counter()
+    for _ in range(max(1, n // batch)):
+        nlu_model.parse_many(texts, reference_date=date(2026, 11, 20))
+    return (time.perf_counter() - start) * 1000 / (max(1, n // batch) * batch)
 
 
 def nlu_only(nlu_model: Any, n: int) -> list[float]:
@@ -208,6 +223,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
         "nlu_parse": summary(nlu_only(model, 200)),
+        "nlu_parse_many_32_ms_per_message": round(nlu_batched(model, 256), 2),
         "databases": {},
     }
     print(f"nlu parse: {report['nlu_parse']}", file=sys.stderr)
@@ -225,12 +241,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "latency": summary(lat["samples_ms"]),
                     "throughput_turns_per_s": round(thr["turns_per_s"], 1),
                     "concurrent_latency": summary(thr["samples_ms"]),
+                    "nlu_batches": thr["nlu_batches"],
+                    "nlu_mean_batch": thr["nlu_mean_batch"],
                     "samples": lat["samples_ms"],
                 }
             )
             print(
                 f"{kind} round {r + 1}: {rounds[-1]['latency']} | "
-                f"{rounds[-1]['throughput_turns_per_s']} turns/s",
+                f"{rounds[-1]['throughput_turns_per_s']} turns/s "
+                f"(NLU mean batch {rounds[-1]['nlu_mean_batch']})",
                 file=sys.stderr,
             )
         engine.nlu = CachedNlu(model)

@@ -213,8 +213,15 @@ class ConversationStore:
             database has the dialogue's schema (:func:`ensure_schema`).
     """
 
+    #: How many channel users' conversation ids are remembered in-process.
+    id_cache_size = 100_000
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # (channel, external user) -> conversation id. The mapping never changes
+        # once the row exists (rows are not deleted), so a turn needs no query
+        # for it after the conversation's first turn in this process.
+        self._ids: dict[tuple[str, str], str] = {}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -228,6 +235,19 @@ class ConversationStore:
         self, channel: str, external_user_id: str, resident_id: str | None, now: datetime
     ) -> str:
         """The conversation of this channel user, created if it does not exist."""
+        key = (channel, external_user_id)
+        cached = self._ids.get(key)
+        if cached is not None:
+            return cached
+        conv_id = self._conversation_id_for(channel, external_user_id, resident_id, now)
+        if len(self._ids) >= self.id_cache_size:
+            self._ids.clear()
+        self._ids[key] = conv_id
+        return conv_id
+
+    def _conversation_id_for(
+        self, channel: str, external_user_id: str, resident_id: str | None, now: datetime
+    ) -> str:
         with self.session() as s:
             row = s.scalar(
                 select(ConversationRow.id).where(
