@@ -38,6 +38,7 @@ from actions.request_receipt import request_receipt
 from actions.small_talk import goodbye, greet, help_, out_of_scope, thank
 from actions.submit_meter_reading import submit_meter_reading
 from actions.usage import usage
+from bot.forms.enrollment import EnrollmentForm
 from bot.forms.payment import PaymentForm
 from bot.responses import ButtonSpec, Reply, Term
 from bot.settings import DialogueSettings
@@ -75,7 +76,7 @@ DOMAIN_INTENTS = frozenset(ACTIONS) - {"greet", "thank", "goodbye", "help", "out
     "link_account",
 }
 #: Steps where a bare number is an answer, not a button press.
-_NUMBER_STEPS = frozenset({"verify", "pin_new", "pin_repeat"})
+_NUMBER_STEPS = frozenset({"verify", "pin_new", "pin_repeat", "enroll_pin"})
 _PAYLOAD_RE = re.compile(r"^/([a-z_]+)(\{.*\})?$", re.S)
 _CARRY_OVER_RE = re.compile(r"^\s*(and|what about|how about|also)\b|^\s*(那|还有|那么)", re.I)
 
@@ -130,6 +131,7 @@ class Policy:
         self.context = context
         self.parse = parse
         self.form = PaymentForm(self)
+        self.enrollment = EnrollmentForm(self)
 
     def payload(self, turn: Turn, name: str, **data: Any) -> str:
         """A button payload stamped with the session."""
@@ -169,6 +171,9 @@ class Policy:
         if payload is not None:
             await self.on_payload(turn, payload)
             return
+        if message.attachments and state.active_form == "enrollment":
+            await self.enrollment.attachments(turn)
+            return
         if message.attachments and state.form_step == "verify" and state.verification:
             attachment = message.attachments[0]
             media = (
@@ -191,7 +196,16 @@ class Policy:
             return
         if state.form_step in ("pin_new", "pin_repeat") and re.fullmatch(r"[\d\s]{1,12}", text):
             turn.secret = True
+            for_enrollment = (state.pin_setup or {}).get("for") == "biometrics"
             await self.form.pin_entry(turn, text)
+            if for_enrollment and "pin_set" in turn.actions:
+                await self.enrollment.after_pin_setup(turn)
+            return
+        if state.form_step == "enroll_pin" and re.fullmatch(r"[\d\s]{1,12}", text):
+            turn.secret = True
+            await self.enrollment.pin(turn, text)
+            return
+        if state.active_form == "enrollment" and await self.enrollment.text(turn, text):
             return
         if (
             state.form_step == "verify"
@@ -247,6 +261,9 @@ class Policy:
         if state.active_form == "payment":
             if await self._in_payment(turn, intent, understood, entities, text):
                 return
+        elif state.active_form == "enrollment" and intent not in DOMAIN_INTENTS:
+            await self.enrollment.reprompt(turn)
+            return
         elif state.active_form == "pin_setup" and intent not in DOMAIN_INTENTS:
             turn.say("pin_new" if state.form_step == "pin_new" else "pin_repeat")
             return
@@ -344,6 +361,8 @@ class Policy:
             turn.state.clear_form()
             turn.actions.append("cancel_pin_setup")
             turn.say("pin_setup_cancelled")
+        elif turn.state.active_form == "enrollment":
+            self.enrollment.cancel(turn)
         else:
             turn.actions.append("cancel")
             turn.say("nothing_to_cancel")
@@ -418,29 +437,14 @@ class Policy:
         turn.apply(intent, result)
 
     async def enroll(self, turn: Turn, entities: dict[str, Any]) -> None:
-        """Entry point of enrollment: set a PIN, or the biometric kinds that are plugged in."""
+        """Entry point of enrollment: a PIN, or (after a PIN step-up) face / voice / delete."""
         turn.actions.append("enroll_biometrics")
         kind = str(entities.get("kind") or "")
         registry = self.verification.registry
         if kind == "pin" or (not kind and len(registry) == 1):
             await self.start_pin_setup(turn)
             return
-        if kind in ("face", "voice") and VerificationKind(kind) in registry:
-            turn.say(f"enroll_{kind}_prompt")
-            return
-        turn.add(
-            Reply(
-                "enroll_choose",
-                buttons=[
-                    ButtonSpec(
-                        "button_enroll",
-                        self.payload(turn, "enroll", kind=str(k)),
-                        {"kind": Term("verify_kind", str(k))},
-                    )
-                    for k in registry
-                ],
-            )
-        )
+        await self.enrollment.start(turn, kind)
 
     async def start_pin_setup(self, turn: Turn) -> None:
         """Start setting a PIN (only if the resident has none)."""
@@ -488,6 +492,12 @@ class Policy:
             await self.form.choose_kind(turn, str(data.get("kind")))
         elif name == "enroll":
             await self.enroll(turn, {"kind": data.get("kind")})
+        elif name == "enroll_kind":
+            await self.enrollment.choose(turn, str(data.get("kind")))
+        elif name == "enroll_delete":
+            await self.enrollment.choose(turn, "delete")
+        elif name == "enroll_delete_yes":
+            await self.enrollment.delete(turn)
         elif name == "reading_keep":
             turn.actions.append("reading_keep")
             turn.say("reading_kept")

@@ -139,8 +139,15 @@ class LinkRow(Base):
 
 
 def ensure_schema(url: str) -> None:
-    """Create or upgrade the dialogue's tables in the database at ``url``."""
+    """Create or upgrade the dialogue's tables (and the biometrics tables) at ``url``.
+
+    The step-up verifiers keep face and voice templates in the same database
+    (``biometrics.store``), so they are migrated together.
+    """
+    from biometrics.store import ensure_schema as ensure_biometrics_schema
+
     upgrade(MIGRATIONS, url, VERSION_TABLE)
+    ensure_biometrics_schema(url)
 
 
 def _aware(value: datetime | None) -> datetime | None:

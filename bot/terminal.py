@@ -5,19 +5,47 @@ One resident message a line on stdin; the reply on stdout, with buttons as
 it (the engine keeps the last buttons in the conversation state). When stdin is
 not a terminal, every reply ends with a line holding only ``--`` and the chat
 ends at end of input.
+
+A line starting with ``/attach `` sends a file instead of text
+(``/attach selfie.jpg``, ``/attach note.ogg``): the kind (image, video, audio)
+comes from the file's extension, so a developer can enroll or verify a face or
+voice from the terminal. A file that can't be read is reported on stderr and
+nothing is sent (the ``--`` line still ends the turn).
 """
 
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from bot.engine import DialogueEngine
-from bot.messages import IncomingMessage, OutgoingMessage
+from bot.messages import Attachment, AttachmentKind, IncomingMessage, OutgoingMessage
 
 CHANNEL = "terminal"
 SEPARATOR = "--"
+ATTACH_PREFIX = "/attach "
+#: Media kinds by the start of the file's media type.
+_KINDS: dict[str, AttachmentKind] = {"image": "image", "video": "video", "audio": "audio"}
+
+
+def read_attachment(path_text: str) -> Attachment:
+    """The file named after ``/attach`` as an attachment.
+
+    Raises:
+        OSError: The file can't be read.
+        ValueError: Its type is neither an image, a video nor audio.
+    """
+    path = Path(path_text.strip()).expanduser()
+    mime, _ = mimetypes.guess_type(path.name)
+    if path.suffix.lower() in (".ogg", ".oga", ".opus"):
+        mime = "audio/ogg"
+    kind = _KINDS.get((mime or "").split("/")[0])
+    if kind is None:
+        raise ValueError(f"{path.name}: not an image, video or audio file")
+    return Attachment(kind=kind, data=path.read_bytes(), filename=path.name, mime_type=mime or "")
 
 
 def format_reply(messages: list[OutgoingMessage]) -> str:
@@ -57,12 +85,24 @@ async def run_chat(
         if line == "":
             break
         text = line.rstrip("\r\n")
+        attachments: tuple[Attachment, ...] = ()
+        if text.startswith(ATTACH_PREFIX):
+            try:
+                attachments = (read_attachment(text[len(ATTACH_PREFIX) :]),)
+            except (OSError, ValueError) as exc:
+                sys.stderr.write(f"billtalk chat: cannot attach: {exc}\n")
+                if not interactive:
+                    stdout.write(SEPARATOR + "\n")
+                stdout.flush()
+                continue
+            text = ""
         replies = await engine.handle(
             IncomingMessage(
                 channel=CHANNEL,
                 external_user_id=resident_id,
                 resident_id=resident_id,
-                text=text,
+                text=None if attachments else text,
+                attachments=attachments,
                 language=language,
                 supports_files=False,
             )

@@ -29,23 +29,11 @@ PLUGGABLE = (
 
 
 def _construct(cls: type, store: ConversationStore) -> Verifier | None:
+    """Build a biometric verifier: both take the template store as first argument."""
     from biometrics.store import TemplateStore
 
-    templates = TemplateStore(store.engine)
-    for build in (
-        lambda: cls(templates),
-        lambda: cls.from_settings(engine=store.engine),  # type: ignore[attr-defined]
-        lambda: cls(engine=store.engine),
-        lambda: cls(store.engine),
-        lambda: cls(),
-    ):
-        try:
-            verifier = build()
-        except (TypeError, AttributeError):
-            continue
-        if isinstance(verifier, Verifier):
-            return verifier
-    return None
+    verifier = cls(TemplateStore(store.engine))
+    return verifier if isinstance(verifier, Verifier) else None
 
 
 def build_registry(

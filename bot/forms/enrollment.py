@@ -1,0 +1,501 @@
+"""The biometric enrollment form: PIN step-up, then face or voice enrollment, or deletion.
+
+Steps (``state.form_step`` while ``state.active_form == "enrollment"``):
+
+* ``enroll_pin``: the resident must pass a PIN step-up in this session first
+  (issue 6: enrollment only "in a verified session"). Without a PIN the PIN
+  set-up runs first (``active_form == "pin_setup"`` with ``{"for": "biometrics"}``).
+* ``enroll_choice``: buttons Face / Voice / Delete my biometrics.
+* ``enroll_face``: 1-5 selfies (image attachments), then "done".
+* ``enroll_voice``: five prompted digit strings, one voice note each.
+* ``enroll_delete``: a confirm button, then every template is deleted (audited).
+
+Photos and recordings are biometric data: they are never put into the
+conversation state (which is stored as JSON) nor logged. Between turns they are
+held only in this process's memory (:class:`PendingSamples`, dropped after
+``_PENDING_TTL_S``); if the resident's next message reaches another worker or a
+restarted one, the resident is asked to send them again. Only counts and the
+prompted digits (not secret) are kept in the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from billtalk.logs import get_logger
+from bot.responses import ButtonSpec, Reply, Term
+from bot.turn import Turn
+from bot.verification import Challenge, Decision, Evidence, VerificationKind
+
+if TYPE_CHECKING:
+    from biometrics.store import TemplateStore
+    from bot.policy import Policy
+
+log = get_logger("bot.enrollment")
+
+#: Selfies accepted for one face enrollment.
+MAX_PHOTOS = 5
+#: How long collected samples wait for the next message (seconds).
+_PENDING_TTL_S = 600.0
+#: Words that finish the selfie step.
+DONE_RE = re.compile(
+    r"^\s*(done|finish(ed)?|that'?s (all|it)|ok(ay)?|完成|好了|就这些)\s*[.!。！]?\s*$", re.I
+)
+
+FACE_CODES = frozenset(
+    {
+        "no_face",
+        "multiple_faces",
+        "face_too_small",
+        "too_blurry",
+        "corrupt_image",
+        "unsupported_format",
+        "image_too_large",
+        "inconsistent_photos",
+    }
+)
+VOICE_CODES = frozenset(
+    {
+        "corrupt_audio",
+        "silent",
+        "audio_too_short",
+        "audio_too_long",
+        "wrong_digits",
+        "inconsistent_speaker",
+    }
+)
+
+
+class PendingSamples:
+    """Per-process, short-lived holding area for enrollment samples (never persisted)."""
+
+    def __init__(self, ttl_s: float = _PENDING_TTL_S) -> None:
+        self._ttl = ttl_s
+        self._items: dict[str, tuple[float, list[Any]]] = {}
+
+    def get(self, key: str) -> list[Any]:
+        """The samples collected under ``key`` (empty when none or expired)."""
+        now = time.monotonic()
+        for k in [k for k, (t, _) in self._items.items() if now - t > self._ttl]:
+            del self._items[k]
+        return list(self._items.get(key, (0.0, []))[1])
+
+    def put(self, key: str, samples: list[Any]) -> None:
+        """Replace the samples held under ``key``."""
+        self._items[key] = (time.monotonic(), list(samples))
+
+    def drop(self, key: str) -> None:
+        """Forget the samples held under ``key``."""
+        self._items.pop(key, None)
+
+    def __repr__(self) -> str:  # never show samples
+        return f"PendingSamples(conversations={len(self._items)})"
+
+
+class EnrollmentForm:
+    """Runs biometric enrollment for the policy.
+
+    Args:
+        policy: The policy (settings, stores, verification service, payloads).
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.pending = PendingSamples()
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _templates(self) -> TemplateStore:
+        from biometrics.store import TemplateStore
+
+        for verifier in self.policy.verification.registry.values():
+            store = getattr(verifier, "store", None)
+            if isinstance(store, TemplateStore):
+                return store
+        return TemplateStore(self.policy.store.engine)
+
+    def _kinds(self) -> list[str]:
+        registry = self.policy.verification.registry
+        return [str(k) for k in (VerificationKind.FACE, VerificationKind.VOICE) if k in registry]
+
+    @staticmethod
+    def _actor(turn: Turn) -> str:
+        return f"resident:{turn.resident_id}"
+
+    @staticmethod
+    def _key(turn: Turn) -> str:
+        return f"{turn.conversation_id}:{turn.state.session_id}"
+
+    def _verified(self, turn: Turn) -> bool:
+        return turn.state.slots.get("enroll_verified") == turn.state.session_id
+
+    def _finish(self, turn: Turn) -> None:
+        self.pending.drop(self._key(turn))
+        turn.state.clear_form()
+        turn.state.slots.pop("enroll", None)
+
+    # -- entry ------------------------------------------------------------------
+
+    async def start(self, turn: Turn, kind: str = "") -> None:
+        """``enroll_biometrics``: PIN first, PIN step-up, then the choice (or ``kind``)."""
+        state = turn.state
+        resident_id = str(turn.resident_id)
+        pin = self.policy.verification.registry[VerificationKind.PIN]
+        if state.active_form == "payment":
+            self.policy.form.cancel(turn)
+        state.clear_form()
+        state.slots["enroll"] = {"kind": kind if kind in self._kinds() else ""}
+        if not await pin.is_enrolled(resident_id):
+            state.active_form = "pin_setup"
+            state.form_step = "pin_new"
+            state.pin_setup = {"for": "biometrics"}
+            turn.say("enroll_pin_first")
+            turn.say("pin_new")
+            return
+        await self._step_up(turn)
+
+    async def after_pin_setup(self, turn: Turn) -> None:
+        """The PIN set-up of the enrollment finished: continue with the step-up."""
+        await self._step_up(turn)
+
+    async def _step_up(self, turn: Turn) -> None:
+        state = turn.state
+        if self._verified(turn):
+            await self._choose(turn)
+            return
+        service = self.policy.verification
+        resident_id = str(turn.resident_id)
+        until = service.locked_until(resident_id, VerificationKind.PIN)
+        if until is not None:
+            self._finish(turn)
+            turn.say("verification_locked_enroll", until=until)
+            return
+        challenge = await service.start(resident_id, VerificationKind.PIN)
+        state.active_form = "enrollment"
+        state.form_step = "enroll_pin"
+        state.verification = challenge.to_dict()
+        turn.actions.append("enroll_step_up")
+        turn.say("enroll_stepup_required")
+        turn.say(challenge.prompt_key)
+
+    async def pin(self, turn: Turn, text: str) -> None:
+        """The PIN typed for the enrollment step-up."""
+        state = turn.state
+        if state.verification is None:
+            self._finish(turn)
+            turn.say("confirmation_stale")
+            return
+        challenge = Challenge.from_dict(state.verification)
+        service = self.policy.verification
+        outcome = await service.verify(
+            str(turn.resident_id), challenge, Evidence("text", text.encode())
+        )
+        turn.verification.append(outcome.to_log())
+        result = outcome.result
+        if result.decision is Decision.ACCEPT:
+            state.verification = None
+            state.slots["enroll_verified"] = state.session_id
+            turn.say("verify_ok")
+            await self._choose(turn)
+            return
+        if result.decision is Decision.RETRY:
+            if result.reason == "expired":
+                turn.say("verify_expired")
+                await self._step_up(turn)
+            else:
+                turn.say("verify_retry", reason=Term("verify_reason", result.reason))
+            return
+        if outcome.locked_until is not None or result.reason == "locked":
+            self._finish(turn)
+            turn.flag("verification_lockout")
+            turn.actions.append("verification_locked")
+            turn.say("verification_locked_enroll", until=outcome.locked_until or turn.now)
+            return
+        left = max(self.policy.settings.lockout_failures - outcome.failures, 0)
+        turn.say("verify_failed_enroll", left=left)
+
+    async def _choose(self, turn: Turn) -> None:
+        state = turn.state
+        state.active_form = "enrollment"
+        kind = str((state.slots.get("enroll") or {}).get("kind") or "")
+        if kind == "face":
+            self._start_face(turn)
+            return
+        if kind == "voice":
+            self._start_voice(turn)
+            return
+        state.form_step = "enroll_choice"
+        buttons = [
+            ButtonSpec(
+                "button_enroll",
+                self.policy.payload(turn, "enroll_kind", kind=k),
+                {"kind": Term("verify_kind", k)},
+            )
+            for k in self._kinds()
+        ]
+        buttons.append(
+            ButtonSpec("button_enroll_delete", self.policy.payload(turn, "enroll_delete"))
+        )
+        buttons.append(ButtonSpec("button_cancel", self.policy.payload(turn, "cancel")))
+        turn.add(Reply("enroll_choose", buttons=buttons))
+
+    async def choose(self, turn: Turn, kind: str) -> None:
+        """A button: Face, Voice or Delete."""
+        state = turn.state
+        if state.active_form != "enrollment" or not self._verified(turn):
+            turn.say("enroll_not_verified")
+            return
+        if kind == "face" and "face" in self._kinds():
+            self._start_face(turn)
+        elif kind == "voice" and "voice" in self._kinds():
+            self._start_voice(turn)
+        elif kind == "delete":
+            state.form_step = "enroll_delete"
+            turn.add(
+                Reply(
+                    "enroll_delete_confirm",
+                    buttons=[
+                        ButtonSpec(
+                            "button_enroll_delete_yes",
+                            self.policy.payload(turn, "enroll_delete_yes"),
+                        ),
+                        ButtonSpec("button_cancel", self.policy.payload(turn, "cancel")),
+                    ],
+                )
+            )
+        else:
+            turn.say("verify_unknown_kind")
+
+    # -- face -------------------------------------------------------------------
+
+    def _start_face(self, turn: Turn) -> None:
+        state = turn.state
+        state.form_step = "enroll_face"
+        state.slots["enroll"] = {"kind": "face", "photos": 0}
+        self.pending.drop(self._key(turn))
+        turn.actions.append("enroll_face_start")
+        turn.say("enroll_face_prompt", max=MAX_PHOTOS)
+
+    async def _face_photos(self, turn: Turn) -> None:
+        from biometrics.face.service import observe
+
+        key = self._key(turn)
+        photos = self.pending.get(key)
+        slot = turn.state.slots.setdefault("enroll", {"kind": "face"})
+        if len(photos) != int(slot.get("photos") or 0):
+            photos = []  # another worker or a restart: the earlier photos are gone
+            turn.say("enroll_samples_lost")
+        images = [a for a in turn.message.attachments if a.kind == "image"]
+        if not images:
+            turn.say("enroll_face_need_photo")
+            return
+        for attachment in images:
+            if len(photos) >= MAX_PHOTOS:
+                break
+            try:
+                await asyncio.to_thread(observe, attachment.data)
+            except Exception as exc:  # FaceError: a clear re-ask, nothing kept
+                code = str(getattr(exc, "code", "") or "")
+                turn.actions.append(f"enroll_face_rejected:{code or type(exc).__name__}")
+                turn.say(
+                    "enroll_face_rejected", reason=Term("enroll_error", _code(code, FACE_CODES))
+                )
+                continue
+            photos.append(attachment.data)
+        self.pending.put(key, photos)
+        slot["photos"] = len(photos)
+        if len(photos) >= MAX_PHOTOS:
+            await self._face_done(turn)
+        elif photos:
+            turn.say("enroll_face_got", count=len(photos), max=MAX_PHOTOS)
+
+    async def _face_done(self, turn: Turn) -> None:
+        from biometrics.face.service import EnrollmentError, enroll
+
+        key = self._key(turn)
+        photos = self.pending.get(key)
+        slot = turn.state.slots.get("enroll") or {}
+        if not photos:
+            if slot.get("photos"):
+                turn.say("enroll_samples_lost")
+            turn.say("enroll_face_need_photo")
+            return
+        try:
+            result = await asyncio.to_thread(
+                enroll, self._templates(), str(turn.resident_id), photos, actor=self._actor(turn)
+            )
+        except EnrollmentError as exc:
+            turn.actions.append(f"enroll_face_failed:{exc.code}")
+            self.pending.drop(key)
+            turn.state.slots["enroll"] = {"kind": "face", "photos": 0}
+            turn.say(
+                "enroll_face_rejected", reason=Term("enroll_error", _code(exc.code, FACE_CODES))
+            )
+            turn.say("enroll_face_again")
+            return
+        turn.actions.append("enroll_face_done")
+        log.info("face_enrolled_in_chat", samples=result.samples)
+        self._finish(turn)
+        turn.say("enroll_face_done", count=result.samples)
+
+    # -- voice ------------------------------------------------------------------
+
+    def _start_voice(self, turn: Turn) -> None:
+        from biometrics.voice.enrollment import enrollment_prompts
+
+        prompts = enrollment_prompts()
+        state = turn.state
+        state.form_step = "enroll_voice"
+        state.slots["enroll"] = {"kind": "voice", "prompts": prompts, "index": 0}
+        self.pending.drop(self._key(turn))
+        turn.actions.append("enroll_voice_start")
+        turn.say("enroll_voice_prompt", count=len(prompts))
+        self._voice_prompt(turn)
+
+    def _voice_prompt(self, turn: Turn) -> None:
+        slot = turn.state.slots["enroll"]
+        index = int(slot["index"])
+        digits = str(slot["prompts"][index])
+        turn.say(
+            "enroll_voice_say",
+            number=index + 1,
+            count=len(slot["prompts"]),
+            digits=" ".join(digits),
+        )
+
+    async def _voice_sample(self, turn: Turn) -> None:
+        from biometrics.voice.enrollment import EnrollmentError, EnrollmentSample, build_template
+
+        key = self._key(turn)
+        slot = turn.state.slots["enroll"]
+        samples = self.pending.get(key)
+        if len(samples) != int(slot.get("index") or 0):
+            samples = []
+            slot["index"] = 0
+            turn.say("enroll_samples_lost")
+            self._voice_prompt(turn)
+            self.pending.put(key, samples)
+            return
+        audio = [a for a in turn.message.attachments if a.kind in ("audio", "voice", "video")]
+        if not audio:
+            turn.say("enroll_voice_need_audio")
+            self._voice_prompt(turn)
+            return
+        index = int(slot["index"])
+        sample = EnrollmentSample(audio[0].data, str(slot["prompts"][index]))
+        settings = _voice_settings_for_one()
+        try:  # check this one recording now, so a bad one is re-asked at once
+            await asyncio.to_thread(build_template, [sample], settings=settings)
+        except EnrollmentError as exc:
+            turn.actions.append(f"enroll_voice_rejected:{exc.code}")
+            turn.say(
+                "enroll_voice_rejected", reason=Term("enroll_error", _code(exc.code, VOICE_CODES))
+            )
+            self._voice_prompt(turn)
+            return
+        samples.append(sample)
+        self.pending.put(key, samples)
+        slot["index"] = index + 1
+        if slot["index"] < len(slot["prompts"]):
+            turn.say("enroll_voice_got", count=slot["index"], total=len(slot["prompts"]))
+            self._voice_prompt(turn)
+            return
+        await self._voice_done(turn, samples)
+
+    async def _voice_done(self, turn: Turn, samples: list[Any]) -> None:
+        from biometrics.voice.enrollment import EnrollmentError, enroll
+
+        try:
+            report = await asyncio.to_thread(
+                enroll, self._templates(), str(turn.resident_id), samples, actor=self._actor(turn)
+            )
+        except EnrollmentError as exc:
+            turn.actions.append(f"enroll_voice_failed:{exc.code}")
+            turn.say(
+                "enroll_voice_rejected", reason=Term("enroll_error", _code(exc.code, VOICE_CODES))
+            )
+            slot = turn.state.slots["enroll"]
+            if exc.code == "wrong_digits" and exc.index is not None:
+                kept = samples[: exc.index] + samples[exc.index + 1 :]
+                self.pending.put(self._key(turn), kept)
+                # ask for the failed prompt again, at the end
+                prompts = list(slot["prompts"])
+                prompts.append(prompts.pop(exc.index))
+                slot["prompts"], slot["index"] = prompts, len(kept)
+            else:
+                self.pending.drop(self._key(turn))
+                self._start_voice(turn)
+                return
+            self._voice_prompt(turn)
+            return
+        turn.actions.append("enroll_voice_done")
+        log.info("voice_enrolled_in_chat", samples=report.samples)
+        self._finish(turn)
+        turn.say("enroll_voice_done")
+
+    # -- delete -----------------------------------------------------------------
+
+    async def delete(self, turn: Turn) -> None:
+        """The resident confirmed: delete every biometric template (audited)."""
+        state = turn.state
+        if state.form_step != "enroll_delete" or not self._verified(turn):
+            turn.say("enroll_not_verified")
+            return
+        removed = await asyncio.to_thread(
+            self._templates().delete, str(turn.resident_id), None, actor=self._actor(turn)
+        )
+        turn.actions.append("enroll_deleted")
+        self._finish(turn)
+        turn.say("enroll_deleted" if removed else "enroll_deleted_none")
+
+    # -- routing ----------------------------------------------------------------
+
+    async def attachments(self, turn: Turn) -> None:
+        """Files sent while enrolling."""
+        step = turn.state.form_step
+        if step == "enroll_face":
+            await self._face_photos(turn)
+        elif step == "enroll_voice":
+            await self._voice_sample(turn)
+        else:
+            await self.reprompt(turn)
+
+    async def text(self, turn: Turn, text: str) -> bool:
+        """Text while enrolling: "done" finishes the selfies; whether it was handled."""
+        step = turn.state.form_step
+        if step == "enroll_face" and DONE_RE.match(text):
+            await self._face_done(turn)
+            return True
+        return False
+
+    async def reprompt(self, turn: Turn) -> None:
+        """Repeat the question of the current step."""
+        step = turn.state.form_step
+        if step == "enroll_pin":
+            turn.say("verify_pin_prompt")
+        elif step == "enroll_face":
+            turn.say("enroll_face_need_photo")
+        elif step == "enroll_voice":
+            self._voice_prompt(turn)
+        else:
+            await self._choose(turn)
+
+    def cancel(self, turn: Turn) -> None:
+        """Cancel enrollment; nothing collected is kept."""
+        self._finish(turn)
+        turn.actions.append("cancel_enrollment")
+        turn.say("enroll_cancelled")
+
+
+def _code(code: str, known: frozenset[str]) -> str:
+    return code if code in known else "other"
+
+
+def _voice_settings_for_one() -> Any:
+    """Voice settings that accept a single recording (for checking one sample)."""
+    from biometrics.voice.settings import get_voice_settings
+
+    return get_voice_settings().model_copy(update={"enroll_utterances": 1})
