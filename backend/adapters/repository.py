@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -115,6 +116,35 @@ class Repository:
             q = q.where(orm.Bill.utility == utility)
         bills = self.session.scalars(q.order_by(orm.Bill.period_start, orm.Bill.utility)).all()
         return [b for b in bills if b.total > b.amount_paid]
+
+    def open_bill_rows(self, household_id: str) -> Sequence[Any]:
+        """What a balance shows of the household's unpaid bills, oldest first, as plain
+        rows (no ORM objects: this is the hottest read)."""
+        b = orm.Bill
+        return self.session.execute(
+            select(
+                b.bill_id,
+                b.household_id,
+                b.utility,
+                b.period_start,
+                b.period_end,
+                b.due_date,
+                b.total,
+                b.amount_paid,
+                b.usage,
+                b.unit,
+            )
+            .where(b.household_id == household_id, b.status != "paid", b.total > b.amount_paid)
+            .order_by(b.period_start, b.utility)
+        ).all()
+
+    def positive_credits(self, household_id: str) -> dict[str, Decimal]:
+        """The household's credit per bucket, where it holds any."""
+        c = orm.HouseholdCredit
+        rows = self.session.execute(
+            select(c.utility, c.amount).where(c.household_id == household_id, c.amount > 0)
+        ).all()
+        return {r.utility: r.amount for r in rows}
 
     def amount_due_and_credit(
         self, household_id: str, utility: str | None, bucket: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -31,7 +32,8 @@ from backend.service_layer.unit_of_work import UnitOfWork
 from billtalk.settings import get_settings
 
 
-def _summary(bill: orm.Bill, today: date) -> schemas.BillSummary:
+def _summary(bill: orm.Bill | Any, today: date) -> schemas.BillSummary:
+    """A bill (ORM object or a row with the same column names) as shown to the resident."""
     return schemas.BillSummary(
         bill_id=bill.bill_id,
         household_id=bill.household_id,
@@ -52,27 +54,21 @@ def balance(uow: UnitOfWork, household_id: str, *, today: date | None = None) ->
     """What the household owes, per utility, with its credits and open bills."""
     today = today or utcnow().date()
     with uow.reading():
-        get_household(uow, household_id)
-        bills = uow.repo.unpaid_bills(household_id)
-        by_utility: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for b in bills:
-            by_utility[b.utility] += b.total - b.amount_paid
-        credits = {
-            c.utility: c.amount
-            for c in uow.session.scalars(
-                select(orm.HouseholdCredit).where(
-                    orm.HouseholdCredit.household_id == household_id, orm.HouseholdCredit.amount > 0
-                )
-            )
-        }
-        return schemas.Balance(
-            household_id=household_id,
-            currency=get_settings().currency,
-            total_due=total(list(by_utility.values())),
-            by_utility=dict(by_utility),
-            credits=credits,
-            open_bills=[_summary(b, today) for b in bills],
-        )
+        bills = uow.repo.open_bill_rows(household_id)
+        credits = uow.repo.positive_credits(household_id)
+        if not bills and not credits:
+            get_household(uow, household_id)  # NotFound for an unknown household
+    by_utility: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for b in bills:
+        by_utility[b.utility] += b.total - b.amount_paid
+    return schemas.Balance(
+        household_id=household_id,
+        currency=get_settings().currency,
+        total_due=total(list(by_utility.values())),
+        by_utility=dict(by_utility),
+        credits=credits,
+        open_bills=[_summary(b, today) for b in bills],
+    )
 
 
 def list_bills(
