@@ -155,7 +155,9 @@ class DialogueEngine:
         # Off the event loop and batched with concurrent turns' messages
         # (bot/nlu_batcher.py); a new batcher if the NLU object was swapped.
         if self._batcher is None or self._batcher.model is not self.nlu:
-            self._batcher = BatchingParser(self.nlu)
+            old, self._batcher = self._batcher, BatchingParser(self.nlu)
+            if old is not None:
+                await old.aclose()
         return dict(await self._batcher.parse(text, reference_date))
 
     async def _scoped(self, resident_id: str) -> _ScopedCache:

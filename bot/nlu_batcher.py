@@ -83,11 +83,12 @@ class BatchingParser:
     async def aclose(self) -> None:
         """Stop the worker; requests still queued fail with ``CancelledError``."""
         worker, self._worker = self._worker, None
-        if worker is not None and not worker.done():
+        same_loop = self._loop is asyncio.get_running_loop()
+        if worker is not None and not worker.done() and same_loop:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-        if self._queue is not None:
+        if self._queue is not None and same_loop:
             while not self._queue.empty():
                 self._queue.get_nowait().future.cancel()
         self._queue = None
