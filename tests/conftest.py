@@ -78,5 +78,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
         terminalreporter.write_sep("!", "PostgreSQL tests were SKIPPED", red=True, bold=True)
         terminalreporter.write_line(_postgres_skips[0])
         terminalreporter.write_line(
-            "Start PostgreSQL or set BILLTALK_TEST_POSTGRES_URL. CI (CI=1) fails instead of skipping."
+            "Start PostgreSQL or set BILLTALK_TEST_POSTGRES_URL. "
+            "CI (CI=1) fails instead of skipping."
         )
