@@ -13,6 +13,15 @@ Each logged turn becomes, in order:
 * ``{"event": "payment", "payment_id"}`` for payments made or looked at;
 * ``{"event": "bot", "text", "data": {"buttons"}}`` for every reply;
 * ``{"event": "error", "message"}`` if the turn failed.
+
+Events outside a resident's turn follow the turn they came after:
+
+* ``{"event": "pause", "metadata": {"staff_id"}}`` when staff take the
+  conversation over, ``{"event": "resume", "metadata": {"staff_id"}}`` when they
+  release it (Rasa's ``ConversationPaused`` / ``ConversationResumed``);
+* ``{"event": "bot", "text", "metadata": {"notice_id", "kind", ...}}`` for a
+  notice the assistant delivered on its own (a pending payment that settled,
+  an arrears reminder).
 """
 
 from __future__ import annotations
@@ -20,7 +29,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.store import ConversationStore
+from bot.store import ConversationStore, EventRow
+
+#: Stored event names -> Rasa tracker event names.
+_RASA_NAMES = {"handoff_taken": "pause", "handoff_released": "resume", "notice": "bot"}
+
+
+def _other_event(row: EventRow) -> dict[str, Any]:
+    data = json.loads(row.data or "{}")
+    out: dict[str, Any] = {"event": _RASA_NAMES.get(row.event, row.event)}
+    out["timestamp"] = row.at.timestamp()
+    metadata: dict[str, Any] = {"name": row.event, "after_turn": row.after_turn}
+    if row.actor and row.actor.startswith("staff:"):
+        metadata["staff_id"] = row.actor.removeprefix("staff:")
+    if row.event == "notice":
+        out["text"] = data.pop("text", None)
+        out["data"] = {"buttons": [], "attachments": []}
+    metadata.update(data)
+    out["metadata"] = metadata
+    return out
 
 
 def export_conversation(
@@ -31,8 +58,15 @@ def export_conversation(
     if conversation is None:
         return None
     events: list[dict[str, Any]] = []
+    others = store.events(conversation_id)
     session = None
+
+    def flush(after: int) -> None:
+        while others and others[0].after_turn <= after:
+            events.append(_other_event(others.pop(0)))
+
     for turn in store.turns(conversation_id):
+        flush(turn.turn - 1)
         ts = turn.at.timestamp()
         if turn.session_id != session:
             events.append({"event": "session_started", "timestamp": ts})
@@ -87,6 +121,7 @@ def export_conversation(
             )
         if turn.error:
             events.append({"event": "error", "timestamp": ts, "message": turn.error})
+    flush(2**62)
     return {
         "conversation_id": conversation.id,
         "sender_id": conversation.external_user_id,

@@ -109,6 +109,29 @@ class TurnRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class EventRow(Base):
+    """Something that happened in a conversation outside a resident's turn.
+
+    Staff taking a conversation over or releasing it (with the staff id), and
+    notices the assistant delivered on its own (a payment that settled later, an
+    arrears reminder). ``after_turn`` places the event in the log: it happened
+    after that many turns.
+    """
+
+    __tablename__ = "bot_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("bot_conversations.id", ondelete="CASCADE"), index=True
+    )
+    after_turn: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event: Mapped[str] = mapped_column(String(32))
+    #: Who caused it: ``staff:<id>`` or ``bot``.
+    actor: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    data: Mapped[str] = mapped_column(Text, default="{}")
+
+
 class PinRow(Base):
     __tablename__ = "bot_pins"
 
@@ -206,6 +229,18 @@ class TurnRecord:
     payment_ids: list[str]
     latency_ms: float
     error: str | None
+
+
+def _changed_status(
+    loaded: LoadedConversation, status: str, flagged: bool, flag_reason: str | None
+) -> dict[str, Any]:
+    """The status columns a turn changed (staff may change the others meanwhile)."""
+    out: dict[str, Any] = {}
+    if status != loaded.status:
+        out["status"] = status
+    if flagged != loaded.flagged or flag_reason != loaded.flag_reason:
+        out["flagged"], out["flag_reason"] = flagged, flag_reason
+    return out
 
 
 def _dumps(value: Any) -> str:
@@ -369,14 +404,12 @@ class ConversationStore:
                     state=_dumps(state),
                     version=loaded.version + 1,
                     turns=loaded.turns + 1,
-                    status=status,
-                    flagged=flagged,
-                    flag_reason=flag_reason,
                     resident_id=resident_id,
                     household_id=household_id,
                     lease_owner=None,
                     lease_until=None,
                     updated_at=record.at,
+                    **_changed_status(loaded, status, flagged, flag_reason),
                 )
                 .execution_options(synchronize_session=False)
             ).rowcount  # type: ignore[attr-defined]
@@ -437,13 +470,27 @@ class ConversationStore:
                 )
             )
 
-    def set_status(self, conversation_id: str, *, status: str, flagged: bool | None = None) -> bool:
-        """Change a conversation's status (staff actions); whether it exists."""
-        values: dict[str, Any] = {"status": status, "updated_at": datetime.now(UTC)}
+    def set_status(
+        self,
+        conversation_id: str,
+        *,
+        status: str,
+        flagged: bool | None = None,
+        event: str | None = None,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> bool:
+        """Change a conversation's status (staff actions); whether it exists.
+
+        With ``event``, an event row (who did it: ``actor``) is written in the
+        same transaction.
+        """
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {"status": status, "updated_at": now}
         if flagged is not None:
             values["flagged"] = flagged
         with self.session() as s:
-            return (
+            found = (
                 s.execute(
                     update(ConversationRow)
                     .where(ConversationRow.id == conversation_id)
@@ -451,6 +498,54 @@ class ConversationStore:
                     .execution_options(synchronize_session=False)
                 ).rowcount  # type: ignore[attr-defined]
                 == 1
+            )
+            if found and event is not None:
+                self._add_event(s, conversation_id, event, now, actor, data)
+            return found
+
+    @staticmethod
+    def _add_event(
+        s: Session,
+        conversation_id: str,
+        event: str,
+        at: datetime,
+        actor: str | None,
+        data: dict[str, Any] | None,
+    ) -> None:
+        turns = s.scalar(select(ConversationRow.turns).where(ConversationRow.id == conversation_id))
+        s.add(
+            EventRow(
+                conversation_id=conversation_id,
+                after_turn=int(turns or 0),
+                at=at,
+                event=event,
+                actor=actor,
+                data=_dumps(data or {}),
+            )
+        )
+
+    def add_event(
+        self,
+        conversation_id: str,
+        event: str,
+        *,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Record an event outside a turn (placed after the turns logged so far)."""
+        with self.session() as s:
+            self._add_event(s, conversation_id, event, at or datetime.now(UTC), actor, data)
+
+    def events(self, conversation_id: str) -> list[EventRow]:
+        """The conversation's events outside turns, oldest first."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(EventRow)
+                    .where(EventRow.conversation_id == conversation_id)
+                    .order_by(EventRow.id)
+                )
             )
 
     # -- PINs --------------------------------------------------------------------
