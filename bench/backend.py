@@ -7,8 +7,8 @@ Usage (run from the repository root, with ``nice -n 10`` on a shared machine)::
     .venv/bin/python bench/backend.py seed --url sqlite:///var/bench/billtalk_bench.db
     .venv/bin/python bench/backend.py balance --url URL
     .venv/bin/python bench/backend.py payments --url URL --clients 4 --seconds 30
-    .venv/bin/python bench/backend.py generate --url URL [--households 1000]
-    .venv/bin/python bench/backend.py generate-fast --url URL
+    .venv/bin/python bench/backend.py generate --url URL [--repeats 3]
+    .venv/bin/python bench/backend.py generate-household --url URL [--households 1000]
 
 Every measurement prints one JSON object to stdout (progress bars go to stderr)
 and, with ``--record FILE``, appends it as a JSON line to FILE.
@@ -311,8 +311,8 @@ def cmd_payments(args: argparse.Namespace) -> dict[str, Any]:
             "households_owing": len(owing), "results": results}
 
 
-def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
-    """Bill generation for the next month through the service layer, on slices of households."""
+def cmd_generate_household(args: argparse.Namespace) -> dict[str, Any]:
+    """The per-household path (``generate_household_bills``) on slices of households."""
     from tqdm import tqdm
 
     from backend.service_layer import services
@@ -329,49 +329,80 @@ def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
         subset = ids[offset + rep * args.households: offset + (rep + 1) * args.households]
         if not subset:
             break
-        bar = tqdm(total=len(subset), desc=f"generate {period:%Y-%m} #{rep}", file=sys.stderr)
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        report = services.generate_bills(uow, period, today=TODAY, household_ids=subset,
-                                         progress=bar.update)
-        seconds = time.perf_counter() - t0
-        cpu_s = time.process_time() - c0
-        bar.close()
+        t0, c0 = time.perf_counter(), time.process_time()
+        for hid in tqdm(subset, desc=f"per household {period:%Y-%m} #{rep}", file=sys.stderr):
+            services.generate_household_bills(uow, hid, period, today=TODAY)
+        seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
         runs.append({"households": len(subset), "seconds": round(seconds, 2),
                      "per_household_ms": round(seconds * 1000 / len(subset), 2),
                      "client_cpu_ms_per_household": round(cpu_s * 1000 / len(subset), 2),
-                     "created": report.created, "unchanged": report.unchanged,
-                     "skipped": report.skipped,
                      "extrapolated_100k_s": round(seconds / len(subset) * 100_000, 1)})
         print(json.dumps(runs[-1]), file=sys.stderr)
+    _forget_month(engine, period)
     engine.dispose()
     import statistics
 
     per = [r["per_household_ms"] for r in runs]
-    return {"bench": "generate", "url": _safe(args.url), "period": args.period,
+    return {"bench": "generate-household", "url": _safe(args.url), "period": args.period,
             "total_households": len(ids), "runs": runs,
             "per_household_ms": statistics.median(per), "range_ms": [min(per), max(per)],
             "extrapolated_100k_s": round(statistics.median(per) * 100, 1)}
 
 
-def cmd_generate_fast(args: argparse.Namespace) -> dict[str, Any]:
-    """The set-based bill run (bench/backend_generate_fast.py) for the next month."""
-    from backend_generate_fast import generate_month_bulk
+def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
+    """The monthly bill run (``services.generate_bills``, set-based) over every household.
 
+    Each repeat bills the whole month, then deletes what it wrote (bills, lines and
+    their journal entries) so the next repeat starts from the same state.
+    """
+    import statistics
+
+    from tqdm import tqdm
+
+    from backend.service_layer import services
+    from backend.service_layer.unit_of_work import UnitOfWork
     from billtalk.db import make_engine
 
-    ids = _households(args.url)[args.skip:] if args.skip else None
     engine = make_engine(args.url)
-    c0 = time.process_time()
-    report = generate_month_bulk(engine, date.fromisoformat(args.period), today=TODAY,
-                                 household_ids=ids, chunk=args.chunk)
-    cpu_s = time.process_time() - c0
+    uow = UnitOfWork(engine)
+    period = date.fromisoformat(args.period)
+    households = len(_households(args.url))
+    _forget_month(engine, period)
+    runs = []
+    for rep in range(args.repeats):
+        bar = tqdm(total=households, desc=f"bill run {period:%Y-%m} #{rep}", unit="hh",
+                   file=sys.stderr, mininterval=2)
+        t0, c0 = time.perf_counter(), time.process_time()
+        report = services.generate_bills(uow, period, today=TODAY, progress=bar.update,
+                                         chunk=args.chunk)
+        seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        bar.close()
+        runs.append({"households": households, "seconds": round(seconds, 1),
+                     "client_cpu_s": round(cpu_s, 1), "created": report.created,
+                     "unchanged": report.unchanged, "skipped": report.skipped})
+        print(json.dumps(runs[-1]), file=sys.stderr)
+        if rep < args.repeats - 1 or not args.keep:
+            _forget_month(engine, period)
     engine.dispose()
-    return {"bench": "generate-fast", "url": _safe(args.url), "period": args.period,
-            "seconds": round(report.seconds, 1), "client_cpu_s": round(cpu_s, 1),
-            "bulk_households": report.bulk_households,
-            "slow_households": report.slow_households, "bills": report.bills,
-            "lines": report.lines, "skipped": report.skipped}
+    secs = [r["seconds"] for r in runs]
+    return {"bench": "generate", "url": _safe(args.url), "period": args.period,
+            "households": households, "chunk": args.chunk, "runs": runs,
+            "seconds": statistics.median(secs), "range_s": [min(secs), max(secs)]}
+
+
+def _forget_month(engine: Any, period: date) -> None:
+    """Delete a month's bills, lines and bill journal entries (to time the run again)."""
+    from sqlalchemy import text
+
+    suffix = f"%-{period:%Y%m}"
+    with engine.begin() as conn:
+        entries = "SELECT entry_id FROM journal_entries WHERE kind = 'bill' AND reference LIKE :s"
+        conn.execute(text(f"DELETE FROM journal_lines WHERE entry_id IN ({entries})"),
+                     {"s": suffix})
+        conn.execute(text("DELETE FROM journal_entries WHERE kind = 'bill' AND reference LIKE :s"),
+                     {"s": suffix})
+        conn.execute(text("DELETE FROM bill_lines WHERE bill_id LIKE :s"), {"s": suffix})
+        conn.execute(text("DELETE FROM bills WHERE period_start = :p"), {"p": period})
 
 
 def _safe(url: str) -> str:
@@ -413,21 +444,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=cmd_payments)
 
-    p = sub.add_parser("generate", help="bill generation for the next month (service layer)")
+    p = sub.add_parser("generate", help="the monthly bill run over every household")
+    p.add_argument("--url", required=True)
+    p.add_argument("--period", default="2026-11-01")
+    p.add_argument("--chunk", type=int, default=1000, help="households per transaction")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--keep", action="store_true", help="keep the last run's bills")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("generate-household", help="the per-household path, on slices")
     p.add_argument("--url", required=True)
     p.add_argument("--period", default="2026-11-01")
     p.add_argument("--households", type=int, default=1000, help="households per run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--offset", type=int, default=0)
-    p.set_defaults(func=cmd_generate)
-
-    p = sub.add_parser("generate-fast", help="set-based bill run for the next month")
-    p.add_argument("--url", required=True)
-    p.add_argument("--period", default="2026-11-01")
-    p.add_argument("--chunk", type=int, default=5000)
-    p.add_argument("--skip", type=int, default=0,
-                   help="leave the first N households (sorted by id) out of the run")
-    p.set_defaults(func=cmd_generate_fast)
+    p.set_defaults(func=cmd_generate_household)
     args = parser.parse_args(argv)
     _emit(args.func(args), args.record)
     return 0

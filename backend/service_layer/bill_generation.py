@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-
-from sqlalchemy import select
 
 from backend.adapters import orm
 from backend.domain import allocation as alloc
@@ -22,7 +19,6 @@ from backend.domain.tariffs import (
     price_usage,
     select_tariff,
 )
-from backend.gateway.base import PaymentGateway
 from backend.service_layer.common import (
     aware,
     bill_id_for,
@@ -34,7 +30,6 @@ from backend.service_layer.common import (
     tariff_version,
     utcnow,
 )
-from backend.service_layer.payments import run_autopay
 from backend.service_layer.unit_of_work import UnitOfWork
 
 
@@ -247,42 +242,3 @@ def _line_row(position: int, line: Line) -> orm.BillLine:
         tier_from=line.tier_from,
         tier_to=line.tier_to,
     )
-
-
-def generate_bills(
-    uow: UnitOfWork,
-    period_start: date,
-    *,
-    today: date | None = None,
-    household_ids: Iterable[str] | None = None,
-    gateway: PaymentGateway | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> GenerationReport:
-    """Generate every household's bills for the month of ``period_start``.
-
-    One transaction per household (so a long run never holds a lock for long and a
-    crash loses at most one household's work, which the next run redoes
-    idempotently). With a ``gateway``, households with autopay for a utility get
-    their new bills paid through :func:`create_payment`.
-    """
-    report = GenerationReport()
-    with uow:
-        ids = (
-            list(household_ids)
-            if household_ids is not None
-            else list(
-                uow.session.scalars(
-                    select(orm.Household.household_id).order_by(orm.Household.household_id)
-                )
-            )
-        )
-        versions = [tariff_version(t) for t in uow.repo.tariffs()]
-    for hid in ids:
-        changed = generate_household_bills(
-            uow, hid, period_start, today=today, tariffs=versions, report=report
-        )
-        if gateway is not None and changed:
-            report.autopaid += run_autopay(uow, gateway, hid, changed)
-        if progress is not None:
-            progress(1)
-    return report

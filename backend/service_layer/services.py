@@ -8,7 +8,8 @@ one thing, and either commits it entirely or raises a
 This module gathers them in one namespace (``services.create_payment``...);
 they live in small modules named for what they do:
 
-* :mod:`.bill_generation` - bills from readings and tariffs, autopay trigger;
+* :mod:`.bill_generation` - one household's bills from readings and tariffs;
+* :mod:`.bill_run` - the monthly run over every household, set-based, and autopay;
 * :mod:`.readings` - meter readings;
 * :mod:`.statements` - balance, bills, usage, forecast;
 * :mod:`.payments` - the payment flow, reconciliation, refunds, autopay;
@@ -31,11 +32,8 @@ from backend.service_layer.access import (
     redeem_link_code,
     resolve_link,
 )
-from backend.service_layer.bill_generation import (
-    GenerationReport,
-    generate_bills,
-    generate_household_bills,
-)
+from backend.service_layer.bill_generation import GenerationReport, generate_household_bills
+from backend.service_layer.bill_run import generate_bills
 from backend.service_layer.common import (
     aware,
     bill_id_for,

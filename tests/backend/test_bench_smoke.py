@@ -1,9 +1,9 @@
 """Smoke tests of the backend benchmarks on a tiny community (SQLite).
 
 They check that the bulk seeder writes a consistent database (balanced ledger,
-bill totals equal to their lines, the service layer reads it), that the set-based
-bill run writes exactly what the service layer writes, and that the benchmark
-command line runs end to end.
+bill totals equal to their lines, the service layer reads it) and that the
+benchmark command line runs end to end. (That the monthly bill run writes what
+the per-household path writes is ``tests/backend/test_bill_run.py``.)
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ sys.path.insert(0, str(REPO))
 from backend.adapters import orm  # noqa: E402
 from backend.service_layer import services  # noqa: E402
 from backend.service_layer.unit_of_work import UnitOfWork  # noqa: E402
-from bench.backend_generate_fast import generate_month_bulk  # noqa: E402
 from bench.backend_seed import household_id, seed  # noqa: E402
 from billtalk.db import make_engine  # noqa: E402
 
@@ -70,75 +69,6 @@ def test_seeded_database_is_consistent(seeded: Path) -> None:
     engine.dispose()
 
 
-def _snapshot(url: str) -> dict[str, object]:
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        bills = sorted(
-            tuple(r)
-            for r in conn.execute(
-                select(orm.Bill.__table__).where(orm.Bill.period_start == date(2026, 11, 1))
-            )
-        )
-        lines = sorted(
-            tuple(r)[1:]
-            for r in conn.execute(
-                select(orm.BillLine.__table__).where(orm.BillLine.bill_id.like("%-202611"))
-            )
-        )
-        journal = sorted(
-            conn.execute(
-                select(
-                    orm.JournalEntry.reference,
-                    orm.JournalLine.account,
-                    orm.JournalLine.household_id,
-                    orm.JournalLine.debit,
-                    orm.JournalLine.credit,
-                )
-                .join(orm.JournalLine, orm.JournalLine.entry_id == orm.JournalEntry.entry_id)
-                .where(orm.JournalEntry.reference.like("%-202611%"))
-            ).all()
-        )
-    engine.dispose()
-    return {"bills": bills, "lines": lines, "journal": journal}
-
-
-def test_bulk_bill_run_writes_what_the_service_writes(seeded: Path, tmp_path: Path) -> None:
-    service_url = copy_db(seeded, tmp_path / "service.db")
-    bulk_url = copy_db(seeded, tmp_path / "bulk.db")
-    # one household holds a credit: the bulk run must hand it to the service path
-    for url in (service_url, bulk_url):
-        engine = make_engine(url)
-        with engine.begin() as conn:
-            conn.execute(
-                orm.HouseholdCredit.__table__.insert(),
-                {
-                    "household_id": household_id(3),
-                    "utility": "electricity",
-                    "amount": Decimal("25.00"),
-                },
-            )
-        engine.dispose()
-
-    engine = make_engine(service_url)
-    services.generate_bills(UnitOfWork(engine), date(2026, 11, 1), today=TODAY)
-    engine.dispose()
-    engine = make_engine(bulk_url)
-    report = generate_month_bulk(engine, date(2026, 11, 1), today=TODAY, chunk=7, progress=False)
-    assert (report.bulk_households, report.slow_households) == (N - 1, 1)
-    assert report.bills == (N - 1) * 4
-    # idempotent: a second run bills nobody twice
-    again = generate_month_bulk(engine, date(2026, 11, 1), today=TODAY, progress=False)
-    assert again.bulk_households == 0
-    engine.dispose()
-
-    service, bulk = _snapshot(service_url), _snapshot(bulk_url)
-    assert len(service["bills"]) == N * 4  # type: ignore[arg-type]
-    assert bulk == service
-    engine = make_engine(bulk_url)
-    assert services.trial_balance(UnitOfWork(engine)).balanced
-    engine.dispose()
-
-
 def test_bench_command_line_runs(seeded: Path, tmp_path: Path) -> None:
     url = copy_db(seeded, tmp_path / "cli.db")
     record = tmp_path / "results.jsonl"
@@ -170,6 +100,8 @@ def test_bench_command_line_runs(seeded: Path, tmp_path: Path) -> None:
     )
     run_stats = payments["results"][0]["runs"][0]  # type: ignore[index]
     assert run_stats["statuses"].get("succeeded", 0) > 0 and not run_stats["errors"]
-    generated = run("generate-fast")
-    assert generated["bills"] == N * 4
-    assert len(record.read_text().splitlines()) == 3
+    generated = run("generate", "--repeats", "2", "--chunk", "5")
+    assert [r["created"] for r in generated["runs"]] == [N * 4, N * 4]  # type: ignore[index]
+    per_household = run("generate-household", "--households", "3", "--repeats", "1")
+    assert per_household["runs"][0]["households"] == 3  # type: ignore[index]
+    assert len(record.read_text().splitlines()) == 4
