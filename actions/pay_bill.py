@@ -13,7 +13,7 @@ from typing import Any
 
 from actions.base import ActionContext, ActionResult, method_term, utility_term
 from actions.errors import BackendUnavailable, BillingError, Conflict, ValidationFailed
-from bot.responses import Reply, Term
+from bot.responses import Money, Reply, Term
 
 #: Gateway failure codes with their own explanation; anything else is "failed".
 FAILURE_REPLIES = {
@@ -71,6 +71,18 @@ async def execute_payment(
     return ActionResult([reply], slots, payment_ids=[payment.payment_id])
 
 
+def settled_reply(payment: Any, currency: str) -> Reply:
+    """How a payment that was left pending ended (succeeded or failed), as a reply."""
+    params: dict[str, Any] = {
+        "amount": Money(Decimal(payment.amount), currency),
+        "utility": utility_term(payment.utility) if payment.utility else Term("utility", "all"),
+        "method": method_term(payment.method),
+    }
+    if payment.status == "succeeded":
+        return Reply("pay_settled_succeeded", {**params, "receipt_no": payment.receipt_no or ""})
+    return Reply("pay_settled_failed", params)
+
+
 async def payment_status_update(ctx: ActionContext, payment_id: str) -> ActionResult | None:
     """If a pending payment has settled, say how it ended (else ``None``)."""
     try:
@@ -79,13 +91,5 @@ async def payment_status_update(ctx: ActionContext, payment_id: str) -> ActionRe
         return None
     if payment.status == "pending":
         return None
-    params = {
-        "amount": ctx.money(payment.amount),
-        "utility": utility_term(payment.utility) if payment.utility else Term("utility", "all"),
-        "method": method_term(payment.method),
-    }
-    if payment.status == "succeeded":
-        reply = Reply("pay_settled_succeeded", {**params, "receipt_no": payment.receipt_no or ""})
-    else:
-        reply = Reply("pay_settled_failed", params)
+    reply = settled_reply(payment, ctx.currency)
     return ActionResult([reply], {"pending_payment_id": None}, payment_ids=[payment_id])

@@ -240,16 +240,18 @@ class LinkCodeOut(Model):
 
 
 class Notice(Model):
-    """An arrears reminder in the outbox."""
+    """A notice in the outbox: an arrears reminder (``bill_id``) or a pending
+    payment's outcome (``payment_id``; kinds ``payment_succeeded``, ``payment_failed``)."""
 
     notice_id: int
     household_id: str
     resident_ids: list[str] = Field(default_factory=list)
-    bill_id: str
+    bill_id: str | None = None
+    payment_id: str | None = None
     kind: str
     message: str
     amount_due: Money
-    due_date: date
+    due_date: date | None = None
     status: Literal["pending", "delivered"]
     created_at: datetime
     delivered_at: datetime | None = None

@@ -42,6 +42,7 @@ from billtalk.settings import get_settings
 from bot.masking import SECRET_MASK, mask_pii
 from bot.messages import Attachment, Button, IncomingMessage, OutgoingMessage, utcnow
 from bot.nlu_batcher import BatchingParser
+from bot.notices import Delivery, NoticeCourier
 from bot.policy import Policy, first_entities
 from bot.responses import Reply, ResponseError, Responses, default_responses
 from bot.settings import DialogueSettings, get_dialogue_settings
@@ -108,6 +109,8 @@ class DialogueEngine:
             clock,
         )
         self.policy = Policy(self.settings, store, self.verification, self._context, self._parse)
+        self.notices = NoticeCourier(self)
+        self.policy.claim_notice = self._claim_payment_notice
         self._scopes: dict[str, _ScopedCache] = {}
         self._scope_ttl = scope_ttl_s
         self._batcher: BatchingParser | None = None
@@ -196,6 +199,27 @@ class DialogueEngine:
             "conversation_ref": turn.conversation_id[:8].upper(),
         }
         return turn._context
+
+    # -- proactive notices ---------------------------------------------------------
+
+    async def deliver_notices(
+        self, *, channel: str | None = None, resident_id: str | None = None, limit: int = 50
+    ) -> list[Delivery]:
+        """Deliver the backend's pending notices into conversations (``bot.notices``).
+
+        Channels poll this and send each :class:`~bot.notices.Delivery`'s messages
+        to its conversation's user. Every notice is delivered once, whichever
+        worker or channel polls.
+
+        Args:
+            channel: Only into conversations on this channel (the poller's own).
+            resident_id: Only this resident's notices, into their conversations.
+            limit: At most this many notices per call.
+        """
+        return await self.notices.deliver(channel=channel, resident_id=resident_id, limit=limit)
+
+    async def _claim_payment_notice(self, turn: Turn, ctx: ActionContext, payment_id: str) -> bool:
+        return await self.notices.claim_payment_notice(ctx.client, payment_id, turn.message.channel)
 
     # -- the turn ------------------------------------------------------------------
 
@@ -346,16 +370,22 @@ class DialogueEngine:
         if not turn.replies:
             turn.state.buttons = []
             return []
-        language = turn.language if turn.language in ("en", "zh") else "en"
+        messages = self.render_replies(turn.replies, turn.language)
+        buttons = messages[0].buttons
+        if buttons or not turn.keep_buttons:
+            turn.state.buttons = [{"title": b.title, "payload": b.payload} for b in buttons]
+        return messages
+
+    def render_replies(self, replies: list[Reply], language: str) -> list[OutgoingMessage]:
+        """Replies rendered as one message in ``language`` (``en`` unless ``zh``)."""
+        language = language if language in ("en", "zh") else "en"
         texts: list[str] = []
         buttons: list[Button] = []
         attachments: list[Attachment] = []
-        for reply in turn.replies:
+        for reply in replies:
             texts.append(self.responses.render(reply, language))
             buttons.extend(self.responses.buttons(reply, language))
             attachments.extend(reply.attachments)
-        if buttons or not turn.keep_buttons:
-            turn.state.buttons = [{"title": b.title, "payload": b.payload} for b in buttons]
         return [
             OutgoingMessage(
                 text="\n".join(texts),

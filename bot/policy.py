@@ -132,6 +132,9 @@ class Policy:
         self.parse = parse
         self.form = PaymentForm(self)
         self.enrollment = EnrollmentForm(self)
+        #: Claims the outbox notice of a settled pending payment for this turn
+        #: (``await claim_notice(turn, ctx, payment_id) -> bool``); set by the engine.
+        self.claim_notice: Callable[[Turn, ActionContext, str], Awaitable[bool]] | None = None
 
     def payload(self, turn: Turn, name: str, **data: Any) -> str:
         """A button payload stamped with the session."""
@@ -224,8 +227,16 @@ class Policy:
             return
         ctx = await self.context(turn)
         result = await payment_status_update(ctx, str(payment_id))
-        if result is not None:
-            turn.apply("payment_status_update", result)
+        if result is None:
+            return
+        if self.claim_notice is not None and not await self.claim_notice(
+            turn, ctx, str(payment_id)
+        ):
+            # Its notice was delivered (or is being delivered) by a poller: say nothing.
+            turn.state.slots.pop("pending_payment_id", None)
+            turn.actions.append("payment_status_delivered_as_notice")
+            return
+        turn.apply("payment_status_update", result)
 
     async def on_text(self, turn: Turn, text: str) -> None:
         """A text message: parse it and route it."""

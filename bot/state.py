@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-#: Slots that survive a session reset (context the resident expects us to know).
-PERSISTENT_SLOTS = frozenset({"language"})
+#: Slots that survive a session reset (context the resident expects us to know;
+#: a pending payment's outcome is still owed to them).
+PERSISTENT_SLOTS = frozenset({"language", "pending_payment_id"})
 
 
 @dataclass

@@ -443,6 +443,43 @@ class ConversationStore:
                 )
             )
 
+    def commit_event(
+        self,
+        loaded: LoadedConversation,
+        owner: str,
+        state: dict[str, Any],
+        event: str,
+        *,
+        at: datetime,
+        actor: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Write a new state and an event (not a turn) in one transaction, releasing the lease.
+
+        Raises:
+            ConcurrentTurnError: the row's version or lease changed since :meth:`acquire`.
+        """
+        with self.session() as s:
+            changed = s.execute(
+                update(ConversationRow)
+                .where(
+                    ConversationRow.id == loaded.conversation_id,
+                    ConversationRow.version == loaded.version,
+                    ConversationRow.lease_owner == owner,
+                )
+                .values(
+                    state=_dumps(state),
+                    version=loaded.version + 1,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=at,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if changed != 1:
+                raise ConcurrentTurnError(loaded.conversation_id)
+            self._add_event(s, loaded.conversation_id, event, at, actor, data)
+
     def get_conversation(self, conversation_id: str) -> ConversationRow | None:
         """The conversation row, or ``None``."""
         with self.session() as s:

@@ -6,6 +6,12 @@ it (the engine keeps the last buttons in the conversation state). When stdin is
 not a terminal, every reply ends with a line holding only ``--`` and the chat
 ends at end of input.
 
+Notices the assistant sends on its own (a pending payment that completed, a
+bill reminder; see ``bot.notices``) are fetched before every message is
+handled and printed ahead of that message's reply (in the same ``--`` block when
+stdin is not a terminal). In an interactive terminal they are also polled
+while the prompt waits, and printed as they arrive.
+
 A line starting with ``/attach `` sends a file instead of text
 (``/attach selfie.jpg``, ``/attach note.ogg``): the kind (image, video, audio)
 comes from the file's extension, so a developer can enroll or verify a face or
@@ -16,6 +22,7 @@ nothing is sent (the ``--`` line still ends the turn).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 import sys
 from pathlib import Path
@@ -63,12 +70,36 @@ def format_reply(messages: list[OutgoingMessage]) -> str:
     return "\n".join(lines)
 
 
+async def pending_notices(engine: DialogueEngine, resident_id: str) -> str:
+    """Deliver the resident's pending notices to the terminal conversation; their text."""
+    try:
+        deliveries = await engine.deliver_notices(channel=CHANNEL, resident_id=resident_id)
+    except Exception as exc:  # a notice must never break the chat
+        sys.stderr.write(f"billtalk chat: notices unavailable: {type(exc).__name__}\n")
+        return ""
+    return "\n".join(format_reply(list(d.messages)) for d in deliveries)
+
+
+async def _poll_notices(
+    engine: DialogueEngine, resident_id: str, stdout: TextIO, every_s: float
+) -> None:
+    """While an interactive prompt waits: print notices as they arrive."""
+    while True:
+        await asyncio.sleep(every_s)
+        text = await pending_notices(engine, resident_id)
+        if text:
+            stdout.write("\n" + text + "\n> ")
+            stdout.flush()
+
+
 async def run_chat(
     engine: DialogueEngine,
     resident_id: str,
     language: str,
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
+    *,
+    notice_poll_s: float = 5.0,
 ) -> None:
     """Chat until end of input (UTF-8 on both ends, whatever the locale)."""
     for stream in (stdin, stdout):
@@ -79,11 +110,23 @@ async def run_chat(
     loop = asyncio.get_running_loop()
     while True:
         if interactive:
+            notices = await pending_notices(engine, resident_id)
+            if notices:
+                stdout.write(notices + "\n")
             stdout.write("> ")
             stdout.flush()
-        line = await loop.run_in_executor(None, stdin.readline)
+            poller = asyncio.create_task(_poll_notices(engine, resident_id, stdout, notice_poll_s))
+            try:
+                line = await loop.run_in_executor(None, stdin.readline)
+            finally:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+        else:
+            line = await loop.run_in_executor(None, stdin.readline)
         if line == "":
             break
+        notices = "" if interactive else await pending_notices(engine, resident_id)
         text = line.rstrip("\r\n")
         attachments: tuple[Attachment, ...] = ()
         if text.startswith(ATTACH_PREFIX):
@@ -91,6 +134,8 @@ async def run_chat(
                 attachments = (read_attachment(text[len(ATTACH_PREFIX) :]),)
             except (OSError, ValueError) as exc:
                 sys.stderr.write(f"billtalk chat: cannot attach: {exc}\n")
+                if notices:
+                    stdout.write(notices + "\n")
                 if not interactive:
                     stdout.write(SEPARATOR + "\n")
                 stdout.flush()
@@ -107,7 +152,7 @@ async def run_chat(
                 supports_files=False,
             )
         )
-        output = format_reply(replies)
+        output = "\n".join(part for part in (notices, format_reply(replies)) if part)
         if output:
             stdout.write(output + "\n")
         if not interactive:

@@ -459,7 +459,12 @@ class ChannelLink(Base):
 
 
 class Notice(Base):
-    """An arrears reminder in the channel-agnostic outbox (one per bill and kind)."""
+    """A notice in the channel-agnostic outbox.
+
+    Either an arrears reminder (``bill_id`` set; one per bill and kind) or the
+    outcome of a payment that was left pending and settled later (``payment_id``
+    set, kind ``payment_succeeded`` / ``payment_failed``; one per payment).
+    """
 
     __tablename__ = "notices"
     __table_args__ = (
@@ -469,11 +474,14 @@ class Notice(Base):
 
     notice_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     household_id: Mapped[str] = mapped_column(ForeignKey("households.household_id"), index=True)
-    bill_id: Mapped[str] = mapped_column(ForeignKey("bills.bill_id"))
+    bill_id: Mapped[str | None] = mapped_column(ForeignKey("bills.bill_id"), default=None)
+    payment_id: Mapped[str | None] = mapped_column(
+        ForeignKey("payments.payment_id"), default=None, unique=True
+    )
     kind: Mapped[str] = mapped_column(String(20))
     message: Mapped[str] = mapped_column(Text)
     amount_due: Mapped[Decimal] = mapped_column(MONEY)
-    due_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date, default=None)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

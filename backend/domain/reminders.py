@@ -64,6 +64,22 @@ def notice_text(kind: str, utility: str, amount_due: Decimal, due_date: date, cu
     )
 
 
+#: Notice kinds for a payment that was left pending and settled later.
+PAYMENT_SUCCEEDED = "payment_succeeded"
+PAYMENT_FAILED = "payment_failed"
+
+
+def payment_notice_text(
+    kind: str, utility: str | None, amount: Decimal, currency: str, receipt_no: str | None
+) -> str:
+    """The channel-agnostic text of a settled pending payment's notice."""
+    what = f"{utility.replace('_', ' ')} " if utility else ""
+    money = f"{currency} {amount:f}"
+    if kind == PAYMENT_SUCCEEDED:
+        return f"Your pending {what}payment of {money} has completed (receipt {receipt_no})."
+    return f"Your pending {what}payment of {money} did not go through. Nothing was charged."
+
+
 @dataclass(frozen=True)
 class LateFeePolicy:
     """How late fees are charged (off unless ``enabled``)."""

@@ -44,6 +44,7 @@ from backend.adapters import orm
 from backend.domain import allocation as alloc
 from backend.domain import ledger
 from backend.domain import payments as pay_rules
+from backend.domain import reminders as reminder_rules
 from backend.domain.money import ZERO, InvalidAmount, parse_amount, total
 from backend.domain.tariffs import (
     UTILITIES,
@@ -291,6 +292,39 @@ def _apply_result(
         return touched
 
 
+def _queue_settled_notice(uow: UnitOfWork, p: orm.Payment, now: datetime) -> None:
+    """Tell the household that a payment left pending has settled (outbox, once).
+
+    Called where a pending payment settles *after* the resident was answered
+    (reconciliation, webhook); the unique ``payment_id`` keeps it to one notice.
+    """
+    if p.status not in ("succeeded", "failed"):
+        return
+    exists = uow.session.scalar(
+        select(orm.Notice.notice_id).where(orm.Notice.payment_id == p.payment_id)
+    )
+    if exists is not None:
+        return
+    kind = (
+        reminder_rules.PAYMENT_SUCCEEDED
+        if p.status == "succeeded"
+        else reminder_rules.PAYMENT_FAILED
+    )
+    uow.session.add(
+        orm.Notice(
+            household_id=p.household_id,
+            payment_id=p.payment_id,
+            kind=kind,
+            message=reminder_rules.payment_notice_text(
+                kind, p.utility, p.amount, get_settings().currency, p.receipt_no
+            ),
+            amount_due=p.amount,
+            status="pending",
+            created_at=now,
+        )
+    )
+
+
 def _response(
     uow: UnitOfWork, p: orm.Payment, known: dict[str, orm.Bill] | None = None
 ) -> dict[str, Any]:
@@ -470,9 +504,12 @@ def reconcile_pending(
             get_household(uow, household_id, lock=True)
             p = uow.repo.payment(payment_id, lock=True)
             assert p is not None
-            touched = _apply_result(uow, p, result, utcnow())
+            now = utcnow()
+            touched = _apply_result(uow, p, result, now)
             if p.status != "pending" and p.response is None:
                 p.response = _response(uow, p, touched)
+            if touched is not None:
+                _queue_settled_notice(uow, p, now)
             counts[p.status if p.status in counts else "pending"] += 1
             uow.commit()
     return counts
@@ -501,11 +538,13 @@ def apply_webhook(uow: UnitOfWork, event_id: str, reference: str, result: Gatewa
                 .execution_options(populate_existing=True)
             ).first()
             assert p is not None
-            touched = _apply_result(uow, p, result, utcnow())
+            now = utcnow()
+            touched = _apply_result(uow, p, result, now)
             if touched is not None:
                 outcome = "applied"
                 if p.status != "pending" and p.response is None:
                     p.response = _response(uow, p, touched)
+                _queue_settled_notice(uow, p, now)
         uow.session.add(
             orm.WebhookEvent(
                 event_id=event_id,

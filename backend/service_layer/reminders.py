@@ -117,6 +117,7 @@ def _notice_out(n: orm.Notice, residents: list[str]) -> schemas.Notice:
         household_id=n.household_id,
         resident_ids=residents,
         bill_id=n.bill_id,
+        payment_id=n.payment_id,
         kind=n.kind,
         message=n.message,
         amount_due=n.amount_due,

@@ -1,0 +1,255 @@
+"""Proactive notices: the backend's outbox delivered into conversations.
+
+The billing backend queues channel-agnostic notices (arrears reminders, and the
+outcome of a payment that was left pending and settled later, by
+reconciliation or a gateway webhook). :class:`NoticeCourier` delivers them:
+
+* a channel polls :meth:`DialogueEngine.deliver_notices
+  <bot.engine.DialogueEngine.deliver_notices>` (the terminal chat does before
+  every prompt) and sends what it gets back;
+* a resident's next message also picks up the outcome of their pending payment
+  (:meth:`NoticeCourier.claim_payment_notice`), so it is never said twice.
+
+**Exactly once.** A notice is first *claimed* by marking it delivered in the
+backend (a second claim gets ``409``, from any worker), and only then written
+to the conversation, under the conversation's lease, as a ``notice`` event with
+the rendered text; the state's ``pending_payment_id`` is cleared in the same
+transaction. A worker that dies between the claim and the write loses that one
+notice rather than sending it twice.
+
+Which conversation: a payment's outcome goes to the conversation that is
+waiting for it (its ``pending_payment_id``); anything else to the household's
+most recently active conversation on the polling channel. Conversations with
+staff (human handoff) get nothing until released.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from actions.base import utility_term
+from actions.errors import BillingError, Conflict
+from actions.pay_bill import settled_reply
+from billtalk.logs import get_logger
+from bot.messages import OutgoingMessage
+from bot.responses import Money, Reply
+from bot.state import ConversationState
+from bot.store import ConversationRow
+
+if TYPE_CHECKING:
+    from bot.engine import DialogueEngine
+
+log = get_logger("bot.notices")
+
+#: Arrears reminder kinds with their own template (``notice_<kind>``).
+REMINDER_KINDS = frozenset({"due_soon", "due_today", "overdue_7", "overdue_30"})
+PAYMENT_KINDS = frozenset({"payment_succeeded", "payment_failed"})
+#: The conversation-log event of a delivered notice.
+EVENT = "notice"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A notice delivered into a conversation: what the channel must now send."""
+
+    conversation_id: str
+    channel: str
+    external_user_id: str
+    resident_id: str | None
+    notice_id: int
+    kind: str
+    messages: tuple[OutgoingMessage, ...]
+
+
+class NoticeCourier:
+    """Delivers outbox notices for one :class:`~bot.engine.DialogueEngine`."""
+
+    def __init__(self, engine: DialogueEngine) -> None:
+        self.engine = engine
+
+    # -- polling --------------------------------------------------------------------
+
+    async def deliver(
+        self,
+        *,
+        channel: str | None = None,
+        resident_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Delivery]:
+        """Deliver pending notices into conversations (see the module docstring).
+
+        Args:
+            channel: Only into conversations on this channel.
+            resident_id: Only this resident's household's notices, into this
+                resident's conversations.
+            limit: At most this many notices are looked at.
+        """
+        engine = self.engine
+        if resident_id is not None:
+            client = (await engine._scoped(resident_id)).client
+        else:
+            client = engine.billing
+        notices = await client.pending_notices(limit=limit)
+        out: list[Delivery] = []
+        for notice in notices:
+            residents = [resident_id] if resident_id is not None else list(notice.resident_ids)
+            target = self._target(notice, residents, channel)
+            if target is None:
+                continue
+            delivery = await self._deliver_one(notice, target)
+            if delivery is not None:
+                out.append(delivery)
+        return out
+
+    def _target(
+        self, notice: Any, residents: list[str], channel: str | None
+    ) -> ConversationRow | None:
+        store = self.engine.store
+        rows = [row for rid in residents for row in store.find_conversations(rid)]
+        payment_id = getattr(notice, "payment_id", None)
+        if payment_id:
+            # The whole household: the payer may be another resident, on another channel.
+            household = [
+                row
+                for rid in (getattr(notice, "resident_ids", None) or residents)
+                for row in store.find_conversations(rid)
+            ]
+            waiting = [r for r in household if _pending_payment(r) == payment_id]
+            if waiting:
+                row = waiting[0]
+                ok = (channel is None or row.channel == channel) and (row.resident_id in residents)
+                return row if ok and row.status != "waiting_for_staff" else None
+        rows = [
+            r
+            for r in rows
+            if (channel is None or r.channel == channel)
+            and r.status != "waiting_for_staff"
+            and r.resident_id is not None
+        ]
+        if not rows:
+            return None
+        return max(rows, key=lambda r: r.updated_at)
+
+    async def _deliver_one(self, notice: Any, row: ConversationRow) -> Delivery | None:
+        engine = self.engine
+        try:
+            await engine.billing.mark_notice_delivered(notice.notice_id, channel=row.channel)
+        except Conflict:
+            return None  # another worker (or the resident's own turn) delivered it
+        owner = uuid.uuid4().hex
+        loaded = await engine.store.acquire(row.id, owner, engine.settings.lease_s)
+        try:
+            now = engine.clock()
+            state = (
+                ConversationState.from_dict(loaded.state)
+                if loaded.state
+                else ConversationState(uuid.uuid4().hex, now, now)
+            )
+            payment_id = getattr(notice, "payment_id", None)
+            if payment_id and state.slots.get("pending_payment_id") == payment_id:
+                state.slots.pop("pending_payment_id", None)
+            replies = await self.replies(notice)
+            messages = tuple(engine.render_replies(replies, state.language))
+            text = "\n".join(m.text for m in messages)
+            engine.store.commit_event(
+                loaded,
+                owner,
+                state.to_dict(),
+                EVENT,
+                at=now,
+                actor="bot",
+                data={
+                    "notice_id": notice.notice_id,
+                    "kind": notice.kind,
+                    "payment_id": payment_id,
+                    "bill_id": getattr(notice, "bill_id", None),
+                    "channel": row.channel,
+                    "text": text,
+                    "templates": [r.key for r in replies],
+                },
+            )
+        except BaseException:
+            engine.store.release(row.id, owner)
+            log.exception("notice_delivery_failed", notice_id=notice.notice_id)
+            raise
+        return Delivery(
+            conversation_id=row.id,
+            channel=row.channel,
+            external_user_id=row.external_user_id,
+            resident_id=row.resident_id,
+            notice_id=notice.notice_id,
+            kind=notice.kind,
+            messages=messages,
+        )
+
+    # -- within a turn --------------------------------------------------------------
+
+    async def claim_payment_notice(self, client: Any, payment_id: str, channel: str) -> bool:
+        """Claim the outcome notice of a settled payment for the resident's own turn.
+
+        Args:
+            client: The resident-scoped billing client (lists the household's notices).
+            payment_id: The settled payment.
+            channel: The turn's channel.
+
+        Returns:
+            Whether this turn should tell the outcome: ``False`` when the notice was
+            already delivered (or claimed by a poller that will write it here).
+        """
+        try:
+            notices = await client.pending_notices(limit=200)
+        except BillingError:
+            return False
+        notice = next((n for n in notices if getattr(n, "payment_id", None) == payment_id), None)
+        if notice is None:
+            return False
+        try:
+            await self.engine.billing.mark_notice_delivered(notice.notice_id, channel=channel)
+        except Conflict:
+            return False
+        return True
+
+    # -- rendering ------------------------------------------------------------------
+
+    async def replies(self, notice: Any) -> list[Reply]:
+        """The replies that tell a notice, in the resident's language."""
+        engine = self.engine
+        currency = engine.currency
+        kind = str(notice.kind)
+        if kind in PAYMENT_KINDS and getattr(notice, "payment_id", None):
+            try:
+                payment = await engine.billing.get_payment(notice.payment_id)
+            except BillingError:
+                payment = None
+            if payment is not None:
+                return [settled_reply(payment, currency)]
+        if kind in REMINDER_KINDS and getattr(notice, "bill_id", None):
+            try:
+                bill = await engine.billing.get_bill(notice.bill_id)
+            except BillingError:
+                bill = None
+            if bill is not None:
+                return [
+                    Reply(
+                        f"notice_{kind}",
+                        {
+                            "utility": utility_term(bill.utility),
+                            "amount": Money(Decimal(notice.amount_due), currency),
+                            "due_date": notice.due_date,
+                        },
+                    )
+                ]
+        return [Reply("notice_generic", {"message": str(notice.message)})]
+
+
+def _pending_payment(row: ConversationRow) -> str | None:
+    try:
+        state = json.loads(row.state or "{}")
+    except ValueError:
+        return None
+    value = (state.get("slots") or {}).get("pending_payment_id")
+    return str(value) if value else None
