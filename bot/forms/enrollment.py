@@ -12,20 +12,22 @@ Steps (``state.form_step`` while ``state.active_form == "enrollment"``):
 
 Photos and recordings are biometric data: they are never put into the
 conversation state (which is stored as JSON) nor logged. Between turns they are
-held only in this process's memory (:class:`PendingSamples`, dropped after
-``_PENDING_TTL_S``); if the resident's next message reaches another worker or a
-restarted one, the resident is asked to send them again. Only counts and the
-prompted digits (not secret) are kept in the state.
+held encrypted in the dialogue's database (:class:`bot.enrollment_media.PendingSamples`),
+so the resident's next message may reach another worker or a restarted one and
+the enrollment continues; they are deleted once the enrollment is done, fails,
+is cancelled, or after ``_PENDING_TTL_S``. Only counts and the prompted digits
+(not secret) are kept in the state. Should the samples be gone anyway (expired),
+the resident is asked to send them again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 from billtalk.logs import get_logger
+from bot.enrollment_media import PendingSamples
 from bot.responses import ButtonSpec, Reply, Term
 from bot.turn import Turn
 from bot.verification import Challenge, Decision, Evidence, VerificationKind
@@ -69,32 +71,6 @@ VOICE_CODES = frozenset(
 )
 
 
-class PendingSamples:
-    """Per-process, short-lived holding area for enrollment samples (never persisted)."""
-
-    def __init__(self, ttl_s: float = _PENDING_TTL_S) -> None:
-        self._ttl = ttl_s
-        self._items: dict[str, tuple[float, list[Any]]] = {}
-
-    def get(self, key: str) -> list[Any]:
-        """The samples collected under ``key`` (empty when none or expired)."""
-        now = time.monotonic()
-        for k in [k for k, (t, _) in self._items.items() if now - t > self._ttl]:
-            del self._items[k]
-        return list(self._items.get(key, (0.0, []))[1])
-
-    def put(self, key: str, samples: list[Any]) -> None:
-        """Replace the samples held under ``key``."""
-        self._items[key] = (time.monotonic(), list(samples))
-
-    def drop(self, key: str) -> None:
-        """Forget the samples held under ``key``."""
-        self._items.pop(key, None)
-
-    def __repr__(self) -> str:  # never show samples
-        return f"PendingSamples(conversations={len(self._items)})"
-
-
 class EnrollmentForm:
     """Runs biometric enrollment for the policy.
 
@@ -104,7 +80,7 @@ class EnrollmentForm:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.pending = PendingSamples()
+        self.pending = PendingSamples(policy.store, ttl_s=_PENDING_TTL_S)
 
     # -- helpers ----------------------------------------------------------------
 
