@@ -1,13 +1,22 @@
 """Spoken digit challenges: issuing random digits and checking what was said.
 
 A challenge is a fresh string of random digits from the operating system's
-CSPRNG. Whether an utterance answers it is decided on the digits speech
-recognition heard, with a small tolerance: the Levenshtein distance between the
-expected and the heard digit strings (a substituted, missing or extra digit each
-count one) must not exceed ``max_errors``. The tolerance absorbs recogniser
-mistakes on real voices; the chance that a recording of some *other* random
-challenge falls within it is tiny (about 5.5e-5 for 6 digits and one error, see
-``docs/voice.md``), which is what makes replaying an old recording fail.
+CSPRNG. Whether an utterance answers it is decided in one of two ways:
+
+* **likelihood check** (the default for the step-up, ``digit_check="likelihood"``):
+  the recording is scored against the *expected* digits, as the acoustic
+  model's log-likelihood ratio between the expected digits and the best free
+  digit string of the same length, per frame
+  (:func:`bot.speech.digit_verify.score_expected_digits`); it passes when the
+  score reaches ``min_score``. The recogniser does not have to get every digit
+  right, only to find the expected ones about as likely as anything else;
+* **recognise then compare** (``digit_check="recognise"``, and whenever no score
+  is available): the Levenshtein distance between the expected and the heard
+  digit strings (a substituted, missing or extra digit each count one) must not
+  exceed ``max_errors``.
+
+Either way a recording of some *other* random challenge (a replay) must fail;
+the measured and computed rates are in ``docs/voice.md``.
 """
 
 from __future__ import annotations
@@ -57,18 +66,33 @@ class DigitCheck:
         expected: The digits that were asked for.
         heard: The digits speech recognition returned.
         errors: Their edit distance.
-        max_errors: The tolerance applied.
+        max_errors: The edit-distance tolerance (used when there is no score).
+        score: The likelihood score of the recording against ``expected``
+            (see :func:`bot.speech.digit_verify.score_expected_digits`), if measured.
+        min_score: The score needed to pass, if the likelihood check applies.
     """
 
     expected: str
     heard: str
     errors: int
     max_errors: int
+    score: float | None = None
+    min_score: float | None = None
+
+    @property
+    def method(self) -> str:
+        """``"likelihood"`` when the score decides, else ``"edit_distance"``."""
+        decided_by_score = self.score is not None and self.min_score is not None
+        return "likelihood" if decided_by_score else "edit_distance"
 
     @property
     def passed(self) -> bool:
-        """Whether the heard digits are close enough to the expected ones."""
-        return bool(self.heard) and self.errors <= self.max_errors
+        """Whether the recording answers the expected digits."""
+        if not self.heard:
+            return False
+        if self.score is not None and self.min_score is not None:
+            return self.score >= self.min_score
+        return self.errors <= self.max_errors
 
     @property
     def correct_in_position(self) -> int:
@@ -76,10 +100,22 @@ class DigitCheck:
         return sum(1 for e, h in zip(self.expected, self.heard, strict=False) if e == h)
 
 
-def check_digits(expected: str, heard: str, *, max_errors: int) -> DigitCheck:
-    """Compare the expected digits with the heard ones (non-digits in either are ignored)."""
+def check_digits(
+    expected: str,
+    heard: str,
+    *,
+    max_errors: int,
+    score: float | None = None,
+    min_score: float | None = None,
+) -> DigitCheck:
+    """Decide whether an answer says the expected digits (non-digits are ignored).
+
+    With both ``score`` and ``min_score`` the likelihood score decides;
+    otherwise the edit distance between ``expected`` and ``heard`` must be at
+    most ``max_errors``. Nothing heard never passes.
+    """
     expected, heard = only_digits(expected), only_digits(heard)
-    return DigitCheck(expected, heard, digit_errors(expected, heard), max_errors)
+    return DigitCheck(expected, heard, digit_errors(expected, heard), max_errors, score, min_score)
 
 
 @dataclass(frozen=True)
@@ -89,13 +125,18 @@ class HeardDigits:
     Attributes:
         digits: The recognised digits, e.g. ``"471902"`` (empty if none).
         confidence: The recogniser's confidence in ``[0, 1]``, when it gives one.
+        score: The likelihood score against the expected digits, when they
+            were given (see :func:`bot.speech.digit_verify.score_expected_digits`).
     """
 
     digits: str
     confidence: float | None = None
+    score: float | None = None
 
 
-def hear_digits(audio: bytes | Path | Audio, *, expected_len: int | None) -> HeardDigits:
+def hear_digits(
+    audio: bytes | Path | Audio, *, expected_len: int | None, expected: str | None = None
+) -> HeardDigits:
     """Recognise a spoken digit string with the speech layer's digit recogniser.
 
     Args:
@@ -103,10 +144,19 @@ def hear_digits(audio: bytes | Path | Audio, *, expected_len: int | None) -> Hea
             :class:`bot.speech.audio.Audio` (then it is not decoded again).
         expected_len: How many digits were asked for (lets the recogniser use a
             grammar of that length).
+        expected: The digits that were asked for. When given, the recording is
+            also scored against them (``score``), and ``digits`` is the free
+            decode of the same length from the same (comparable) search.
 
     Raises:
         bot.speech.audio.AudioError: The audio could not be decoded.
+        ValueError: ``expected`` is not a string of ASCII digits.
     """
+    if expected is not None:
+        from bot.speech.digit_verify import score_expected_digits
+
+        result = score_expected_digits(audio, only_digits(expected) or expected)
+        return HeardDigits(result.heard, None, round(result.score, 4))
     from bot.speech import recognize_digits
 
     transcript = recognize_digits(audio, expected_len=expected_len)

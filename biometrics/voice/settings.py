@@ -10,6 +10,7 @@ so there is a single threshold in the product.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: Cosine similarity (voiceprint vs. template) at or above which a voice matches.
 #: Chosen for a target FAR of 0.1% with a safety margin; see docs/voice.md.
 DEFAULT_MATCH_THRESHOLD = 0.80
+
+#: Likelihood score (expected digits vs. the best free digit string, per frame,
+#: pocketsphinx log units) at or above which a challenge answer passes.
+#: Calibrated on real FSDD voices; see docs/voice.md.
+DEFAULT_MIN_DIGIT_SCORE = -5.0
 
 
 class VoiceSettings(BaseSettings):
@@ -27,8 +33,14 @@ class VoiceSettings(BaseSettings):
             enrolled template at or above which the voice matches.
         challenge_digits: Length of the spoken verification challenge.
         challenge_ttl_s: Seconds after which a challenge can no longer be answered.
+        digit_check: How a challenge answer is checked: ``"likelihood"`` scores
+            the recording against the expected digits (``min_digit_score``);
+            ``"recognise"`` recognises the digits and compares them
+            (``max_digit_errors``), the only choice for engines without scores.
+        min_digit_score: Likelihood score a challenge answer needs.
         max_digit_errors: Edit distance (substituted, missing or extra digits)
-            tolerated between the challenge and what speech recognition heard.
+            tolerated between the challenge and what speech recognition heard,
+            with ``digit_check="recognise"``.
         enroll_utterances: Prompted digit strings spoken at enrollment.
         enroll_digits: Digits per enrollment prompt.
         enroll_max_digit_errors: Tolerated edit distance for an enrollment prompt.
@@ -43,6 +55,8 @@ class VoiceSettings(BaseSettings):
     match_threshold: float = Field(default=DEFAULT_MATCH_THRESHOLD, gt=0.0, lt=1.0)
     challenge_digits: int = Field(default=6, ge=4, le=12)
     challenge_ttl_s: float = Field(default=60.0, gt=0)
+    digit_check: Literal["likelihood", "recognise"] = "likelihood"
+    min_digit_score: float = Field(default=DEFAULT_MIN_DIGIT_SCORE, le=0.0)
     max_digit_errors: int = Field(default=1, ge=0, le=3)
     enroll_utterances: int = Field(default=5, ge=1, le=20)
     enroll_digits: int = Field(default=4, ge=4, le=12)

@@ -3,9 +3,11 @@
 :class:`VoiceVerifier` implements :class:`bot.verification.Verifier` for the
 ``voice`` kind. One attempt passes only if **both** hold:
 
-- *liveness / anti-replay*: speech recognition hears the challenge digits
-  (within ``max_digit_errors``) before the challenge expires (60 s). A recording
-  of an earlier challenge says other digits and fails;
+- *liveness / anti-replay*: the recording says the challenge digits before the
+  challenge expires (60 s): its likelihood score against the expected digits
+  reaches ``min_digit_score`` (or, with ``digit_check="recognise"``, the
+  recognised digits are within ``max_digit_errors``). A recording of an earlier
+  challenge says other digits and fails;
 - *identity*: the cosine similarity between the utterance's voiceprint and the
   enrolled template reaches ``match_threshold`` (calibrated for FAR <= 0.1%).
 
@@ -165,15 +167,28 @@ class VoiceVerifier:
         except VoiceAudioError as exc:
             return self._result(Decision.RETRY, exc.code, details={"message": exc.message})
         similarity = round(score(template, probe), 4)
+        likelihood = s.digit_check == "likelihood"
         try:
-            heard = self._hear(decoded, expected_len=len(expected))
+            if likelihood:
+                heard = self._hear(decoded, expected_len=len(expected), expected=expected)
+            else:
+                heard = self._hear(decoded, expected_len=len(expected))
         except (VoiceAudioError, AudioError) as exc:
             code = voice_code(exc.code)
             return self._result(Decision.RETRY, code, details={"message": exc.message})
-        check = check_digits(expected, heard.digits, max_errors=s.max_digit_errors)
+        check = check_digits(
+            expected,
+            heard.digits,
+            max_errors=s.max_digit_errors,
+            score=heard.score if likelihood else None,
+            min_score=s.min_digit_score if likelihood else None,
+        )
         details: dict[str, Any] = {
             "voiced_s": round(probe.voiced_s, 2),
             "duration_s": round(probe.duration_s, 2),
+            "digit_check": check.method,
+            "digit_score": check.score,
+            "min_digit_score": check.min_score,
             "digit_errors": check.errors,
             "digits_heard": len(check.heard),
             "digits_correct_in_position": check.correct_in_position,
