@@ -219,7 +219,13 @@ class DialogueEngine:
         return await self.notices.deliver(channel=channel, resident_id=resident_id, limit=limit)
 
     async def _claim_payment_notice(self, turn: Turn, ctx: ActionContext, payment_id: str) -> bool:
-        return await self.notices.claim_payment_notice(ctx.client, payment_id, turn.message.channel)
+        notice = await self.notices.claim_payment_notice(
+            ctx.client, payment_id, turn.message.channel, turn.language
+        )
+        if notice is None:
+            return False
+        turn.notices.append(notice)
+        return True
 
     # -- the turn ------------------------------------------------------------------
 
@@ -285,10 +291,13 @@ class DialogueEngine:
                 flag_reason=turn.flag_reason,
                 resident_id=turn.resident_id,
                 household_id=turn.household_id,
+                notices=turn.notices,
             )
         except BaseException:
             self.store.release(conversation_id, owner)
             raise
+        if turn.notices:
+            await self.notices.mark_told_in_turn(turn.notices)
         return outgoing
 
     def _load_state(
@@ -325,6 +334,7 @@ class DialogueEngine:
         turn.error = error
         turn.keep_buttons = True  # the state is as before the turn, so are its buttons
         turn.replies = [r for r in turn.replies if r.key.startswith("session_")]
+        turn.notices = []  # their replies are dropped: a later turn or poll tells them
         turn.say(key)
 
     async def _unlinked(self, turn: Turn) -> None:

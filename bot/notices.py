@@ -10,12 +10,23 @@ reconciliation or a gateway webhook). :class:`NoticeCourier` delivers them:
 * a resident's next message also picks up the outcome of their pending payment
   (:meth:`NoticeCourier.claim_payment_notice`), so it is never said twice.
 
-**Exactly once.** A notice is first *claimed* by marking it delivered in the
-backend (a second claim gets ``409``, from any worker), and only then written
-to the conversation, under the conversation's lease, as a ``notice`` event with
-the rendered text; the state's ``pending_payment_id`` is cleared in the same
-transaction. A worker that dies between the claim and the write loses that one
-notice rather than sending it twice.
+**Exactly once.** A notice is first *written* into the conversation, under the
+conversation's lease, as a ``notice`` event with the rendered text, together
+with a row in ``bot_notice_deliveries`` keyed by the backend's notice id (the
+state's ``pending_payment_id`` is cleared in the same transaction). The key
+makes a second write of the same notice, by any worker, a no-op. Only then is
+the notice marked delivered in the backend, and whoever's mark is accepted
+(a second mark gets ``409``) hands it to the channel. A worker that dies
+between the two steps leaves the notice pending in the backend: the next poll,
+by any worker, finds it already written, only marks it, and hands the written
+text to the channel. So the resident is told once, and nothing is lost short of
+the channel's own send failing after the hand-over.
+
+A resident's own turn may tell a settled payment's outcome itself
+(:meth:`NoticeCourier.claim_payment_notice`): the turn's commit records the
+notice (``turn`` mode) with the turn's log row, and the engine marks it after
+the commit. A poll that finds a ``turn`` notice only marks it; the turn's reply
+was the telling.
 
 Which conversation: a payment's outcome goes to the conversation that is
 waiting for it (its ``pending_payment_id``); anything else to the household's
@@ -38,7 +49,7 @@ from billtalk.logs import get_logger
 from bot.messages import OutgoingMessage
 from bot.responses import Money, Reply
 from bot.state import ConversationState
-from bot.store import ConversationRow
+from bot.store import ConversationRow, NoticeAlreadyWrittenError, NoticeWrite
 
 if TYPE_CHECKING:
     from bot.engine import DialogueEngine
@@ -136,10 +147,34 @@ class NoticeCourier:
 
     async def _deliver_one(self, notice: Any, row: ConversationRow) -> Delivery | None:
         engine = self.engine
-        try:
-            await engine.billing.mark_notice_delivered(notice.notice_id, channel=row.channel)
-        except Conflict:
-            return None  # another worker (or the resident's own turn) delivered it
+        written = engine.store.notice_delivery(notice.notice_id)
+        if written is None:
+            await self._write(notice, row)
+            written = engine.store.notice_delivery(notice.notice_id)
+            if written is None:  # pragma: no cover - the write either wrote or found it
+                return None
+        # A crash before this line leaves the notice written and pending in the backend:
+        # the next poll (any worker) comes straight here.
+        if not await self.mark_delivered(notice.notice_id, written.channel):
+            return None  # another worker's mark was accepted: it hands it over
+        if written.mode != "poll":
+            return None  # told in the resident's turn
+        conversation = engine.store.get_conversation(written.conversation_id)
+        if conversation is None:  # pragma: no cover - rows are not deleted
+            return None
+        return Delivery(
+            conversation_id=conversation.id,
+            channel=conversation.channel,
+            external_user_id=conversation.external_user_id,
+            resident_id=conversation.resident_id,
+            notice_id=notice.notice_id,
+            kind=written.kind,
+            messages=(OutgoingMessage(text=written.text or "", language=written.language),),
+        )
+
+    async def _write(self, notice: Any, row: ConversationRow) -> None:
+        """Write the notice into ``row``'s conversation (no-op if it was written already)."""
+        engine = self.engine
         owner = uuid.uuid4().hex
         loaded = await engine.store.acquire(row.id, owner, engine.settings.lease_s)
         try:
@@ -153,7 +188,7 @@ class NoticeCourier:
             if payment_id and state.slots.get("pending_payment_id") == payment_id:
                 state.slots.pop("pending_payment_id", None)
             replies = await self.replies(notice)
-            messages = tuple(engine.render_replies(replies, state.language))
+            messages = engine.render_replies(replies, state.language)
             text = "\n".join(m.text for m in messages)
             engine.store.commit_event(
                 loaded,
@@ -171,47 +206,83 @@ class NoticeCourier:
                     "text": text,
                     "templates": [r.key for r in replies],
                 },
+                notice=NoticeWrite(
+                    notice_id=notice.notice_id,
+                    kind=str(notice.kind),
+                    mode="poll",
+                    channel=row.channel,
+                    language=messages[0].language,
+                    text=text,
+                ),
             )
+        except NoticeAlreadyWrittenError:
+            engine.store.release(row.id, owner)  # another worker wrote it: just mark it
         except BaseException:
             engine.store.release(row.id, owner)
             log.exception("notice_delivery_failed", notice_id=notice.notice_id)
             raise
-        return Delivery(
-            conversation_id=row.id,
-            channel=row.channel,
-            external_user_id=row.external_user_id,
-            resident_id=row.resident_id,
-            notice_id=notice.notice_id,
-            kind=notice.kind,
-            messages=messages,
-        )
+
+    async def mark_delivered(self, notice_id: int, channel: str) -> bool:
+        """Tell the backend a written notice was delivered; whether this call's mark was accepted.
+
+        ``False`` when it was already marked (``409``): by another worker, which
+        then hands the notice to the channel.
+        """
+        try:
+            await self.engine.billing.mark_notice_delivered(notice_id, channel=channel)
+        except Conflict:
+            return False
+        self.engine.store.notice_marked(notice_id, self.engine.clock())
+        return True
 
     # -- within a turn --------------------------------------------------------------
 
-    async def claim_payment_notice(self, client: Any, payment_id: str, channel: str) -> bool:
-        """Claim the outcome notice of a settled payment for the resident's own turn.
+    async def claim_payment_notice(
+        self, client: Any, payment_id: str, channel: str, language: str
+    ) -> NoticeWrite | None:
+        """The outcome notice of a settled payment, for the resident's own turn to tell.
+
+        Nothing is written or marked here: the turn's commit records the returned
+        notice with its log row (``commit_turn(notices=...)``), and the engine marks
+        it delivered after that commit (:meth:`mark_delivered`).
 
         Args:
             client: The resident-scoped billing client (lists the household's notices).
             payment_id: The settled payment.
             channel: The turn's channel.
+            language: The turn's language.
 
         Returns:
-            Whether this turn should tell the outcome: ``False`` when the notice was
-            already delivered (or claimed by a poller that will write it here).
+            The notice to record, or ``None`` when the turn must not tell it: it was
+            already delivered, or written into a conversation by a poller (which
+            hands it over).
         """
         try:
             notices = await client.pending_notices(limit=200)
         except BillingError:
-            return False
+            return None
         notice = next((n for n in notices if getattr(n, "payment_id", None) == payment_id), None)
-        if notice is None:
-            return False
-        try:
-            await self.engine.billing.mark_notice_delivered(notice.notice_id, channel=channel)
-        except Conflict:
-            return False
-        return True
+        if notice is None or self.engine.store.notice_delivery(notice.notice_id) is not None:
+            return None
+        return NoticeWrite(
+            notice_id=notice.notice_id,
+            kind=str(notice.kind),
+            mode="turn",
+            channel=channel,
+            language=language if language in ("en", "zh") else "en",
+        )
+
+    async def mark_told_in_turn(self, notices: list[NoticeWrite]) -> None:
+        """After a turn's commit: mark the notices it told delivered in the backend.
+
+        A failure is only logged: the notice stays pending in the backend, and the
+        next poll finds it written (``turn`` mode) and only marks it.
+        """
+        for notice in notices:
+            try:
+                await self.mark_delivered(notice.notice_id, notice.channel)
+            except Exception:
+                log.exception("notice_mark_failed", notice_id=notice.notice_id)
 
     # -- rendering ------------------------------------------------------------------
 

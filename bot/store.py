@@ -44,6 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from billtalk.db import upgrade
@@ -153,6 +154,33 @@ class EnrollmentMediaRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class NoticeDeliveryRow(Base):
+    """A backend notice written into a conversation (``bot.notices``): at most one row each.
+
+    The primary key is the backend's notice id, so a notice can be written into
+    the conversations once only, whichever worker tries; the backend is told it
+    was delivered only afterwards (``marked_at``).
+    """
+
+    __tablename__ = "bot_notice_deliveries"
+
+    notice_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    conversation_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("bot_conversations.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    #: ``poll``: written as an event, the channel sends it when the backend
+    #: accepts the delivery; ``turn``: told in a resident's turn reply.
+    mode: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8))
+    #: What the resident is told (``poll`` mode), for a retry to send.
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: When the backend accepted the delivery (``None`` until then).
+    marked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class PinRow(Base):
     __tablename__ = "bot_pins"
 
@@ -204,6 +232,10 @@ class ConcurrentTurnError(RuntimeError):
     """Another worker changed the conversation (or took its lease) during this turn."""
 
 
+class NoticeAlreadyWrittenError(RuntimeError):
+    """The notice was already written into a conversation; nothing was written now."""
+
+
 class ConversationBusyError(RuntimeError):
     """The conversation's lease could not be taken in time."""
 
@@ -223,6 +255,18 @@ class LoadedConversation:
     state: dict[str, Any]
     version: int
     turns: int
+
+
+@dataclass(frozen=True)
+class NoticeWrite:
+    """A backend notice to record as written into a conversation (``NoticeDeliveryRow``)."""
+
+    notice_id: int
+    kind: str
+    mode: str
+    channel: str
+    language: str
+    text: str | None = None
 
 
 @dataclass
@@ -407,11 +451,16 @@ class ConversationStore:
         flag_reason: str | None,
         resident_id: str | None,
         household_id: str | None,
+        notices: tuple[NoticeWrite, ...] | list[NoticeWrite] = (),
     ) -> None:
         """Write the new state and the turn's log row in one transaction, releasing the lease.
 
+        ``notices`` the turn's replies told (a settled payment's outcome) are
+        recorded in the same transaction.
+
         Raises:
-            ConcurrentTurnError: the row's version or lease changed since :meth:`acquire`.
+            ConcurrentTurnError: the row's version or lease changed since :meth:`acquire`,
+                or one of ``notices`` was written meanwhile (by another conversation).
         """
         with self.session() as s:
             changed = s.execute(
@@ -463,6 +512,11 @@ class ConversationStore:
                     error=record.error,
                 )
             )
+            for notice in notices:
+                try:
+                    self._add_notice(s, loaded.conversation_id, notice, record.at)
+                except NoticeAlreadyWrittenError as exc:
+                    raise ConcurrentTurnError(loaded.conversation_id) from exc
 
     def commit_event(
         self,
@@ -474,11 +528,16 @@ class ConversationStore:
         at: datetime,
         actor: str | None = None,
         data: dict[str, Any] | None = None,
+        notice: NoticeWrite | None = None,
     ) -> None:
         """Write a new state and an event (not a turn) in one transaction, releasing the lease.
 
+        With ``notice``, the event tells that backend notice, recorded in the same
+        transaction: if it was already written (into any conversation), nothing is.
+
         Raises:
             ConcurrentTurnError: the row's version or lease changed since :meth:`acquire`.
+            NoticeAlreadyWrittenError: ``notice`` was already written.
         """
         with self.session() as s:
             changed = s.execute(
@@ -499,6 +558,8 @@ class ConversationStore:
             ).rowcount  # type: ignore[attr-defined]
             if changed != 1:
                 raise ConcurrentTurnError(loaded.conversation_id)
+            if notice is not None:
+                self._add_notice(s, loaded.conversation_id, notice, at)
             self._add_event(s, loaded.conversation_id, event, at, actor, data)
 
     def get_conversation(self, conversation_id: str) -> ConversationRow | None:
@@ -604,6 +665,45 @@ class ConversationStore:
                     .where(EventRow.conversation_id == conversation_id)
                     .order_by(EventRow.id)
                 )
+            )
+
+    # -- notices ----------------------------------------------------------------
+
+    @staticmethod
+    def _add_notice(s: Session, conversation_id: str, notice: NoticeWrite, at: datetime) -> None:
+        """Record ``notice`` as written (in ``s``'s transaction), or raise if it already was."""
+        if s.get(NoticeDeliveryRow, notice.notice_id) is not None:
+            raise NoticeAlreadyWrittenError(notice.notice_id)
+        s.add(
+            NoticeDeliveryRow(
+                notice_id=notice.notice_id,
+                conversation_id=conversation_id,
+                kind=notice.kind,
+                mode=notice.mode,
+                channel=notice.channel,
+                language=notice.language,
+                text=notice.text,
+                written_at=at,
+            )
+        )
+        try:
+            s.flush()  # a concurrent writer loses on the primary key
+        except IntegrityError as exc:
+            raise NoticeAlreadyWrittenError(notice.notice_id) from exc
+
+    def notice_delivery(self, notice_id: int) -> NoticeDeliveryRow | None:
+        """Where and how a backend notice was written, or ``None`` if it was not."""
+        with self.session() as s:
+            return s.get(NoticeDeliveryRow, notice_id)
+
+    def notice_marked(self, notice_id: int, at: datetime) -> None:
+        """Note that the backend accepted the notice's delivery."""
+        with self.session() as s:
+            s.execute(
+                update(NoticeDeliveryRow)
+                .where(NoticeDeliveryRow.notice_id == notice_id)
+                .values(marked_at=at)
+                .execution_options(synchronize_session=False)
             )
 
     # -- PINs --------------------------------------------------------------------

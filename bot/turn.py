@@ -10,6 +10,7 @@ from actions.base import ActionContext, ActionResult
 from bot.messages import IncomingMessage
 from bot.responses import Reply
 from bot.state import ConversationState
+from bot.store import NoticeWrite
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Turn:
     actions: list[str] = field(default_factory=list)
     verification: list[dict[str, Any]] = field(default_factory=list)
     payment_ids: list[str] = field(default_factory=list)
+    #: Backend notices this turn's replies tell (recorded with the turn, marked after it).
+    notices: list[NoticeWrite] = field(default_factory=list)
     #: The text is a secret (a PIN): it is masked entirely in the log.
     secret: bool = False
     error: str | None = None

@@ -16,6 +16,8 @@ from bot.store import (
     ConcurrentTurnError,
     ConversationBusyError,
     ConversationStore,
+    NoticeAlreadyWrittenError,
+    NoticeWrite,
     TurnRecord,
     ensure_schema,
 )
@@ -163,3 +165,59 @@ def test_links_and_pins(store: ConversationStore) -> None:
     assert store.linked_resident("telegram", user) == ("r-1", "hh-1")
     store.set_pin_hash("r-1", "$argon2id$x", NOW)
     assert store.get_pin_hash("r-1") == "$argon2id$x"
+
+
+def _notice(mode: str = "poll") -> NoticeWrite:
+    # random ids: the PostgreSQL database is shared by the session's tests
+    return NoticeWrite(
+        notice_id=uuid.uuid4().int % 2_000_000_000,
+        kind="payment_succeeded",
+        mode=mode,
+        channel="telegram",
+        language="en",
+        text="Your payment has gone through.",
+    )
+
+
+async def test_a_notice_is_written_once_whoever_writes_it(store: ConversationStore) -> None:
+    conv = store.conversation_id_for("telegram", uuid.uuid4().hex, "r-1", NOW)
+    other = store.conversation_id_for("telegram", uuid.uuid4().hex, "r-2", NOW)
+    notice = _notice()
+    loaded = await store.acquire(conv, "w1", 30)
+    store.commit_event(loaded, "w1", {"n": 1}, "notice", at=NOW, data={"x": 1}, notice=notice)
+    written = store.notice_delivery(notice.notice_id)
+    assert written is not None and written.conversation_id == conv and written.marked_at is None
+    assert written.text == notice.text and written.mode == "poll"
+    # a second write, into the same or another conversation, writes nothing at all
+    for target in (conv, other):
+        loaded = await store.acquire(target, "w2", 30)
+        with pytest.raises(NoticeAlreadyWrittenError):
+            store.commit_event(loaded, "w2", {"n": 2}, "notice", at=NOW, notice=notice)
+        store.release(target, "w2")
+        again = await store.acquire(target, "w3", 30)
+        assert again.state == ({"n": 1} if target == conv else {})
+        store.release(target, "w3")
+    assert [e.event for e in store.events(conv)] == ["notice"]
+    assert store.events(other) == []
+    store.notice_marked(notice.notice_id, NOW)
+    assert store.notice_delivery(notice.notice_id).marked_at is not None  # type: ignore[union-attr]
+
+
+async def test_a_turn_telling_an_already_written_notice_writes_nothing(
+    store: ConversationStore,
+) -> None:
+    conv = store.conversation_id_for("telegram", uuid.uuid4().hex, "r-1", NOW)
+    other = store.conversation_id_for("telegram", uuid.uuid4().hex, "r-1", NOW)
+    notice = _notice("turn")
+    loaded = await store.acquire(conv, "w1", 30)
+    commit = dict(
+        status="active", flagged=False, flag_reason=None, resident_id="r-1", household_id="hh-1"
+    )
+    store.commit_turn(loaded, "w1", {"n": 1}, record(), notices=[notice], **commit)  # type: ignore[arg-type]
+    assert store.notice_delivery(notice.notice_id).mode == "turn"  # type: ignore[union-attr]
+    loaded = await store.acquire(other, "w2", 30)
+    with pytest.raises(ConcurrentTurnError):
+        store.commit_turn(loaded, "w2", {"n": 1}, record(), notices=[notice], **commit)  # type: ignore[arg-type]
+    store.release(other, "w2")
+    assert store.turns(other) == []
+    assert store.notice_delivery(notice.notice_id).conversation_id == conv  # type: ignore[union-attr]
