@@ -30,11 +30,12 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def _load(model: Path | None) -> Any:
     import nlu
     from nlu.model import ModelFileError
+    from nlu.rasa_backend import RasaBackendError
     from nlu.rasa_yaml import RasaYamlError
 
     try:
         return nlu.load_model(model)
-    except (ModelFileError, RasaYamlError) as exc:
+    except (ModelFileError, RasaYamlError, RasaBackendError) as exc:
         raise _fail(str(exc)) from exc
 
 
@@ -100,13 +101,18 @@ def parse_command(
         "--model", help="Model folder (default: the shipped model, trained if missing).")] = None,
 ) -> None:
     """Print the Rasa /model/parse JSON of a message (or one JSON line per stdin line)."""
+    from nlu.rasa_backend import RasaBackendError
+
     loaded = _load(model)
-    if text != "-":
-        _write_json(loaded.parse(text))
-        return
-    for batch in _stdin_batches(sys.stdin.fileno()):
-        for result in loaded.parse_many(batch):
-            _write_json(result)
+    try:
+        if text != "-":
+            _write_json(loaded.parse(text))
+            return
+        for batch in _stdin_batches(sys.stdin.fileno()):
+            for result in loaded.parse_many(batch):
+                _write_json(result)
+    except RasaBackendError as exc:  # BILLTALK_NLU_BACKEND=rasa and the server failed
+        raise _fail(str(exc)) from exc
 
 
 @nlu_app.command("test")
@@ -117,6 +123,7 @@ def test_command(
 ) -> None:
     """Evaluate a model on labelled data; write report.json, report.md and PNG plots."""
     from nlu.evaluate import evaluate_model, write_report
+    from nlu.rasa_backend import RasaBackendError
     from nlu.rasa_yaml import RasaYamlError, load_training_data
 
     try:
@@ -124,7 +131,10 @@ def test_command(
     except RasaYamlError as exc:
         raise _fail(str(exc)) from exc
     loaded = _load(model)
-    report = evaluate_model(loaded, dataset, progress=True)
+    try:
+        report = evaluate_model(loaded, dataset, progress=True)
+    except RasaBackendError as exc:
+        raise _fail(str(exc)) from exc
     write_report(report, out)
     _write_json({"out": str(out), **report["summary"]})
 

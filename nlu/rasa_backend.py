@@ -14,6 +14,8 @@ How to start a server is in ``docs/nlu.md``.
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import date
 from typing import Any
 
@@ -21,6 +23,25 @@ import httpx
 
 from nlu.language import detect_language
 from nlu.settings import get_nlu_settings
+
+_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"']+")
+
+
+class _RedactToken(logging.Filter):
+    """Hide ``?token=...`` in httpx's request log lines (Rasa takes the token only as a
+    query parameter, and httpx logs every request URL at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = _TOKEN_IN_URL.sub(r"\1***", message), None
+        return True
+
+
+def _install_redaction() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactToken) for f in logger.filters):
+        logger.addFilter(_RedactToken())
 
 
 class RasaBackendError(RuntimeError):
@@ -43,7 +64,9 @@ class RasaHttpModel:
         if not url:
             raise RasaBackendError("BILLTALK_NLU_RASA_URL is not set")
         self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
         self._params = {"token": token} if token else {}
+        _install_redaction()
         self._client = httpx.Client(timeout=timeout_s, transport=transport)
 
     def close(self) -> None:
@@ -56,24 +79,47 @@ class RasaHttpModel:
         ``reference_date`` is not part of Rasa's API and is ignored.
 
         Raises:
-            RasaBackendError: On connection errors, timeouts or non-2xx answers.
+            RasaBackendError: On connection errors, timeouts, a rejected token, error
+                answers, or an answer that is not a JSON object (not a Rasa server).
         """
         del reference_date
         text = text[: get_nlu_settings().max_chars]
         try:
             response = self._client.post(f"{self.url}/model/parse", params=self._params,
                                          json={"text": text})
+        except httpx.TimeoutException as exc:
+            raise RasaBackendError(
+                f"Rasa server {self.url} did not answer within {self.timeout_s:g} s "
+                f"({type(exc).__name__})"
+            ) from exc
         except httpx.HTTPError as exc:
             raise RasaBackendError(f"Rasa server {self.url} unreachable: {exc}") from exc
+        if response.status_code in (401, 403):
+            hint = ("set BILLTALK_NLU_RASA_TOKEN to the server's --auth-token"
+                    if not self._params else "BILLTALK_NLU_RASA_TOKEN does not match "
+                    "the server's --auth-token")
+            raise RasaBackendError(
+                f"Rasa server {self.url} refused the request ({response.status_code}): {hint}"
+            )
         if response.status_code >= 400:
             raise RasaBackendError(
-                f"Rasa server answered {response.status_code}: {response.text[:200]}"
+                f"Rasa server {self.url} answered {response.status_code}: {response.text[:200]}"
             )
-        result: dict[str, Any] = response.json()
+        try:
+            result = response.json()
+        except ValueError as exc:
+            raise RasaBackendError(
+                f"{self.url}/model/parse did not answer JSON (is it a Rasa server started "
+                f"with --enable-api?): {response.text[:100]!r}"
+            ) from exc
+        if not isinstance(result, dict):
+            raise RasaBackendError(f"{self.url}/model/parse answered {type(result).__name__}, "
+                                   "not a parse result object")
         result.setdefault("language", detect_language(text))
         result.setdefault("entities", [])
         result.setdefault("intent_ranking", [])
-        if not result.get("intent") or result["intent"].get("name") is None:
+        intent = result.get("intent")
+        if not isinstance(intent, dict) or intent.get("name") is None:
             result["intent"] = {"name": "nlu_fallback", "confidence": 1.0}
         return result
 
