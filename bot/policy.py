@@ -174,7 +174,13 @@ class Policy:
         if payload is not None:
             await self.on_payload(turn, payload)
             return
-        if message.attachments and state.active_form == "enrollment":
+        if message.attachments and (
+            state.active_form == "enrollment"
+            or (
+                state.active_form == "pin_setup"
+                and (state.pin_setup or {}).get("for") == "biometrics"
+            )
+        ):
             await self.enrollment.attachments(turn)
             return
         if message.attachments and state.form_step == "verify" and state.verification:
@@ -369,6 +375,8 @@ class Policy:
         if turn.state.active_form == "payment":
             self.form.cancel(turn)
         elif turn.state.active_form == "pin_setup":
+            if (turn.state.pin_setup or {}).get("for") == "biometrics":
+                self.enrollment.discard_early(turn)
             turn.state.clear_form()
             turn.actions.append("cancel_pin_setup")
             turn.say("pin_setup_cancelled")

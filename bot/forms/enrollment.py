@@ -18,6 +18,17 @@ the enrollment continues; they are deleted once the enrollment is done, fails,
 is cancelled, or after ``_PENDING_TTL_S``. Only counts and the prompted digits
 (not secret) are kept in the state. Should the samples be gone anyway (expired),
 the resident is asked to send them again.
+
+A photo or voice note sent *before* the form asks for it (while the PIN is set
+up or asked for, or at the Face / Voice choice) is kept the same way, under the
+session's ``:early`` key, and the resident is told so. A photo at the choice
+starts the face enrollment, a voice note the voice one. When the face step
+starts, the kept photos are used as if just sent. A voice note cannot have
+read digits nobody had asked for yet, so when the voice step starts the digits
+heard in it become its prompt and it is used as the first of the recordings
+(the others are prompted as usual, and all must sound like the same speaker);
+if no full digit string is heard in it, the resident is told why and prompted
+as usual. Kept samples of the other kind are deleted unused.
 """
 
 from __future__ import annotations
@@ -105,11 +116,15 @@ class EnrollmentForm:
     def _key(turn: Turn) -> str:
         return f"{turn.conversation_id}:{turn.state.session_id}"
 
+    def _early_key(self, turn: Turn) -> str:
+        return f"{self._key(turn)}:early"
+
     def _verified(self, turn: Turn) -> bool:
         return turn.state.slots.get("enroll_verified") == turn.state.session_id
 
     def _finish(self, turn: Turn) -> None:
         self.pending.drop(self._key(turn))
+        self.pending.drop(self._early_key(turn))
         turn.state.clear_form()
         turn.state.slots.pop("enroll", None)
 
@@ -197,11 +212,14 @@ class EnrollmentForm:
         state = turn.state
         state.active_form = "enrollment"
         kind = str((state.slots.get("enroll") or {}).get("kind") or "")
+        if not kind:  # what was sent early answers the question
+            kind = self._early_kind(turn)
+            kind = kind if kind in self._kinds() else ""
         if kind == "face":
-            self._start_face(turn)
+            await self._start_face(turn)
             return
         if kind == "voice":
-            self._start_voice(turn)
+            await self._start_voice(turn)
             return
         state.form_step = "enroll_choice"
         buttons = [
@@ -225,9 +243,9 @@ class EnrollmentForm:
             turn.say("enroll_not_verified")
             return
         if kind == "face" and "face" in self._kinds():
-            self._start_face(turn)
+            await self._start_face(turn)
         elif kind == "voice" and "voice" in self._kinds():
-            self._start_voice(turn)
+            await self._start_voice(turn)
         elif kind == "delete":
             state.form_step = "enroll_delete"
             turn.add(
@@ -247,15 +265,20 @@ class EnrollmentForm:
 
     # -- face -------------------------------------------------------------------
 
-    def _start_face(self, turn: Turn) -> None:
+    async def _start_face(self, turn: Turn) -> None:
         state = turn.state
+        early = self._take_early(turn, "face")
         state.form_step = "enroll_face"
         state.slots["enroll"] = {"kind": "face", "photos": 0}
         self.pending.drop(self._key(turn))
         turn.actions.append("enroll_face_start")
         turn.say("enroll_face_prompt", max=MAX_PHOTOS)
+        if early:
+            turn.actions.append("enroll_early_media_used")
+            turn.say("enroll_media_used_face", count=len(early))
+            await self._face_photos(turn, early)
 
-    async def _face_photos(self, turn: Turn) -> None:
+    async def _face_photos(self, turn: Turn, images: list[bytes] | None = None) -> None:
         from biometrics.face.service import observe
 
         key = self._key(turn)
@@ -264,15 +287,16 @@ class EnrollmentForm:
         if len(photos) != int(slot.get("photos") or 0):
             photos = []  # another worker or a restart: the earlier photos are gone
             turn.say("enroll_samples_lost")
-        images = [a for a in turn.message.attachments if a.kind == "image"]
+        if images is None:
+            images = [a.data for a in turn.message.attachments if a.kind == "image"]
         if not images:
             turn.say("enroll_face_need_photo")
             return
-        for attachment in images:
+        for data in images:
             if len(photos) >= MAX_PHOTOS:
                 break
             try:
-                await asyncio.to_thread(observe, attachment.data)
+                await asyncio.to_thread(observe, data)
             except Exception as exc:  # FaceError: a clear re-ask, nothing kept
                 code = str(getattr(exc, "code", "") or "")
                 turn.actions.append(f"enroll_face_rejected:{code or type(exc).__name__}")
@@ -280,7 +304,7 @@ class EnrollmentForm:
                     "enroll_face_rejected", reason=Term("enroll_error", _code(code, FACE_CODES))
                 )
                 continue
-            photos.append(attachment.data)
+            photos.append(data)
         self.pending.put(key, photos)
         slot["photos"] = len(photos)
         if len(photos) >= MAX_PHOTOS:
@@ -319,17 +343,106 @@ class EnrollmentForm:
 
     # -- voice ------------------------------------------------------------------
 
-    def _start_voice(self, turn: Turn) -> None:
+    async def _start_voice(self, turn: Turn) -> None:
         from biometrics.voice.enrollment import enrollment_prompts
 
         prompts = enrollment_prompts()
         state = turn.state
+        early = self._take_early(turn, "voice")
         state.form_step = "enroll_voice"
         state.slots["enroll"] = {"kind": "voice", "prompts": prompts, "index": 0}
         self.pending.drop(self._key(turn))
         turn.actions.append("enroll_voice_start")
         turn.say("enroll_voice_prompt", count=len(prompts))
+        if early:
+            await self._early_voice(turn, early[-1].audio)
         self._voice_prompt(turn)
+
+    async def _early_voice(self, turn: Turn, audio: bytes) -> None:
+        """Use a voice note sent before the prompts as the first recording, if it can be."""
+        from biometrics.voice.enrollment import EnrollmentSample
+
+        slot = turn.state.slots["enroll"]
+        length = len(str(slot["prompts"][0]))
+        turn.actions.append("enroll_early_media_used")
+        try:
+            heard = await asyncio.to_thread(_heard_digits, audio, length)
+        except Exception as exc:  # an unreadable file: the usual prompts follow
+            heard, code = "", str(getattr(exc, "code", "") or "corrupt_audio")
+        else:
+            code = "" if len(heard) == length else "wrong_digits"
+        if not code:
+            code = await self._voice_problem(EnrollmentSample(audio, heard)) or ""
+        if code:
+            turn.actions.append(f"enroll_voice_rejected:{code}")
+            turn.say(
+                "enroll_media_unusable_voice",
+                reason=Term("enroll_error", _code(code, VOICE_CODES)),
+            )
+            return
+        slot["prompts"][0] = heard
+        slot["index"] = 1
+        self.pending.put(self._key(turn), [EnrollmentSample(audio, heard)])
+        turn.say("enroll_media_used_voice")
+        turn.say("enroll_voice_got", count=1, total=len(slot["prompts"]))
+
+    @staticmethod
+    async def _voice_problem(sample: Any) -> str | None:
+        """Why one recording cannot be used (an ``EnrollmentError`` code), or ``None``."""
+        from biometrics.voice.enrollment import EnrollmentError, build_template
+
+        try:
+            await asyncio.to_thread(build_template, [sample], settings=_voice_settings_for_one())
+        except EnrollmentError as exc:
+            return str(exc.code)
+        return None
+
+    # -- media sent before the form asks for it -------------------------------------
+
+    async def keep_early(self, turn: Turn, *, announce: bool = True) -> str | None:
+        """Keep a photo or voice note sent before its step (encrypted); the kind kept.
+
+        Up to :data:`MAX_PHOTOS` photos and the latest voice note are kept, under
+        the session, until the step that uses them (or expiry, or cancel). With
+        ``announce`` the resident is told it was kept.
+        """
+        from biometrics.voice.enrollment import EnrollmentSample
+
+        media = [a for a in turn.message.attachments if a.kind in _MEDIA_KINDS]
+        if not media:
+            return None
+        key = self._early_key(turn)
+        held = self.pending.get(key)
+        for attachment in media:
+            if attachment.kind == "image":
+                if sum(isinstance(h, bytes) for h in held) < MAX_PHOTOS:
+                    held.append(attachment.data)
+            else:
+                held = [h for h in held if isinstance(h, bytes)]
+                held.append(EnrollmentSample(attachment.data, None))
+        self.pending.put(key, held)
+        kind = "face" if _media_kind(turn) == "face" else "voice"
+        turn.actions.append(f"enroll_early_media_kept:{kind}")
+        if announce:
+            turn.say("enroll_media_kept", kind=Term("enroll_media", kind))
+        return kind
+
+    def discard_early(self, turn: Turn) -> None:
+        """Delete what was sent before its step (the enrollment's PIN set-up was cancelled)."""
+        self.pending.drop(self._early_key(turn))
+
+    def _early_kind(self, turn: Turn) -> str:
+        """``face`` or ``voice`` when only samples of that kind are kept, else ``""``."""
+        held = self.pending.get(self._early_key(turn))
+        kinds = {"face" if isinstance(h, bytes) else "voice" for h in held}
+        return kinds.pop() if len(kinds) == 1 else ""
+
+    def _take_early(self, turn: Turn, kind: str) -> list[Any]:
+        """The samples of ``kind`` kept before the step; all kept samples are deleted."""
+        key = self._early_key(turn)
+        held = self.pending.get(key)
+        self.pending.drop(key)
+        return [h for h in held if isinstance(h, bytes) == (kind == "face")]
 
     def _voice_prompt(self, turn: Turn) -> None:
         slot = turn.state.slots["enroll"]
@@ -343,7 +456,7 @@ class EnrollmentForm:
         )
 
     async def _voice_sample(self, turn: Turn) -> None:
-        from biometrics.voice.enrollment import EnrollmentError, EnrollmentSample, build_template
+        from biometrics.voice.enrollment import EnrollmentSample
 
         key = self._key(turn)
         slot = turn.state.slots["enroll"]
@@ -362,14 +475,10 @@ class EnrollmentForm:
             return
         index = int(slot["index"])
         sample = EnrollmentSample(audio[0].data, str(slot["prompts"][index]))
-        settings = _voice_settings_for_one()
-        try:  # check this one recording now, so a bad one is re-asked at once
-            await asyncio.to_thread(build_template, [sample], settings=settings)
-        except EnrollmentError as exc:
-            turn.actions.append(f"enroll_voice_rejected:{exc.code}")
-            turn.say(
-                "enroll_voice_rejected", reason=Term("enroll_error", _code(exc.code, VOICE_CODES))
-            )
+        code = await self._voice_problem(sample)  # check it now: a bad one is re-asked at once
+        if code is not None:
+            turn.actions.append(f"enroll_voice_rejected:{code}")
+            turn.say("enroll_voice_rejected", reason=Term("enroll_error", _code(code, VOICE_CODES)))
             self._voice_prompt(turn)
             return
         samples.append(sample)
@@ -403,7 +512,7 @@ class EnrollmentForm:
                 slot["prompts"], slot["index"] = prompts, len(kept)
             else:
                 self.pending.drop(self._key(turn))
-                self._start_voice(turn)
+                await self._start_voice(turn)
                 return
             self._voice_prompt(turn)
             return
@@ -430,12 +539,28 @@ class EnrollmentForm:
     # -- routing ----------------------------------------------------------------
 
     async def attachments(self, turn: Turn) -> None:
-        """Files sent while enrolling."""
-        step = turn.state.form_step
+        """Files sent while enrolling (or while its PIN is set up)."""
+        state = turn.state
+        step = state.form_step
         if step == "enroll_face":
             await self._face_photos(turn)
         elif step == "enroll_voice":
             await self._voice_sample(turn)
+        elif step in ("enroll_pin", "pin_new", "pin_repeat"):
+            if await self.keep_early(turn) is None:
+                await self.reprompt(turn)
+            elif step == "enroll_pin":
+                turn.say("verify_pin_prompt")
+            else:
+                turn.say(step)
+        elif step == "enroll_choice" and self._verified(turn):
+            # a photo answers "face", a voice note "voice": go straight to that step
+            kind = _media_kind(turn)
+            if kind is not None and kind in self._kinds():
+                await self.keep_early(turn, announce=False)
+                await self.choose(turn, kind)
+            else:
+                await self.reprompt(turn)
         else:
             await self.reprompt(turn)
 
@@ -464,6 +589,25 @@ class EnrollmentForm:
         self._finish(turn)
         turn.actions.append("cancel_enrollment")
         turn.say("enroll_cancelled")
+
+
+#: Attachment kinds kept when sent early (``image`` for the face, the rest as a voice note).
+_MEDIA_KINDS = frozenset({"image", "audio", "voice", "video"})
+
+
+def _media_kind(turn: Turn) -> str | None:
+    """``face`` (the last media is a photo), ``voice`` (a recording) or ``None`` (no media)."""
+    media = [a for a in turn.message.attachments if a.kind in _MEDIA_KINDS]
+    if not media:
+        return None
+    return "face" if media[-1].kind == "image" else "voice"
+
+
+def _heard_digits(audio: bytes, length: int) -> str:
+    """The digit string heard in a recording (for a voice note sent before its prompt)."""
+    from biometrics.voice.challenge import hear_digits
+
+    return hear_digits(audio, expected_len=length).digits
 
 
 def _code(code: str, known: frozenset[str]) -> str:
