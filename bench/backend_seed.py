@@ -41,6 +41,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.adapters import orm
+from backend.adapters.bulk import write_with_cursor
 from backend.bootstrap import ensure_database
 from backend.domain import bills as billing
 from backend.domain import ledger
@@ -127,18 +128,6 @@ def _midnight(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
-def _defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
-    """Scalar Python-side defaults of the columns not in ``given`` (for COPY)."""
-    out: dict[str, Any] = {}
-    for col in table.columns:
-        if col.name in given or col.autoincrement is True or col.primary_key:
-            continue
-        default = col.default
-        if default is not None and getattr(default, "is_scalar", False):
-            out[col.name] = default.arg  # type: ignore[attr-defined]
-    return out
-
-
 class Loader:
     """Writes rows to tables: COPY on PostgreSQL, executemany on SQLite.
 
@@ -185,66 +174,7 @@ class Loader:
     def write(self, cur: Any, table: Table, columns: Sequence[str],
               rows: list[tuple[Any, ...]]) -> None:
         """Insert ``rows`` with the cursor of :meth:`transaction` (no commit)."""
-        if not rows:
-            return
-        extra = _defaults(table, columns)
-        cols = list(columns) + list(extra)
-        tail = tuple(extra.values())
-        names = ", ".join(f'"{c}"' for c in cols)
-        if self.pg:
-            with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-                for row in rows:
-                    copy.write_row(row + tail)
-            return
-        # The app's own bind processors (ScaledDecimal's scaled integers, SQLite's
-        # date formats), applied here once per value, then one raw executemany:
-        # the SQLAlchemy statement machinery costs more than SQLite itself.
-        dialect = self.engine.dialect
-        columns_data = list(zip(*(row + tail for row in rows), strict=True))
-        for i, c in enumerate(cols):
-            col_type = table.c[c].type
-            if type(col_type).__name__ == "ScaledDecimal":
-                proc = _fast_scaled(col_type.scale)
-            else:
-                proc = col_type._cached_bind_processor(dialect)
-            if proc is not None:
-                columns_data[i] = tuple(map(_memo(proc), columns_data[i]))
-        converted = list(zip(*columns_data, strict=True))
-        marks = ", ".join("?" for _ in cols)
-        cur.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', converted)
-
-
-def _memo(proc: Any) -> Any:
-    """Cache a bind processor's results: seeded values repeat a lot (dates, prices)."""
-    cache: dict[Any, Any] = {}
-
-    def process(value: Any) -> Any:
-        try:
-            return cache[value]
-        except KeyError:
-            out = cache[value] = proc(value)
-            return out
-        except TypeError:  # unhashable
-            return proc(value)
-
-    return process
-
-
-def _fast_scaled(scale: int) -> Any:
-    """ScaledDecimal's SQLite bind (Decimal -> integer units), without its checks' cost."""
-
-    def process(value: Any) -> Any:
-        if value is None:
-            return None
-        if isinstance(value, float | bool):
-            raise TypeError("exact decimal columns take Decimal or int, never float")
-        units = Decimal(value).scaleb(scale)
-        as_int = int(units)
-        if as_int != units:
-            raise ValueError(f"{value} has more than {scale} decimal places")
-        return as_int
-
-    return process
+        write_with_cursor(cur, self.engine.dialect, table, columns, rows)
 
 
 BULK_TABLES = ("households", "residents", "meters", "meter_readings", "bills", "bill_lines",

@@ -21,9 +21,9 @@ households:
 4. price them with the domain's own :func:`~backend.domain.tariffs.price_usage`
    and :func:`~backend.domain.tariffs.price_area` (memoised per usage value) and
    book each bill with :func:`~backend.domain.ledger.bill_entry`;
-5. insert bills, lines, journal entries (ids from the database's own sequence,
-   in order, through ``RETURNING``) and journal lines as multi-row inserts, and
-   commit.
+5. write bills, lines, journal entries (ids reserved from the database's own
+   sequence) and journal lines with :func:`backend.adapters.bulk.write_rows`
+   (``COPY`` on PostgreSQL, one ``executemany`` on SQLite), and commit.
 
 A chunk that collides with a concurrent run (the unique ``(household, utility,
 period)`` constraint) is rolled back whole and redone through the per-household
@@ -39,10 +39,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from backend.adapters import orm
+from backend.adapters.bulk import reserve_ids, write_rows
 from backend.domain import bills as billing
 from backend.domain import ledger
 from backend.domain.money import ZERO, total
@@ -368,39 +369,30 @@ def _line_row(bill_id: str, position: int, line: Line) -> dict[str, Any]:
 
 
 def _insert(uow: UnitOfWork, rows: _Rows) -> None:
-    """Write a chunk's bills, lines and journal entries as multi-row inserts."""
+    """Write a chunk's bills, lines and journal entries (``COPY`` / one ``executemany`` each)."""
     if not rows.bills:
         return
     session = uow.session
-    session.execute(insert(_BILLS), rows.bills)
-    session.execute(insert(_LINES), rows.lines)
+    write_rows(session, _BILLS, list(rows.bills[0]), [tuple(b.values()) for b in rows.bills])
+    write_rows(session, _LINES, list(rows.lines[0]), [tuple(ln.values()) for ln in rows.lines])
     entries = [e for e in rows.entries if e.postings]
-    if not entries:
-        return
+    ids = reserve_ids(session, _ENTRIES, len(entries))
     now = utcnow()
-    ids = session.scalars(
-        insert(_ENTRIES).returning(_ENTRIES.c.entry_id, sort_by_parameter_order=True),
+    write_rows(
+        session,
+        _ENTRIES,
+        ("entry_id", "kind", "reference", "household_id", "memo", "posted_at"),
         [
-            {
-                "kind": e.kind,
-                "reference": e.reference,
-                "household_id": e.household_id,
-                "memo": e.memo,
-                "posted_at": now,
-            }
-            for e in entries
+            (entry_id, e.kind, e.reference, e.household_id, e.memo, now)
+            for entry_id, e in zip(ids, entries, strict=True)
         ],
-    ).all()
-    session.execute(
-        insert(_JLINES),
+    )
+    write_rows(
+        session,
+        _JLINES,
+        ("entry_id", "account", "household_id", "debit", "credit"),
         [
-            {
-                "entry_id": entry_id,
-                "account": p.account,
-                "household_id": p.household_id,
-                "debit": p.debit,
-                "credit": p.credit,
-            }
+            (entry_id, p.account, p.household_id, p.debit, p.credit)
             for entry_id, e in zip(ids, entries, strict=True)
             for p in e.postings
         ],

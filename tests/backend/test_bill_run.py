@@ -168,6 +168,34 @@ def test_a_meter_installed_mid_period_is_billed_from_its_first_reading(
     assert gas.usage == D("10") and gas.total == D("34.80")  # 10 × 2.98 + 5.00 fixed
 
 
+def test_a_chunk_that_collides_is_redone_household_by_household(
+    community: Community, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If bills appear that the chunk did not expect (a writer outside the locking
+    rule), the unique constraint stops the chunk, which is rolled back whole and
+    redone through the idempotent per-household path."""
+    from backend.service_layer import bill_run
+
+    expected = _snapshot(community.uow, FEB)
+    monkeypatch.setattr(bill_run, "_needs_household_path", lambda uow, ids, start: set())
+    report = services.generate_bills(community.uow, FEB, today=TODAY)
+    assert (report.created, report.unchanged) == (0, 8)
+    assert _snapshot(community.uow, FEB) == expected
+    assert services.trial_balance(community.uow).balanced
+
+
+def test_floats_never_reach_a_money_column(community: Community) -> None:
+    from backend.adapters.bulk import write_rows
+
+    with community.uow as uow, pytest.raises(TypeError, match="never float"):
+        write_rows(
+            uow.session,
+            orm.Base.metadata.tables["household_credits"],
+            ("household_id", "utility", "amount"),
+            [(community.h1, "gas", D("1.00")), (community.h2, "gas", 1.0)],
+        )
+
+
 def test_unknown_households_are_refused(community: Community) -> None:
     with pytest.raises(NotFound):
         services.generate_bills(community.uow, FEB, today=TODAY, household_ids=["hh-nope"])
