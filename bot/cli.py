@@ -6,6 +6,12 @@
     A conversation's log as JSON (Rasa-like tracker events).
 ``billtalk log list --resident ID``
     The resident's conversations (id, channel, status), as JSON.
+``billtalk handoff list``
+    The conversations waiting for staff, one JSON object a line.
+``billtalk handoff take --conversation ID --staff ID``
+    Staff take a conversation over (the assistant goes quiet in it).
+``billtalk handoff release --conversation ID --staff ID``
+    Staff give a waiting conversation back to the assistant.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ from typing import Annotated, Any
 import typer
 
 log_app = typer.Typer(help="The conversation log.", no_args_is_help=True)
+handoff_app = typer.Typer(
+    help="Human handoff: conversations waiting for staff, take over, release.",
+    no_args_is_help=True,
+)
 
 
 def _store() -> Any:
@@ -108,7 +118,66 @@ def log_list(
     sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
 
 
+@handoff_app.command("list")
+def handoff_list() -> None:
+    """Print the conversations waiting for staff, one JSON object a line (oldest first)."""
+    from bot.handoff import waiting_conversations
+
+    for item in waiting_conversations(_store()):
+        sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+
+
+_CONVERSATION = typer.Option("--conversation", help="Conversation id.")
+_STAFF = typer.Option("--staff", help="Your staff id (recorded in the conversation log).")
+
+
+def _handoff(action: str, conversation: str, staff: str) -> None:
+    from bot import handoff
+
+    store = _store()
+    row = store.get_conversation(conversation)
+    if row is None:
+        typer.echo(f"error: no conversation {conversation!r}", err=True)
+        raise typer.Exit(2)
+    if action == "release" and row.status != handoff.WAITING:
+        typer.echo(
+            f"error: conversation {conversation!r} is not waiting for staff "
+            f"(status {row.status}); nothing changed",
+            err=True,
+        )
+        raise typer.Exit(1)
+    change = handoff.take_over if action == "take" else handoff.release
+    try:
+        change(store, conversation, staff)
+    except ValueError as exc:
+        typer.echo(f"error: --staff: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    after = store.get_conversation(conversation)
+    status = after.status if after is not None else None
+    out = {"conversation_id": conversation, "status": status, "staff_id": staff.strip()}
+    sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+
+
+@handoff_app.command("take")
+def handoff_take(
+    conversation: Annotated[str, _CONVERSATION],
+    staff: Annotated[str, _STAFF],
+) -> None:
+    """Take a conversation over: the assistant stops answering in it until it is released."""
+    _handoff("take", conversation, staff)
+
+
+@handoff_app.command("release")
+def handoff_release(
+    conversation: Annotated[str, _CONVERSATION],
+    staff: Annotated[str, _STAFF],
+) -> None:
+    """Give a conversation waiting for staff back to the assistant."""
+    _handoff("release", conversation, staff)
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
     app.command("chat")(chat)
     app.add_typer(log_app, name="log")
+    app.add_typer(handoff_app, name="handoff")

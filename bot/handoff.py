@@ -11,10 +11,13 @@ actions are written to the conversation log with the staff member's id
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.store import ConversationStore
 
 TAKEN = "handoff_taken"
 RELEASED = "handoff_released"
+WAITING = "waiting_for_staff"
 
 
 def _actor(staff: str) -> str:
@@ -35,7 +38,7 @@ def take_over(store: ConversationStore, conversation_id: str, staff: str) -> boo
         staff: Who took it over (recorded in the log).
     """
     actor = _actor(staff)
-    return store.set_status(conversation_id, status="waiting_for_staff", event=TAKEN, actor=actor)
+    return store.set_status(conversation_id, status=WAITING, event=TAKEN, actor=actor)
 
 
 def release(store: ConversationStore, conversation_id: str, staff: str) -> bool:
@@ -55,7 +58,7 @@ def release(store: ConversationStore, conversation_id: str, staff: str) -> bool:
 def waiting(store: ConversationStore, conversation_id: str) -> bool:
     """Whether the conversation is waiting for staff."""
     row = store.get_conversation(conversation_id)
-    return bool(row and row.status == "waiting_for_staff")
+    return bool(row and row.status == WAITING)
 
 
 def staff_events(store: ConversationStore, conversation_id: str) -> list[dict[str, str]]:
@@ -69,3 +72,34 @@ def staff_events(store: ConversationStore, conversation_id: str) -> list[dict[st
         for e in store.events(conversation_id)
         if e.event in (TAKEN, RELEASED)
     ]
+
+
+def waiting_conversations(store: ConversationStore) -> list[dict[str, Any]]:
+    """The conversations waiting for staff, longest-waiting first, as plain dicts.
+
+    Each has the conversation id, channel, resident and household, the flag and
+    its reason, the number of turns, when it last changed, who took it over
+    (``taken_by``: the staff id of the latest take-over, ``None`` when the
+    resident asked for a human and nobody has taken it yet) and the PII-masked
+    text of the resident's last message.
+    """
+    out: list[dict[str, Any]] = []
+    for row in store.conversations_with_status(WAITING):
+        last = store.last_turn(row.id)
+        staff = staff_events(store, row.id)
+        taken_by = staff[-1]["staff_id"] if staff and staff[-1]["event"] == TAKEN else None
+        out.append(
+            {
+                "conversation_id": row.id,
+                "channel": row.channel,
+                "resident_id": row.resident_id,
+                "household_id": row.household_id,
+                "flagged": bool(row.flagged),
+                "flag_reason": row.flag_reason,
+                "turns": row.turns,
+                "updated_at": row.updated_at.isoformat(),
+                "taken_by": taken_by,
+                "last_message": last.text_masked if last is not None else None,
+            }
+        )
+    return out

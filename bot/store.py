@@ -578,6 +578,27 @@ class ConversationStore:
                 )
             )
 
+    def conversations_with_status(self, status: str) -> list[ConversationRow]:
+        """Every conversation in ``status`` (e.g. ``waiting_for_staff``), least recent first."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(ConversationRow)
+                    .where(ConversationRow.status == status)
+                    .order_by(ConversationRow.updated_at, ConversationRow.id)
+                )
+            )
+
+    def last_turn(self, conversation_id: str) -> TurnRow | None:
+        """The conversation's latest logged turn, or ``None``."""
+        with self.session() as s:
+            return s.scalars(
+                select(TurnRow)
+                .where(TurnRow.conversation_id == conversation_id)
+                .order_by(TurnRow.turn.desc())
+                .limit(1)
+            ).first()
+
     def turns(self, conversation_id: str) -> list[TurnRow]:
         """The conversation's log, oldest first."""
         with self.session() as s:
