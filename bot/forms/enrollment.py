@@ -23,12 +23,12 @@ A photo or voice note sent *before* the form asks for it (while the PIN is set
 up or asked for, or at the Face / Voice choice) is kept the same way, under the
 session's ``:early`` key, and the resident is told so. A photo at the choice
 starts the face enrollment, a voice note the voice one. When the face step
-starts, the kept photos are used as if just sent. A voice note cannot have
-read digits nobody had asked for yet, so when the voice step starts the digits
-heard in it become its prompt and it is used as the first of the recordings
-(the others are prompted as usual, and all must sound like the same speaker);
-if no full digit string is heard in it, the resident is told why and prompted
-as usual. Kept samples of the other kind are deleted unused.
+starts, the kept photos are used as if just sent. A voice note is never used
+as a recording: every recording must read digits the bot chose at random when
+it asked (so a recording made earlier, or by someone else, cannot enroll), and
+nobody had asked for any yet. When the voice step starts the resident is told
+so and the prompts follow as usual. Kept samples of the other kind are
+deleted unused.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ VOICE_CODES = frozenset(
         "audio_too_long",
         "wrong_digits",
         "inconsistent_speaker",
+        "unprompted",
     }
 )
 
@@ -359,32 +360,16 @@ class EnrollmentForm:
         self._voice_prompt(turn)
 
     async def _early_voice(self, turn: Turn, audio: bytes) -> None:
-        """Use a voice note sent before the prompts as the first recording, if it can be."""
-        from biometrics.voice.enrollment import EnrollmentSample
+        """Explain why a voice note sent before the prompts is not used.
 
-        slot = turn.state.slots["enroll"]
-        length = len(str(slot["prompts"][0]))
-        turn.actions.append("enroll_early_media_used")
-        try:
-            heard = await asyncio.to_thread(_heard_digits, audio, length)
-        except Exception as exc:  # an unreadable file: the usual prompts follow
-            heard, code = "", str(getattr(exc, "code", "") or "corrupt_audio")
-        else:
-            code = "" if len(heard) == length else "wrong_digits"
-        if not code:
-            code = await self._voice_problem(EnrollmentSample(audio, heard)) or ""
-        if code:
-            turn.actions.append(f"enroll_voice_rejected:{code}")
-            turn.say(
-                "enroll_media_unusable_voice",
-                reason=Term("enroll_error", _code(code, VOICE_CODES)),
-            )
-            return
-        slot["prompts"][0] = heard
-        slot["index"] = 1
-        self.pending.put(self._key(turn), [EnrollmentSample(audio, heard)])
-        turn.say("enroll_media_used_voice")
-        turn.say("enroll_voice_got", count=1, total=len(slot["prompts"]))
+        Every enrollment recording must answer digits the bot chose at random
+        (that is what makes a recording made earlier, or by someone else,
+        useless), and nobody had asked for any digits yet. Only its arrival is
+        acknowledged; the note itself was already deleted by ``_take_early``.
+        """
+        del audio
+        turn.actions.append("enroll_voice_rejected:unprompted")
+        turn.say("enroll_media_unusable_voice", reason=Term("enroll_error", "unprompted"))
 
     @staticmethod
     async def _voice_problem(sample: Any) -> str | None:
@@ -601,13 +586,6 @@ def _media_kind(turn: Turn) -> str | None:
     if not media:
         return None
     return "face" if media[-1].kind == "image" else "voice"
-
-
-def _heard_digits(audio: bytes, length: int) -> str:
-    """The digit string heard in a recording (for a voice note sent before its prompt)."""
-    from biometrics.voice.challenge import hear_digits
-
-    return hear_digits(audio, expected_len=length).digits
 
 
 def _code(code: str, known: frozenset[str]) -> str:

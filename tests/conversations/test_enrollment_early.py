@@ -114,33 +114,34 @@ async def test_cancel_deletes_what_was_sent_early(
     await engine.billing.aclose()
 
 
-async def test_a_voice_note_sent_before_the_prompts_is_the_first_recording_across_a_restart(
+async def test_a_voice_note_sent_before_the_prompts_is_never_a_recording(
     make_engine: Callable[..., Any], seeded: Any, fixed_prompts: None
 ) -> None:
+    """Every enrollment recording must read digits the bot chose when it asked: a
+    note sent before any prompt (here a real reading of other digits) starts the
+    voice enrollment but is not used, and the enrollment still completes after a
+    restart."""
     from bench.voice_synth import spoken_digits
 
     resident_id = seeded.roles["payer"]["resident_id"]
     first = make_engine()
     chat = Chat(first, resident_id)
     await _verified_enrollment_menu(chat)
-    # not yet asked for: the resident reads some digits of their own at the menu
     reply = await chat.send(files=(audio(spoken_digits("9037", seed=11, **VOICE)),))
     assert "send 5 voice notes" in reply, reply
-    assert "voice note you sent earlier and used it as the first recording" in reply, reply
-    assert "(1 of 5)" in reply and "Recording 2 of 5" in reply, reply
-    prompt = _prompted_digits(reply)
-    assert prompt == PROMPTS[1]
-    [row] = _media_rows(first)
-    assert row["kind"] == "voice" and row["label"] == "9037" and not row["key"].endswith(":early")
+    assert "couldn't use it: each recording must read the digits I show you" in reply, reply
+    assert "Recording 1 of 5" in reply and _prompted_digits(reply) == PROMPTS[0], reply
+    assert _media_rows(first) == [], "the unprompted note is not kept"
+    prompt = PROMPTS[0]
     reply = await chat.send(files=(audio(spoken_digits(prompt, seed=1, **VOICE)),))
-    assert "(2 of 5)" in reply, reply
+    assert "(1 of 5)" in reply, reply
     prompt = _prompted_digits(reply)
     await first.billing.aclose()
 
     second = _restart(first, make_engine)  # mid voice enrollment
     chat = Chat(second, resident_id)
-    for i in range(2, 5):
-        reply = await chat.send(files=(audio(spoken_digits(prompt, seed=i, **VOICE)),))
+    for i in range(1, 5):
+        reply = await chat.send(files=(audio(spoken_digits(prompt, seed=i + 1, **VOICE)),))
         assert "again" not in reply.lower(), reply
         if i < 4:
             assert f"({i + 1} of 5)" in reply, reply
@@ -167,6 +168,7 @@ async def test_an_unusable_early_voice_note_is_explained_and_the_prompts_follow(
     reply = await chat.send(PIN)
     assert "you're verified" in reply, reply
     assert "voice note you sent earlier, but couldn't use it" in reply, reply
+    assert "each recording must read the digits I show you" in reply, reply
     assert "Recording 1 of 5" in reply and _prompted_digits(reply) == PROMPTS[0], reply
     assert _media_rows(engine) == [], "the unusable note is not kept"
     await engine.billing.aclose()
