@@ -55,9 +55,8 @@ from bot.speech.settings import get_speech_settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 LENGTH = 6
-#: Genuine pass rate the threshold is chosen for, on the calibration half (the
-#: target is 95%; the extra point is margin for the held-out half).
-CALIBRATION_PASS = 0.96
+#: Margin above the highest random-challenge score of the calibration half.
+MARGIN = 0.25
 GRID = np.round(np.arange(-12.0, 0.01, 0.25), 2)
 
 
@@ -142,20 +141,15 @@ def rates(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
 
 
 def calibrate(rows: list[dict[str, Any]]) -> float:
-    """The highest grid threshold passing >= ``CALIBRATION_PASS`` of real FSDD answers.
+    """The threshold rule: just above every random-challenge score on the calibration rows.
 
-    Real voices decide (the synthetic ones score higher); every FSDD speaker must
-    reach the rate on its own, so the hardest voice sets the threshold.
+    The highest score any recording reached against a random challenge it does
+    not answer (real and synthetic voices, clean and noisy), plus ``MARGIN``,
+    rounded up to the grid. Replay resistance decides; the genuine pass rate is
+    what that leaves (reported, not tuned for).
     """
-    speakers = sorted({r["group"] for r in rows if r["group"].startswith("fsdd:")})
-    for t in GRID[::-1]:
-        if all(
-            rates([r for r in rows if r["group"] == s], float(t))["genuine_pass"]
-            >= CALIBRATION_PASS
-            for s in speakers
-        ):
-            return float(t)
-    return float(GRID[0])
+    worst = max(s for r in rows for s in r["wrong"]["random"])
+    return float(np.ceil((worst + MARGIN) * 4) / 4)
 
 
 def summarise(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
@@ -172,22 +166,35 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--random", type=int, default=6, help="random challenges per recording")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="re-summarise the rows of an earlier run (no decoding; its timings are kept)",
+    )
     args = parser.parse_args()
     from billtalk.logs import configure_logging
 
     configure_logging("WARNING")
-    rng = random.Random(args.seed)
-    per_speaker, per_condition = (6, 1) if args.quick else (40, 4)
-    cases = make_cases(rng, per_speaker, per_condition)
-    digit_scorer().score(_pcm_for(load_audio(cases[0]["wav"]), get_speech_settings())[0], "0")
-    rows = [score_case(c, rng, args.random) for c in tqdm(cases, desc="cases", file=sys.stderr)]
+    earlier: dict[str, Any] = {}
+    if args.from_json:
+        earlier = json.loads(args.from_json.read_text())
+        rows = earlier["rows"]
+        args.seed, args.quick = earlier["seed"], "quick" in earlier["command"]
+    else:
+        rng = random.Random(args.seed)
+        per_speaker, per_condition = (6, 1) if args.quick else (40, 4)
+        cases = make_cases(rng, per_speaker, per_condition)
+        scorer = digit_scorer()
+        scorer.score(_pcm_for(load_audio(cases[0]["wav"]), get_speech_settings())[0], "0")
+        rows = [score_case(c, rng, args.random) for c in tqdm(cases, desc="cases", file=sys.stderr)]
     calib, evaluation = rows[0::2], rows[1::2]
     threshold = calibrate(calib)
     shipped = get_voice_settings().min_digit_score
     loso: dict[str, Any] = {}
     for spk in vd.FSDD_SPEAKERS:
         held = f"fsdd:{spk}"
-        t = calibrate([r for r in rows if r["group"] != held])
+        # Real voices only: one noisy synthetic outlier would otherwise decide.
+        t = calibrate([r for r in rows if r["group"].startswith("fsdd:") and r["group"] != held])
         loso[spk] = {"threshold": t, **rates([r for r in rows if r["group"] == held], t)}
     gen = [r for r in rows if r["group"].startswith("fsdd:")]
     cpu = np.array([r["check_cpu_s"] for r in rows])
@@ -196,6 +203,7 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPU, "
         f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}",
+        **({"decoded_in": earlier["date"] + " " + earlier["machine"]} if args.from_json else {}),
         "command": "nice -n 10 taskset -c 0 .venv/bin/python bench/voice_challenge.py"
         + (" --quick" if args.quick else ""),
         "seed": args.seed,
@@ -228,8 +236,9 @@ def main() -> None:
 def markdown(out: dict[str, Any]) -> str:
     """Markdown tables for bench/RESULTS.md."""
     t = out["time_per_check"]
+    decoded = f" (scores decoded {out['decoded_in']})" if "decoded_in" in out else ""
     lines = [
-        f"Run {out['date']} on {out['machine']}: `{out['command']}` (seed {out['seed']}).",
+        f"Run {out['date']} on {out['machine']}: `{out['command']}` (seed {out['seed']}){decoded}.",
         f"Threshold chosen on the calibration half: {out['calibrated_threshold']}; "
         f"shipped `min_digit_score`: {out['shipped_threshold']}.",
         "",
@@ -253,7 +262,11 @@ def markdown(out: dict[str, Any]) -> str:
                 f"{r['random_accepted']}/{r['random_trials']}, 1 off {r['off1_rate']:.1%}, "
                 f"2 off {r['off2_rate']:.1%}, 3 off {r['off3_rate']:.1%}"
             )
-    lines += ["", "Leave one FSDD speaker out (threshold chosen without the speaker):", ""]
+    lines += [
+        "",
+        "Leave one FSDD speaker out (threshold by the same rule on the other two FSDD speakers):",
+        "",
+    ]
     for spk, r in out["leave_one_speaker_out"].items():
         lines.append(
             f"- {spk}: threshold {r['threshold']}, genuine {r['genuine_pass']:.1%} of {r['n']}, "

@@ -22,7 +22,7 @@ DEFAULT_MATCH_THRESHOLD = 0.80
 #: Likelihood score (expected digits vs. the best free digit string, per frame,
 #: pocketsphinx log units) at or above which a challenge answer passes.
 #: Calibrated on real FSDD voices; see docs/voice.md.
-DEFAULT_MIN_DIGIT_SCORE = -5.0
+DEFAULT_MIN_DIGIT_SCORE = -4.5
 
 
 class VoiceSettings(BaseSettings):

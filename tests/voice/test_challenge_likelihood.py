@@ -61,8 +61,10 @@ def real_scores(fsdd_wav: FsddFactory) -> list[dict[str, float]]:
 def test_real_voices_saying_their_challenge_pass(real_scores: list[dict[str, float]]) -> None:
     threshold = get_voice_settings().min_digit_score
     passed = [s["genuine"] >= threshold for s in real_scores]
-    # 12 real answers from 3 speakers: at least 10 must pass (the old rule: ~5).
-    assert sum(passed) >= 10, [round(s["genuine"], 2) for s in real_scores]
+    # 12 real answers from 3 speakers; this sample measures 10 (84% in
+    # bench/voice_challenge.py). At least 9 must pass; the old rule (recognise,
+    # then edit distance <= 1) passes about 45%, ~5 of 12.
+    assert sum(passed) >= 9, [round(s["genuine"], 2) for s in real_scores]
 
 
 def test_a_recording_of_another_challenge_is_rejected(
@@ -78,7 +80,8 @@ def test_a_recording_of_another_challenge_is_rejected(
 def test_wrong_digits_are_rejected(real_scores: list[dict[str, float]]) -> None:
     threshold = get_voice_settings().min_digit_score
     assert all(s["off3"] < threshold for s in real_scores), real_scores
-    assert sum(s["off2"] < threshold for s in real_scores) >= 10, real_scores
+    # Two digits off is rejected most of the time (10 of 12 here, 87% in the bench).
+    assert sum(s["off2"] < threshold for s in real_scores) >= 9, real_scores
 
 
 @pytest.mark.parametrize(
