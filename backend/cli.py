@@ -130,6 +130,9 @@ def demo_seed(
 @bills_app.command("generate")
 def bills_generate(
     period: Annotated[str, typer.Argument(help="The month to bill, YYYY-MM.")],
+    workers: Annotated[
+        int, typer.Option(min=1, max=32, help="Worker processes (PostgreSQL only).")
+    ] = 1,
 ) -> None:
     """Generate (idempotently) every household's bills for a month; autopay runs too."""
     from tqdm import tqdm
@@ -150,7 +153,9 @@ def bills_generate(
 
         n = uow.session.scalar(select(func.count()).select_from(Household)) or 0
     with tqdm(total=n, desc=f"bills {period}", file=sys.stderr) as bar:
-        report = services.generate_bills(uow, start, gateway=get_gateway(), progress=bar.update)
+        report = services.generate_bills(
+            uow, start, gateway=get_gateway(), progress=bar.update, workers=workers
+        )
     _print(report.__dict__)
 
 

@@ -374,7 +374,7 @@ def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
                    file=sys.stderr, mininterval=2)
         t0, c0 = time.perf_counter(), time.process_time()
         report = services.generate_bills(uow, period, today=TODAY, progress=bar.update,
-                                         chunk=args.chunk)
+                                         chunk=args.chunk, workers=args.workers)
         seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
         bar.close()
         runs.append({"households": households, "seconds": round(seconds, 1),
@@ -386,7 +386,8 @@ def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     engine.dispose()
     secs = [r["seconds"] for r in runs]
     return {"bench": "generate", "url": _safe(args.url), "period": args.period,
-            "households": households, "chunk": args.chunk, "runs": runs,
+            "households": households, "chunk": args.chunk, "workers": args.workers,
+            "runs": runs,
             "seconds": statistics.median(secs), "range_s": [min(secs), max(secs)]}
 
 
@@ -448,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--url", required=True)
     p.add_argument("--period", default="2026-11-01")
     p.add_argument("--chunk", type=int, default=1000, help="households per transaction")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (PostgreSQL)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--keep", action="store_true", help="keep the last run's bills")
     p.set_defaults(func=cmd_generate)

@@ -33,7 +33,9 @@ run writes exactly what the per-household path writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -125,6 +127,7 @@ def generate_bills(
     gateway: PaymentGateway | None = None,
     progress: Callable[[int], None] | None = None,
     chunk: int = CHUNK,
+    workers: int = 1,
 ) -> GenerationReport:
     """Generate every household's bills for the month of ``period_start``.
 
@@ -142,8 +145,11 @@ def generate_bills(
         gateway: The payment gateway for autopay (default: no autopay).
         progress: Called with the number of households done after each chunk.
         chunk: Households written per transaction.
+        workers: Processes billing chunks in parallel (PostgreSQL only: SQLite has
+            one writer at a time, so it always runs in this process). Autopay
+            runs here, after each chunk a worker committed.
     """
-    start, end = billing.month_period(period_start.year, period_start.month)
+    start = period_start.replace(day=1)
     today = today or utcnow().date()
     report = GenerationReport()
     with uow.reading():
@@ -156,16 +162,86 @@ def generate_bills(
     if household_ids is not None and len(ids) < len(wanted):
         unknown = sorted(wanted - set(ids))
         raise NotFound("unknown_household", f"no household {unknown[0]!r}")
-    tariffs = _tariffs_for(versions, start)
-    pricer = _Pricer(tariffs)
-    for i in range(0, len(ids), chunk):
-        part = ids[i : i + chunk]
-        new_bills = _bill_chunk(uow, part, start, end, today, tariffs, pricer, versions, report)
+    chunks = [ids[i : i + chunk] for i in range(0, len(ids), chunk)]
+    if workers > 1 and uow.dialect == "postgresql" and len(chunks) > 1:
+        results = _in_processes(uow, chunks, start, today, versions, workers)
+    else:
+        job = _ChunkJob(start, today, versions)
+        results = ((part, job.run(uow, part)) for part in chunks)
+    for part, (done, new_bills) in results:
+        report.created += done.created
+        report.regenerated += done.regenerated
+        report.unchanged += done.unchanged
+        report.skipped += done.skipped
         if gateway is not None:
             report.autopaid += _autopay(uow, gateway, new_bills)
         if progress is not None:
             progress(len(part))
     return report
+
+
+class _ChunkJob:
+    """Bills chunks of one month (in this process or in a worker)."""
+
+    def __init__(self, start: date, today: date, versions: list[TariffVersion]) -> None:
+        self.start, self.end = billing.month_period(start.year, start.month)
+        self.today = today
+        self.versions = versions
+        self.tariffs = _tariffs_for(versions, self.start)
+        self.pricer = _Pricer(self.tariffs)
+
+    def run(
+        self, uow: UnitOfWork, ids: Sequence[str]
+    ) -> tuple[GenerationReport, dict[str, list[str]]]:
+        done = GenerationReport()
+        new_bills = _bill_chunk(
+            uow,
+            ids,
+            self.start,
+            self.end,
+            self.today,
+            self.tariffs,
+            self.pricer,
+            self.versions,
+            done,
+        )
+        return done, new_bills
+
+
+def _in_processes(
+    uow: UnitOfWork,
+    chunks: list[list[str]],
+    start: date,
+    today: date,
+    versions: list[TariffVersion],
+    workers: int,
+) -> Iterator[tuple[list[str], tuple[GenerationReport, dict[str, list[str]]]]]:
+    """Run the chunks in ``workers`` processes; yields each chunk's result as it finishes."""
+    url = uow.engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("spawn")  # no forked database connections
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_worker_init,
+        initargs=(url, start, today, versions),
+    ) as pool:
+        futures = {pool.submit(_worker_run, part): part for part in chunks}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+_worker: tuple[UnitOfWork, _ChunkJob] | None = None
+
+
+def _worker_init(url: str, start: date, today: date, versions: list[TariffVersion]) -> None:
+    global _worker
+    _worker = (UnitOfWork.from_url(url), _ChunkJob(start, today, versions))
+
+
+def _worker_run(ids: list[str]) -> tuple[GenerationReport, dict[str, list[str]]]:
+    assert _worker is not None, "initialised by the pool"
+    uow, job = _worker
+    return job.run(uow, ids)
 
 
 def _tariffs_for(versions: list[TariffVersion], start: date) -> dict[str, TariffVersion]:

@@ -99,6 +99,22 @@ def test_the_run_writes_exactly_what_the_household_path_writes(community: Commun
     assert services.ledger_check(uow)["consistent"]
 
 
+def test_worker_processes_write_the_same(community: Community) -> None:
+    """``workers=2`` bills chunks in two processes on PostgreSQL (SQLite: in-process)."""
+    uow = community.uow
+    expected = _snapshot(uow, FEB)
+    _forget_month(uow, FEB)
+    done: list[int] = []
+    report = services.generate_bills(
+        uow, FEB, today=TODAY, chunk=1, workers=2, progress=done.append
+    )
+    assert (report.created, report.unchanged) == (8, 0) and done == [1, 1]
+    assert _snapshot(uow, FEB) == expected
+    again = services.generate_bills(uow, FEB, today=TODAY, chunk=1, workers=2)
+    assert (again.created, again.unchanged) == (0, 8)
+    assert services.trial_balance(uow).balanced
+
+
 def test_a_second_run_changes_nothing(community: Community) -> None:
     report = services.generate_bills(community.uow, FEB, today=TODAY)
     assert (report.created, report.regenerated, report.unchanged) == (0, 0, 8)
