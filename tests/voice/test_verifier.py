@@ -301,3 +301,20 @@ async def test_telegram_voice_note_ogg_opus_is_accepted(
         RESIDENT, challenge, Evidence(media="audio", data=note, mime_type="audio/ogg")
     )
     assert result.decision is Decision.ACCEPT, result.to_log()
+
+
+async def test_both_digit_checks_decide_and_log_their_method(
+    enrolled: TemplateStore, espeak: Callable[..., bytes]
+) -> None:
+    recognise = get_voice_settings().model_copy(update={"digit_check": "recognise"})
+    for settings, method in ((None, "likelihood"), (recognise, "edit_distance")):
+        verifier = VoiceVerifier(enrolled, settings=settings, digit_source=scripted_digits())
+        challenge = await verifier.start(RESIDENT)
+        answer = audio(espeak(challenge.state["digits"], seed=15, **VOICE))
+        result = await verifier.verify(RESIDENT, challenge, answer)
+        assert result.decision is Decision.ACCEPT, result.to_log()
+        assert result.details["digit_check"] == method
+        assert (result.details["digit_score"] is None) == (method == "edit_distance")
+        other = await verifier.start(RESIDENT)  # the next scripted challenge: other digits
+        replay = await verifier.verify(RESIDENT, other, answer)
+        assert replay.reason == "wrong_digits", replay.to_log()
