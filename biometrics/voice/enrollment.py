@@ -1,13 +1,17 @@
 """Voice enrollment: five prompted digit strings become one encrypted template.
 
-The resident is shown :func:`enrollment_prompts` (five random 4-digit strings)
+The resident is shown :func:`enrollment_prompts` (five random 6-digit strings)
 and speaks each. Every recording must
 
 - decode and hold at least ``min_enroll_voiced_s`` of voiced speech;
-- contain the prompted digits, as heard by speech recognition, within
-  ``enroll_max_digit_errors`` (this is what keeps a replayed or unrelated
-  recording from being enrolled); staff importing recordings made elsewhere may
-  skip this check, which is recorded in the audit trail as the actor;
+- say its prompted digits, checked exactly as a step-up challenge answer is
+  (:func:`check_prompt`): by default the likelihood score of the prompt against
+  the best free digit string must reach ``min_digit_score`` (calibrated on
+  6-digit strings, so prompts need at least that many digits); with
+  ``digit_check="recognise"`` the recognised digits must be within
+  ``enroll_max_digit_errors`` of the prompt. This is what keeps a replayed or
+  unrelated recording from being enrolled; staff importing recordings made
+  elsewhere may skip it, which is recorded in the audit trail as the actor;
 - sound like the same person as the others (each voiceprint's similarity to
   the mean of the others at least ``ENROLL_CONSISTENCY``), so two people cannot
   be enrolled as one.
@@ -26,15 +30,17 @@ import numpy as np
 
 from billtalk.logs import get_logger
 from biometrics.store import TemplateStore
-from biometrics.voice.audio import VoiceAudioError, decode
+from biometrics.voice.audio import Audio, AudioError, VoiceAudioError, decode, voice_code
 from biometrics.voice.challenge import (
+    DigitCheck,
     HeardDigits,
     check_digits,
     hear_digits,
+    only_digits,
     random_digits,
 )
 from biometrics.voice.embedding import make_template, similarity
-from biometrics.voice.settings import VoiceSettings, get_voice_settings
+from biometrics.voice.settings import SCORED_DIGITS, VoiceSettings, get_voice_settings
 from biometrics.voice.voiceprint import Voiceprint, voiceprint_of
 
 KIND = "voice"
@@ -54,7 +60,7 @@ class EnrollmentError(Exception):
     Attributes:
         code: ``corrupt_audio``, ``silent``, ``audio_too_short``, ``audio_too_long``,
             ``wrong_digits``, ``inconsistent_speaker``, ``not_enough_samples``,
-            ``missing_digits``.
+            ``missing_digits``, ``prompt_too_short``.
         message: A human-readable explanation.
         index: The 0-based recording the error is about, if one.
     """
@@ -94,6 +100,10 @@ class EnrollmentReport:
         voiced_s: Voiced seconds of each recording.
         consistency: Each recording's similarity to the mean of the others.
         digits_checked: Whether the prompted digits were verified.
+        digit_check: How they were verified (``likelihood`` or
+            ``edit_distance``; empty when not checked).
+        digit_scores: Each recording's likelihood score against its prompt,
+            with the likelihood check.
     """
 
     resident_id: str
@@ -101,12 +111,89 @@ class EnrollmentReport:
     voiced_s: list[float] = field(default_factory=list)
     consistency: list[float] = field(default_factory=list)
     digits_checked: bool = True
+    digit_check: str = ""
+    digit_scores: list[float] = field(default_factory=list)
 
 
 def enrollment_prompts(settings: VoiceSettings | None = None) -> list[str]:
     """Fresh random digit strings for the resident to speak, one per recording."""
     s = settings or get_voice_settings()
     return [random_digits(s.enroll_digits) for _ in range(s.enroll_utterances)]
+
+
+def check_prompt(
+    decoded: Audio,
+    digits: str | None,
+    index: int = 0,
+    *,
+    settings: VoiceSettings | None = None,
+    hearer: DigitHearer = hear_digits,
+) -> DigitCheck:
+    """Check that one enrollment recording says its prompted digits.
+
+    The same rule as a step-up challenge answer: with ``digit_check="likelihood"``
+    (the default) the recording's likelihood score against the prompt must
+    reach ``min_digit_score``; with ``"recognise"`` (or a hearer that gives no
+    score) the recognised digits must be within ``enroll_max_digit_errors``.
+
+    Args:
+        decoded: The decoded recording (:func:`biometrics.voice.audio.decode`).
+        digits: The prompted digits (non-digits such as spaces are ignored).
+        index: The 0-based recording, for the error.
+        settings: Voice settings (defaults to the environment's).
+        hearer: The digit recogniser (the speech layer's by default).
+
+    Returns:
+        The passed check (its score and method are kept for the report).
+
+    Raises:
+        EnrollmentError: ``missing_digits`` (no prompt), ``prompt_too_short``
+            (fewer than :data:`~biometrics.voice.settings.SCORED_DIGITS` digits
+            with the likelihood check), ``wrong_digits`` (the recording does
+            not say them).
+    """
+    s = settings or get_voice_settings()
+    expected = only_digits(digits or "")
+    if not expected:
+        raise EnrollmentError(
+            "missing_digits", f"recording {index + 1}: no prompted digits given", index
+        )
+    likelihood = s.digit_check == "likelihood"
+    if likelihood and len(expected) < SCORED_DIGITS:
+        raise EnrollmentError(
+            "prompt_too_short",
+            f"recording {index + 1}: the prompt has {len(expected)} digits; the digit check "
+            f"needs at least {SCORED_DIGITS} (or BILLTALK_VOICE_DIGIT_CHECK=recognise)",
+            index,
+        )
+    try:
+        if likelihood:
+            heard = hearer(decoded, expected_len=len(expected), expected=expected)
+        else:
+            heard = hearer(decoded, expected_len=len(expected))
+    except (VoiceAudioError, AudioError) as exc:
+        raise EnrollmentError(
+            voice_code(exc.code), f"recording {index + 1}: {exc.message}", index
+        ) from exc
+    check = check_digits(
+        expected,
+        heard.digits,
+        max_errors=s.enroll_max_digit_errors,
+        score=heard.score if likelihood else None,
+        min_score=s.min_digit_score if likelihood else None,
+    )
+    if not check.passed:
+        how = (
+            f"score {check.score:.2f} below {check.min_score}"
+            if check.method == "likelihood"
+            else f"{check.errors} differences"
+        )
+        raise EnrollmentError(
+            "wrong_digits",
+            f"recording {index + 1}: the prompted digits were not recognised ({how})",
+            index,
+        )
+    return check
 
 
 def build_template(
@@ -138,6 +225,7 @@ def build_template(
             f"{len(samples)} recordings given; enrollment needs {s.enroll_utterances}",
         )
     prints: list[Voiceprint] = []
+    checks: list[DigitCheck] = []
     for index, sample in enumerate(samples):
         try:
             decoded = decode(sample.audio)
@@ -145,20 +233,7 @@ def build_template(
         except VoiceAudioError as exc:
             raise EnrollmentError(exc.code, f"recording {index + 1}: {exc.message}", index) from exc
         if check_prompted_digits:
-            if not sample.digits:
-                raise EnrollmentError(
-                    "missing_digits", f"recording {index + 1}: no prompted digits given", index
-                )
-            expected = "".join(ch for ch in sample.digits if ch.isdigit())
-            heard = hearer(decoded, expected_len=len(expected))
-            check = check_digits(expected, heard.digits, max_errors=s.enroll_max_digit_errors)
-            if not check.passed:
-                raise EnrollmentError(
-                    "wrong_digits",
-                    f"recording {index + 1}: the prompted digits were not recognised "
-                    f"({check.errors} differences)",
-                    index,
-                )
+            checks.append(check_prompt(decoded, sample.digits, index, settings=s, hearer=hearer))
         prints.append(vp)
     vectors = [p.vector for p in prints]
     consistency: list[float] = []
@@ -180,6 +255,8 @@ def build_template(
         voiced_s=[round(p.voiced_s, 2) for p in prints],
         consistency=consistency,
         digits_checked=check_prompted_digits,
+        digit_check=checks[0].method if checks else "",
+        digit_scores=[c.score for c in checks if c.score is not None],
     )
     return template, report
 
@@ -227,4 +304,6 @@ def enroll(
         voiced_s=report.voiced_s,
         consistency=report.consistency,
         digits_checked=report.digits_checked,
+        digit_check=report.digit_check,
+        digit_scores=report.digit_scores,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Cosine similarity (voiceprint vs. template) at or above which a voice matches.
@@ -23,6 +23,12 @@ DEFAULT_MATCH_THRESHOLD = 0.80
 #: pocketsphinx log units) at or above which a challenge answer passes.
 #: Calibrated on real FSDD voices; see docs/voice.md.
 DEFAULT_MIN_DIGIT_SCORE = -4.5
+
+#: Digit-string length ``min_digit_score`` was calibrated on. With the
+#: likelihood check, challenges and enrollment prompts must be at least this
+#: long: a shorter string differs from a replayed one in fewer digits, so the
+#: calibrated threshold would let more replays through.
+SCORED_DIGITS = 6
 
 
 class VoiceSettings(BaseSettings):
@@ -42,8 +48,11 @@ class VoiceSettings(BaseSettings):
             tolerated between the challenge and what speech recognition heard,
             with ``digit_check="recognise"``.
         enroll_utterances: Prompted digit strings spoken at enrollment.
-        enroll_digits: Digits per enrollment prompt.
-        enroll_max_digit_errors: Tolerated edit distance for an enrollment prompt.
+        enroll_digits: Digits per enrollment prompt. Each enrollment recording
+            is checked the same way as a challenge answer (``digit_check``);
+            with the likelihood check prompts need :data:`SCORED_DIGITS`.
+        enroll_max_digit_errors: Tolerated edit distance for an enrollment
+            prompt, with ``digit_check="recognise"``.
         min_voiced_s: Least voiced speech (seconds, after voice-activity detection)
             a verification probe must contain; shorter voiceprints are unreliable.
         min_enroll_voiced_s: Least voiced speech per enrollment utterance.
@@ -59,11 +68,24 @@ class VoiceSettings(BaseSettings):
     min_digit_score: float = Field(default=DEFAULT_MIN_DIGIT_SCORE, le=0.0)
     max_digit_errors: int = Field(default=1, ge=0, le=3)
     enroll_utterances: int = Field(default=5, ge=1, le=20)
-    enroll_digits: int = Field(default=4, ge=4, le=12)
+    enroll_digits: int = Field(default=SCORED_DIGITS, ge=4, le=12)
     enroll_max_digit_errors: int = Field(default=1, ge=0, le=3)
     min_voiced_s: float = Field(default=1.0, ge=0.1)
     min_enroll_voiced_s: float = Field(default=1.0, ge=0.1)
     vad_mode: int = Field(default=2, ge=0, le=3)
+
+    @model_validator(mode="after")
+    def _scored_lengths(self) -> VoiceSettings:
+        """Refuse digit lengths the likelihood threshold was not calibrated for."""
+        if self.digit_check == "likelihood":
+            for name in ("challenge_digits", "enroll_digits"):
+                if getattr(self, name) < SCORED_DIGITS:
+                    raise ValueError(
+                        f"{name} must be at least {SCORED_DIGITS} with digit_check='likelihood' "
+                        f"(min_digit_score is calibrated on {SCORED_DIGITS}-digit strings); "
+                        "use digit_check='recognise' for shorter ones"
+                    )
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -116,7 +116,7 @@ def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_enroll_then_delete(cli_db: str, tmp_path: Path, espeak: Callable[..., bytes]) -> None:
-    prompts = ["4719", "0283", "5561", "9037", "1842"]
+    prompts = ["471902", "028365", "556174", "903728", "184250"]
     files = []
     for i, p in enumerate(prompts):
         path = tmp_path / f"e{i}.wav"
@@ -147,11 +147,11 @@ def test_enroll_then_delete(cli_db: str, tmp_path: Path, espeak: Callable[..., b
 def test_enroll_refuses_wrong_digits(
     cli_db: str, tmp_path: Path, espeak: Callable[..., bytes]
 ) -> None:
-    prompts = ["4719", "0283", "5561", "9037", "1842"]
+    prompts = ["471902", "028365", "556174", "903728", "184250"]
     files = []
     for i, p in enumerate(prompts):
         path = tmp_path / f"e{i}.wav"
-        said = "6666" if i == 1 else p
+        said = "666666" if i == 1 else p
         path.write_bytes(espeak(said, voice="en-us", speed=120, snr_db=30.0, seed=i))
         files.append(str(path))
     digit_args = [a for p in prompts for a in ("--digits", p)]
