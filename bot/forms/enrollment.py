@@ -461,6 +461,11 @@ class EnrollmentForm:
         index = int(slot["index"])
         sample = EnrollmentSample(audio[0].data, str(slot["prompts"][index]))
         code = await self._voice_problem(sample)  # check it now: a bad one is re-asked at once
+        if code == "prompt_too_short":  # prompts issued before they became longer: start over
+            turn.actions.append("enroll_voice_rejected:prompt_too_short")
+            self.pending.drop(key)
+            await self._start_voice(turn)
+            return
         if code is not None:
             turn.actions.append(f"enroll_voice_rejected:{code}")
             turn.say("enroll_voice_rejected", reason=Term("enroll_error", _code(code, VOICE_CODES)))

@@ -19,8 +19,9 @@ from sqlalchemy import text
 from bot.messages import Attachment, IncomingMessage, OutgoingMessage
 
 PIN = "482916"
-#: Voice enrollment prompts known to be recognised in espeak's en-us voice.
-PROMPTS = ["4719", "0283", "5561", "9037", "1842"]
+#: Voice enrollment prompts (6 digits, as the product asks) that espeak's en-us voice
+#: passes with a wide margin (likelihood scores -0.5 to +0.8; the threshold is -4.5).
+PROMPTS = ["471902", "028365", "556174", "903728", "184250"]
 
 
 def _pair_photos(shared_data: Path, person: str) -> list[Path]:
@@ -286,6 +287,30 @@ async def test_voice_enrollment_with_spoken_prompts(
     assert any(
         e["action"] == "enroll" and e["kind"] == "voice" for e in store.audit_trail(resident_id)
     )
+
+
+async def test_voice_enrollment_with_old_short_prompts_starts_over(
+    make_engine: Callable[..., Any], seeded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session holding 4-digit prompts (issued before prompts became 6 digits, which
+    the likelihood check needs) gets fresh prompts instead of refusing every recording."""
+    import biometrics.voice.enrollment as voice_enrollment
+    from bench.voice_synth import spoken_digits
+
+    issued = iter([["4719", "0283", "5561", "9037", "1842"], list(PROMPTS)])
+    monkeypatch.setattr(voice_enrollment, "enrollment_prompts", lambda *a, **k: next(issued))
+    engine = make_engine()
+    chat = Chat(engine, seeded.roles["payer"]["resident_id"])
+    voice = {"voice": "en-us", "speed": 120, "snr_db": 30.0}
+
+    await _verified_enrollment_menu(chat)
+    reply = await chat.press("voice")
+    assert _prompted_digits(reply) == "4719", reply
+    reply = await chat.send(files=(audio(spoken_digits("4719", seed=0, **voice)),))
+    assert "send 5 voice notes" in reply and "Recording 1 of 5" in reply, reply
+    assert _prompted_digits(reply) == PROMPTS[0], reply
+    reply = await chat.send(files=(audio(spoken_digits(PROMPTS[0], seed=0, **voice)),))
+    assert "(1 of 5)" in reply, reply
 
 
 # -- helpers ---------------------------------------------------------------------------
