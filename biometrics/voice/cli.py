@@ -34,7 +34,7 @@ def enroll_command(
         list[str] | None,
         typer.Option(
             "--digits",
-            help="The digits prompted for each recording, once per file, in order.",
+            help="The digits prompted for each recording (6 or more), once per file, in order.",
         ),
     ] = None,
     no_digit_check: Annotated[
@@ -48,8 +48,11 @@ def enroll_command(
 ) -> None:
     """Enroll a resident's voice from prompted digit recordings (five by default).
 
-    Each recording must say its ``--digits`` (checked by speech recognition)
-    unless ``--no-digit-check`` is given. Prints ``{"resident_id", "samples",
+    Each recording must say its ``--digits`` unless ``--no-digit-check`` is
+    given, checked as in the chat enrollment and the step-up
+    (:func:`biometrics.voice.enrollment.check_prompt`: with the default
+    likelihood check the prompts need at least 6 digits, else the refusal is
+    ``prompt_too_short``). Prints ``{"resident_id", "samples",
     "voiced_s", "digits_checked"}``; on refusal prints ``{"error": {"code",
     "message"}}`` and exits with 2.
     """

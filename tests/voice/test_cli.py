@@ -160,3 +160,21 @@ def test_enroll_refuses_wrong_digits(
     error = lines(result.stdout)[0]["error"]
     assert error["code"] == "wrong_digits" and error["file"] == files[1]  # type: ignore[index]
     assert not TemplateStore.from_settings().is_enrolled("r", "voice")
+
+
+def test_enroll_refuses_prompts_shorter_than_the_calibrated_length(
+    cli_db: str, tmp_path: Path, espeak: Callable[..., bytes]
+) -> None:
+    prompts = ["4719", "0283", "5561", "9037", "1842"]
+    files = []
+    for i, p in enumerate(prompts):
+        path = tmp_path / f"s{i}.wav"
+        path.write_bytes(espeak(p, voice="en-us", speed=120, snr_db=30.0, seed=i))
+        files.append(str(path))
+    digit_args = [a for p in prompts for a in ("--digits", p)]
+    result = runner.invoke(app, ["voice", "enroll", "--resident", "r", *files, *digit_args])
+    assert result.exit_code == 2
+    error = lines(result.stdout)[0]["error"]
+    assert error["code"] == "prompt_too_short" and error["file"] == files[0]  # type: ignore[index]
+    assert "at least 6" in error["message"]  # type: ignore[index]
+    assert not TemplateStore.from_settings().is_enrolled("r", "voice")
