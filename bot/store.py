@@ -296,6 +296,35 @@ class TurnRecord:
     error: str | None
 
 
+def _write_back(
+    s: Session, loaded: LoadedConversation, owner: str, *, state: Any, at: datetime, **values: Any
+) -> None:
+    """Store a conversation's new state and release its lease, if the lease and version still hold.
+
+    Raises:
+        ConcurrentTurnError: the row's version or lease changed since it was acquired.
+    """
+    changed = s.execute(
+        update(ConversationRow)
+        .where(
+            ConversationRow.id == loaded.conversation_id,
+            ConversationRow.version == loaded.version,
+            ConversationRow.lease_owner == owner,
+        )
+        .values(
+            state=_dumps(state),
+            version=loaded.version + 1,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=at,
+            **values,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if changed != 1:
+        raise ConcurrentTurnError(loaded.conversation_id)
+
+
 def _changed_status(
     loaded: LoadedConversation, status: str, flagged: bool, flag_reason: str | None
 ) -> dict[str, Any]:
@@ -463,28 +492,17 @@ class ConversationStore:
                 or one of ``notices`` was written meanwhile (by another conversation).
         """
         with self.session() as s:
-            changed = s.execute(
-                update(ConversationRow)
-                .where(
-                    ConversationRow.id == loaded.conversation_id,
-                    ConversationRow.version == loaded.version,
-                    ConversationRow.lease_owner == owner,
-                )
-                .values(
-                    state=_dumps(state),
-                    version=loaded.version + 1,
-                    turns=loaded.turns + 1,
-                    resident_id=resident_id,
-                    household_id=household_id,
-                    lease_owner=None,
-                    lease_until=None,
-                    updated_at=record.at,
-                    **_changed_status(loaded, status, flagged, flag_reason),
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-            if changed != 1:
-                raise ConcurrentTurnError(loaded.conversation_id)
+            _write_back(
+                s,
+                loaded,
+                owner,
+                state=state,
+                at=record.at,
+                turns=loaded.turns + 1,
+                resident_id=resident_id,
+                household_id=household_id,
+                **_changed_status(loaded, status, flagged, flag_reason),
+            )
             s.add(
                 TurnRow(
                     conversation_id=loaded.conversation_id,
@@ -540,24 +558,7 @@ class ConversationStore:
             NoticeAlreadyWrittenError: ``notice`` was already written.
         """
         with self.session() as s:
-            changed = s.execute(
-                update(ConversationRow)
-                .where(
-                    ConversationRow.id == loaded.conversation_id,
-                    ConversationRow.version == loaded.version,
-                    ConversationRow.lease_owner == owner,
-                )
-                .values(
-                    state=_dumps(state),
-                    version=loaded.version + 1,
-                    lease_owner=None,
-                    lease_until=None,
-                    updated_at=at,
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-            if changed != 1:
-                raise ConcurrentTurnError(loaded.conversation_id)
+            _write_back(s, loaded, owner, state=state, at=at)
             if notice is not None:
                 self._add_notice(s, loaded.conversation_id, notice, at)
             self._add_event(s, loaded.conversation_id, event, at, actor, data)
