@@ -22,6 +22,7 @@ the measured and computed rates are in ``docs/voice.md``.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -163,3 +164,35 @@ def hear_digits(
     digits = getattr(transcript, "digits", None) or only_digits(transcript.text)
     confidence = getattr(transcript, "confidence", None)
     return HeardDigits(only_digits(digits), None if confidence is None else float(confidence))
+
+
+#: A digit recogniser with :func:`hear_digits`' signature (tests may pass their own).
+DigitHearer = Callable[..., HeardDigits]
+
+
+def check_answer(
+    audio: bytes | Path | Audio,
+    expected: str,
+    *,
+    max_errors: int,
+    min_score: float | None,
+    hearer: DigitHearer = hear_digits,
+) -> tuple[HeardDigits, DigitCheck]:
+    """Hear a spoken answer to ``expected`` and decide whether it says those digits.
+
+    With ``min_score`` the likelihood check decides (the recording is scored
+    against ``expected``); without it, the edit distance of the recognised
+    digits must be at most ``max_errors``. The one rule for step-up answers and
+    enrollment recordings.
+
+    Raises:
+        bot.speech.audio.AudioError: The audio could not be decoded.
+    """
+    if min_score is None:
+        heard = hearer(audio, expected_len=len(expected))
+        return heard, check_digits(expected, heard.digits, max_errors=max_errors)
+    heard = hearer(audio, expected_len=len(expected), expected=expected)
+    check = check_digits(
+        expected, heard.digits, max_errors=max_errors, score=heard.score, min_score=min_score
+    )
+    return heard, check

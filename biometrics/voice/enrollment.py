@@ -22,7 +22,7 @@ The template, the L2-normalised mean voiceprint, is stored through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +33,8 @@ from biometrics.store import TemplateStore
 from biometrics.voice.audio import Audio, AudioError, VoiceAudioError, decode, voice_code
 from biometrics.voice.challenge import (
     DigitCheck,
-    HeardDigits,
-    check_digits,
+    DigitHearer,
+    check_answer,
     hear_digits,
     only_digits,
     random_digits,
@@ -50,8 +50,6 @@ KIND = "voice"
 ENROLL_CONSISTENCY = 0.6
 
 log = get_logger(__name__)
-
-DigitHearer = Callable[..., HeardDigits]
 
 
 class EnrollmentError(Exception):
@@ -167,21 +165,17 @@ def check_prompt(
             index,
         )
     try:
-        if likelihood:
-            heard = hearer(decoded, expected_len=len(expected), expected=expected)
-        else:
-            heard = hearer(decoded, expected_len=len(expected))
+        _, check = check_answer(
+            decoded,
+            expected,
+            max_errors=s.enroll_max_digit_errors,
+            min_score=s.min_digit_score if likelihood else None,
+            hearer=hearer,
+        )
     except (VoiceAudioError, AudioError) as exc:
         raise EnrollmentError(
             voice_code(exc.code), f"recording {index + 1}: {exc.message}", index
         ) from exc
-    check = check_digits(
-        expected,
-        heard.digits,
-        max_errors=s.enroll_max_digit_errors,
-        score=heard.score if likelihood else None,
-        min_score=s.min_digit_score if likelihood else None,
-    )
     if not check.passed:
         how = (
             f"score {check.score:.2f} below {check.min_score}"

@@ -34,7 +34,7 @@ from biometrics.store import TemplateStore
 from biometrics.voice.audio import AudioError, VoiceAudioError, decode, voice_code
 from biometrics.voice.challenge import (
     HeardDigits,
-    check_digits,
+    check_answer,
     hear_digits,
     random_digits,
     spaced,
@@ -167,22 +167,17 @@ class VoiceVerifier:
         except VoiceAudioError as exc:
             return self._result(Decision.RETRY, exc.code, details={"message": exc.message})
         similarity = round(score(template, probe), 4)
-        likelihood = s.digit_check == "likelihood"
         try:
-            if likelihood:
-                heard = self._hear(decoded, expected_len=len(expected), expected=expected)
-            else:
-                heard = self._hear(decoded, expected_len=len(expected))
+            heard, check = check_answer(
+                decoded,
+                expected,
+                max_errors=s.max_digit_errors,
+                min_score=s.min_digit_score if s.digit_check == "likelihood" else None,
+                hearer=self._hear,
+            )
         except (VoiceAudioError, AudioError) as exc:
             code = voice_code(exc.code)
             return self._result(Decision.RETRY, code, details={"message": exc.message})
-        check = check_digits(
-            expected,
-            heard.digits,
-            max_errors=s.max_digit_errors,
-            score=heard.score if likelihood else None,
-            min_score=s.min_digit_score if likelihood else None,
-        )
         details: dict[str, Any] = {
             "voiced_s": round(probe.voiced_s, 2),
             "duration_s": round(probe.duration_s, 2),
