@@ -439,13 +439,7 @@ def create_payment(
         )
     # 2. charge (idempotent at the gateway: the payment id is its key)
     try:
-        result = gateway.charge(
-            amount=amount,
-            currency=get_settings().currency,
-            method=method,
-            payment_token=token,
-            idempotency_key=payment_id,
-        )
+        result = _charge(gateway, payment_id, amount, method, token)
     except GatewayError as exc:
         result = GatewayResult("failed", "", exc.code, exc.message, amount, get_settings().currency)
     # 3. settle
@@ -460,6 +454,20 @@ def create_payment(
         uow.commit()
     log.info("payment", payment_id=payment_id, status=response["status"], household_id=household_id)
     return response, False
+
+
+def _charge(
+    gateway: PaymentGateway, payment_id: str, amount: Decimal, method: str, token: str | None
+) -> GatewayResult:
+    """Charge a recorded payment; the payment id is the gateway's idempotency key, so a
+    retry (a replayed request, reconciliation after a crash) never charges twice."""
+    return gateway.charge(
+        amount=amount,
+        currency=get_settings().currency,
+        method=method,
+        payment_token=token,
+        idempotency_key=payment_id,
+    )
 
 
 def reconcile_pending(
@@ -486,16 +494,9 @@ def reconcile_pending(
             assert p is not None
             ref, amount, method, token = p.gateway_reference, p.amount, p.method, p.payment_token
         try:
-            if ref:
-                result = gateway.status(ref)
-            else:
-                result = gateway.charge(
-                    amount=amount,
-                    currency=get_settings().currency,
-                    method=method,
-                    payment_token=token,
-                    idempotency_key=payment_id,
-                )
+            result = (
+                gateway.status(ref) if ref else _charge(gateway, payment_id, amount, method, token)
+            )
         except GatewayError as exc:
             log.warning("reconcile_error", payment_id=payment_id, code=exc.code)
             counts["pending"] += 1
