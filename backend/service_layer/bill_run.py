@@ -88,12 +88,23 @@ class _Boundary:
     end: tuple[int, Decimal] | None
 
 
+_BILL_COLUMNS = (
+    "bill_id", "household_id", "utility", "period_start", "period_end", "issued_on",
+    "due_date", "tariff_id", "usage", "unit", "start_reading", "end_reading", "total",
+    "amount_paid", "status", "version",
+)  # fmt: skip
+_LINE_COLUMNS = (
+    "bill_id", "position", "kind", "description", "quantity", "unit_price", "amount",
+    "tier_from", "tier_to",
+)  # fmt: skip
+
+
 @dataclass
 class _Rows:
-    """The rows one chunk inserts."""
+    """The rows one chunk inserts (in ``_BILL_COLUMNS`` / ``_LINE_COLUMNS`` order)."""
 
-    bills: list[dict[str, Any]]
-    lines: list[dict[str, Any]]
+    bills: list[tuple[Any, ...]]
+    lines: list[tuple[Any, ...]]
     entries: list[ledger.Entry]
 
 
@@ -403,26 +414,11 @@ def _price_household(
             usage = end_v - start_v
             lines, charges = pricer(utility, usage)
         bid = bill_id_for(hid, utility, start)
+        status = billing.bill_status(charges, ZERO, due, today)
         rows.bills.append(
-            {
-                "bill_id": bid,
-                "household_id": hid,
-                "utility": utility,
-                "period_start": start,
-                "period_end": end,
-                "issued_on": end + timedelta(days=1),
-                "due_date": due,
-                "tariff_id": tariff.tariff_id,
-                "usage": usage,
-                "unit": tariff.unit,
-                "start_reading": start_v,
-                "end_reading": end_v,
-                "total": charges,
-                "amount_paid": ZERO,
-                "status": billing.bill_status(charges, ZERO, due, today),
-                "version": 1,
-            }
-        )
+            (bid, hid, utility, start, end, end + timedelta(days=1), due, tariff.tariff_id,
+             usage, tariff.unit, start_v, end_v, charges, ZERO, status, 1)
+        )  # fmt: skip
         rows.lines.extend(_line_row(bid, i, ln) for i, ln in enumerate(lines))
         rows.entries.append(ledger.bill_entry(bid, hid, utility, charges))
         created.append(bid)
@@ -430,18 +426,11 @@ def _price_household(
     return created
 
 
-def _line_row(bill_id: str, position: int, line: Line) -> dict[str, Any]:
-    return {
-        "bill_id": bill_id,
-        "position": position,
-        "kind": line.kind,
-        "description": line.description,
-        "quantity": line.quantity,
-        "unit_price": line.unit_price,
-        "amount": line.amount,
-        "tier_from": line.tier_from,
-        "tier_to": line.tier_to,
-    }
+def _line_row(bill_id: str, position: int, line: Line) -> tuple[Any, ...]:
+    return (
+        bill_id, position, line.kind, line.description, line.quantity, line.unit_price,
+        line.amount, line.tier_from, line.tier_to,
+    )  # fmt: skip
 
 
 def _insert(uow: UnitOfWork, rows: _Rows) -> None:
@@ -449,8 +438,8 @@ def _insert(uow: UnitOfWork, rows: _Rows) -> None:
     if not rows.bills:
         return
     session = uow.session
-    write_rows(session, _BILLS, list(rows.bills[0]), [tuple(b.values()) for b in rows.bills])
-    write_rows(session, _LINES, list(rows.lines[0]), [tuple(ln.values()) for ln in rows.lines])
+    write_rows(session, _BILLS, _BILL_COLUMNS, rows.bills)
+    write_rows(session, _LINES, _LINE_COLUMNS, rows.lines)
     entries = [e for e in rows.entries if e.postings]
     ids = reserve_ids(session, _ENTRIES, len(entries))
     now = utcnow()
