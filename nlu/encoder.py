@@ -77,10 +77,10 @@ def verify_files(folder: Path | None = None) -> None:
 class SentenceEncoder:
     """Thread-safe, lazily loaded MiniLM encoder returning L2-normalised float32 vectors.
 
-    Runs the transformer directly (tokenise, forward, attention-masked mean pooling,
-    L2 norm: exactly what sentence-transformers does for this model) to save its
-    per-call overhead on single messages. Batches are sorted by length so padding
-    stays small.
+    Runs the transformer directly (tokenise, forward with :class:`nlu.bert.LeanBert`,
+    attention-masked mean pooling, L2 norm: exactly what sentence-transformers does
+    for this model) to save its per-call overhead on single messages. Batches are
+    sorted by length so padding stays small.
     """
 
     #: The model's configured maximum sequence length (sentence_bert_config.json).
@@ -101,12 +101,13 @@ class SentenceEncoder:
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                 folder = self._folder or model_path()
                 verify_files(folder)
-                from transformers import AutoModel, AutoTokenizer
+                from transformers import AutoTokenizer
+
+                from nlu.bert import LeanBert
 
                 self._tokenizer = AutoTokenizer.from_pretrained(str(folder),
                                                                 local_files_only=True)
-                self._model = AutoModel.from_pretrained(str(folder), local_files_only=True)
-                self._model.eval()
+                self._model = LeanBert.from_folder(folder)
             return self._tokenizer, self._model
 
     def encode(self, texts: list[str], *, batch_size: int = 64,
@@ -143,7 +144,7 @@ class SentenceEncoder:
                 idx = order[start : start + batch_size]
                 batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                   max_length=self.MAX_TOKENS, return_tensors="pt")
-                hidden = model(**batch).last_hidden_state
+                hidden = model(batch["input_ids"], batch["attention_mask"])
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 out[idx] = torch.nn.functional.normalize(pooled, dim=1).numpy()
