@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 import nlu
 from nlu.classifier import OUT_OF_SCOPE
 from nlu.evaluate import evaluate_model
+from nlu.features import TfidfFeaturizer, normalise_text
 from nlu.rasa_yaml import TrainingData, load_training_data
 from nlu.train import train_on_data
 
@@ -133,3 +135,21 @@ def test_parse_many_equals_parse(default_model: Any) -> None:
     for a, b in zip(batch, single, strict=True):
         assert a["intent"]["name"] == b["intent"]["name"]
         assert a["intent"]["confidence"] == pytest.approx(b["intent"]["confidence"], abs=1e-4)
+
+
+def test_direct_tfidf_equals_sklearn_transform() -> None:
+    corpus = [normalise_text(t) for t in (
+        "how much is my electricity bill", "hw much is my electrcity bil",
+        "pay 60 on the water account", "交300元燃气费", "上个月电费多少", "what's the weather",
+        "pay pay pay the the bill bill", "",
+    )]
+    featurizer = TfidfFeaturizer(char_min_df=1)
+    featurizer.fit_transform(corpus)
+    queries = [*corpus, "zzz qqq", "电费 electricity mixed 123", "   "]
+    assert featurizer.word is not None and featurizer.char is not None
+    expected = sparse.hstack([featurizer.word.transform(queries),
+                              featurizer.char.transform(queries)], format="csr")
+    ours = featurizer.transform(queries)
+    assert ours.shape == expected.shape
+    assert abs(ours - expected).max() < 1e-6
+    assert featurizer.transform([]).shape == (0, featurizer.n_features)
