@@ -3,8 +3,9 @@
 # Needs a Rasa venv OUTSIDE the repo (Rasa 3.6 needs Python 3.10):
 #   $(pyenv root)/versions/3.10.13/bin/python -m venv /work/rasa-venv
 #   /work/rasa-venv/bin/pip install rasa==3.6.21
-# Run in the background (about 2 hours on 2 cores):
-#   nohup nice -n 15 bash bench/rasa/run_rasa_bench.sh > /work/rasa-bench.log 2>&1 &
+# Run in the background, on an otherwise idle machine (52 min measured on 2 idle cores,
+# about 31 s per epoch; under load an epoch took up to 15 min, so don't `nice` it):
+#   nohup bash bench/rasa/run_rasa_bench.sh > /work/rasa-bench.log 2>&1 &
 # Results: $WORK/train_time.json and $WORK/eval.json (copied to bench/results/nlu_rasa_diet.json).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
