@@ -114,6 +114,8 @@ class DialogueEngine:
         self._scopes: dict[str, _ScopedCache] = {}
         self._scope_ttl = scope_ttl_s
         self._batcher: BatchingParser | None = None
+        #: Turns being handled right now (the NLU batcher waits for company only if > 1).
+        self._turns_in_flight = 0
 
     # -- construction -------------------------------------------------------------
 
@@ -158,7 +160,8 @@ class DialogueEngine:
         # Off the event loop and batched with concurrent turns' messages
         # (bot/nlu_batcher.py); a new batcher if the NLU object was swapped.
         if self._batcher is None or self._batcher.model is not self.nlu:
-            old, self._batcher = self._batcher, BatchingParser(self.nlu)
+            old, self._batcher = self._batcher, BatchingParser(
+                self.nlu, company=lambda: self._turns_in_flight > 1)
             if old is not None:
                 await old.aclose()
         return dict(await self._batcher.parse(text, reference_date))
@@ -231,6 +234,13 @@ class DialogueEngine:
 
     async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         """Handle one message and return the replies (possibly none)."""
+        self._turns_in_flight += 1
+        try:
+            return await self._handle(message)
+        finally:
+            self._turns_in_flight -= 1
+
+    async def _handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         started = time.perf_counter()
         now = self.clock()
         resident_id, household_id = message.resident_id, None

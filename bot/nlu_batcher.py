@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -49,13 +50,17 @@ class BatchingParser:
         max_batch: The most messages parsed in one call.
         window_s: How long the worker waits after the first queued message for
             others to join its batch.
+        company: Optional; returns whether other turns are in progress. When it
+            returns False nobody can join the batch, so the worker does not wait
+            the window (a lone conversation's turn is not delayed by it).
 
     The parser binds to the event loop of its first :meth:`parse`; used from
     another loop (e.g. a later ``asyncio.run``) it starts a fresh queue and worker
     there.
     """
 
-    def __init__(self, model: Any, *, max_batch: int = 32, window_s: float = 0.002) -> None:
+    def __init__(self, model: Any, *, max_batch: int = 32, window_s: float = 0.002,
+                 company: Callable[[], bool] | None = None) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if window_s < 0:
@@ -63,6 +68,7 @@ class BatchingParser:
         self.model = model
         self.max_batch = max_batch
         self.window_s = window_s
+        self.company = company
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[_Request] | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -109,7 +115,8 @@ class BatchingParser:
     async def _run(self, queue: asyncio.Queue[_Request]) -> None:
         while True:
             batch = [await queue.get()]
-            deadline = asyncio.get_running_loop().time() + self.window_s
+            alone = self.company is not None and not self.company()
+            deadline = asyncio.get_running_loop().time() + (0.0 if alone else self.window_s)
             while len(batch) < self.max_batch:
                 if queue.empty():
                     remaining = deadline - asyncio.get_running_loop().time()

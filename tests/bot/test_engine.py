@@ -176,3 +176,26 @@ async def test_stale_and_malformed_payloads_do_nothing(parts) -> None:
     assert "earlier conversation" in await say(engine, payload="not a payload")
     assert "earlier conversation" in await say(engine, payload='/confirm_payment{"t": ')
     assert client.payments == []
+
+
+async def test_the_nlu_batcher_waits_for_company_only_when_turns_overlap(parts) -> None:
+    engine, client, nlu, _ = parts
+    nlu.add("how much", [("check_balance", 0.99)])
+    company: list[bool] = []
+    original = nlu.parse
+
+    def parse(text: str, *, reference_date: Any = None) -> dict[str, Any]:
+        assert engine._batcher is not None and engine._batcher.company is not None
+        company.append(engine._batcher.company())
+        return original(text, reference_date=reference_date)
+
+    nlu.parse = parse  # type: ignore[method-assign]
+    await say(engine, "how much")
+    assert company == [False]  # one turn in flight: nobody to wait for
+
+    async def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug")
+
+    client.get_balance = boom  # type: ignore[method-assign]
+    await say(engine, "how much")  # a turn whose action fails still leaves it balanced
+    assert engine._turns_in_flight == 0

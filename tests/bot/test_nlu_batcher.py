@@ -168,3 +168,24 @@ def test_rejects_bad_settings() -> None:
         BatchingParser(RecordingModel(), max_batch=0)
     with pytest.raises(ValueError):
         BatchingParser(RecordingModel(), window_s=-1)
+
+
+async def test_without_company_a_lone_request_does_not_wait_the_window() -> None:
+    model = RecordingModel()
+    parser = BatchingParser(model, window_s=30.0, company=lambda: False)
+    # With the 30 s window this would time out; alone, the batch runs at once.
+    result = await asyncio.wait_for(parser.parse("alone", TODAY), timeout=10)
+    assert result["text"] == "alone"
+    assert parser.batch_sizes == [1]
+    await parser.aclose()
+
+
+async def test_with_company_the_window_gathers_later_arrivals() -> None:
+    model = RecordingModel()
+    parser = BatchingParser(model, window_s=0.5, company=lambda: True)
+    first = asyncio.ensure_future(parser.parse("first", TODAY))
+    await asyncio.sleep(0.01)  # the worker has taken "first" and is waiting the window
+    second = await parser.parse("second", TODAY)
+    assert (await first)["text"] == "first" and second["text"] == "second"
+    assert model.calls == [(["first", "second"], TODAY)]
+    await parser.aclose()
