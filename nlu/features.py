@@ -121,13 +121,14 @@ class TfidfFeaturizer:
         if self._blocks is None:
             self._blocks = [_Block(self.word), _Block(self.char)]
         offsets = np.cumsum([0] + [block.size for block in self._blocks])
-        indptr, indices, data = [0], [], []
+        indptr, indices, data, nnz = [0], [], [], 0
         for text in texts:
-            for block, offset in zip(self._blocks, offsets, strict=False):
+            for block, offset in zip(self._blocks, offsets[:-1], strict=True):
                 cols, values = block.weights(text)
                 indices.append(cols + offset)
                 data.append(values)
-            indptr.append(indptr[-1] + sum(len(c) for c in indices[-len(self._blocks):]))
+                nnz += len(cols)
+            indptr.append(nnz)
         width = int(offsets[-1])
         if not texts:
             return sparse.csr_matrix((0, width), dtype=np.float32)
