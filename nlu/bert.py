@@ -15,6 +15,7 @@ nothing is unpickled or executed).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ class LeanBert:
                        for i in range(int(config["num_hidden_layers"]))]
 
     @staticmethod
-    def _layer(w: Any, p: str) -> _Layer:
+    def _layer(w: Callable[[str], torch.Tensor], p: str) -> _Layer:
         attention = p + "attention."
         qkv = [f"{attention}self.{n}." for n in ("query", "key", "value")]
         return _Layer(

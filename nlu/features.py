@@ -69,8 +69,9 @@ class _Block:
             column = self.vocabulary.get(term)
             if column is not None:
                 counts[column] = counts.get(column, 0) + 1
-        cols = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
-        tf = np.array([counts[c] for c in cols], dtype=np.float32)
+        ordered = sorted(counts.items())
+        cols = np.array([column for column, _ in ordered], dtype=np.int32)
+        tf = np.array([count for _, count in ordered], dtype=np.float32)
         values = (np.log(tf) + 1) * self.idf[cols]
         norm = float(np.sqrt(np.dot(values, values)))
         return cols, values / norm if norm > 0 else values
@@ -121,6 +122,9 @@ class TfidfFeaturizer:
         if self._blocks is None:
             self._blocks = [_Block(self.word), _Block(self.char)]
         offsets = np.cumsum([0] + [block.size for block in self._blocks])
+        width = int(offsets[-1])
+        if not texts:
+            return sparse.csr_matrix((0, width), dtype=np.float32)
         indptr, indices, data, nnz = [0], [], [], 0
         for text in texts:
             for block, offset in zip(self._blocks, offsets[:-1], strict=True):
@@ -129,9 +133,6 @@ class TfidfFeaturizer:
                 data.append(values)
                 nnz += len(cols)
             indptr.append(nnz)
-        width = int(offsets[-1])
-        if not texts:
-            return sparse.csr_matrix((0, width), dtype=np.float32)
         return sparse.csr_matrix(
             (np.concatenate(data), np.concatenate(indices), np.asarray(indptr)),
             shape=(len(texts), width),
