@@ -7,6 +7,7 @@ They pin down behaviour that the real NLU cannot be steered into reliably
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -179,7 +180,7 @@ async def test_stale_and_malformed_payloads_do_nothing(parts) -> None:
 
 
 async def test_the_nlu_batcher_waits_for_company_only_when_turns_overlap(parts) -> None:
-    engine, client, nlu, _ = parts
+    engine, _, nlu, _ = parts
     nlu.add("how much", [("check_balance", 0.99)])
     company: list[bool] = []
     original = nlu.parse
@@ -193,9 +194,20 @@ async def test_the_nlu_batcher_waits_for_company_only_when_turns_overlap(parts) 
     await say(engine, "how much")
     assert company == [False]  # one turn in flight: nobody to wait for
 
-    async def boom(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("bug")
+    company.clear()
+    await asyncio.gather(say(engine, "how much"), engine.handle(
+        IncomingMessage(channel="test", external_user_id="u2", resident_id="r-1",
+                        text="how much")))
+    assert True in company  # two turns in flight: worth waiting for the other
 
-    client.get_balance = boom  # type: ignore[method-assign]
-    await say(engine, "how much")  # a turn whose action fails still leaves it balanced
+
+async def test_a_turn_that_raises_is_no_longer_counted_in_flight(parts, monkeypatch) -> None:
+    engine = parts[0]
+
+    async def broken(message: IncomingMessage) -> list[Any]:
+        raise RuntimeError("store down")
+
+    monkeypatch.setattr(engine, "_handle", broken)
+    with pytest.raises(RuntimeError, match="store down"):
+        await say(engine, "how much")
     assert engine._turns_in_flight == 0
