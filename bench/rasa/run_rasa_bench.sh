@@ -6,7 +6,8 @@
 # Run in the background, on an otherwise idle machine (52 min measured on 2 idle cores,
 # about 31 s per epoch; under load an epoch took up to 15 min, so don't `nice` it):
 #   nohup bash bench/rasa/run_rasa_bench.sh > /work/rasa-bench.log 2>&1 &
-# Results: $WORK/train_time.json and $WORK/eval.json (copied to bench/results/nlu_rasa_diet.json).
+# Results: $WORK/train_time.json and $WORK/eval.json, merged into
+# bench/results/nlu_rasa_diet_e$EPOCHS.json.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RASA_VENV=${RASA_VENV:-/work/rasa-venv}
