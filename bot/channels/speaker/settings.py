@@ -1,0 +1,69 @@
+"""Settings of the smart-speaker channel (``BILLTALK_SPEAKER_*`` environment variables)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SpeakerSettings(BaseSettings):
+    """Knobs of :mod:`bot.channels.speaker`.
+
+    Every value can be set from the environment with the ``BILLTALK_SPEAKER_``
+    prefix, e.g. ``BILLTALK_SPEAKER_MAX_AUDIO_S=30``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="BILLTALK_SPEAKER_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    #: Longest utterance accepted; a longer stream is cut here and answered
+    #: with "that was too long" (the rest of the stream is read and dropped).
+    max_audio_s: float = Field(default=60.0, gt=0)
+    #: Wrong link codes a device may say before pairing is locked for it.
+    pairing_max_failures: int = Field(default=5, ge=1)
+    #: How long pairing stays locked after too many wrong codes.
+    pairing_lock_minutes: int = Field(default=15, ge=1)
+    #: Weak (unsure) transcripts in a row before the speaker suggests the chat.
+    max_weak_transcripts: int = Field(default=2, ge=1)
+    #: espeak-ng voices for replies, by language.
+    voice_en: str = "en-us"
+    voice_zh: str = "cmn"
+    #: Speaking rate of replies, words per minute.
+    speed_wpm: int = Field(default=160, ge=80, le=400)
+    #: Audio chunk size sent to Wyoming clients, in samples.
+    samples_per_chunk: int = Field(default=1024, ge=64)
+    #: The Alexa skill's application id; requests for another skill are refused
+    #: (empty: any skill id, for development only).
+    alexa_skill_id: str = ""
+    #: PEM bundle of root certificates the Alexa signing chain must lead to
+    #: (empty: the ``certifi`` bundle).
+    alexa_trust_store: str = ""
+    #: Local copies of signing-certificate chains, as JSON ``{"url": "path"}``: a
+    #: listed URL is read from its file instead of being downloaded (offline
+    #: deployments, tests).
+    alexa_cert_files: dict[str, str] = Field(default_factory=dict)
+    #: Largest accepted clock skew of an Alexa request's ``timestamp``.
+    alexa_max_skew_s: int = Field(default=150, ge=1)
+    #: Largest accepted Alexa request body.
+    alexa_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    #: Largest accepted body of ``POST /api/v1/speaker/ask``.
+    http_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    #: How long a reply's WAV stays retrievable at its ``audio_url``.
+    http_audio_ttl_s: int = Field(default=300, ge=10)
+
+    @field_validator("alexa_cert_files", mode="before")
+    @classmethod
+    def _json_mapping(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_speaker_settings() -> SpeakerSettings:
+    """The process's speaker settings, read once from the environment."""
+    return SpeakerSettings()
