@@ -10,14 +10,20 @@ log = get_logger("billtalk.bootstrap")
 
 
 def migrate_all(url: str) -> None:
-    """Create or upgrade every package's tables (billing, conversations, biometrics)."""
+    """Create or upgrade every package's tables (billing, conversations, biometrics, console).
+
+    The console's tables go with the conversation log (the dialogue's database).
+    """
     from backend.bootstrap import ensure_database
     from biometrics.store import ensure_schema as ensure_biometrics
+    from bot.settings import get_dialogue_settings
     from bot.store import ensure_schema as ensure_bot
+    from console.db import ensure_schema as ensure_console
 
     ensure_database(url)
     ensure_bot(url)
     ensure_biometrics(url)
+    ensure_console(get_dialogue_settings().database_url or url)
 
 
 def prepare_product(url: str, *, households: int = 40) -> str:

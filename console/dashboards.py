@@ -1,0 +1,356 @@
+"""Supervisor dashboards: the assistant's numbers and billing's, as PNG charts and CSV.
+
+Assistant (from the conversation log, last 30 days, within the staff member's
+buildings): conversations per day, containment (conversations that finished
+without a person), fallback rate, handoff rate and waiting time, payments made
+through the assistant, step-up verification pass/fail, turn latency p95.
+Billing (from the backend's report services): revenue by utility and month,
+arrears by age bucket, usage trend, next month's forecast.
+
+Charts are drawn on the server with matplotlib (Agg); every chart's numbers
+are also served as CSV. Money stays ``Decimal`` until it is drawn.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, case, func, select
+from sqlalchemy.orm import Session
+
+from bot.store import ConversationRow, EventRow, TurnRow
+from console.queries import FALLBACK_INTENTS, WAITING, Reader, Scope
+
+DAYS = 30
+#: name -> (English title, Chinese title)
+CHARTS: dict[str, tuple[str, str]] = {
+    "conversations": ("Conversations per day", "每日会话数"),
+    "rates": ("Containment, fallback and handoff rates", "自助率、未理解率与转人工率"),
+    "handoff_wait": ("Handoff waiting time (minutes)", "转人工等待时间（分钟）"),
+    "payments": ("Payments through the assistant", "通过助手的付款"),
+    "stepup": ("Step-up verification pass / fail", "加强验证通过 / 失败"),
+    "latency": ("Turn latency p95 (ms)", "每轮耗时 p95（毫秒）"),
+    "revenue": ("Revenue by utility and month", "按费用类型和月份的收入"),
+    "arrears": ("Arrears by age", "欠费账龄"),
+    "usage": ("Usage trend", "用量趋势"),
+    "forecast": ("Next month's forecast", "下月预测"),
+}
+
+Table = dict[str, Any]  # {"columns": [...], "rows": [[...], ...]}
+
+
+def _since(days: int = DAYS) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)
+
+
+def _scoped(q: Any, reader: Reader, scope: Scope) -> Any:
+    clause = reader._scope_clause(scope)
+    return q if clause is None else q.where(clause)
+
+
+def _day(value: Any) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)[:10]
+
+
+def _turn_days(engine: Engine, reader: Reader, scope: Scope) -> dict[str, dict[str, float]]:
+    t, c = TurnRow, ConversationRow
+    fallback = case(
+        (t.intent.in_(FALLBACK_INTENTS), 1), (t.actions.like('%"fallback"%'), 1), else_=0
+    )
+    q = (
+        select(
+            func.date(t.at).label("day"),
+            func.count().label("turns"),
+            func.count(func.distinct(t.conversation_id)).label("active"),
+            func.sum(fallback).label("fallback"),
+            func.count(func.distinct(case((t.intent == "human_handoff", t.conversation_id)))).label(
+                "handoff"
+            ),
+            func.sum(case((t.payment_ids != "[]", 1), else_=0)).label("paid"),
+            func.sum(case((t.verification.like('%"decision": "accept"%'), 1), else_=0)).label(
+                "stepup_pass"
+            ),
+            func.sum(case((t.verification.like('%"decision": "reject"%'), 1), else_=0)).label(
+                "stepup_fail"
+            ),
+        )
+        .join(c, c.id == t.conversation_id)
+        .where(t.at >= _since())
+        .group_by(func.date(t.at))
+    )
+    with Session(engine) as s:
+        rows = s.execute(_scoped(q, reader, scope)).all()
+    return {
+        _day(r.day): {k: float(getattr(r, k) or 0) for k in r._fields if k != "day"} for r in rows
+    }
+
+
+def _latency_p95(engine: Engine, reader: Reader, scope: Scope) -> dict[str, float]:
+    t, c = TurnRow, ConversationRow
+    if engine.dialect.name == "postgresql":
+        q = (
+            select(
+                func.date(t.at).label("day"),
+                func.percentile_cont(0.95).within_group(t.latency_ms).label("p95"),
+            )
+            .join(c, c.id == t.conversation_id)
+            .where(t.at >= _since())
+            .group_by(func.date(t.at))
+        )
+        with Session(engine) as s:
+            return {_day(d): float(p or 0) for d, p in s.execute(_scoped(q, reader, scope))}
+    q = (
+        select(func.date(t.at), t.latency_ms)
+        .join(c, c.id == t.conversation_id)
+        .where(t.at >= _since())
+    )
+    per: dict[str, list[float]] = defaultdict(list)
+    with Session(engine) as s:
+        for d, ms in s.execute(_scoped(q, reader, scope)):
+            per[_day(d)].append(float(ms or 0))
+    out = {}
+    for d, values in per.items():
+        values.sort()
+        out[d] = values[max(0, math.ceil(0.95 * len(values)) - 1)]
+    return out
+
+
+def _handoff_waits(engine: Engine, reader: Reader, scope: Scope) -> dict[str, list[float]]:
+    """Minutes from the resident's handoff request to a staff take-over, by request day."""
+    t, c, e = TurnRow, ConversationRow, EventRow
+    asked = (
+        select(t.conversation_id, func.min(t.at))
+        .join(c, c.id == t.conversation_id)
+        .where(t.at >= _since(), t.intent == "human_handoff")
+        .group_by(t.conversation_id)
+    )
+    with Session(engine) as s:
+        requests = dict(s.execute(_scoped(asked, reader, scope)).all())
+        taken = (
+            dict(
+                s.execute(
+                    select(e.conversation_id, func.min(e.at))
+                    .where(e.conversation_id.in_(list(requests)), e.event == "handoff_taken")
+                    .group_by(e.conversation_id)
+                ).all()
+            )
+            if requests
+            else {}
+        )
+    out: dict[str, list[float]] = defaultdict(list)
+    for cid, at in requests.items():
+        if cid in taken:
+            a, b = _aware(at), _aware(taken[cid])
+            out[_day(a.date())].append(max(0.0, (b - a).total_seconds() / 60))
+    return out
+
+
+def _aware(v: datetime) -> datetime:
+    return v.replace(tzinfo=UTC) if v.tzinfo is None else v
+
+
+def assistant_summary(engine: Engine, reader: Reader, scope: Scope) -> dict[str, str]:
+    """Headline numbers of the last 30 days (for the dashboard page)."""
+    days = _turn_days(engine, reader, scope)
+    turns = sum(d["turns"] for d in days.values())
+    active = sum(d["active"] for d in days.values())
+    handoff = sum(d["handoff"] for d in days.values())
+    fallback = sum(d["fallback"] for d in days.values())
+    with Session(engine) as s:
+        waiting = s.scalar(
+            _scoped(
+                select(func.count())
+                .select_from(ConversationRow)
+                .where(ConversationRow.status == WAITING),
+                reader,
+                scope,
+            )
+        )
+    return {
+        "turns (30 days)": f"{int(turns)}",
+        "containment": f"{(1 - handoff / active) * 100:.1f} %" if active else "-",
+        "fallback rate": f"{fallback / turns * 100:.1f} %" if turns else "-",
+        "handoff rate": f"{handoff / active * 100:.1f} %" if active else "-",
+        "waiting now": f"{int(waiting or 0)}",
+    }
+
+
+def chart_data(
+    name: str, engine: Engine, billing_engine: Engine, reader: Reader, scope: Scope
+) -> Table:
+    """The numbers behind chart ``name`` as a table (``columns``, ``rows``)."""
+    if name in ("conversations", "rates", "payments", "stepup"):
+        days = _turn_days(engine, reader, scope)
+        c = ConversationRow
+        q = (
+            select(func.date(c.created_at), func.count())
+            .where(c.created_at >= _since())
+            .group_by(func.date(c.created_at))
+        )
+        with Session(engine) as s:
+            started = {_day(d): n for d, n in s.execute(_scoped(q, reader, scope))}
+        keys = sorted(set(days) | set(started))
+        if name == "conversations":
+            return {
+                "columns": ["day", "conversations_started", "conversations_active"],
+                "rows": [
+                    [k, started.get(k, 0), int(days.get(k, {}).get("active", 0))] for k in keys
+                ],
+            }
+        if name == "rates":
+            rows = []
+            for k in keys:
+                d = days.get(k)
+                if not d or not d["turns"]:
+                    continue
+                rows.append(
+                    [
+                        k,
+                        round(1 - d["handoff"] / d["active"], 4),
+                        round(d["fallback"] / d["turns"], 4),
+                        round(d["handoff"] / d["active"], 4),
+                    ]
+                )
+            return {
+                "columns": ["day", "containment", "fallback_rate", "handoff_rate"],
+                "rows": rows,
+            }
+        if name == "payments":
+            return {
+                "columns": ["day", "payments"],
+                "rows": [[k, int(days[k]["paid"])] for k in keys if k in days],
+            }
+        return {
+            "columns": ["day", "passed", "failed"],
+            "rows": [
+                [k, int(days[k]["stepup_pass"]), int(days[k]["stepup_fail"])]
+                for k in keys
+                if k in days
+            ],
+        }
+    if name == "latency":
+        p95 = _latency_p95(engine, reader, scope)
+        return {
+            "columns": ["day", "latency_p95_ms"],
+            "rows": [[k, round(v, 1)] for k, v in sorted(p95.items())],
+        }
+    if name == "handoff_wait":
+        waits = _handoff_waits(engine, reader, scope)
+        rows = []
+        for k in sorted(waits):
+            v = sorted(waits[k])
+            rows.append([k, len(v), round(v[len(v) // 2], 1), round(max(v), 1)])
+        return {
+            "columns": ["day", "handoffs_taken", "median_wait_min", "max_wait_min"],
+            "rows": rows,
+        }
+    return _billing(name, billing_engine, scope)
+
+
+def _billing(name: str, engine: Engine, scope: Scope) -> Table:
+    from backend.service_layer import reports
+    from backend.service_layer.unit_of_work import UnitOfWork
+
+    uow = UnitOfWork(engine)
+    allowed = None if scope.buildings is None else set(scope.buildings)
+    if name in ("revenue", "usage"):
+        rows = [
+            r
+            for r in reports.report_usage_revenue(uow)
+            if allowed is None or r["building_id"] in allowed
+        ]
+        acc: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        for r in rows:
+            value = r["revenue"] if name == "revenue" else (r["usage"] or "0")
+            acc[(r["month"], r["utility"])] += Decimal(value)
+        col = "revenue" if name == "revenue" else "usage"
+        return {
+            "columns": ["month", "utility", col],
+            "rows": [[m, u, str(v)] for (m, u), v in sorted(acc.items())],
+        }
+    if name == "arrears":
+        report = reports.report_arrears(uow)
+        buckets: dict[str, Decimal] = defaultdict(Decimal)
+        for h in report["households"]:
+            if allowed is None or h["building_id"] in allowed:
+                for k, v in h["buckets"].items():
+                    buckets[k] += Decimal(v)
+        order = [name for name, _, _ in reports.AGING_BUCKETS]
+        return {
+            "columns": ["bucket", "amount"],
+            "rows": [[k, str(buckets.get(k, Decimal("0.00")))] for k in order],
+        }
+    if name == "forecast":
+        from backend.adapters.orm import Household
+
+        with Session(engine) as s:
+            building = dict(s.execute(select(Household.household_id, Household.building_id)))
+        acc2: dict[str, Decimal] = defaultdict(Decimal)
+        for f in reports.report_forecasts(uow, limit=400):
+            if allowed is None or building.get(f["household_id"]) in allowed:
+                acc2[f["utility"]] += Decimal(str(f["amount_estimate"]))
+        return {
+            "columns": ["utility", "amount_estimate"],
+            "rows": [[u, str(v)] for u, v in sorted(acc2.items())],
+        }
+    raise KeyError(name)
+
+
+def to_csv(table: Table) -> str:
+    """A table as CSV text."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(table["columns"])
+    w.writerows(table["rows"])
+    return buf.getvalue()
+
+
+def render_png(name: str, table: Table, lang: str = "en") -> bytes:
+    """Chart ``name`` as a PNG image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    title = CHARTS[name][0]  # matplotlib's default fonts have no CJK glyphs
+    fig, ax = plt.subplots(figsize=(5.6, 3.0), dpi=100)
+    cols, rows = table["columns"], table["rows"]
+    try:
+        if not rows:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        elif name in ("revenue", "usage"):
+            series: dict[str, dict[str, float]] = defaultdict(dict)
+            for month, utility, value in rows:
+                series[utility][month] = float(value)
+            months = sorted({r[0] for r in rows})
+            for utility, values in sorted(series.items()):
+                ax.plot(months, [values.get(m, 0.0) for m in months], marker="o", label=utility)
+            ax.legend(fontsize=7)
+            ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+        elif name in ("arrears", "forecast"):
+            ax.bar([str(r[0]) for r in rows], [float(r[1]) for r in rows], color="#2d6cdf")
+        else:
+            xs = [r[0][5:] for r in rows]
+            for i, col in enumerate(cols[1:], start=1):
+                ax.plot(xs, [float(r[i]) for r in rows], marker=".", label=col)
+            ax.legend(fontsize=7)
+            step = max(1, len(xs) // 10)
+            ax.set_xticks(
+                range(0, len(xs), step),
+                [xs[i] for i in range(0, len(xs), step)],
+                fontsize=7,
+                rotation=45,
+            )
+        ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+    finally:
+        plt.close(fig)

@@ -1,0 +1,4 @@
+from billtalk.db import run_env
+from console.models import Base
+
+run_env(Base.metadata)
