@@ -30,3 +30,14 @@ def database_is_empty(url: str) -> bool:
             return conn.execute(select(Household.household_id).limit(1)).first() is None
     finally:
         engine.dispose()
+
+
+def ensure_service_token(url: str, token: str) -> None:
+    """Make the configured assistant token (``BILLTALK_SERVICE_TOKEN``) a valid service token."""
+    from backend.service_layer import services
+    from backend.service_layer.unit_of_work import UnitOfWork
+    from billtalk.db import make_engine
+
+    uow = UnitOfWork(make_engine(url))
+    if services.authenticate(uow, token) is None:
+        services.issue_token(uow, "service", name="BILLTALK_SERVICE_TOKEN", token=token)

@@ -1,6 +1,6 @@
 """Billing commands of the ``billtalk`` command line.
 
-``serve``, ``demo seed``, ``bills generate``, ``payments reconcile``,
+``demo seed``, ``bills generate``, ``payments reconcile``,
 ``reminders run``, ``receipts render``, ``ledger trial-balance``/``check``,
 ``tokens create`` and ``reports``. JSON goes to stdout; logs and progress bars to
 stderr.
@@ -52,28 +52,6 @@ def _parse_date(value: str | None, name: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{name} must be YYYY-MM-DD") from None
-
-
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-) -> None:
-    """Run the billing migrations, then serve the API with uvicorn."""
-    import uvicorn
-
-    from backend.api import create_app
-    from backend.service_layer import services
-    from backend.service_layer.unit_of_work import UnitOfWork
-
-    settings = get_settings()
-    app = create_app(settings, migrate=True)
-    if settings.service_token:  # the configured assistant token is always accepted
-        uow = UnitOfWork(app.state.engine)
-        if services.authenticate(uow, settings.service_token) is None:
-            services.issue_token(
-                uow, "service", name="BILLTALK_SERVICE_TOKEN", token=settings.service_token
-            )
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
 
 
 @demo_app.command("seed")
@@ -263,7 +241,6 @@ def reports_arrears(
 
 def register(app: typer.Typer) -> None:
     """Add the billing commands to ``app``."""
-    app.command("serve")(serve)
     app.add_typer(demo_app, name="demo")
     app.add_typer(bills_app, name="bills")
     app.add_typer(payments_app, name="payments")

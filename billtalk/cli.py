@@ -65,9 +65,27 @@ def run(
     )
     import uvicorn
 
-    from backend.api import create_app
+    from billtalk.web import create_product_app
 
-    uvicorn.run(create_app(get_settings(), migrate=False), host=host, port=port)
+    uvicorn.run(create_product_app(get_settings()), host=host, port=port)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+) -> None:
+    """Migrate, then serve the billing API, the staff console and the channels' endpoints."""
+    import uvicorn
+
+    from backend.bootstrap import ensure_service_token
+    from billtalk.web import create_product_app
+
+    settings = get_settings()
+    app = create_product_app(settings, migrate=True)
+    if settings.service_token:  # the configured assistant token is always accepted
+        ensure_service_token(settings.database_url, settings.service_token)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
 
 
 def _register_all() -> None:

@@ -57,8 +57,8 @@ def chat(
     async def _run() -> int:
         from actions.errors import BillingError, NotFound
         from backend.client import BillingClient
+        from bot.channels.terminal import run_chat
         from bot.engine import DialogueEngine
-        from bot.terminal import run_chat
 
         billing = BillingClient.embedded()
         try:

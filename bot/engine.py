@@ -23,7 +23,10 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import dataclasses
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -43,15 +46,18 @@ from bot.masking import SECRET_MASK, mask_pii
 from bot.messages import Attachment, Button, IncomingMessage, OutgoingMessage, utcnow
 from bot.nlu_batcher import BatchingParser
 from bot.notices import Delivery, NoticeCourier
+from bot.outbox import Outbox, Target, add_row
 from bot.policy import Policy, first_entities
 from bot.responses import Reply, ResponseError, Responses, default_responses
 from bot.settings import DialogueSettings, get_dialogue_settings
+from bot.spoken import speak
 from bot.state import ConversationState
 from bot.store import ConversationStore, TurnRecord, ensure_schema
 from bot.turn import Turn
 from bot.verification import VerificationKind, Verifier
 from bot.verification_service import VerificationService
 from bot.verifiers import build_registry
+from bot.voice_input import VoiceInput
 
 log = get_logger("bot.engine")
 
@@ -110,6 +116,8 @@ class DialogueEngine:
         )
         self.policy = Policy(self.settings, store, self.verification, self._context, self._parse)
         self.notices = NoticeCourier(self)
+        self.outbox = Outbox(store, clock)
+        self.voice_input = VoiceInput()
         self.policy.claim_notice = self._claim_payment_notice
         self._scopes: dict[str, _ScopedCache] = {}
         self._scope_ttl = scope_ttl_s
@@ -221,6 +229,104 @@ class DialogueEngine:
         """
         return await self.notices.deliver(channel=channel, resident_id=resident_id, limit=limit)
 
+    # -- the push path -------------------------------------------------------------
+
+    async def push(
+        self,
+        resident_id: str,
+        replies: list[Reply] | str,
+        *,
+        kind: str = "notice",
+        dedupe_key: str | None = None,
+        channels: tuple[str, ...] | None = None,
+    ) -> int:
+        """Say something to a resident outside a turn, through their linked channel(s).
+
+        For each place the resident can be reached (``bot.outbox.Outbox.targets_of``,
+        or only ``channels``), the message is rendered in that conversation's
+        language, its buttons are issued there (pressable like a turn's buttons),
+        and the conversation's ``push`` event and the outbox row are written in one
+        transaction. A sender (:class:`bot.outbox.OutboxSender`) delivers it.
+
+        Args:
+            resident_id: Who to tell.
+            replies: What to say: reply objects, or plain text already in their language.
+            kind: What it is (``notice``, ``step_up``...), kept with the row.
+            dedupe_key: Writing the same key for the same channel user again is a no-op.
+            channels: Only these channels.
+
+        Returns:
+            How many channel users it was queued for.
+        """
+        targets = await asyncio.to_thread(self.outbox.targets_of, resident_id)
+        queued = 0
+        for target in targets:
+            if channels is not None and target.channel not in channels:
+                continue
+            if await self._push_to(target, replies, kind, dedupe_key):
+                queued += 1
+        return queued
+
+    async def _push_to(
+        self, target: Target, replies: list[Reply] | str, kind: str, dedupe_key: str | None
+    ) -> bool:
+        now = self.clock()
+        conversation_id = target.conversation_id or await asyncio.to_thread(
+            self.store.conversation_id_for,
+            target.channel,
+            target.external_user_id,
+            target.resident_id,
+            now,
+        )
+        target = dataclasses.replace(target, conversation_id=conversation_id)
+        owner = uuid.uuid4().hex
+        loaded = await self.store.acquire(conversation_id, owner, self.settings.lease_s)
+        queued = False
+        try:
+            if dedupe_key is not None and await asyncio.to_thread(
+                self.outbox.exists, target, dedupe_key
+            ):  # already queued (checked under the conversation's lease)
+                await asyncio.to_thread(self.store.release, conversation_id, owner)
+                return False
+            state = self._load_state(
+                loaded.state,
+                IncomingMessage(channel=target.channel, external_user_id=target.external_user_id),
+                now,
+            )
+            if isinstance(replies, str):
+                message = OutgoingMessage(
+                    text=replies, language=state.language, spoken=speak(replies, (), state.language)
+                )
+            else:
+                message = self.render_replies(replies, state.language)[0]
+            if message.buttons:
+                buttons = tuple(dataclasses.replace(b, id=_button_id()) for b in message.buttons)
+                message = dataclasses.replace(message, buttons=buttons)
+                state.buttons = [
+                    {"id": b.id, "title": b.title, "payload": b.payload} for b in buttons
+                ]
+            message = dataclasses.replace(message, kind=kind)
+
+            def write_row(s: Any) -> None:
+                nonlocal queued
+                queued = add_row(s, target, message, kind=kind, dedupe_key=dedupe_key, now=now)
+
+            await asyncio.to_thread(
+                self.store.commit_event,
+                loaded,
+                owner,
+                state.to_dict(),
+                "push",
+                at=now,
+                actor="bot",
+                data={"kind": kind, "text": message.text, "dedupe_key": dedupe_key},
+                also=write_row,
+            )
+        except BaseException:
+            await asyncio.to_thread(self.store.release, conversation_id, owner)
+            raise
+        return queued
+
     async def _claim_payment_notice(self, turn: Turn, ctx: ActionContext, payment_id: str) -> bool:
         notice = await self.notices.claim_payment_notice(
             ctx.client, payment_id, turn.message.channel, turn.language
@@ -245,17 +351,30 @@ class DialogueEngine:
         now = self.clock()
         resident_id, household_id = message.resident_id, None
         if resident_id is None:
-            link = self.store.linked_resident(message.channel, message.external_user_id)
+            link = await asyncio.to_thread(
+                self.store.linked_resident, message.channel, message.external_user_id
+            )
             if link is not None:
                 resident_id, household_id = link
-        conversation_id = self.store.conversation_id_for(
-            message.channel, message.external_user_id, resident_id, now
+        conversation_id = await asyncio.to_thread(
+            self.store.conversation_id_for,
+            message.channel,
+            message.external_user_id,
+            resident_id,
+            now,
         )
         owner = uuid.uuid4().hex
         loaded = await self.store.acquire(conversation_id, owner, self.settings.lease_s)
+        if message.delivery_id is not None and await asyncio.to_thread(
+            self.store.delivery_processed, message.delivery_id
+        ):
+            await asyncio.to_thread(self.store.release, conversation_id, owner)
+            log.info("redelivery_ignored", channel=message.channel)
+            return []
         try:
             state = self._load_state(loaded.state, message, now)
             snapshot = copy.deepcopy(state)
+            message = self._resolve_button(message, state)
             turn = Turn(
                 message=message,
                 state=state,
@@ -280,8 +399,14 @@ class DialogueEngine:
                 if had_pending:
                     turn.say("session_expired")
             state.last_activity_at = now
-            if turn.status == "waiting_for_staff":
+            if await self._hear(turn):
+                pass  # a voice message that could not be used has been answered
+            elif turn.status == "waiting_for_staff":
                 turn.actions.append("waiting_for_staff")
+            elif message.button_id is not None and message.button_payload is None:
+                turn.keep_buttons = True
+                turn.actions.append("button_expired")
+                turn.say("button_expired")
             else:
                 await self._run_policy(turn, snapshot)
             try:
@@ -291,7 +416,8 @@ class DialogueEngine:
                 self._fail(turn, snapshot, "internal_error: render", "internal_error")
                 outgoing = self._render(turn)
             record = self._record(turn, outgoing, slots_before, started)
-            self.store.commit_turn(
+            await asyncio.to_thread(
+                self.store.commit_turn,
                 loaded,
                 owner,
                 turn.state.to_dict(),
@@ -304,7 +430,7 @@ class DialogueEngine:
                 notices=turn.notices,
             )
         except BaseException:
-            self.store.release(conversation_id, owner)
+            await asyncio.to_thread(self.store.release, conversation_id, owner)
             raise
         if turn.notices:
             await self.notices.mark_told_in_turn(turn.notices)
@@ -321,6 +447,31 @@ class DialogueEngine:
             last_activity_at=now,
             language=message.language or "en",
         )
+
+    async def _hear(self, turn: Turn) -> bool:
+        """A voice message outside a verification or enrollment step, as text.
+
+        The transcript replaces the message's text (and is logged with its
+        confidence). Returns True when the turn has been answered instead: the
+        audio was unusable, or the transcript too weak to act on (the resident
+        is told what was heard and asked again).
+        """
+        message = turn.message
+        if message.text or not self.voice_input.wants(message, turn.state):
+            return False
+        heard = await self.voice_input.transcribe(message.attachments[0])
+        turn.transcript = heard.to_log()
+        turn.actions.append("transcribed")
+        if heard.error is not None:
+            turn.keep_buttons = True
+            turn.say("voice_unusable", reason=heard.error)
+            return True
+        if heard.weak or not heard.text:
+            turn.keep_buttons = True
+            turn.say("voice_weak", heard=heard.text or "…")
+            return True
+        turn.message = dataclasses.replace(message, text=heard.text, attachments=())
+        return False
 
     async def _run_policy(self, turn: Turn, snapshot: ConversationState) -> None:
         try:
@@ -378,8 +529,13 @@ class DialogueEngine:
         turn.add(reply)
         if linked is not None:
             turn.resident_id, turn.household_id = linked
-            self.store.link(
-                turn.message.channel, turn.message.external_user_id, linked[0], linked[1], turn.now
+            await asyncio.to_thread(
+                self.store.link,
+                turn.message.channel,
+                turn.message.external_user_id,
+                linked[0],
+                linked[1],
+                turn.now,
             )
 
     # -- rendering and logging ---------------------------------------------------------
@@ -393,8 +549,26 @@ class DialogueEngine:
         messages = self.render_replies(turn.replies, turn.language)
         buttons = messages[0].buttons
         if buttons or not turn.keep_buttons:
-            turn.state.buttons = [{"title": b.title, "payload": b.payload} for b in buttons]
+            buttons = tuple(dataclasses.replace(b, id=_button_id()) for b in buttons)
+            messages[0] = dataclasses.replace(messages[0], buttons=buttons)
+            turn.state.buttons = [
+                {"id": b.id, "title": b.title, "payload": b.payload} for b in buttons
+            ]
         return messages
+
+    @staticmethod
+    def _resolve_button(message: IncomingMessage, state: ConversationState) -> IncomingMessage:
+        """A press by button id, as the payload the conversation holds for that id.
+
+        An id this conversation's last reply did not offer resolves to nothing
+        (the turn answers "that button has expired").
+        """
+        if message.button_id is None or message.button_payload is not None:
+            return message
+        for button in state.buttons:
+            if button.get("id") and button.get("id") == message.button_id:
+                return dataclasses.replace(message, button_payload=str(button["payload"]))
+        return message
 
     def render_replies(self, replies: list[Reply], language: str) -> list[OutgoingMessage]:
         """Replies rendered as one message in ``language`` (``en`` unless ``zh``)."""
@@ -406,12 +580,14 @@ class DialogueEngine:
             texts.append(self.responses.render(reply, language))
             buttons.extend(self.responses.buttons(reply, language))
             attachments.extend(reply.attachments)
+        text = "\n".join(texts)
         return [
             OutgoingMessage(
-                text="\n".join(texts),
+                text=text,
                 buttons=tuple(buttons),
                 attachments=tuple(attachments),
                 language=language,
+                spoken=speak(text, [b.title for b in buttons], language),
             )
         ]
 
@@ -458,7 +634,14 @@ class DialogueEngine:
             payment_ids=list(dict.fromkeys(turn.payment_ids)),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             error=turn.error,
+            transcript=turn.transcript,
+            delivery_id=message.delivery_id,
         )
+
+
+def _button_id() -> str:
+    """A short opaque button id: 8 URL-safe characters (48 random bits)."""
+    return secrets.token_urlsafe(6)
 
 
 __all__ = ["DialogueEngine", "Reply"]

@@ -43,11 +43,17 @@ class Button:
 
     Attributes:
         title: What the button says, already in the resident's language.
-        payload: What pressing it sends back, e.g. ``/confirm_payment{"token": "..."}``.
+        payload: What pressing it does, e.g. ``/confirm_payment{"token": "..."}``. It
+            stays on the server (in the conversation state); channels never send it out.
+        id: A short opaque id for this button in this conversation (at most 16
+            characters), issued by the engine when the reply is rendered. Channels
+            use it as the button's callback data (Telegram allows 64 bytes) and send
+            it back as :attr:`IncomingMessage.button_id`.
     """
 
     title: str
     payload: str
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,21 @@ class IncomingMessage:
             chat is started for one resident); otherwise the engine looks up the
             channel link.
         text: What the resident wrote or said, if anything.
-        button_payload: The payload of a pressed button, if a button was pressed.
+        button_payload: The payload of a pressed button, for trusted in-process
+            callers (tests, the terminal chat). Channels that receive button presses
+            from outside send :attr:`button_id` instead.
+        button_id: The id of a pressed button (:attr:`Button.id`). The engine looks
+            it up in the conversation: an id it never issued, or one of a reply
+            that has been replaced, is answered as an expired button.
         attachments: Files sent with the message (selfie, voice note...).
         language: A hint for the reply language (``en`` or ``zh``); the language of
             the message itself wins when it can be told.
         received_at: When the channel received it (UTC).
         supports_files: Whether the channel can deliver file attachments.
+        delivery_id: The channel's unique id of this delivery (Telegram: the bot's id
+            and the ``update_id``). The engine records it with the turn, in the same
+            transaction, and ignores a message whose delivery id it has already
+            processed: a redelivered update acts once, whichever worker receives it.
     """
 
     channel: str
@@ -74,10 +89,12 @@ class IncomingMessage:
     text: str | None = None
     resident_id: str | None = None
     button_payload: str | None = None
+    button_id: str | None = None
     attachments: tuple[Attachment, ...] = ()
     language: str | None = None
     received_at: datetime = field(default_factory=utcnow)
     supports_files: bool = True
+    delivery_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,9 +106,16 @@ class OutgoingMessage:
         buttons: Buttons to offer, in order.
         attachments: Files to send (a receipt PDF...).
         language: The language the reply is in.
+        spoken: The same reply for the ear (see :mod:`bot.spoken`): no symbols or
+            list markup, amounts read the way people say them, the choices said
+            aloud. Voice channels speak this instead of :attr:`text`.
+        kind: What the message is: ``reply`` (a turn's answer), or for pushed
+            messages ``notice``, ``staff`` or ``step_up``.
     """
 
     text: str
     buttons: tuple[Button, ...] = ()
     attachments: tuple[Attachment, ...] = ()
     language: str = "en"
+    spoken: str = ""
+    kind: str = "reply"

@@ -47,6 +47,7 @@ from actions.errors import BillingError, Conflict
 from actions.pay_bill import settled_reply
 from billtalk.logs import get_logger
 from bot.messages import OutgoingMessage
+from bot.outbox import Target, add_row
 from bot.responses import Money, Reply
 from bot.state import ConversationState
 from bot.store import ConversationRow, NoticeAlreadyWrittenError, NoticeWrite
@@ -213,6 +214,19 @@ class NoticeCourier:
                     channel=row.channel,
                     language=messages[0].language,
                     text=text,
+                ),
+                also=lambda s: add_row(
+                    s,
+                    Target(row.channel, row.external_user_id, row.id, row.resident_id),
+                    OutgoingMessage(
+                        text=text,
+                        language=messages[0].language,
+                        spoken=messages[0].spoken,
+                        kind="notice",
+                    ),
+                    kind="notice",
+                    dedupe_key=f"notice:{notice.notice_id}",
+                    now=now,
                 ),
             )
         except NoticeAlreadyWrittenError:

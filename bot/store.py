@@ -20,7 +20,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -109,6 +109,8 @@ class TurnRow(Base):
     payment_ids: Mapped[str] = mapped_column(Text, default="[]")
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: What the engine heard in a voice message (JSON: text, confidence, engine...).
+    transcript: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class EventRow(Base):
@@ -208,6 +210,18 @@ class LinkRow(Base):
     resident_id: Mapped[str] = mapped_column(String(64), index=True)
     household_id: Mapped[str] = mapped_column(String(64))
     linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Set when the channel said the user can't be reached (blocked the bot).
+    unreachable_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ProcessedDeliveryRow(Base):
+    """An inbound delivery (e.g. a Telegram update) already acted on: redeliveries are ignored."""
+
+    __tablename__ = "bot_processed_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 def ensure_schema(url: str) -> None:
@@ -294,6 +308,9 @@ class TurnRecord:
     payment_ids: list[str]
     latency_ms: float
     error: str | None
+    transcript: dict[str, Any] | None = None
+    #: The channel's id of the inbound delivery (recorded with the turn, once).
+    delivery_id: str | None = None
 
 
 def _write_back(
@@ -528,8 +545,17 @@ class ConversationStore:
                     payment_ids=_dumps(record.payment_ids),
                     latency_ms=record.latency_ms,
                     error=record.error,
+                    transcript=None if record.transcript is None else _dumps(record.transcript),
                 )
             )
+            if record.delivery_id is not None:
+                s.add(
+                    ProcessedDeliveryRow(
+                        delivery_id=record.delivery_id,
+                        conversation_id=loaded.conversation_id,
+                        at=record.at,
+                    )
+                )
             for notice in notices:
                 try:
                     self._add_notice(s, loaded.conversation_id, notice, record.at)
@@ -547,11 +573,13 @@ class ConversationStore:
         actor: str | None = None,
         data: dict[str, Any] | None = None,
         notice: NoticeWrite | None = None,
+        also: Callable[[Session], object] | None = None,
     ) -> None:
         """Write a new state and an event (not a turn) in one transaction, releasing the lease.
 
         With ``notice``, the event tells that backend notice, recorded in the same
         transaction: if it was already written (into any conversation), nothing is.
+        ``also`` writes more rows in the same transaction (the push path's outbox row).
 
         Raises:
             ConcurrentTurnError: the row's version or lease changed since :meth:`acquire`.
@@ -562,6 +590,13 @@ class ConversationStore:
             if notice is not None:
                 self._add_notice(s, loaded.conversation_id, notice, at)
             self._add_event(s, loaded.conversation_id, event, at, actor, data)
+            if also is not None:
+                also(s)
+
+    def delivery_processed(self, delivery_id: str) -> bool:
+        """Whether an inbound delivery with this id was already acted on."""
+        with self.session() as s:
+            return s.get(ProcessedDeliveryRow, delivery_id) is not None
 
     def get_conversation(self, conversation_id: str) -> ConversationRow | None:
         """The conversation row, or ``None``."""

@@ -41,6 +41,8 @@ class Turn:
     #: The text is a secret (a PIN): it is masked entirely in the log.
     secret: bool = False
     error: str | None = None
+    #: What the engine heard in a voice message (text, confidence, engine), logged.
+    transcript: dict[str, Any] | None = None
     #: The message was refused as unusable: the buttons offered before stay valid.
     keep_buttons: bool = False
     _context: ActionContext | None = None

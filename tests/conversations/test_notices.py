@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 from bot.log_export import export_conversation
 from bot.messages import IncomingMessage
-from bot.terminal import run_chat
+from bot.channels.terminal import run_chat
 
 REPO = Path(__file__).resolve().parents[2]
 

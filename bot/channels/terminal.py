@@ -6,11 +6,13 @@ it (the engine keeps the last buttons in the conversation state). When stdin is
 not a terminal, every reply ends with a line holding only ``--`` and the chat
 ends at end of input.
 
-Notices the assistant sends on its own (a pending payment that completed, a
-bill reminder; see ``bot.notices``) are fetched before every message is
-handled and printed ahead of that message's reply (in the same ``--`` block when
-stdin is not a terminal). In an interactive terminal they are also polled
-while the prompt waits, and printed as they arrive.
+Messages the assistant sends on its own (a pending payment that completed, a
+bill reminder, a staff member's reply from the console) arrive through the push
+path (``bot.outbox``): before every message is handled, the chat writes the
+resident's due notices into the outbox and delivers the outbox rows of its own
+conversation through :class:`TerminalChannel`, printed ahead of that message's
+reply (in the same ``--`` block when stdin is not a terminal). In an interactive
+terminal they are also polled while the prompt waits, and printed as they arrive.
 
 A line starting with ``/attach `` sends a file instead of text
 (``/attach selfie.jpg``, ``/attach note.ogg``): the kind (image, video, audio)
@@ -28,8 +30,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from bot.channels.base import ChannelCapabilities
 from bot.engine import DialogueEngine
 from bot.messages import Attachment, AttachmentKind, IncomingMessage, OutgoingMessage
+from bot.outbox import OutboxSender
 
 CHANNEL = "terminal"
 SEPARATOR = "--"
@@ -70,14 +74,45 @@ def format_reply(messages: list[OutgoingMessage]) -> str:
     return "\n".join(lines)
 
 
+class TerminalChannel:
+    """The terminal as a :class:`~bot.channels.base.Channel`: sent messages are collected
+    and printed by the chat loop (buttons as numbered choices)."""
+
+    name = CHANNEL
+    capabilities = ChannelCapabilities(buttons=False, files=False, markup="plain")
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+
+    async def send(self, user: str, message: OutgoingMessage) -> None:
+        """Collect ``message`` for printing."""
+        self.sent.append(message)
+
+    def take_text(self) -> str:
+        """The collected messages' text, and forget them."""
+        text = "\n".join(format_reply([m]) for m in self.sent)
+        self.sent.clear()
+        return text
+
+
 async def pending_notices(engine: DialogueEngine, resident_id: str) -> str:
-    """Deliver the resident's pending notices to the terminal conversation; their text."""
+    """Everything pushed to this resident's terminal conversation since last asked; its text.
+
+    The resident's due backend notices are written into the outbox first
+    (``engine.deliver_notices``), then the outbox rows of the terminal
+    conversation (notices, staff replies) are delivered here.
+    """
     try:
-        deliveries = await engine.deliver_notices(channel=CHANNEL, resident_id=resident_id)
+        await engine.deliver_notices(channel=CHANNEL, resident_id=resident_id)
     except Exception as exc:  # a notice must never break the chat
         sys.stderr.write(f"billtalk chat: notices unavailable: {type(exc).__name__}\n")
-        return ""
-    return "\n".join(format_reply(list(d.messages)) for d in deliveries)
+    channel = TerminalChannel()
+    try:
+        sender = OutboxSender(engine.store, [channel], clock=engine.clock, only_user=resident_id)
+        await sender.run_once()
+    except Exception as exc:
+        sys.stderr.write(f"billtalk chat: messages unavailable: {type(exc).__name__}\n")
+    return channel.take_text()
 
 
 async def _poll_notices(
