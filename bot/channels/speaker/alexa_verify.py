@@ -132,8 +132,10 @@ class AlexaVerifier:
     ) -> None:
         self.settings = settings or get_speaker_settings()
         self._fetch = fetch or self._default_fetch
-        self._roots = roots if roots is not None else load_trust_roots(
-            self.settings.alexa_trust_store or None
+        self._roots = (
+            roots
+            if roots is not None
+            else load_trust_roots(self.settings.alexa_trust_store or None)
         )
         self._store = Store(self._roots)
         self.clock = clock
@@ -263,13 +265,9 @@ class AlexaVerifier:
         expected = self.settings.alexa_skill_id
         if not expected:
             return
-        got = (
-            (request.get("session") or {}).get("application", {}).get("applicationId")
-            or (request.get("context") or {})
-            .get("System", {})
-            .get("application", {})
-            .get("applicationId")
-        )
+        got = (request.get("session") or {}).get("application", {}).get("applicationId") or (
+            request.get("context") or {}
+        ).get("System", {}).get("application", {}).get("applicationId")
         if got != expected:
             raise AlexaVerificationError("wrong_skill", "the request is for another skill")
 

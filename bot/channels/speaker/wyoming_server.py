@@ -1,0 +1,530 @@
+"""A Wyoming server for Home Assistant Assist: ``asr``, ``handle`` and ``tts`` programs.
+
+Home Assistant opens one connection per request (``describe``, one transcription,
+one ``transcript`` to handle, one synthesis) and this server answers each:
+
+* ``describe`` -> ``info`` listing the three installed programs;
+* **asr**: ``transcribe``, ``audio-start``, ``audio-chunk``..., ``audio-stop`` ->
+  one ``transcript``. Audio in any rate, width and channel count is converted to
+  16 kHz 16-bit mono; a stream longer than ``max_audio_s`` (60 s) is cut there
+  and the rest dropped. The recogniser is billtalk's offline pocketsphinx with
+  the bill-domain language model (:mod:`speech`). Silence, noise and
+  over-long audio give an empty transcript; its ``context`` says why
+  (``billtalk_error``), and an unsure result is flagged ``billtalk_weak`` (also
+  remembered for a minute, for clients that drop the context);
+* **handle**: ``transcript`` (``text``, ``language``, ``context`` with
+  ``conversation_id``, ``device_id``, ``satellite_id``) -> ``handled`` or
+  ``not-handled`` whose ``text`` is what the speaker says, through
+  :class:`~bot.channels.speaker.channel.SpeakerChannel`. The device id (else the
+  satellite id, else the conversation id) is the channel user, so the
+  conversation continues across requests;
+* **tts**: ``synthesize`` -> ``audio-start``, ``audio-chunk``..., ``audio-stop``
+  (espeak-ng, voices ``en-us`` and ``cmn``).
+
+A malformed event (not JSON, no type, bad lengths) is logged at warning level
+and ends that connection with an ``error`` event; a well-framed event with bad
+content gets an ``error`` event and the connection stays open; a client that
+disconnects mid-stream is logged at warning level. No audio, transcript of a
+PIN or secret is logged. The server keeps running through all of these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import time
+import wave
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from wyoming.asr import Transcribe, Transcript
+from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event, async_write_event
+from wyoming.handle import Handled, NotHandled
+from wyoming.info import (
+    AsrModel,
+    AsrProgram,
+    Attribution,
+    Describe,
+    HandleModel,
+    HandleProgram,
+    Info,
+    TtsProgram,
+    TtsVoice,
+)
+from wyoming.server import AsyncEventHandler
+from wyoming.tts import Synthesize
+
+from billtalk.logs import get_logger
+from bot.channels.speaker.channel import SpeakerChannel, phrase
+from bot.channels.speaker.settings import SpeakerSettings, get_speaker_settings
+
+log = get_logger("bot.channels.speaker.wyoming")
+
+RATE, WIDTH, CHANNELS = 16_000, 2, 1
+#: Largest JSON header line, data block and payload accepted in one event.
+MAX_LINE = 64 * 1024
+MAX_DATA = 256 * 1024
+MAX_PAYLOAD = 1024 * 1024
+VERSION = "1.0"
+_ATTRIBUTION = Attribution(name="billtalk", url="https://github.com/")
+
+
+class MalformedEvent(ValueError):
+    """The byte stream does not hold a Wyoming event; the connection can't continue."""
+
+
+class ClientGone(ConnectionError):
+    """The client closed the connection in the middle of an event."""
+
+
+async def read_event(reader: asyncio.StreamReader) -> Event | None:
+    """Read one event strictly: ``None`` at a clean end of stream.
+
+    Raises:
+        MalformedEvent: The header is not a JSON object with a ``type``, or its
+            lengths are missing, negative or too large.
+        ClientGone: The stream ended inside an event.
+    """
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise ClientGone("the stream ended inside an event header") from exc
+    except asyncio.LimitOverrunError as exc:
+        raise MalformedEvent("event header line too long") from exc
+    except ConnectionError as exc:
+        raise ClientGone(str(exc)) from exc
+    if len(line) > MAX_LINE:
+        raise MalformedEvent("event header line too long")
+    try:
+        header = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedEvent("event header is not JSON") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("type"), str):
+        raise MalformedEvent("event header has no type")
+    data = header.get("data") or {}
+    if not isinstance(data, dict):
+        raise MalformedEvent("event data is not an object")
+    data_length = _length(header, "data_length", MAX_DATA)
+    payload_length = _length(header, "payload_length", MAX_PAYLOAD)
+    try:
+        if data_length:
+            extra = json.loads(await reader.readexactly(data_length))
+            if not isinstance(extra, dict):
+                raise MalformedEvent("event data is not an object")
+            data.update(extra)
+        payload = await reader.readexactly(payload_length) if payload_length else None
+    except asyncio.IncompleteReadError as exc:
+        raise ClientGone("the stream ended inside an event") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedEvent("event data is not JSON") from exc
+    return Event(type=header["type"], data=data, payload=payload)
+
+
+def _length(header: dict[str, Any], key: str, limit: int) -> int:
+    value = header.get(key)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
+        raise MalformedEvent(f"bad {key}")
+    return value
+
+
+def describe_info(settings: SpeakerSettings) -> Info:
+    """The ``info`` event: the asr, handle and tts programs."""
+    return Info(
+        asr=[
+            AsrProgram(
+                name="billtalk-asr",
+                attribution=_ATTRIBUTION,
+                installed=True,
+                description="billtalk's offline recogniser (pocketsphinx, bill-domain model)",
+                version=VERSION,
+                models=[
+                    AsrModel(
+                        name="pocketsphinx-bills-en",
+                        attribution=Attribution(
+                            name="CMU Sphinx", url="https://cmusphinx.github.io"
+                        ),
+                        installed=True,
+                        description="en-US acoustic model with billtalk's domain language model",
+                        version=VERSION,
+                        languages=["en"],
+                    )
+                ],
+            )
+        ],
+        handle=[
+            HandleProgram(
+                name="billtalk",
+                attribution=_ATTRIBUTION,
+                installed=True,
+                description="billtalk's bill-payment dialogue (balances, usage, payments)",
+                version=VERSION,
+                models=[
+                    HandleModel(
+                        name="billtalk-dialogue",
+                        attribution=_ATTRIBUTION,
+                        installed=True,
+                        description="the billtalk dialogue engine",
+                        version=VERSION,
+                        languages=["en", "zh"],
+                    )
+                ],
+            )
+        ],
+        tts=[
+            TtsProgram(
+                name="billtalk-tts",
+                attribution=_ATTRIBUTION,
+                installed=True,
+                description="espeak-ng voices for English and Chinese replies",
+                version=VERSION,
+                voices=[
+                    TtsVoice(
+                        name=settings.voice_en,
+                        attribution=Attribution(
+                            name="espeak-ng", url="https://github.com/espeak-ng"
+                        ),
+                        installed=True,
+                        description="English (espeak-ng)",
+                        version=None,
+                        languages=["en"],
+                    ),
+                    TtsVoice(
+                        name=settings.voice_zh,
+                        attribution=Attribution(
+                            name="espeak-ng", url="https://github.com/espeak-ng"
+                        ),
+                        installed=True,
+                        description="Mandarin Chinese (espeak-ng)",
+                        version=None,
+                        languages=["zh"],
+                    ),
+                ],
+            )
+        ],
+    )
+
+
+@dataclass
+class HeardUtterance:
+    """The result of one asr stream."""
+
+    text: str
+    weak: bool = False
+    confidence: float = 0.0
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+@dataclass
+class _Stream:
+    converter: AudioChunkConverter = field(
+        default_factory=lambda: AudioChunkConverter(rate=RATE, width=WIDTH, channels=CHANNELS)
+    )
+    pcm: bytearray = field(default_factory=bytearray)
+    cut: bool = False
+    language: str | None = None
+
+
+def pcm_to_wav(pcm: bytes, rate: int = RATE) -> bytes:
+    """16-bit mono PCM wrapped as a WAV file."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+    return out.getvalue()
+
+
+def recognise(pcm: bytes, *, cut: bool = False) -> HeardUtterance:
+    """Transcribe 16 kHz 16-bit mono PCM with billtalk's recogniser (blocking)."""
+    from speech import AudioError, transcribe
+
+    duration = len(pcm) / (RATE * WIDTH)
+    if cut:
+        return HeardUtterance("", error="too_long", duration_s=duration)
+    if not pcm:
+        return HeardUtterance("", error="empty")
+    try:
+        result = transcribe(pcm_to_wav(pcm))
+    except AudioError as exc:
+        return HeardUtterance("", error=exc.code, duration_s=duration)
+    return HeardUtterance(
+        result.text, weak=result.weak, confidence=result.confidence, duration_s=duration
+    )
+
+
+def synthesize_pcm(text: str, language: str, settings: SpeakerSettings) -> tuple[bytes, int]:
+    """Say ``text`` with espeak-ng; 16-bit mono PCM and its rate (blocking)."""
+    from speech import synthesize
+
+    lang: Literal["en", "zh"] = "zh" if language == "zh" else "en"
+    voice = settings.voice_zh if lang == "zh" else settings.voice_en
+    wav = synthesize(text[:2000], lang=lang, voice=voice, speed=settings.speed_wpm)
+    with wave.open(io.BytesIO(wav), "rb") as reader:
+        return reader.readframes(reader.getnframes()), reader.getframerate()
+
+
+class SpeakerService:
+    """What the Wyoming handlers share: the channel, settings and recent weak transcripts."""
+
+    def __init__(self, channel: SpeakerChannel, settings: SpeakerSettings | None = None) -> None:
+        self.channel = channel
+        self.settings = settings or get_speaker_settings()
+        self.info_event = describe_info(self.settings).event()
+        self._weak: dict[str, float] = {}
+
+    def remember_weak(self, text: str) -> None:
+        """A weak transcript, so that handling it re-asks even without its context."""
+        now = time.monotonic()
+        self._weak = {t: until for t, until in self._weak.items() if until > now}
+        self._weak[text] = now + 60.0
+
+    def was_weak(self, text: str) -> bool:
+        """Whether ``text`` was a weak transcript in the last minute (forgotten once asked)."""
+        until = self._weak.pop(text, None)
+        return until is not None and until > time.monotonic()
+
+    def handler(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> BilltalkHandler:
+        """A handler for one connection (the server's handler factory)."""
+        return BilltalkHandler(reader, writer, self)
+
+
+class BilltalkHandler(AsyncEventHandler):
+    """One Wyoming connection."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, service: SpeakerService
+    ) -> None:
+        super().__init__(reader, writer)
+        self.service = service
+        self.settings = service.settings
+        self._stream: _Stream | None = None
+        self._transcribe: Transcribe | None = None
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "local"
+
+    async def run(self) -> None:
+        """Read events until the client closes; survive anything it sends."""
+        try:
+            while True:
+                try:
+                    event = await read_event(self.reader)
+                except MalformedEvent as exc:
+                    log.warning("wyoming_malformed_event", peer=self.peer, reason=str(exc))
+                    await self._try_write(Error(text=str(exc), code="malformed_event").event())
+                    break
+                except ClientGone as exc:
+                    log.warning(
+                        "wyoming_client_disconnected_mid_event", peer=self.peer, reason=str(exc)
+                    )
+                    break
+                if event is None:
+                    if self._stream is not None:
+                        log.warning(
+                            "wyoming_client_disconnected_mid_stream",
+                            peer=self.peer,
+                            received_s=round(len(self._stream.pcm) / (RATE * WIDTH), 2),
+                        )
+                    break
+                try:
+                    keep = await self.handle_event(event)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    log.warning("wyoming_client_disconnected", peer=self.peer, event=event.type)
+                    break
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning(
+                        "wyoming_bad_event",
+                        peer=self.peer,
+                        event=event.type,
+                        error=type(exc).__name__,
+                    )
+                    await self._try_write(
+                        Error(text=f"bad {event.type} event", code="bad_event").event()
+                    )
+                    continue
+                except Exception:
+                    log.exception("wyoming_handler_failed", peer=self.peer, event=event.type)
+                    await self._try_write(Error(text="internal error", code="internal").event())
+                    continue
+                if not keep:
+                    break
+        finally:
+            self.writer.close()
+
+    async def _try_write(self, event: Event) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await async_write_event(event, self.writer)
+
+    async def handle_event(self, event: Event) -> bool:
+        """Answer one event; whether to keep the connection open."""
+        if Describe.is_type(event.type):
+            await self.write_event(self.service.info_event)
+            return True
+        if Transcribe.is_type(event.type):
+            self._transcribe = Transcribe.from_event(event)
+            return True
+        if AudioStart.is_type(event.type):
+            AudioStart.from_event(event)  # validates rate/width/channels
+            self._stream = _Stream(language=self._transcribe.language if self._transcribe else None)
+            return True
+        if AudioChunk.is_type(event.type):
+            self._chunk(AudioChunk.from_event(event))
+            return True
+        if AudioStop.is_type(event.type):
+            await self._finish_stream()
+            return True
+        if Transcript.is_type(event.type):
+            await self._handle_transcript(Transcript.from_event(event))
+            return True
+        if Synthesize.is_type(event.type):
+            await self._synthesize(Synthesize.from_event(event))
+            return True
+        log.info("wyoming_event_ignored", peer=self.peer, event=event.type)
+        return True
+
+    # -- asr ----------------------------------------------------------------------------
+
+    def _chunk(self, chunk: AudioChunk) -> None:
+        if self._stream is None:  # audio without audio-start: start one implicitly
+            self._stream = _Stream()
+        stream = self._stream
+        if stream.cut:
+            return
+        if chunk.rate <= 0 or chunk.width not in (1, 2, 3, 4) or chunk.channels <= 0:
+            raise ValueError("bad audio format")
+        if len(chunk.audio) % (chunk.width * chunk.channels):
+            raise ValueError("audio chunk is not whole frames")
+        pcm = stream.converter.convert(chunk).audio
+        limit = int(self.settings.max_audio_s * RATE) * WIDTH
+        room = limit - len(stream.pcm)
+        if len(pcm) > room:
+            stream.pcm.extend(pcm[: max(room, 0)])
+            stream.cut = True
+            log.warning("wyoming_audio_cut", peer=self.peer, limit_s=self.settings.max_audio_s)
+            return
+        stream.pcm.extend(pcm)
+
+    async def _finish_stream(self) -> None:
+        stream = self._stream or _Stream()
+        self._stream = None
+        heard = await asyncio.to_thread(recognise, bytes(stream.pcm), cut=stream.cut)
+        context: dict[str, Any] = dict((self._transcribe.context or {}) if self._transcribe else {})
+        if heard.error:
+            log.warning(
+                "wyoming_audio_unusable",
+                peer=self.peer,
+                code=heard.error,
+                duration_s=round(heard.duration_s, 2),
+            )
+            context["billtalk_error"] = heard.error
+        if heard.weak and heard.text:
+            self.service.remember_weak(heard.text)
+            context["billtalk_weak"] = True
+        if heard.text:
+            context["billtalk_confidence"] = round(heard.confidence, 3)
+        await self.write_event(
+            Transcript(text=heard.text, language=stream.language or "en", context=context).event()
+        )
+
+    # -- handle -------------------------------------------------------------------------
+
+    async def _handle_transcript(self, transcript: Transcript) -> None:
+        context = transcript.context or {}
+        if not isinstance(context, dict):
+            raise TypeError("context is not an object")
+        device = str(
+            context.get("device_id")
+            or context.get("satellite_id")
+            or context.get("conversation_id")
+            or "wyoming-anonymous"
+        )[:128]
+        text = str(transcript.text or "")
+        error = context.get("billtalk_error")
+        language = transcript.language
+        if not text.strip() and error:
+            key = "too_long" if error == "too_long" else "nothing_heard"
+            lang = "zh" if (language or "").startswith("zh") else "en"
+            reply_text, handled = phrase(key, lang), False
+        else:
+            weak = bool(context.get("billtalk_weak")) or self.service.was_weak(text)
+            reply = await self.service.channel.ask(
+                device,
+                text,
+                language=language,
+                weak=weak,
+                source="wyoming",
+                label=str(context.get("satellite_id") or "") or None,
+            )
+            reply_text, handled = reply.text, reply.handled
+        out_context: dict[str, Any] = {
+            k: context[k] for k in ("conversation_id", "device_id", "satellite_id") if k in context
+        }
+        if handled:
+            await self.write_event(Handled(text=reply_text, context=out_context).event())
+        else:
+            await self.write_event(NotHandled(text=reply_text, context=out_context).event())
+
+    # -- tts ----------------------------------------------------------------------------
+
+    async def _synthesize(self, request: Synthesize) -> None:
+        language = None
+        if request.voice is not None:
+            if request.voice.name in (self.settings.voice_zh, "zh", "cmn"):
+                language = "zh"
+            elif request.voice.language:
+                wanted = request.voice.language.lower()
+                language = "zh" if wanted.startswith(("zh", "cmn")) else "en"
+        if language is None:
+            language = "zh" if any("\u4e00" <= c <= "\u9fff" for c in request.text) else "en"
+        if not request.text.strip():
+            raise ValueError("nothing to synthesize")
+        pcm, rate = await asyncio.to_thread(synthesize_pcm, request.text, language, self.settings)
+        await self.write_event(AudioStart(rate=rate, width=2, channels=1).event())
+        step = self.settings.samples_per_chunk * 2
+        for start in range(0, len(pcm), step):
+            await self.write_event(
+                AudioChunk(rate=rate, width=2, channels=1, audio=pcm[start : start + step]).event()
+            )
+        await self.write_event(AudioStop().event())
+
+
+async def start_server(host: str, port: int, service: SpeakerService) -> asyncio.Server:
+    """Listen on ``host:port`` (0: any free port); every connection gets a handler."""
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await service.handler(reader, writer).run()
+
+    return await asyncio.start_server(on_connect, host=host, port=port, limit=MAX_LINE)
+
+
+def parse_uri(uri: str) -> tuple[str, int]:
+    """``tcp://HOST:PORT`` as ``(host, port)``.
+
+    Raises:
+        ValueError: Another scheme, or no port.
+    """
+    parts = urlsplit(uri)
+    if parts.scheme != "tcp" or not parts.hostname or parts.port is None:
+        raise ValueError(f"expected tcp://HOST:PORT, got {uri!r}")
+    return parts.hostname, parts.port
+
+
+async def serve(uri: str, service: SpeakerService) -> None:
+    """Run the Wyoming server at ``uri`` (``tcp://HOST:PORT``) until cancelled."""
+    host, port = parse_uri(uri)
+    server = await start_server(host, port, service)
+    log.info("wyoming_server_started", uri=uri)
+    async with server:
+        await server.serve_forever()
