@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
-from bot.responses import Money, Reply, Term
+from actions.replies import Money, Reply, Term
 
 UTILITIES = ("electricity", "water", "gas", "property_fee")
 METHODS = ("card", "bank_transfer", "wallet", "alipay", "wechat_pay")

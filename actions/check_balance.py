@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from actions.base import ActionContext, ActionResult, utility_term
-from bot.responses import Reply
+from actions.replies import Reply
 
 
 def _bill_line(ctx: ActionContext, bill: object) -> Reply:

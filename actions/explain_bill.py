@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from actions.base import ActionContext, ActionResult, utility_term
-from bot.responses import Reply
+from actions.replies import Reply
 
 
 def _period_start(ctx: ActionContext) -> date | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actions.base import ActionContext, ActionResult
-from bot.responses import Reply
+from actions.replies import Reply
 
 
 async def human_handoff(ctx: ActionContext) -> ActionResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from actions.errors import BillingError, NotFound, ValidationFailed
-from bot.responses import Reply
+from actions.replies import Reply
 
 
 async def redeem_link_code(

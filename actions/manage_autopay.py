@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from actions.base import UTILITIES, ActionContext, ActionResult, method_term, utility_term
-from bot.responses import ButtonSpec, Reply, Term
+from actions.replies import ButtonSpec, Reply, Term
 
 # How residents say "on" and "off" (input vocabulary, not replies).
 _OFF = re.compile(

@@ -13,7 +13,7 @@ from typing import Any
 
 from actions.base import ActionContext, ActionResult, method_term, utility_term
 from actions.errors import BackendUnavailable, BillingError, Conflict, ValidationFailed
-from bot.responses import Money, Reply, Term
+from actions.replies import Money, Reply, Term
 
 #: Gateway failure codes with their own explanation; anything else is "failed".
 FAILURE_REPLIES = {

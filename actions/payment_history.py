@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actions.base import ActionContext, ActionResult, method_term, utility_term
-from bot.responses import Reply, Term
+from actions.replies import Reply, Term
 
 
 async def payment_history(ctx: ActionContext, limit: int = 5) -> ActionResult:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from actions.base import ActionContext, ActionResult, method_term
-from bot.messages import Attachment
-from bot.responses import Reply
+from actions.replies import Attachment, Reply
 
 
 async def request_receipt(ctx: ActionContext) -> ActionResult:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actions.base import ActionContext, ActionResult
-from bot.responses import ButtonSpec, Reply
+from actions.replies import ButtonSpec, Reply
 
 
 async def greet(ctx: ActionContext) -> ActionResult:

@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from actions.base import ActionContext, ActionResult, utility_term
 from actions.errors import ValidationFailed
-from bot.responses import ButtonSpec, Reply
+from actions.replies import ButtonSpec, Reply
 
 #: Utilities with a meter the resident can read.
 METERED = ("electricity", "water", "gas")

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from actions.base import ActionContext, ActionResult, utility_term
-from bot.responses import Reply
+from actions.replies import Reply
 
 
 def _period(ctx: ActionContext) -> tuple[date, date]:

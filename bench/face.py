@@ -171,8 +171,8 @@ def attacks(photos: Sequence[Photo], enc: dict[str, np.ndarray], settings: FaceS
     from biometrics.face.liveness import Motion  # noqa: F401  (import check)
     from biometrics.face.service import observe
     from biometrics.face.verifier import FaceVerifier
-    from bot.verification import Evidence, VerificationKind
     from tests.face.synth import attack_variants
+    from verification import Evidence, VerificationKind
 
     class _MemoryStore:
         """Holds one template in memory: the benchmark measures decisions, not the DB."""

@@ -1,13 +1,13 @@
-"""Benchmark of billtalk's speech recognition (bot.speech).
+"""Benchmark of billtalk's speech recognition (speech).
 
 Measures, on this machine:
 
-* WER and exact-match of :func:`bot.speech.transcribe` on 64 domain requests
+* WER and exact-match of :func:`speech.transcribe` on 64 domain requests
   synthesised by espeak-ng in 4 voices, clean and with pink noise at 15 dB and
   5 dB SNR (the requests are written for this benchmark, not copied from the
   NLU training data);
 * intent agreement: ``nlu.load_model().parse`` on the transcript vs on the text;
-* digit-string accuracy of :func:`bot.speech.recognize_digits` on real FSDD
+* digit-string accuracy of :func:`speech.recognize_digits` on real FSDD
   speakers (6-digit challenges made by concatenating recordings), with the
   length known, upsampled to 16 kHz vs decoded natively at 8 kHz;
 * real-time factor (decode time / audio duration) and how well the confidence
@@ -40,10 +40,10 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.speech.audio import load_audio  # noqa: E402
-from bot.speech.recognize import recognize_digits, transcribe, word_error_rate  # noqa: E402
-from bot.speech.settings import get_speech_settings  # noqa: E402
-from bot.speech.tts import synthesize  # noqa: E402
+from speech.audio import load_audio  # noqa: E402
+from speech.recognize import recognize_digits, transcribe, word_error_rate  # noqa: E402
+from speech.settings import get_speech_settings  # noqa: E402
+from speech.tts import synthesize  # noqa: E402
 
 FSDD = Path("/work/shared/data/voice/fsdd/recordings")
 RESULTS = ROOT / "bench" / "results"
@@ -327,7 +327,7 @@ def plots(req: dict, summary: dict) -> None:
     ax.bar(x + 0.2, exact, 0.4, label="exact match %")
     ax.axhline(10, color="red", ls="--", lw=1, label="WER target 10%")
     ax.set_xticks(x, conds)
-    ax.set_title("bot.speech on synthesised domain requests")
+    ax.set_title("speech on synthesised domain requests")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(RESULTS / "speech_wer.png", dpi=120)

@@ -1,4 +1,4 @@
-"""Real-time factor of bot.speech.transcribe, as CPU time and wall time per audio second.
+"""Real-time factor of speech.transcribe, as CPU time and wall time per audio second.
 
 The shared machine's load inflates wall-clock time, so CPU time of this process
 (``time.process_time``) is reported too: it is what one core would need.
@@ -18,11 +18,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from speech import UTTERANCES, wav_bytes  # noqa: E402
-
-from bot.speech.audio import load_audio  # noqa: E402
-from bot.speech.recognize import recognize_digits, transcribe  # noqa: E402
-from bot.speech.settings import get_speech_settings  # noqa: E402
-from bot.speech.tts import synthesize  # noqa: E402
+from speech.audio import load_audio  # noqa: E402
+from speech.recognize import recognize_digits, transcribe  # noqa: E402
+from speech.settings import get_speech_settings  # noqa: E402
+from speech.tts import synthesize  # noqa: E402
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ voice section of ``bench/RESULTS.md``. Procedure (see docs/voice.md):
    pauses, :mod:`bench.voice_data`) and by espeak-ng in 6 voices x 3 speeds,
    clean / white noise at 15 dB / 5 dB.
 2. Each recording is scored with the product's
-   :class:`bot.speech.digit_verify.DigitScorer` against the challenge it
+   :class:`speech.digit_verify.DigitScorer` against the challenge it
    answers (genuine) and against other challenges: ``--random`` fresh random
    6-digit strings (what a replayed recording faces) and strings differing
    from the true one in exactly 1, 2 and 3 positions (wrong digits).
@@ -48,10 +48,10 @@ from bench import voice_data as vd  # noqa: E402
 from bench.voice_synth import SPEEDS, VOICES, spoken_digits, write_wav  # noqa: E402
 from biometrics.voice.challenge import digit_errors  # noqa: E402
 from biometrics.voice.settings import get_voice_settings  # noqa: E402
-from bot.speech.audio import load_audio  # noqa: E402
-from bot.speech.digit_verify import digit_scorer  # noqa: E402
-from bot.speech.recognize import _pcm_for, recognize_digits  # noqa: E402
-from bot.speech.settings import get_speech_settings  # noqa: E402
+from speech.audio import load_audio  # noqa: E402
+from speech.digit_verify import digit_scorer  # noqa: E402
+from speech.recognize import _pcm_for, recognize_digits  # noqa: E402
+from speech.settings import get_speech_settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 LENGTH = 6

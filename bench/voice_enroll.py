@@ -54,9 +54,9 @@ from biometrics.voice.enrollment import (  # noqa: E402
     check_prompt,
 )
 from biometrics.voice.settings import get_voice_settings  # noqa: E402
-from bot.speech.digit_verify import digit_scorer  # noqa: E402
-from bot.speech.recognize import _pcm_for  # noqa: E402
-from bot.speech.settings import get_speech_settings  # noqa: E402
+from speech.digit_verify import digit_scorer  # noqa: E402
+from speech.recognize import _pcm_for  # noqa: E402
+from speech.settings import get_speech_settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ENROLL_SAMPLES = 5

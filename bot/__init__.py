@@ -15,7 +15,7 @@ What a channel needs is re-exported here::
 * :class:`Channel` and :class:`ChannelCapabilities` are what a channel implements;
   :class:`OutboxSender` delivers pushed messages through channels.
 
-Names are imported on first use, so ``import bot.speech`` stays light.
+Names are imported on first use, so ``import speech`` stays light.
 """
 
 from __future__ import annotations

@@ -54,10 +54,10 @@ from bot.spoken import speak
 from bot.state import ConversationState
 from bot.store import ConversationStore, TurnRecord, ensure_schema
 from bot.turn import Turn
-from bot.verification import VerificationKind, Verifier
 from bot.verification_service import VerificationService
 from bot.verifiers import build_registry
 from bot.voice_input import VoiceInput
+from verification import VerificationKind, Verifier
 
 log = get_logger("bot.engine")
 

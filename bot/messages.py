@@ -10,31 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
-AttachmentKind = Literal["pdf", "image", "video", "audio", "voice"]
+# Re-exported: a channel builds incoming attachments from here.
+from actions.replies import Attachment as Attachment
+from actions.replies import AttachmentKind as AttachmentKind
 
 
 def utcnow() -> datetime:
     """The current instant, timezone-aware (UTC)."""
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """A file sent with a message, in either direction.
-
-    Attributes:
-        kind: What it is (``pdf`` for a receipt, ``image`` for a selfie...).
-        data: The bytes.
-        filename: A name to show or save it under.
-        mime_type: Its media type.
-    """
-
-    kind: AttachmentKind
-    data: bytes = field(repr=False)
-    filename: str = ""
-    mime_type: str = "application/octet-stream"
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,9 @@ from bot.responses import ButtonSpec, Reply, Term
 from bot.settings import DialogueSettings
 from bot.store import ConversationStore
 from bot.turn import Turn
-from bot.verification import Evidence, VerificationKind
 from bot.verification_service import VerificationService
 from bot.verifiers.pin import PinVerifier
+from verification import Evidence, VerificationKind
 
 #: Intents answered by one action each.
 ACTIONS: dict[str, Callable[[ActionContext], Awaitable[ActionResult]]] = {

@@ -17,8 +17,6 @@ this module turns them into text, formatting each parameter for the locale:
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -27,48 +25,19 @@ from typing import Any
 
 import yaml
 
-from bot.messages import Attachment, Button
+# The vocabulary actions produce (re-exported: the dialogue renders it).
+from actions.replies import Attachment as Attachment
+from actions.replies import ButtonSpec as ButtonSpec
+from actions.replies import Money as Money
+from actions.replies import Reply as Reply
+from actions.replies import Term as Term
+from bot.messages import Button
 
 RESPONSES_FILE = Path(__file__).resolve().parent / "responses.yml"
 LANGUAGES = ("en", "zh")
 _CENT = Decimal("0.01")
 _SYMBOLS = {"CNY": "¥"}
 _ZH_SUFFIX = {"CNY": "元"}
-
-
-@dataclass(frozen=True)
-class Money:
-    """An amount of money to show; formatted with the currency for the locale."""
-
-    amount: Decimal
-    currency: str = "CNY"
-
-
-@dataclass(frozen=True)
-class Term:
-    """A value with a localised name, e.g. ``Term("utility", "water")``."""
-
-    group: str
-    value: str
-
-
-@dataclass(frozen=True)
-class ButtonSpec:
-    """A button to offer: its title template key, parameters and payload."""
-
-    key: str
-    payload: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One thing to say: a response key, its parameters, buttons and attachments."""
-
-    key: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    buttons: Sequence[ButtonSpec] = ()
-    attachments: Sequence[Attachment] = ()
 
 
 class ResponseError(KeyError):

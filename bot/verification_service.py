@@ -23,7 +23,7 @@ from typing import Any
 from bot.messages import utcnow
 from bot.settings import DialogueSettings
 from bot.store import ConversationStore
-from bot.verification import (
+from verification import (
     Challenge,
     Decision,
     Evidence,

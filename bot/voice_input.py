@@ -59,7 +59,7 @@ class Heard:
 
 
 class VoiceInput:
-    """Transcribes voice messages for the engine (pocketsphinx by default, ``bot.speech``)."""
+    """Transcribes voice messages for the engine (pocketsphinx by default, ``speech``)."""
 
     @staticmethod
     def wants(message: IncomingMessage, state: ConversationState) -> bool:
@@ -80,7 +80,7 @@ class VoiceInput:
 
     @staticmethod
     def _transcribe(data: bytes) -> Heard:
-        from bot.speech import AudioError, transcribe
+        from speech import AudioError, transcribe
 
         try:
             result = transcribe(data)

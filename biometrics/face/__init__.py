@@ -5,7 +5,7 @@ Public API:
 * :func:`~biometrics.face.service.enroll` / :func:`~biometrics.face.service.delete`:
   manage a resident's encrypted face template;
 * :class:`~biometrics.face.verifier.FaceVerifier`: the ``face`` step-up
-  :class:`~bot.verification.Verifier` (video-note liveness, or a weak still that
+  :class:`~verification.Verifier` (video-note liveness, or a weak still that
   needs the PIN as well);
 * :class:`~biometrics.face.errors.FaceError`: why a photo or clip is unusable;
 * :func:`~biometrics.face.settings.get_face_settings`: the shipped thresholds.

@@ -1,4 +1,4 @@
-"""The face :class:`~bot.verification.Verifier`: video-note liveness, or a weak still.
+"""The face :class:`~verification.Verifier`: video-note liveness, or a weak still.
 
 Policy (see ``docs/face.md``): face verification is one factor, beside
 possession of the linked chat account. A video note answering a fresh random
@@ -29,7 +29,7 @@ from biometrics.face.pool import make_executor, observe_image, observe_video, ru
 from biometrics.face.service import KIND
 from biometrics.face.settings import FaceSettings, get_face_settings
 from biometrics.store import TemplateStore
-from bot.verification import (
+from verification import (
     Challenge,
     Decision,
     Evidence,

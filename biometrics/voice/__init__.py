@@ -3,7 +3,7 @@
 Public API (import from the submodules; this package stays light to import):
 
 * :class:`biometrics.voice.verifier.VoiceVerifier` - the ``voice`` kind of
-  :class:`bot.verification.Verifier`: ``start`` issues a random 6-digit challenge
+  :class:`verification.Verifier`: ``start`` issues a random 6-digit challenge
   (60 s), ``verify`` checks the spoken digits and the voiceprint;
   ``VoiceVerifier.from_settings()`` builds one on the configured database.
 * :func:`biometrics.voice.enrollment.enrollment_prompts` and

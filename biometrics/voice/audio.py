@@ -2,7 +2,7 @@
 
 Decoding itself (WAV, FLAC, OGG/Opus, MP3; resampling; duration limits; the
 checks for empty, silent, corrupt and over-long audio) belongs to the speech
-layer, :func:`bot.speech.audio.load_audio`. This module only adapts its errors
+layer, :func:`speech.audio.load_audio`. This module only adapts its errors
 to the reason codes of a voice verification.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.speech.audio import Audio, AudioError, load_audio
+from speech.audio import Audio, AudioError, load_audio
 
 __all__ = ["Audio", "AudioError", "VoiceAudioError", "decode", "voice_code"]
 
@@ -52,7 +52,7 @@ _CODES = {
 
 
 def voice_code(speech_code: str) -> str:
-    """The voice reason code for an error code of :class:`bot.speech.audio.AudioError`."""
+    """The voice reason code for an error code of :class:`speech.audio.AudioError`."""
     return _CODES.get(speech_code, speech_code)
 
 
@@ -61,10 +61,10 @@ def decode(audio: bytes | Path | Audio) -> Audio:
 
     Args:
         audio: Encoded audio bytes (a Telegram voice note, a WAV upload...), a
-            path, or an already decoded :class:`bot.speech.audio.Audio`.
+            path, or an already decoded :class:`speech.audio.Audio`.
 
     Returns:
-        The speech layer's :class:`~bot.speech.audio.Audio` (``samples`` trimmed of
+        The speech layer's :class:`~speech.audio.Audio` (``samples`` trimmed of
         leading and trailing silence, ``duration_s`` as received). Pass it on to
         the digit recogniser so the recording is decoded once.
 

@@ -7,7 +7,7 @@ CSPRNG. Whether an utterance answers it is decided in one of two ways:
   the recording is scored against the *expected* digits, as the acoustic
   model's log-likelihood ratio between the expected digits and the best free
   digit string of the same length, per frame
-  (:func:`bot.speech.digit_verify.score_expected_digits`); it passes when the
+  (:func:`speech.digit_verify.score_expected_digits`); it passes when the
   score reaches ``min_score``. The recogniser does not have to get every digit
   right, only to find the expected ones about as likely as anything else;
 * **recognise then compare** (``digit_check="recognise"``, and whenever no score
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.speech.audio import Audio
+    from speech.audio import Audio
 
 
 def random_digits(length: int) -> str:
@@ -69,7 +69,7 @@ class DigitCheck:
         errors: Their edit distance.
         max_errors: The edit-distance tolerance (used when there is no score).
         score: The likelihood score of the recording against ``expected``
-            (see :func:`bot.speech.digit_verify.score_expected_digits`), if measured.
+            (see :func:`speech.digit_verify.score_expected_digits`), if measured.
         min_score: The score needed to pass, if the likelihood check applies.
     """
 
@@ -127,7 +127,7 @@ class HeardDigits:
         digits: The recognised digits, e.g. ``"471902"`` (empty if none).
         confidence: The recogniser's confidence in ``[0, 1]``, when it gives one.
         score: The likelihood score against the expected digits, when they
-            were given (see :func:`bot.speech.digit_verify.score_expected_digits`).
+            were given (see :func:`speech.digit_verify.score_expected_digits`).
     """
 
     digits: str
@@ -142,7 +142,7 @@ def hear_digits(
 
     Args:
         audio: The encoded recording, a path to it, or the decoded
-            :class:`bot.speech.audio.Audio` (then it is not decoded again).
+            :class:`speech.audio.Audio` (then it is not decoded again).
         expected_len: How many digits were asked for (lets the recogniser use a
             grammar of that length).
         expected: The digits that were asked for. When given, the recording is
@@ -150,15 +150,15 @@ def hear_digits(
             decode of the same length from the same (comparable) search.
 
     Raises:
-        bot.speech.audio.AudioError: The audio could not be decoded.
+        speech.audio.AudioError: The audio could not be decoded.
         ValueError: ``expected`` is not a string of ASCII digits.
     """
     if expected is not None:
-        from bot.speech.digit_verify import score_expected_digits
+        from speech.digit_verify import score_expected_digits
 
         result = score_expected_digits(audio, only_digits(expected) or expected)
         return HeardDigits(result.heard, None, round(result.score, 4))
-    from bot.speech import recognize_digits
+    from speech import recognize_digits
 
     transcript = recognize_digits(audio, expected_len=expected_len)
     digits = getattr(transcript, "digits", None) or only_digits(transcript.text)
@@ -186,7 +186,7 @@ def check_answer(
     enrollment recordings.
 
     Raises:
-        bot.speech.audio.AudioError: The audio could not be decoded.
+        speech.audio.AudioError: The audio could not be decoded.
     """
     if min_score is None:
         heard = hearer(audio, expected_len=len(expected))

@@ -6,7 +6,7 @@ L2-normalised vector; two utterances of the same speaker have a high cosine
 similarity. The encoder is loaded once per process, on first use, and runs on
 the CPU with the work of one utterance on one thread by default.
 
-Input audio is what :func:`bot.speech.audio.load_audio` returns: float32 mono
+Input audio is what :func:`speech.audio.load_audio` returns: float32 mono
 at 16 kHz. Voice-activity detection (webrtcvad) measures how much voiced speech
 an utterance holds and removes the pauses before embedding.
 """

@@ -1,6 +1,6 @@
 """Voice step-up verification: say a fresh random 6-digit challenge.
 
-:class:`VoiceVerifier` implements :class:`bot.verification.Verifier` for the
+:class:`VoiceVerifier` implements :class:`verification.Verifier` for the
 ``voice`` kind. One attempt passes only if **both** hold:
 
 - *liveness / anti-replay*: the recording says the challenge digits before the
@@ -42,7 +42,7 @@ from biometrics.voice.challenge import (
 from biometrics.voice.enrollment import KIND
 from biometrics.voice.settings import VoiceSettings, get_voice_settings
 from biometrics.voice.voiceprint import score, voiceprint_of_samples
-from bot.verification import (
+from verification import (
     Challenge,
     Decision,
     Evidence,
@@ -62,7 +62,7 @@ class VoiceVerifier:
         settings: Thresholds and tolerances; defaults to ``BILLTALK_VOICE_*``.
         now: The clock (UTC), replaceable in tests.
         hearer: The digit recogniser; defaults to the speech layer's
-            :func:`bot.speech.recognize_digits`.
+            :func:`speech.recognize_digits`.
         digit_source: Makes the challenge digits (length -> digits); defaults to
             the CSPRNG. Replaceable only so tests can be deterministic.
     """

@@ -41,7 +41,7 @@ from billtalk.logs import get_logger
 from bot.enrollment_media import PendingSamples
 from bot.responses import ButtonSpec, Reply, Term
 from bot.turn import Turn
-from bot.verification import Challenge, Decision, Evidence, VerificationKind
+from verification import Challenge, Decision, Evidence, VerificationKind
 
 if TYPE_CHECKING:
     from biometrics.store import TemplateStore

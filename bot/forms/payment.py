@@ -39,8 +39,8 @@ from bot import confirmation
 from bot.confirmation import ConfirmationError, PaymentBinding
 from bot.responses import ButtonSpec, Money, Reply, Term
 from bot.turn import Turn
-from bot.verification import Challenge, Decision, Evidence, VerificationKind
 from bot.verifiers.pin import WeakPinError, check_new_pin, hash_pin, pin_matches
+from verification import Challenge, Decision, Evidence, VerificationKind
 
 if TYPE_CHECKING:
     from bot.policy import Policy

@@ -1,29 +1,10 @@
-"""Offline speech for billtalk: recognition tuned to bill conversations, and synthesis.
+"""Moved: speech is the top-level package :mod:`speech` (this alias goes away)."""
 
-The public API:
+import importlib
+import sys
 
-* :func:`transcribe` - audio (WAV, FLAC, OGG/Opus, MP3) to a :class:`Transcript`
-  with a confidence, spoken numbers turned into figures;
-* :func:`recognize_digits` - a spoken digit string (challenge, link code);
-* :func:`synthesize` - text to WAV or OGG/Opus with espeak-ng, figures spoken
-  naturally;
-* :func:`~bot.speech.audio.load_audio` and :class:`~bot.speech.audio.AudioError`.
+from speech import *  # noqa: F403
 
-Heavy pieces (pocketsphinx, PyAV) load on first use.
-"""
-
-from __future__ import annotations
-
-from bot.speech.audio import Audio, AudioError, load_audio
-from bot.speech.recognize import Transcript, recognize_digits, transcribe
-from bot.speech.tts import synthesize
-
-__all__ = [
-    "Audio",
-    "AudioError",
-    "Transcript",
-    "load_audio",
-    "recognize_digits",
-    "synthesize",
-    "transcribe",
-]
+for _name in ("audio", "cli", "digit_verify", "grammar", "numbers", "recognize", "settings",
+              "sphinx", "tts"):
+    sys.modules[f"bot.speech.{_name}"] = importlib.import_module(f"speech.{_name}")

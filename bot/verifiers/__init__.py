@@ -16,8 +16,8 @@ from datetime import datetime
 from billtalk.logs import get_logger
 from bot.messages import utcnow
 from bot.store import ConversationStore
-from bot.verification import VerificationKind, Verifier
 from bot.verifiers.pin import PinVerifier
+from verification import VerificationKind, Verifier
 
 log = get_logger("bot.verifiers")
 

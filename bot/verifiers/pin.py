@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot.messages import utcnow
 from bot.store import ConversationStore
-from bot.verification import (
+from verification import (
     Challenge,
     Decision,
     Evidence,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.messages import IncomingMessage, OutgoingMessage
 from bot.channels.terminal import SEPARATOR, read_attachment, run_chat
+from bot.messages import IncomingMessage, OutgoingMessage
 
 
 def test_attachment_kind_comes_from_the_extension(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ import pytest
 from billtalk.db import make_engine
 from bot.settings import DialogueSettings
 from bot.store import ConversationStore, ensure_schema
-from bot.verification import Decision, Evidence, VerificationKind
 from bot.verification_service import VerificationService
 from bot.verifiers.pin import PinVerifier, WeakPinError, check_new_pin
+from verification import Decision, Evidence, VerificationKind
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from tests.console.helpers import PASSWORD, add_community, serve
 
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from billtalk.bootstrap import migrate_all
+    from app.bootstrap import migrate_all
 
     path = tmp_path_factory.mktemp("console-template") / "template.db"
     migrate_all(f"sqlite:///{path}")
@@ -29,7 +29,7 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def _postgres_template(postgres_url: str) -> Iterator[str]:
-    from billtalk.bootstrap import migrate_all
+    from app.bootstrap import migrate_all
 
     migrate_all(postgres_url)  # the session's database becomes the template
     from sqlalchemy.engine import make_url

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-BILLTALK = [sys.executable, "-m", "billtalk"]
+BILLTALK = [sys.executable, "-m", "app"]
 
 
 def _env(url: str) -> dict[str, str]:

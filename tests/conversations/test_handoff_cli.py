@@ -1,7 +1,7 @@
 """``billtalk handoff list / take / release``: the real command line on a seeded database.
 
 Conversations are made by the real engine (real NLU) on a copy of the seeded
-community; the commands run as separate processes (``python -m billtalk``) on
+community; the commands run as separate processes (``python -m app``, the ``billtalk`` command) on
 the same database, and the engine then sees what staff did.
 """
 

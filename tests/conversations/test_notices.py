@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from bot.channels.terminal import run_chat
 from bot.log_export import export_conversation
 from bot.messages import IncomingMessage
-from bot.channels.terminal import run_chat
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -258,7 +258,7 @@ def test_chat_after_billtalk_payments_reconcile(seeded: Any, community_db: str) 
 
     def run(*args: str, lines: list[str] | None = None) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "billtalk", *args],
+            [sys.executable, "-m", "app", *args],
             input="".join(line + "\n" for line in lines or []),
             capture_output=True,
             encoding="utf-8",

@@ -12,8 +12,8 @@ from biometrics.face.service import enroll
 from biometrics.face.settings import FaceSettings
 from biometrics.face.verifier import FaceVerifier
 from biometrics.store import TemplateStore
-from bot.verification import Challenge, Decision, Evidence, VerificationKind, Verifier
 from tests.face import synth
+from verification import Challenge, Decision, Evidence, VerificationKind, Verifier
 
 RESIDENT = "res-obama"
 

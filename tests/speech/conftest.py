@@ -42,8 +42,8 @@ def add_noise(samples: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="session")
 def say() -> Callable[..., np.ndarray]:
     """Synthesise English text with espeak-ng and return 16 kHz float samples."""
-    from bot.speech.audio import load_audio
-    from bot.speech.tts import synthesize
+    from speech.audio import load_audio
+    from speech.tts import synthesize
 
     cache: dict[tuple[str, str, int], np.ndarray] = {}
 
@@ -68,7 +68,7 @@ def fsdd(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def fsdd_string(fsdd: Path) -> Callable[[str, str, int], bytes]:
     """A digit string spoken by a real FSDD speaker, as one 8 kHz WAV."""
-    from bot.speech.audio import load_audio
+    from speech.audio import load_audio
 
     def _make(digits: str, speaker: str, take: int = 0) -> bytes:
         parts = []

@@ -1,11 +1,11 @@
-"""bot.speech.audio: every input format decodes; every kind of bad audio gets a clear error."""
+"""speech.audio: every input format decodes; every kind of bad audio gets a clear error."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bot.speech.audio import SAMPLE_RATE, AudioError, encode_audio, load_audio
+from speech.audio import SAMPLE_RATE, AudioError, encode_audio, load_audio
 from tests.speech.conftest import pink_noise, wav_bytes
 
 

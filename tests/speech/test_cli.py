@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from billtalk.cli import app
-from bot.speech.audio import encode_audio
+from app.cli import app
+from speech.audio import encode_audio
 from tests.speech.conftest import wav_bytes
 
 runner = CliRunner()

@@ -1,11 +1,11 @@
-"""bot.speech.grammar: artefacts generated from the NLU data load into pocketsphinx."""
+"""speech.grammar: artefacts generated from the NLU data load into pocketsphinx."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bot.speech.grammar import arpa_trigram, build_domain_model, digit_grammar, example_tokens
-from bot.speech.sphinx import SphinxDecoder, write_dictionary
+from speech.grammar import arpa_trigram, build_domain_model, digit_grammar, example_tokens
+from speech.sphinx import SphinxDecoder, write_dictionary
 
 
 def test_example_tokens_strip_annotations_and_slot_entities() -> None:

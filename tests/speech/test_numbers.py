@@ -1,4 +1,4 @@
-"""bot.speech.numbers: spoken numbers to figures and back, exactly."""
+"""speech.numbers: spoken numbers to figures and back, exactly."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.speech.numbers import (
+from speech.numbers import (
     amount_to_words,
     date_to_words,
     digits_to_words,

@@ -1,4 +1,4 @@
-"""bot.speech.recognize on real audio: synthesised requests and real FSDD voices."""
+"""speech.recognize on real audio: synthesised requests and real FSDD voices."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from bot.speech import AudioError, recognize_digits, transcribe
-from bot.speech.recognize import word_error_rate
+from speech import AudioError, recognize_digits, transcribe
+from speech.recognize import word_error_rate
 from tests.speech.conftest import add_noise, wav_bytes
 
 REQUESTS = [
@@ -136,7 +136,7 @@ def test_general_engine_only(say: Callable) -> None:
 
 
 def test_other_engine_without_model_fails_clearly(say: Callable) -> None:
-    from bot.speech.settings import SpeechSettings
+    from speech.settings import SpeechSettings
 
     settings = SpeechSettings(engine="vosk", vosk_model_path="/nonexistent/model")
     with pytest.raises(AudioError) as info:

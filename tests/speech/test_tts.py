@@ -1,12 +1,12 @@
-"""bot.speech.tts: espeak-ng replies as WAV and OGG/Opus, figures spoken naturally."""
+"""speech.tts: espeak-ng replies as WAV and OGG/Opus, figures spoken naturally."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.speech import load_audio, synthesize, transcribe
-from bot.speech.recognize import _edit_distance
-from bot.speech.tts import MAX_CHARS
+from speech import load_audio, synthesize, transcribe
+from speech.recognize import _edit_distance
+from speech.tts import MAX_CHARS
 
 
 def test_wav_reply_decodes() -> None:
@@ -38,7 +38,7 @@ def test_amounts_are_spoken_as_money_and_recognised_back() -> None:
 
 
 def test_spoken_challenge_digits_round_trip() -> None:
-    from bot.speech import recognize_digits
+    from speech import recognize_digits
 
     for digits in ("471902", "803527", "835011"):
         result = recognize_digits(synthesize(" ".join(digits)), expected_len=6)
@@ -66,8 +66,8 @@ def test_text_is_not_interpreted_as_options() -> None:
 
 
 def test_missing_espeak_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.speech import settings as speech_settings
-    from bot.speech.tts import SynthesisError
+    from speech import settings as speech_settings
+    from speech.tts import SynthesisError
 
     monkeypatch.setenv("BILLTALK_SPEECH_ESPEAK_BINARY", "/nonexistent/espeak-ng")
     speech_settings.get_speech_settings.cache_clear()

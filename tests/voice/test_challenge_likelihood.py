@@ -16,10 +16,10 @@ import pytest
 
 from biometrics.voice.challenge import check_digits, hear_digits
 from biometrics.voice.settings import get_voice_settings
-from bot.speech.audio import load_audio
-from bot.speech.digit_verify import NO_PATH, digit_scorer, score_expected_digits
-from bot.speech.recognize import _pcm_for
-from bot.speech.settings import get_speech_settings
+from speech.audio import load_audio
+from speech.digit_verify import NO_PATH, digit_scorer, score_expected_digits
+from speech.recognize import _pcm_for
+from speech.settings import get_speech_settings
 
 from .conftest import FsddFactory
 

@@ -12,7 +12,7 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
-from billtalk.cli import app
+from app.cli import app
 from billtalk.settings import get_settings
 from biometrics.settings import get_biometrics_settings
 from biometrics.store import TemplateStore

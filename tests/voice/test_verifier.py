@@ -24,7 +24,7 @@ from biometrics.voice.challenge import check_digits, digit_errors, hear_digits
 from biometrics.voice.enrollment import EnrollmentSample, enroll
 from biometrics.voice.settings import get_voice_settings
 from biometrics.voice.verifier import PROMPT_KEY, VoiceVerifier
-from bot.verification import Challenge, Decision, Evidence, VerificationKind, Verifier
+from verification import Challenge, Decision, Evidence, VerificationKind, Verifier
 
 from .conftest import FsddFactory, noise_wav, silence_wav
 
@@ -291,7 +291,7 @@ async def test_telegram_voice_note_ogg_opus_is_accepted(
     verifier: VoiceVerifier, espeak: Callable[..., bytes]
 ) -> None:
     from bench.voice_synth import read_wav
-    from bot.speech.audio import encode_audio
+    from speech.audio import encode_audio
 
     challenge = await verifier.start(RESIDENT)
     samples, rate = read_wav(espeak(challenge.state["digits"], seed=14, **VOICE))

@@ -28,13 +28,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from billtalk.logs import get_logger
-from bot.speech.audio import SAMPLE_RATE, Audio, AudioError, add_noise_floor, load_audio, to_pcm16
-from bot.speech.grammar import digit_grammar, domain_model
-from bot.speech.numbers import DIGIT_WORDS, normalize_transcript
-from bot.speech.settings import SpeechSettings, get_speech_settings
-from bot.speech.sphinx import Decoded, get_decoder
+from speech.audio import SAMPLE_RATE, Audio, AudioError, add_noise_floor, load_audio, to_pcm16
+from speech.grammar import digit_grammar, domain_model
+from speech.numbers import DIGIT_WORDS, normalize_transcript
+from speech.settings import SpeechSettings, get_speech_settings
+from speech.sphinx import Decoded, get_decoder
 
-log = get_logger("bot.speech.recognize")
+log = get_logger("speech.recognize")
 
 __all__ = ["Transcript", "recognize_digits", "transcribe", "word_error_rate"]
 
@@ -148,7 +148,7 @@ def transcribe(
 
     Args:
         audio: Encoded audio (WAV, FLAC, OGG/Opus, MP3) as bytes or a path, or an
-            already loaded :class:`~bot.speech.audio.Audio`.
+            already loaded :class:`~speech.audio.Audio`.
         grammar: ``None`` for the domain LM with the general fallback (the
             default); an answer grammar name (``"amount"``, ``"yes_no"``,
             ``"utility"``, ``"month"``); ``"digits"`` for a digit string;

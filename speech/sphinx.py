@@ -19,7 +19,7 @@ from pathlib import Path
 
 from billtalk.logs import get_logger
 
-log = get_logger("bot.speech.sphinx")
+log = get_logger("speech.sphinx")
 
 #: Pronunciations of domain words missing from CMUdict (or whose entry is unusable).
 EXTRA_PRONUNCIATIONS: dict[str, str] = {

@@ -28,7 +28,7 @@ COMMAND_MODULES = (
     "backend.cli",
     "nlu.cli",
     "bot.cli",
-    "bot.speech.cli",
+    "speech.cli",
     "biometrics.face.cli",
     "biometrics.voice.cli",
     "console.cli",
@@ -53,7 +53,7 @@ def run(
     the default NLU model is trained, then serves the billing API. Chat with the
     assistant from another terminal with ``billtalk chat --resident ID``.
     """
-    from billtalk.bootstrap import prepare_product
+    from app.bootstrap import prepare_product
 
     url = get_settings().database_url
     resident = prepare_product(url, households=households)
@@ -65,7 +65,7 @@ def run(
     )
     import uvicorn
 
-    from billtalk.web import create_product_app
+    from app.web import create_product_app
 
     uvicorn.run(create_product_app(get_settings()), host=host, port=port)
 
@@ -78,8 +78,8 @@ def serve(
     """Migrate, then serve the billing API, the staff console and the channels' endpoints."""
     import uvicorn
 
+    from app.web import create_product_app
     from backend.bootstrap import ensure_service_token
-    from billtalk.web import create_product_app
 
     settings = get_settings()
     app = create_product_app(settings, migrate=True)

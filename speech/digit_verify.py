@@ -11,7 +11,7 @@ question instead:
   expected digits (forced alignment; "zero" or "oh" for 0, optional silence
   and fillers between words);
 * **free path**: the best path through a grammar of any digits of the same
-  length (what :func:`bot.speech.recognize_digits` decodes);
+  length (what :func:`speech.recognize_digits` decodes);
 * **score** = (log score of the expected path - log score of the free path)
   per 10 ms frame, in pocketsphinx's log units (base 1.0001). 0 means the
   expected digits are the best explanation of the audio; a recording of other
@@ -34,11 +34,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.speech.audio import Audio
-from bot.speech.grammar import digit_grammar
-from bot.speech.numbers import DIGIT_WORDS
-from bot.speech.recognize import DIGIT_SEARCH, _as_audio, _pcm_for
-from bot.speech.settings import SpeechSettings, get_speech_settings
+from speech.audio import Audio
+from speech.grammar import digit_grammar
+from speech.numbers import DIGIT_WORDS
+from speech.recognize import DIGIT_SEARCH, _as_audio, _pcm_for
+from speech.settings import SpeechSettings, get_speech_settings
 
 __all__ = ["NO_PATH", "DigitScore", "DigitScorer", "digit_scorer", "score_expected_digits"]
 
@@ -107,7 +107,7 @@ class DigitScorer:
     def __init__(self, sample_rate: int = 16_000) -> None:
         from pocketsphinx import Config, Decoder
 
-        from bot.speech.sphinx import model_dir, narrowband_model
+        from speech.sphinx import model_dir, narrowband_model
 
         gram, dic = digit_grammar(None)
         hmm = narrowband_model() if sample_rate == 8000 else model_dir() / "en-us"

@@ -2,7 +2,7 @@
 
 espeak-ng is the Debian package installed by ``scripts/setup.sh``; it runs
 offline and starts in milliseconds. Figures in replies are rewritten first by
-:func:`bot.speech.numbers.speakable`, so "¥120.50 due 2026-03-05" is said as
+:func:`speech.numbers.speakable`, so "¥120.50 due 2026-03-05" is said as
 "one hundred twenty yuan and fifty fen due March fifth, twenty twenty-six".
 """
 
@@ -16,11 +16,11 @@ import numpy as np
 
 from billtalk.logs import get_logger
 from billtalk.settings import get_settings
-from bot.speech.audio import AudioError, encode_audio, load_audio
-from bot.speech.numbers import speakable
-from bot.speech.settings import get_speech_settings
+from speech.audio import AudioError, encode_audio, load_audio
+from speech.numbers import speakable
+from speech.settings import get_speech_settings
 
-log = get_logger("bot.speech.tts")
+log = get_logger("speech.tts")
 
 #: espeak-ng voice per reply language.
 VOICES = {"en": "en-us", "zh": "cmn"}

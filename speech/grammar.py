@@ -13,7 +13,7 @@ the dialogue asks for (amounts, utilities, months, digits, yes/no):
 * JSGF answer grammars (``answer-*.gram``) for replies to a known prompt (an
   amount, yes/no, a utility, a month), built on compact number rules;
 * a dictionary (``domain.dict``) holding only the words of these, from CMUdict
-  plus :data:`~bot.speech.sphinx.EXTRA_PRONUNCIATIONS`. Loading it takes
+  plus :data:`~speech.sphinx.EXTRA_PRONUNCIATIONS`. Loading it takes
   milliseconds where the full CMUdict takes seconds.
 * a digit grammar (``digits-N.gram``), for spoken challenges and link codes.
 
@@ -36,10 +36,10 @@ import yaml
 
 from billtalk.logs import get_logger
 from billtalk.settings import PROJECT_ROOT, get_settings
-from bot.speech.numbers import MONTHS, amount_to_words, int_to_words
-from bot.speech.sphinx import EXTRA_PRONUNCIATIONS, cmudict, content_hash, write_dictionary
+from speech.numbers import MONTHS, amount_to_words, int_to_words
+from speech.sphinx import EXTRA_PRONUNCIATIONS, cmudict, content_hash, write_dictionary
 
-log = get_logger("bot.speech.grammar")
+log = get_logger("speech.grammar")
 
 #: Default location of the NLU training data the grammar is generated from.
 NLU_DATA_DIR = PROJECT_ROOT / "nlu" / "data" / "en"
@@ -224,7 +224,7 @@ def example_tokens(example: str) -> list[str]:
 
 
 def _ordinal_word(n: int) -> str:
-    from bot.speech.numbers import _ordinal
+    from speech.numbers import _ordinal
 
     return _ordinal(n) if 0 < n < 40 else int_to_words(n)
 

@@ -40,8 +40,8 @@ def transcribe_command(
     ] = None,
 ) -> None:
     """Transcribe FILE and print {"text", "duration_s", "confidence", ...} as JSON."""
-    from bot.speech.audio import AudioError
-    from bot.speech.recognize import recognize_digits, transcribe
+    from speech.audio import AudioError
+    from speech.recognize import recognize_digits, transcribe
 
     try:
         if grammar == "digits":
@@ -65,7 +65,7 @@ def say_command(
     voice: Annotated[str | None, typer.Option(help="espeak-ng voice, e.g. en-us+f3.")] = None,
 ) -> None:
     """Synthesise TEXT to --out (WAV or OGG/Opus, chosen by extension); prints JSON."""
-    from bot.speech.tts import SynthesisError, synthesize
+    from speech.tts import SynthesisError, synthesize
 
     if text == "-":
         text = sys.stdin.read()

@@ -6,7 +6,7 @@ import sys
 
 from billtalk.logs import get_logger
 
-log = get_logger("billtalk.bootstrap")
+log = get_logger("app.bootstrap")
 
 
 def migrate_all(url: str) -> None:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from billtalk.logs import get_logger
 from billtalk.settings import Settings, get_settings
 
-log = get_logger("billtalk.web")
+log = get_logger("app.web")
 
 #: Modules with a ``mount(app: FastAPI) -> None`` function, mounted in this order.
 WEB_MODULES: tuple[str, ...] = (
@@ -38,7 +38,7 @@ def create_product_app(settings: Settings | str | None = None, *, migrate: bool 
     settings = settings or get_settings()
     url = settings if isinstance(settings, str) else settings.database_url
     if migrate:
-        from billtalk.bootstrap import migrate_all
+        from app.bootstrap import migrate_all
 
         migrate_all(url)
     app = create_app(settings, migrate=False)

@@ -12,7 +12,7 @@ EngineName = Literal["pocketsphinx", "vosk", "whisper", "faster_whisper"]
 
 
 class SpeechSettings(BaseSettings):
-    """Knobs of :mod:`bot.speech`.
+    """Knobs of :mod:`speech`.
 
     Attributes:
         engine: Recognition engine. ``"pocketsphinx"`` (the default, and the only one

@@ -1,3 +1,0 @@
-from billtalk.cli import main
-
-main()
