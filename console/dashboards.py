@@ -290,7 +290,7 @@ def _billing(name: str, engine: Engine, scope: Scope) -> Table:
         from backend.adapters.orm import Household
 
         with Session(engine) as s:
-            building = dict(s.execute(select(Household.household_id, Household.building_id)))
+            building = dict(s.execute(select(Household.household_id, Household.building_id)).all())
         acc2: dict[str, Decimal] = defaultdict(Decimal)
         for f in reports.report_forecasts(uow, limit=400):
             if allowed is None or building.get(f["household_id"]) in allowed:

@@ -74,8 +74,13 @@ def release(engine: Engine, staff: Staff, conversation_id: str, *, resolved: boo
     )
 
 
-def reply(engine: Engine, staff: Staff, conversation_id: str, text: str) -> Any:
+def reply(
+    engine: Engine, staff: Staff, conversation_id: str, text: str, submission: str = ""
+) -> Any:
     """Send ``text`` to the resident on the conversation's channel (logged as staff).
+
+    ``submission`` identifies the form submission: the same form sent twice
+    (a double click, a retried POST) is delivered once.
 
     Raises:
         ActionError: empty or too long text, or the push path is not available.
@@ -89,7 +94,10 @@ def reply(engine: Engine, staff: Staff, conversation_id: str, text: str) -> Any:
         from bot.outbox import staff_reply
     except ImportError as exc:  # the engine's push path is missing from this build
         raise ActionError("replies cannot be delivered: the outbox is not available") from exc
-    result = staff_reply(ConversationStore(engine), conversation_id, staff.username, text)
+    dedupe = f"console:{submission[:64]}" if submission else None
+    result = staff_reply(
+        ConversationStore(engine), conversation_id, staff.username, text, dedupe_key=dedupe
+    )
     audit.record(engine, _actor(staff), "reply", conversation_id, {"chars": len(text)})
     return result
 

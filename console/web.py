@@ -462,6 +462,7 @@ def build_router(console: Console) -> Any:
             review=review,
             unmasked=unmasked,
             reason=reason,
+            submission=secrets.token_urlsafe(16),
         )
 
     @r.get("/conversations/{conversation_id}", response_class=HTMLResponse)
@@ -543,7 +544,10 @@ def build_router(console: Console) -> Any:
         ctx, form = await act(request, conversation_id)
         text = str(form.get("text") or "").strip() or str(form.get("canned") or "").strip()
         try:
-            staff_actions.reply(console.engine, ctx.staff, conversation_id, text)
+            staff_actions.reply(
+                console.engine, ctx.staff, conversation_id, text,
+                str(form.get("submission") or ""),
+            )
         except staff_actions.ActionError as exc:
             raise BadRequest(str(exc)) from exc
         return back(conversation_id)

@@ -1,0 +1,124 @@
+"""Annotation queue and its Rasa export, conversation exports, dashboards (real HTTP, real DBs)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.store import TurnRow
+from console.annotations import export_rasa
+from console.models import AuditRow
+from tests.console.helpers import add_conversation, login, page_csrf
+
+
+def _turn_ids(engine, cid: str) -> list[int]:  # type: ignore[no-untyped-def]
+    with Session(engine) as s:
+        return list(s.scalars(select(TurnRow.id).where(TurnRow.conversation_id == cid)
+                              .order_by(TurnRow.turn)))
+
+
+def test_annotate_twice_keeps_the_latest_and_exports_rasa_yaml(console_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nlu.rasa_yaml import load_training_data
+
+    e = console_env.engine
+    cid = add_conversation(e, "H0101", [
+        {"text": "pay 300 for the water please", "intent": "check_balance", "confidence": 0.41},
+        {"text": "blah blah", "intent": "nlu_fallback", "confidence": 0.2},
+    ])
+    first, second = _turn_ids(e, cid)
+    sup = login(console_env.base, "super1")
+    csrf = page_csrf(sup)
+    url = f"/console/conversations/{cid}/turns/{first}/annotate"
+    assert sup.post(url, data={"csrf_token": csrf, "intent": "check_balance"}).status_code == 303
+    r = sup.post(url, data={"csrf_token": csrf, "intent": "pay_bill",
+                            "entities": "amount=300.00@300\nutility=water"})
+    assert r.status_code == 303
+    assert sup.post(f"/console/conversations/{cid}/turns/{second}/annotate",
+                    data={"csrf_token": csrf, "intent": "out_of_scope"}).status_code == 303
+    # bad input is refused clearly
+    bad = sup.post(url, data={"csrf_token": csrf, "intent": "Pay Bill!"})
+    assert bad.status_code == 400
+    bad = sup.post(url, data={"csrf_token": csrf, "intent": "pay_bill",
+                              "entities": "amount=999@999"})
+    assert bad.status_code == 400 and "not in the message" in bad.text
+    queue = sup.get("/console/annotations").text
+    assert "pay 300 for the water please" in queue and "pay_bill" in queue
+    exported = sup.get("/console/annotations/nlu.yml")
+    assert exported.status_code == 200
+    doc = yaml.safe_load(exported.text)
+    assert doc["version"] == "3.1"
+    by_intent = {item["intent"]: item["examples"] for item in doc["nlu"]}
+    assert set(by_intent) == {"pay_bill", "out_of_scope"}  # the first annotation was replaced
+    assert '[300]{"entity": "amount", "value": "300.00"}' in by_intent["pay_bill"]
+    assert "[water](utility)" in by_intent["pay_bill"]
+    # Rasa's format, as the NLU trainer reads it
+    path = tmp_path / "nlu.yml"
+    path.write_text(export_rasa(e), encoding="utf-8")
+    data = load_training_data(path)
+    examples = [(ex.text, ex.intent) for ex in data.examples]
+    assert ("pay 300 for the water please", "pay_bill") in examples
+    with Session(e) as s:
+        actions = set(s.scalars(select(AuditRow.action).where(AuditRow.actor == "staff:super1")))
+    assert {"annotate", "export"} <= actions
+
+
+def test_conversation_export_is_masked_unless_a_supervisor_unmasks(console_env) -> None:  # type: ignore[no-untyped-def]
+    e = console_env.engine
+    add_conversation(e, "H0101", [
+        {"text": "call me 13812345678", "masked": "call me [phone]", "intent": "help",
+         "verification": [{"kind": "voice", "decision": "accept", "score": 0.7,
+                           "details": {"media": "SECRET"}}]},
+    ])
+    add_conversation(e, "H0201", [{"text": "other building", "intent": "greet"}])
+    sup = login(console_env.base, "super1")
+    lines = sup.get("/console/export?format=jsonl").text.splitlines()
+    rows = [json.loads(x) for x in lines]
+    assert len(rows) == 1  # only building B1
+    assert rows[0]["text"] == "call me [phone]" and rows[0]["masked"] is True
+    assert rows[0]["verification"] == [{"kind": "voice", "decision": "accept", "score": 0.7}]
+    table = list(csv.DictReader(io.StringIO(sup.get("/console/export?format=csv").text)))
+    assert table[0]["text"] == "call me [phone]"
+    csrf = page_csrf(sup)
+    assert sup.post("/console/export", data={"csrf_token": csrf, "format": "jsonl",
+                                             "reason": ""}).status_code == 400
+    r = sup.post("/console/export", data={"csrf_token": csrf, "format": "jsonl",
+                                          "reason": "police request 77"})
+    assert json.loads(r.text.splitlines()[0])["text"] == "call me 13812345678"
+    with Session(e) as s:
+        data = [json.loads(d) for d in s.scalars(
+            select(AuditRow.data).where(AuditRow.action == "export"))]
+    assert any(d.get("unmasked") and d.get("reason") == "police request 77" for d in data)
+
+
+def test_dashboards_render_png_and_csv(console_env) -> None:  # type: ignore[no-untyped-def]
+    from console.dashboards import CHARTS
+
+    e = console_env.engine
+    add_conversation(e, "H0101", [
+        {"text": "pay", "intent": "pay_bill", "payment_ids": ["p1"], "latency_ms": 30.0},
+        {"text": "hmm", "intent": "nlu_fallback", "actions": ["fallback"], "latency_ms": 90.0},
+    ])
+    add_conversation(e, "H0101", [{"text": "human", "intent": "human_handoff"}],
+                     status="waiting_for_staff")
+    sup = login(console_env.base, "super1")
+    page = sup.get("/console/dashboard")
+    assert page.status_code == 200 and "containment" in page.text
+    for name in CHARTS:
+        png = sup.get(f"/console/charts/{name}.png")
+        assert png.status_code == 200, name
+        assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert sup.get(f"/console/charts/{name}.csv").status_code == 200
+    rows = list(csv.reader(io.StringIO(sup.get("/console/charts/rates.csv").text)))
+    assert rows[0] == ["day", "containment", "fallback_rate", "handoff_rate"]
+    _, containment, fallback, handoff = rows[1]
+    assert (float(containment), float(fallback), float(handoff)) == (0.5, 0.3333, 0.5)
+    pay = list(csv.reader(io.StringIO(sup.get("/console/charts/payments.csv").text)))
+    assert pay[1][1] == "1"
+    lat = list(csv.reader(io.StringIO(sup.get("/console/charts/latency.csv").text)))
+    assert float(lat[1][1]) >= 30.0
+    assert sup.get("/console/charts/nope.png").status_code == 404
