@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "nlu.cli",
     "bot.cli",
     "speech.cli",
+    "bot.channels.speaker.cli",
     "biometrics.face.cli",
     "biometrics.voice.cli",
     "console.cli",

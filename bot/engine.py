@@ -50,7 +50,7 @@ from bot.outbox import Outbox, Target, add_row
 from bot.policy import Policy, first_entities
 from bot.responses import Reply, ResponseError, Responses, default_responses
 from bot.settings import DialogueSettings, get_dialogue_settings
-from bot.spoken import speak
+from bot.spoken import speak, speak_replies
 from bot.state import ConversationState
 from bot.store import ConversationStore, TurnRecord, ensure_schema
 from bot.turn import Turn
@@ -587,7 +587,7 @@ class DialogueEngine:
                 buttons=tuple(buttons),
                 attachments=tuple(attachments),
                 language=language,
-                spoken=speak(text, [b.title for b in buttons], language),
+                spoken=speak_replies(replies, language, self.responses),
             )
         ]
 

@@ -36,6 +36,7 @@ from actions.base import METHODS, UTILITIES, ActionContext, method_term, utility
 from actions.errors import BackendUnavailable, BillingError
 from actions.pay_bill import execute_payment
 from bot import confirmation
+from bot.channels.speaker import payment_rule as speaker_rule
 from bot.confirmation import ConfirmationError, PaymentBinding
 from bot.responses import ButtonSpec, Money, Reply, Term
 from bot.turn import Turn
@@ -313,6 +314,13 @@ class PaymentForm:
         reasons = self.policy.verification.step_up_reasons(
             amount, Decimal(preview.paid_today), bool(preview.risk_flagged)
         )
+        if speaker_rule.applies(turn):  # the speaker's own rule: refuse, or always a PIN
+            speaker_reasons = speaker_rule.confirm_reasons(
+                turn, amount, ctx.money(amount), utility, method, reasons
+            )
+            if speaker_reasons is None:
+                return
+            reasons = speaker_reasons
         state.pending_confirmation = {
             "token": token,
             "household_id": ctx.household_id,
@@ -395,6 +403,9 @@ class PaymentForm:
         await self._execute(turn)
 
     async def _begin_step_up(self, turn: Turn) -> None:
+        if speaker_rule.applies(turn):  # a speaker verifies by spoken PIN only
+            await speaker_rule.begin_verification(self, turn)
+            return
         state = turn.state
         service = self.policy.verification
         resident_id = str(turn.resident_id)
