@@ -26,6 +26,18 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _require_resident(resident: str) -> None:
+    """Exit with 2 and ``{"error": {"code": "unknown_resident", ...}}`` for an unknown id."""
+    from biometrics.residents import UnknownResident, ensure_known_resident
+
+    try:
+        ensure_known_resident(resident)
+    except UnknownResident as exc:
+        _emit({"error": exc.to_dict()})
+        sys.stderr.write(f"error: {exc.message}\n")
+        raise typer.Exit(2) from None
+
+
 class _UsageError(ValueError):
     """A malformed ``face verify`` command line."""
 
@@ -125,12 +137,14 @@ def enroll_command(
     """Enroll a resident's face from 1-5 photos (replaces any previous template).
 
     Prints ``{"resident_id", "samples", "max_pair_distance"}``. An unusable
-    photo prints ``{"error": {"code", "message", "index"}}`` and exits with 2.
+    photo prints ``{"error": {"code", "message", "index"}}`` and exits with 2;
+    so does a resident the billing database does not know (``unknown_resident``).
     The template is stored encrypted; it is never printed.
     """
     from biometrics.face.service import EnrollmentError, enroll
     from biometrics.store import TemplateStore
 
+    _require_resident(resident)
     store = TemplateStore.from_settings()
     try:
         result = enroll(store, resident, images, actor=actor)
@@ -153,11 +167,12 @@ def delete_command(
 ) -> None:
     """Delete a resident's face template completely (audited).
 
-    Prints ``{"resident_id", "removed"}``.
+    Prints ``{"resident_id", "removed"}``; an unknown resident exits with 2.
     """
     from biometrics.face.service import delete
     from biometrics.store import TemplateStore
 
+    _require_resident(resident)
     removed = delete(TemplateStore.from_settings(), resident, actor=actor)
     _emit({"resident_id": resident, "removed": removed})
 

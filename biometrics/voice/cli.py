@@ -26,6 +26,18 @@ def _emit(obj: dict[str, Any]) -> None:
     typer.echo(json.dumps(obj, ensure_ascii=False))
 
 
+def _require_resident(resident: str) -> None:
+    """Exit with 2 and ``{"error": {"code": "unknown_resident", ...}}`` for an unknown id."""
+    from biometrics.residents import UnknownResident, ensure_known_resident
+
+    try:
+        ensure_known_resident(resident)
+    except UnknownResident as exc:
+        _emit({"error": exc.to_dict()})
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
 @voice_app.command("enroll")
 def enroll_command(
     audio: Annotated[list[Path], typer.Argument(help="The enrollment recordings.")],
@@ -53,12 +65,14 @@ def enroll_command(
     (:func:`biometrics.voice.enrollment.check_prompt`: with the default
     likelihood check the prompts need at least 6 digits, else the refusal is
     ``prompt_too_short``). Prints ``{"resident_id", "samples",
-    "voiced_s", "digits_checked"}``; on refusal prints ``{"error": {"code",
-    "message"}}`` and exits with 2.
+    "voiced_s", "digits_checked"}``; on refusal (including a resident the
+    billing database does not know, ``unknown_resident``) prints
+    ``{"error": {"code", "message"}}`` and exits with 2.
     """
     from biometrics.store import TemplateStore
     from biometrics.voice.enrollment import EnrollmentError, EnrollmentSample, enroll
 
+    _require_resident(resident)
     prompts = list(digits or [])
     if not no_digit_check and len(prompts) != len(audio):
         _emit(
@@ -194,10 +208,14 @@ def delete_command(
     resident: Annotated[str, typer.Option("--resident", help="Resident whose voice to delete.")],
     actor: Annotated[str, typer.Option(help="Who deletes, for the audit trail.")] = "staff:cli",
 ) -> None:
-    """Delete a resident's voice template (audited). Prints ``{"resident_id", "removed"}``."""
+    """Delete a resident's voice template (audited). Prints ``{"resident_id", "removed"}``.
+
+    A resident the billing database does not know is refused (exit code 2).
+    """
     from biometrics.store import TemplateStore
     from biometrics.voice.enrollment import KIND
 
+    _require_resident(resident)
     removed = TemplateStore.from_settings().delete(resident, KIND, actor=actor)
     _emit({"resident_id": resident, "removed": removed})
 

@@ -133,3 +133,23 @@ def store(tmp_path: Path) -> TemplateStore:
 def any_store(database_url: str) -> TemplateStore:
     """A template store on a fresh database, once SQLite and once PostgreSQL."""
     return _fresh_store(database_url)
+
+
+@pytest.fixture(scope="session")
+def community(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A one-household demo community (billing database): its file and a real resident id."""
+    from backend.demo import seed
+
+    path = tmp_path_factory.mktemp("community") / "billing.db"
+    result = seed(f"sqlite:///{path}", households=1, seed=7, months=1)
+    return path, result["households"][0]["resident_ids"][0]
+
+
+@pytest.fixture
+def community_db(community: tuple[Path, str], tmp_path: Path) -> tuple[str, str]:
+    """A fresh copy of :func:`community` for one test: ``(database URL, resident id)``."""
+    import shutil
+
+    target = tmp_path / "billtalk.db"
+    shutil.copyfile(community[0], target)
+    return f"sqlite:///{target}", community[1]

@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect, text
 
+from billtalk.db import make_engine
 from biometrics.face.settings import FaceSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,23 +58,51 @@ def test_verify_exit_code_0_when_every_probe_was_judged(photo) -> None:  # type:
     assert decisions == [True, False]
 
 
-def test_enroll_and_delete(photo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    env = {"BILLTALK_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+def test_enroll_and_delete(photo, community_db: tuple[str, str]) -> None:  # type: ignore[no-untyped-def]
+    url, resident = community_db
+    env = {"BILLTALK_DATABASE_URL": url}
     proc = _billtalk(
-        "face", "enroll", "--resident", "r9", str(photo("obama")), str(photo("obama2")), env=env
-    )
+        "face", "enroll", "--resident", resident, str(photo("obama")), str(photo("obama2")),
+        env=env,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["resident_id"] == "r9" and out["samples"] == 2
+    assert out["resident_id"] == resident and out["samples"] == 2
     assert "encoding" not in proc.stdout + proc.stderr
 
-    bad = _billtalk("face", "enroll", "--resident", "r9", str(photo("two_people")), env=env)
+    bad = _billtalk("face", "enroll", "--resident", resident, str(photo("two_people")), env=env)
     assert bad.returncode == 2
     assert json.loads(bad.stdout)["error"]["code"] == "multiple_faces"
 
-    gone = _billtalk("face", "delete", "--resident", "r9", env=env)
+    gone = _billtalk("face", "delete", "--resident", resident, env=env)
     assert gone.returncode == 0, gone.stderr
-    assert json.loads(gone.stdout) == {"resident_id": "r9", "removed": 1}
+    assert json.loads(gone.stdout) == {"resident_id": resident, "removed": 1}
+
+
+@pytest.mark.parametrize("command", ["enroll", "delete"])
+def test_unknown_residents_are_refused(  # type: ignore[no-untyped-def]
+    photo, community_db: tuple[str, str], tmp_path: Path, command: str
+) -> None:
+    url, _ = community_db
+    files = [str(photo("obama"))] if command == "enroll" else []
+    for env_url in (url, f"sqlite:///{tmp_path / 'never-created.db'}"):
+        proc = _billtalk(
+            "face", command, "--resident", "nobody-here", *files,
+            env={"BILLTALK_DATABASE_URL": env_url},
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        error = json.loads(proc.stdout)["error"]
+        assert error["code"] == "unknown_resident"
+        assert "nobody-here" in error["message"] and "billing database" in error["message"]
+        assert "unknown resident 'nobody-here'" in proc.stderr
+    # Nothing was created: not the missing database, not a template.
+    assert not (tmp_path / "never-created.db").exists()
+    with make_engine(url).connect() as conn:
+        if inspect(conn).has_table("biometric_templates"):
+            rows = conn.execute(
+                text("SELECT count(*) FROM biometric_templates WHERE resident_id = 'nobody-here'")
+            )
+            assert rows.scalar_one() == 0
 
 
 @pytest.mark.parametrize("args", [["--probe", "x.jpg"], ["stray.jpg", "--enrolled", "a.jpg"]])

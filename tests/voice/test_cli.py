@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -103,16 +104,41 @@ def test_verify_needs_both_lists() -> None:
     assert result.exit_code != 0
 
 
+@pytest.fixture(scope="session")
+def community(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A one-household demo community (billing database): its file and a real resident id."""
+    from backend.demo import seed
+
+    path = tmp_path_factory.mktemp("community") / "billing.db"
+    result = seed(f"sqlite:///{path}", households=1, seed=7, months=1)
+    return path, result["households"][0]["resident_ids"][0]
+
+
 @pytest.fixture
-def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("BILLTALK_DATABASE_URL", url)
+def cli_db(
+    community: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A fresh copy of the community's database as ``BILLTALK_DATABASE_URL``; yields a resident."""
+    target = tmp_path / "cli.db"
+    shutil.copyfile(community[0], target)
+    monkeypatch.setenv("BILLTALK_DATABASE_URL", f"sqlite:///{target}")
     monkeypatch.delenv("BILLTALK_BIOMETRICS_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     get_biometrics_settings.cache_clear()
-    yield url
+    yield community[1]
     get_settings.cache_clear()
     get_biometrics_settings.cache_clear()
+
+
+@pytest.mark.parametrize("command", ["enroll", "delete"])
+def test_unknown_residents_are_refused(cli_db: str, tmp_path: Path, command: str) -> None:
+    files = [str(tmp_path / "x.wav")] if command == "enroll" else []
+    result = runner.invoke(app, ["voice", command, "--resident", "nobody-here", *files])
+    assert result.exit_code == 2
+    error = lines(result.stdout)[0]["error"]
+    assert error["code"] == "unknown_resident"  # type: ignore[index]
+    assert "nobody-here" in error["message"]  # type: ignore[index]
+    assert not TemplateStore.from_settings().is_enrolled("nobody-here", "voice")
 
 
 def test_enroll_then_delete(cli_db: str, tmp_path: Path, espeak: Callable[..., bytes]) -> None:
@@ -122,7 +148,7 @@ def test_enroll_then_delete(cli_db: str, tmp_path: Path, espeak: Callable[..., b
         path = tmp_path / f"e{i}.wav"
         path.write_bytes(espeak(p, voice="en-us", speed=120, snr_db=30.0, seed=i))
         files.append(str(path))
-    args = ["voice", "enroll", "--resident", "res-cli", *files]
+    args = ["voice", "enroll", "--resident", cli_db, *files]
     missing = runner.invoke(app, args)
     assert missing.exit_code == 2
     assert lines(missing.stdout)[0]["error"]["code"] == "missing_digits"  # type: ignore[index]
@@ -130,18 +156,16 @@ def test_enroll_then_delete(cli_db: str, tmp_path: Path, espeak: Callable[..., b
     result = runner.invoke(app, [*args, *digit_args, "--actor", "staff:desk"])
     assert result.exit_code == 0, result.output
     report = lines(result.stdout)[0]
-    assert report["resident_id"] == "res-cli" and report["samples"] == 5
+    assert report["resident_id"] == cli_db and report["samples"] == 5
     assert report["digits_checked"] is True
     store = TemplateStore.from_settings()
-    assert store.is_enrolled("res-cli", "voice")
+    assert store.is_enrolled(cli_db, "voice")
     # The dialogue's verifier sees the same configured store.
-    assert asyncio.run(VoiceVerifier.from_settings().is_enrolled("res-cli"))
-    deleted = runner.invoke(
-        app, ["voice", "delete", "--resident", "res-cli", "--actor", "staff:desk"]
-    )
-    assert lines(deleted.stdout) == [{"resident_id": "res-cli", "removed": 1}]
-    assert not store.is_enrolled("res-cli", "voice")
-    assert [e["action"] for e in store.audit_trail("res-cli")] == ["enroll", "delete"]
+    assert asyncio.run(VoiceVerifier.from_settings().is_enrolled(cli_db))
+    deleted = runner.invoke(app, ["voice", "delete", "--resident", cli_db, "--actor", "staff:desk"])
+    assert lines(deleted.stdout) == [{"resident_id": cli_db, "removed": 1}]
+    assert not store.is_enrolled(cli_db, "voice")
+    assert [e["action"] for e in store.audit_trail(cli_db)] == ["enroll", "delete"]
 
 
 def test_enroll_refuses_wrong_digits(
@@ -155,11 +179,11 @@ def test_enroll_refuses_wrong_digits(
         path.write_bytes(espeak(said, voice="en-us", speed=120, snr_db=30.0, seed=i))
         files.append(str(path))
     digit_args = [a for p in prompts for a in ("--digits", p)]
-    result = runner.invoke(app, ["voice", "enroll", "--resident", "r", *files, *digit_args])
+    result = runner.invoke(app, ["voice", "enroll", "--resident", cli_db, *files, *digit_args])
     assert result.exit_code == 2
     error = lines(result.stdout)[0]["error"]
     assert error["code"] == "wrong_digits" and error["file"] == files[1]  # type: ignore[index]
-    assert not TemplateStore.from_settings().is_enrolled("r", "voice")
+    assert not TemplateStore.from_settings().is_enrolled(cli_db, "voice")
 
 
 def test_enroll_refuses_prompts_shorter_than_the_calibrated_length(
@@ -172,9 +196,9 @@ def test_enroll_refuses_prompts_shorter_than_the_calibrated_length(
         path.write_bytes(espeak(p, voice="en-us", speed=120, snr_db=30.0, seed=i))
         files.append(str(path))
     digit_args = [a for p in prompts for a in ("--digits", p)]
-    result = runner.invoke(app, ["voice", "enroll", "--resident", "r", *files, *digit_args])
+    result = runner.invoke(app, ["voice", "enroll", "--resident", cli_db, *files, *digit_args])
     assert result.exit_code == 2
     error = lines(result.stdout)[0]["error"]
     assert error["code"] == "prompt_too_short" and error["file"] == files[0]  # type: ignore[index]
     assert "at least 6" in error["message"]  # type: ignore[index]
-    assert not TemplateStore.from_settings().is_enrolled("r", "voice")
+    assert not TemplateStore.from_settings().is_enrolled(cli_db, "voice")
