@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -146,10 +147,14 @@ class Reader:
             engine when both live in one database.
     """
 
+    #: Seconds the filter form's choices are cached.
+    facet_ttl_s = 60.0
+
     def __init__(self, engine: Engine, billing_engine: Engine | None = None) -> None:
         self.engine = engine
         self.billing_engine = billing_engine or engine
         self.same_database = billing_engine is None or str(billing_engine.url) == str(engine.url)
+        self._facets: tuple[float, dict[str, list[str]]] | None = None
 
     # -- scope ---------------------------------------------------------------------
 
@@ -338,12 +343,25 @@ class Reader:
             return list(s.scalars(q))
 
     def facets(self) -> dict[str, list[str]]:
-        """Values seen in the log, for the filter form's choices."""
+        """Values seen in the log, for the filter form's choices (cached for a minute).
+
+        Reading the distinct intents scans the whole log, so the answer is kept
+        for :attr:`facet_ttl_s` seconds; a new intent or tag shows up within that.
+        """
+        now = time.monotonic()
+        if self._facets is not None and now - self._facets[0] < self.facet_ttl_s:
+            return self._facets[1]
         with Session(self.engine) as s:
             channels = sorted(s.scalars(select(ConversationRow.channel).distinct()))
             intents = sorted(i for i in s.scalars(select(TurnRow.intent).distinct()) if i)
             tags = sorted(s.scalars(select(TagRow.tag).distinct()))
-        return {"channels": channels, "intents": intents, "tags": tags}
+        value = {"channels": channels, "intents": intents, "tags": tags}
+        self._facets = (now, value)
+        return value
+
+    def forget_facets(self) -> None:
+        """Drop the cached filter choices (after a new tag)."""
+        self._facets = None
 
     # -- one conversation -----------------------------------------------------------
 

@@ -564,6 +564,7 @@ def build_router(console: Console) -> Any:
                 staff_actions.add_tag(
                     console.engine, ctx.staff, conversation_id, str(form.get("tag") or "")
                 )
+                console.reader.forget_facets()
         except staff_actions.ActionError as exc:
             raise BadRequest(str(exc)) from exc
         return back(conversation_id)
