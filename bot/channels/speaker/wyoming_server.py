@@ -341,13 +341,15 @@ class BilltalkHandler(AsyncEventHandler):
                 try:
                     keep = await self.handle_event(event)
                 except (ConnectionError, asyncio.IncompleteReadError):
-                    log.warning("wyoming_client_disconnected", peer=self.peer, event=event.type)
+                    log.warning(
+                        "wyoming_client_disconnected", peer=self.peer, event_type=event.type
+                    )
                     break
                 except (KeyError, TypeError, ValueError) as exc:
                     log.warning(
                         "wyoming_bad_event",
                         peer=self.peer,
-                        event=event.type,
+                        event_type=event.type,
                         error=type(exc).__name__,
                     )
                     await self._try_write(
@@ -355,7 +357,7 @@ class BilltalkHandler(AsyncEventHandler):
                     )
                     continue
                 except Exception:
-                    log.exception("wyoming_handler_failed", peer=self.peer, event=event.type)
+                    log.exception("wyoming_handler_failed", peer=self.peer, event_type=event.type)
                     await self._try_write(Error(text="internal error", code="internal").event())
                     continue
                 if not keep:
@@ -391,7 +393,7 @@ class BilltalkHandler(AsyncEventHandler):
         if Synthesize.is_type(event.type):
             await self._synthesize(Synthesize.from_event(event))
             return True
-        log.info("wyoming_event_ignored", peer=self.peer, event=event.type)
+        log.info("wyoming_event_ignored", peer=self.peer, event_type=event.type)
         return True
 
     # -- asr ----------------------------------------------------------------------------
