@@ -34,14 +34,14 @@ def applies(turn: Any) -> bool:
 
 
 def confirm_reasons(
-    turn: Any, amount: Decimal, money: str, utility: str | None, method: str, reasons: list[str]
+    turn: Any, amount: Decimal, money: Any, utility: str | None, method: str, reasons: list[str]
 ) -> list[str] | None:
     """The step-up reasons for a speaker payment, or ``None`` when it is refused.
 
     Args:
         turn: The turn (its state and replies are updated when refused).
         amount: The amount to pay.
-        money: The amount as the replies show it.
+        money: The amount as the replies show it (a ``Money``).
         utility: The utility being paid (``None``: the oldest bills first).
         method: The payment method.
         reasons: Why the chat would ask for step-up (empty: it would not).
