@@ -28,11 +28,16 @@ annotations_app = typer.Typer(help="The console's NLU annotation queue.", no_arg
 
 def _engine() -> Any:
     from billtalk.db import make_engine
+    from billtalk.settings import get_settings
+    from console import audit
     from console.db import conversation_database_url, ensure_schema
 
     url = conversation_database_url()
     ensure_schema(url)
-    return make_engine(url)
+    engine = make_engine(url)
+    billing_url = get_settings().database_url
+    audit.link_chain(engine, engine if billing_url == url else make_engine(billing_url))
+    return engine
 
 
 def _read_password() -> str:

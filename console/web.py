@@ -855,6 +855,7 @@ def mount(app: FastAPI, *, database_url: str | None = None, billing_url: str | N
     engine = make_engine(conv_url)
     billing = None if bill_url == conv_url else make_engine(bill_url)
     console = Console(engine, billing, settings.secret_key, get_console_settings())
+    audit.link_chain(engine, billing or engine)
     app.state.console = console
     app.include_router(build_router(console))
     app.mount(
