@@ -1,0 +1,230 @@
+"""Building and running the python-telegram-bot ``Application`` for billtalk.
+
+:func:`build_application` wires PTB to the settings: the token, ``base_url``
+and ``base_file_url`` (``BILLTALK_TELEGRAM_API_URL`` / ``_FILE_URL``, so the
+stand-in in the tests or a self-hosted Bot API server work like the real one),
+``AIORateLimiter`` for sends (429 ``RetryAfter`` waited out), timeouts, and
+concurrent update processing that keeps each chat in order.
+
+:class:`TelegramRuntime` is one running bot: the application, the adapter, and
+the outbox sender that delivers pushed messages (reminders, staff replies) to
+Telegram chats. :func:`run_polling` is ``billtalk telegram run --mode polling``:
+``getMe``, ``deleteWebhook``, then ``getUpdates`` until stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ExtBot
+from telegram.request import HTTPXRequest
+
+from billtalk.logs import get_logger
+from bot.channels.telegram.adapter import ChatOrderedUpdateProcessor, TelegramAdapter, chat_key
+from bot.channels.telegram.masking import install_token_masking
+from bot.channels.telegram.settings import TelegramSettings
+
+log = get_logger("bot.channels.telegram")
+
+
+class MissingTokenError(RuntimeError):
+    """``BILLTALK_TELEGRAM_TOKEN`` is not set."""
+
+
+def parse_update(data: dict[str, Any], bot: Any) -> Update:
+    """``data`` as an :class:`Update`; one PTB cannot parse becomes an empty update of its id.
+
+    A newer Bot API may send fields this PTB version does not know, or a field it
+    requires may be missing. Such an update is still claimed, logged and answered
+    as "nothing to do", instead of failing again on every poll and blocking every
+    later update.
+    """
+    try:
+        update = Update.de_json(data, bot)
+    except Exception as exc:
+        log.warning("telegram_update_unparsed", update_id=data.get("update_id"),
+                    error=type(exc).__name__)
+        update = None
+    if update is None:
+        chat: dict[str, Any] = {}
+        for value in data.values():
+            if isinstance(value, dict) and isinstance(value.get("chat"), dict):
+                chat = value["chat"]
+        extra = {}
+        if chat.get("type") == "private" and isinstance(chat.get("id"), int):
+            extra = {"unparsed_private_chat": chat["id"]}
+        update = Update(update_id=int(data["update_id"]), api_kwargs=extra)
+        update.set_bot(bot)
+    return update
+
+
+class LenientBot(ExtBot[Any]):
+    """PTB's bot, except that an unparsable update does not wedge polling (:func:`parse_update`)."""
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
+        """``getUpdates``; when PTB fails to parse the batch, each update is parsed alone."""
+        try:
+            return await super().get_updates(*args, **kwargs)
+        except TelegramError:
+            raise
+        except Exception:  # a parse error: fetch the same batch raw, parse one by one
+            names = ("offset", "limit", "timeout", "allowed_updates")
+            params = dict(zip(names, args, strict=False))
+            params.update({k: v for k, v in kwargs.items() if k in names})
+            params["timeout"] = 0
+            raw = await self.do_api_request(
+                "getUpdates", api_kwargs={k: v for k, v in params.items() if v is not None}
+            )
+            return tuple(parse_update(item, self) for item in raw or [])
+
+
+def build_application(
+    adapter: TelegramAdapter, settings: TelegramSettings, *, polling: bool = True
+) -> Application:
+    """The PTB application for ``adapter``'s bot (handlers attached; not yet initialised).
+
+    Raises:
+        MissingTokenError: No token is configured.
+    """
+    if not settings.token:
+        raise MissingTokenError(
+            "BILLTALK_TELEGRAM_TOKEN is not set: create a bot with @BotFather and export its token"
+        )
+    install_token_masking(settings.token, settings.webhook_secret)
+    timeout = settings.request_timeout_s
+    bot = LenientBot(
+        settings.token,
+        base_url=settings.api_url,
+        base_file_url=settings.file_url,
+        request=HTTPXRequest(
+            connection_pool_size=max(8, settings.concurrent_updates),
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            pool_timeout=timeout,
+        ),
+        get_updates_request=HTTPXRequest(
+            connection_pool_size=1,
+            connect_timeout=timeout,
+            read_timeout=settings.poll_timeout_s + timeout,
+            write_timeout=timeout,
+            pool_timeout=timeout,
+        ),
+        rate_limiter=AIORateLimiter(
+            overall_max_rate=settings.max_sends_per_s,
+            overall_time_period=1,
+            max_retries=settings.max_retries,
+        ),
+    )
+    builder: ApplicationBuilder = (
+        Application.builder()
+        .bot(bot)
+        .concurrent_updates(
+            ChatOrderedUpdateProcessor(settings.concurrent_updates, adapter.sequencer)
+        )
+    )
+    if not polling:
+        builder = builder.updater(None)
+    application = builder.build()
+    adapter.attach(application)
+    return application
+
+
+class TelegramRuntime:
+    """A running bot: PTB application, adapter and the outbox sender for pushed messages.
+
+    Args:
+        engine: The dialogue engine.
+        settings: Telegram settings.
+        polling: Whether updates come from ``getUpdates`` (else from the webhook route).
+        outbox: Whether to run the outbox sender for the ``telegram`` channel.
+    """
+
+    def __init__(
+        self, engine: Any, settings: TelegramSettings, *, polling: bool = True, outbox: bool = True
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.adapter = TelegramAdapter(engine, settings)
+        self.application = build_application(self.adapter, settings, polling=polling)
+        self.polling = polling
+        self.outbox = outbox
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def bot(self) -> Any:
+        """The PTB bot."""
+        return self.application.bot
+
+    async def start(self) -> None:
+        """``getMe``, the command menu, then (polling) ``deleteWebhook`` and ``getUpdates``."""
+        await self.application.initialize()
+        await self.adapter.set_commands(self.application.bot)
+        await self.application.start()
+        if self.polling:
+            updater = self.application.updater
+            assert updater is not None
+            await updater.start_polling(
+                timeout=self.settings.poll_timeout_s,
+                allowed_updates=Update.ALL_TYPES,
+                drop_pending_updates=False,
+            )
+        if self.outbox:
+            self._tasks.append(asyncio.create_task(self._run_outbox(), name="telegram-outbox"))
+        log.info("telegram_started", mode="polling" if self.polling else "webhook",
+                 bot=self.application.bot.username)
+
+    async def _run_outbox(self) -> None:
+        try:
+            from bot.outbox import OutboxSender
+        except ImportError:  # the push path is not available in this build
+            log.warning("telegram_outbox_unavailable")
+            return
+        assert self.adapter.channel is not None
+        sender = OutboxSender(self.engine.store, channels={"telegram": self.adapter.channel})
+        while not self._stop.is_set():
+            try:
+                await sender.run(self._stop)
+            except Exception as exc:  # the sender must not die with one bad row
+                log.error("telegram_outbox_failed", error=type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.settings.outbox_poll_s)
+
+    async def process(self, data: dict[str, Any]) -> None:
+        """Handle one update received by the webhook (in its chat's order)."""
+        update = parse_update(data, self.application.bot)
+
+        async with self.adapter.sequencer.hold(chat_key(update)):
+            await self.application.process_update(update)
+
+    async def stop(self) -> None:
+        """Stop polling, the outbox sender and the application."""
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+
+async def run_polling(engine: Any, settings: TelegramSettings, stop: asyncio.Event) -> None:
+    """Run the bot in polling mode until ``stop`` is set."""
+    runtime = TelegramRuntime(engine, settings, polling=True)
+    await runtime.start()
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
+
+
+__all__ = ["MissingTokenError", "TelegramRuntime", "build_application", "run_polling"]

@@ -1,0 +1,249 @@
+"""Exactly-once handling of Telegram updates, across redeliveries and worker processes.
+
+Telegram redelivers a webhook update that was not answered in time, and with
+several API workers behind one webhook the same update (or two updates of one
+chat) can reach two processes at once. Every update is *claimed* in the
+``bot_telegram_updates`` table (primary key: bot id and ``update_id``) before
+the turn and marked ``done`` right after the turn's replies were sent:
+
+* a second claim of a ``done`` update, or of one another worker is processing,
+  is refused: the update is acknowledged and nothing is done;
+* a claim left ``processing`` longer than ``stale_claim_s`` (its worker died)
+  is taken over;
+* an update waits while an earlier update of the same chat is still being
+  processed by any worker, so a later turn never overtakes an earlier one.
+
+The same table holds each chat's preferences (language chosen with ``/lang``,
+whether a group was already told the bot answers in private chats only) in
+``bot_telegram_chats``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+metadata = MetaData()
+
+updates_table = Table(
+    "bot_telegram_updates",
+    metadata,
+    Column("bot_id", String(32), primary_key=True),
+    Column("update_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("chat_id", String(32), nullable=True),
+    Column("status", String(12), nullable=False),
+    Column("owner", String(36), nullable=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True), nullable=True),
+)
+
+chats_table = Table(
+    "bot_telegram_chats",
+    metadata,
+    Column("bot_id", String(32), primary_key=True),
+    Column("chat_id", String(32), primary_key=True),
+    Column("language", String(8), nullable=True),
+    Column("group_told", Boolean, nullable=False, default=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+PROCESSING = "processing"
+DONE = "done"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class UpdateLedger:
+    """Claims and completes updates of one bot in the dialogue database.
+
+    Args:
+        db: The dialogue database (its tables are created by ``bot/migrations``).
+        bot_id: The bot's id (the token's number before ``:``): updates are per bot.
+        stale_claim_s: A ``processing`` claim older than this may be taken over.
+    """
+
+    def __init__(self, db: Engine, bot_id: str, *, stale_claim_s: float = 120.0) -> None:
+        self.db = db
+        self.bot_id = bot_id
+        self.stale_claim_s = stale_claim_s
+
+    def claim(self, update_id: int, chat_id: str | None, owner: str) -> bool:
+        """Claim an update for ``owner``; ``False`` if it is done or being processed elsewhere."""
+        now = _now()
+        try:
+            with self.db.begin() as conn:
+                conn.execute(
+                    insert(updates_table).values(
+                        bot_id=self.bot_id, update_id=update_id, chat_id=chat_id,
+                        status=PROCESSING, owner=owner, claimed_at=now,
+                    )
+                )
+            return True
+        except IntegrityError:
+            pass
+        stale = now - timedelta(seconds=self.stale_claim_s)
+        with self.db.begin() as conn:
+            taken = conn.execute(
+                update(updates_table)
+                .where(
+                    updates_table.c.bot_id == self.bot_id,
+                    updates_table.c.update_id == update_id,
+                    updates_table.c.status == PROCESSING,
+                    updates_table.c.claimed_at < stale,
+                )
+                .values(owner=owner, claimed_at=now)
+            ).rowcount
+        return bool(taken)
+
+    def finish(self, update_id: int, owner: str) -> None:
+        """Mark a claimed update done (its turn ran and its replies were sent)."""
+        with self.db.begin() as conn:
+            conn.execute(
+                update(updates_table)
+                .where(
+                    updates_table.c.bot_id == self.bot_id,
+                    updates_table.c.update_id == update_id,
+                    updates_table.c.owner == owner,
+                )
+                .values(status=DONE, done_at=_now())
+            )
+
+    def abandon(self, update_id: int, owner: str) -> None:
+        """Give a claim back (the turn failed before acting): a redelivery may process it."""
+        with self.db.begin() as conn:
+            conn.execute(
+                delete(updates_table).where(
+                    updates_table.c.bot_id == self.bot_id,
+                    updates_table.c.update_id == update_id,
+                    updates_table.c.owner == owner,
+                    updates_table.c.status == PROCESSING,
+                )
+            )
+
+    def earlier_in_progress(self, update_id: int, chat_id: str) -> bool:
+        """Whether an earlier update of ``chat_id`` is still being processed (and not stale)."""
+        stale = _now() - timedelta(seconds=self.stale_claim_s)
+        with self.db.connect() as conn:
+            found = conn.execute(
+                select(func.count())
+                .select_from(updates_table)
+                .where(
+                    and_(
+                        updates_table.c.bot_id == self.bot_id,
+                        updates_table.c.chat_id == chat_id,
+                        updates_table.c.update_id < update_id,
+                        updates_table.c.status == PROCESSING,
+                        updates_table.c.claimed_at >= stale,
+                    )
+                )
+            ).scalar()
+        return bool(found)
+
+    async def wait_for_turn(self, update_id: int, chat_id: str, timeout_s: float) -> None:
+        """Wait (polling) until no earlier update of the chat is in progress, or ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.005
+        while self.earlier_in_progress(update_id, chat_id) and time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def status(self, update_id: int) -> str | None:
+        """The recorded status of an update (``processing``, ``done``), or ``None``."""
+        with self.db.connect() as conn:
+            return conn.execute(
+                select(updates_table.c.status).where(
+                    updates_table.c.bot_id == self.bot_id,
+                    updates_table.c.update_id == update_id,
+                )
+            ).scalar()
+
+    def count(self, status: str = DONE) -> int:
+        """How many updates of this bot have ``status``."""
+        with self.db.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(updates_table).where(
+                        updates_table.c.bot_id == self.bot_id, updates_table.c.status == status
+                    )
+                ).scalar() or 0
+            )
+
+    # -- chat preferences ---------------------------------------------------------------
+
+    def chat_language(self, chat_id: str) -> str | None:
+        """The language chosen with ``/lang`` in this chat, if any."""
+        with self.db.connect() as conn:
+            return conn.execute(
+                select(chats_table.c.language).where(
+                    chats_table.c.bot_id == self.bot_id, chats_table.c.chat_id == chat_id
+                )
+            ).scalar()
+
+    def set_chat_language(self, chat_id: str, language: str) -> None:
+        """Remember the language chosen with ``/lang``."""
+        self._upsert(chat_id, language=language)
+
+    def tell_group_once(self, chat_id: str) -> bool:
+        """``True`` the first time it is called for a group chat, ``False`` after."""
+        with self.db.begin() as conn:
+            told = conn.execute(
+                update(chats_table)
+                .where(chats_table.c.bot_id == self.bot_id, chats_table.c.chat_id == chat_id,
+                       chats_table.c.group_told.is_(False))
+                .values(group_told=True, updated_at=_now())
+            ).rowcount
+            if told:
+                return True
+            exists = conn.execute(
+                select(func.count()).select_from(chats_table).where(
+                    chats_table.c.bot_id == self.bot_id, chats_table.c.chat_id == chat_id)
+            ).scalar()
+        if exists:
+            return False
+        try:
+            with self.db.begin() as conn:
+                conn.execute(insert(chats_table).values(
+                    bot_id=self.bot_id, chat_id=chat_id, group_told=True, updated_at=_now()))
+            return True
+        except IntegrityError:
+            return False
+
+    def _upsert(self, chat_id: str, **values: object) -> None:
+        with self.db.begin() as conn:
+            changed = conn.execute(
+                update(chats_table)
+                .where(chats_table.c.bot_id == self.bot_id, chats_table.c.chat_id == chat_id)
+                .values(updated_at=_now(), **values)
+            ).rowcount
+            if not changed:
+                conn.execute(insert(chats_table).values(
+                    bot_id=self.bot_id, chat_id=chat_id, group_told=False, updated_at=_now(),
+                    **values))
+
+
+__all__ = ["DONE", "PROCESSING", "UpdateLedger", "chats_table", "updates_table"]

@@ -1,0 +1,63 @@
+"""Settings of the Telegram channel (``BILLTALK_TELEGRAM_*`` environment variables)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PUBLIC_API_URL = "https://api.telegram.org/bot"
+PUBLIC_FILE_URL = "https://api.telegram.org/file/bot"
+
+
+class TelegramSettings(BaseSettings):
+    """Knobs of the Telegram channel.
+
+    Every value can be set from the environment with the ``BILLTALK_TELEGRAM_``
+    prefix, e.g. ``BILLTALK_TELEGRAM_TOKEN=123:ABC``. The token is never printed:
+    it is excluded from ``repr`` and masked in every log line
+    (:mod:`bot.channels.telegram.masking`).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="BILLTALK_TELEGRAM_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    #: The bot token from @BotFather (required to run the bot).
+    token: str = Field(default="", repr=False)
+    #: The Bot API base (PTB's ``base_url``): requests go to ``{api_url}{token}/{method}``.
+    api_url: str = PUBLIC_API_URL
+    #: The file base (PTB's ``base_file_url``): files at ``{file_url}{token}/{file_path}``.
+    file_url: str = PUBLIC_FILE_URL
+    #: The webhook's secret (``X-Telegram-Bot-Api-Secret-Token``); ``set-webhook`` generates
+    #: one and prints it; every worker serving the webhook must have the same value.
+    webhook_secret: str = Field(default="", repr=False)
+    #: Where the webhook route is mounted in the API app.
+    webhook_path: str = "/telegram/webhook"
+    #: Files (voice notes, photos, video notes) larger than this are refused by their
+    #: declared size, before any download.
+    max_file_bytes: int = 10 * 1024 * 1024
+    #: Seconds a Bot API call may take (read timeout) before it counts as failed.
+    request_timeout_s: float = 10.0
+    #: Long-polling timeout of ``getUpdates`` in polling mode.
+    poll_timeout_s: int = 20
+    #: Updates handled at once (different chats; one chat's updates always in order).
+    concurrent_updates: int = 64
+    #: Sends per second across all chats (Telegram allows about 30).
+    max_sends_per_s: float = 30.0
+    #: How often a 429 ``RetryAfter`` is waited out and retried before the send fails.
+    max_retries: int = 3
+    #: A claimed update not finished within this many seconds is taken over by a redelivery
+    #: (its worker died).
+    stale_claim_s: float = 120.0
+    #: How long an update waits for an earlier update of the same chat (another worker).
+    order_wait_s: float = 30.0
+    #: How often the outbox of pushed messages is polled.
+    outbox_poll_s: float = 1.0
+
+
+@lru_cache(maxsize=1)
+def get_telegram_settings() -> TelegramSettings:
+    """The process's Telegram settings, read once from the environment."""
+    return TelegramSettings()
