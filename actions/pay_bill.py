@@ -3,7 +3,9 @@
 The payment form (``bot/forms/payment.py``) collects and confirms the payment;
 this action only carries it out, with the idempotency key derived from the
 confirmation token, so pressing Pay twice (or a retry after a crash) returns the
-first payment instead of charging again.
+first payment instead of charging again. A payment that needed step-up carries
+the backend's single-use proof (``pending["step_up_proof"]``, bound to exactly
+this payment); without a valid one the API refuses it and nothing is charged.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ async def execute_payment(
 ) -> ActionResult:
     """Create the payment described by a confirmed ``pending`` confirmation."""
     params = _params(ctx, pending)
+    # The step-up proof (and the channel, a risk feature) go along when there are any.
+    extra = {k: pending[k] for k in ("step_up_proof", "channel") if pending.get(k)}
     try:
         payment = await ctx.client.create_payment(
             ctx.household_id,
@@ -46,6 +50,7 @@ async def execute_payment(
             method=pending["method"],
             utility=pending.get("utility"),
             idempotency_key=idempotency_key,
+            **extra,
         )
     except BackendUnavailable:
         return ActionResult([Reply("pay_backend_down", params)], {"last_intent": "pay_bill"})

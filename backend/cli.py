@@ -249,3 +249,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(reports_app, name="reports")
+    from backend.security_cli import register as register_security
+
+    register_security(app)

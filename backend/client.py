@@ -44,6 +44,7 @@ from backend.schemas import (
     ReadingResult,
     Receipt,
     Resident,
+    StepUpOutcome,
     TrialBalance,
     UsagePoint,
     UsageSeries,
@@ -72,6 +73,8 @@ __all__ = [
     "ReadingResult",
     "Receipt",
     "Resident",
+    "StepUpOutcome",
+    "StepUpRequired",
     "TrialBalance",
     "UsagePoint",
     "UsageSeries",
@@ -103,6 +106,10 @@ class NotFound(BillingError):
 
 class Forbidden(BillingError):
     """401/403: missing or invalid token, or another household's data."""
+
+
+class StepUpRequired(Forbidden):
+    """403 ``step_up_required``: the payment needs a valid step-up proof first."""
 
 
 class Conflict(BillingError):
@@ -159,9 +166,13 @@ class BillingClient:
         self._http = http
 
     @classmethod
-    def embedded(cls, database_url: str | None = None) -> BillingClient:
+    def embedded(
+        cls, database_url: str | None = None, *, billing_settings: Any = None
+    ) -> BillingClient:
         """An in-process client with the service token, on the embedded database.
 
+        ``billing_settings`` (a :class:`~backend.settings.BillingSettings`) overrides
+        the billing knobs from the environment, e.g. the step-up policy in tests.
         Migrates the database, builds the app, and uses ``BILLTALK_SERVICE_TOKEN``
         if set, otherwise mints (and stores, hashed) a fresh service token.
         """
@@ -172,7 +183,7 @@ class BillingClient:
 
         settings = get_settings()
         url = database_url or settings.database_url
-        app = create_app(url, migrate=True)
+        app = create_app(url, migrate=True, billing_settings=billing_settings)
         uow = UnitOfWork(app.state.engine)
         token = settings.service_token
         if token:
@@ -224,6 +235,8 @@ class BillingClient:
         status = resp.status_code
         if status == 404:
             return NotFound(code, message, status)
+        if status == 403 and code == "step_up_required":
+            return StepUpRequired(code, message, status)
         if status in (401, 403):
             return Forbidden(code, message, status)
         if status == 409:
@@ -308,15 +321,59 @@ class BillingClient:
     # -- payments ----------------------------------------------------------------------
 
     async def preview_payment(
-        self, household_id: str, *, amount: Decimal | str, utility: str | None = None
+        self,
+        household_id: str,
+        *,
+        amount: Decimal | str,
+        utility: str | None = None,
+        method: str | None = None,
+        channel: str | None = None,
     ) -> PaymentPreview:
-        """What a payment would pay and whether it needs step-up verification."""
+        """What a payment would pay and whether it needs step-up verification.
+
+        ``step_up_required`` / ``step_up_reasons`` are the backend's step-up policy's
+        answer: the one place that decides.
+        """
+        body: dict[str, Any] = {"amount": _money(amount), "utility": utility}
+        if method is not None:
+            body["method"] = method
+        if channel is not None:
+            body["channel"] = channel
         resp = await self._request(
-            "POST",
-            f"/api/v1/households/{household_id}/payment-preview",
-            json={"amount": _money(amount), "utility": utility},
+            "POST", f"/api/v1/households/{household_id}/payment-preview", json=body
         )
         return PaymentPreview.model_validate(resp.json())
+
+    async def record_verification(
+        self,
+        resident_id: str,
+        *,
+        kind: str,
+        passed: bool,
+        channel: str = "",
+        household_id: str | None = None,
+        utility: str | None = None,
+        amount: Decimal | str | None = None,
+        method: str | None = None,
+    ) -> StepUpOutcome:
+        """Service: record a step-up verification's outcome (every channel's failures
+        count toward one lockout). A pass for a payment (``household_id``, ``utility``,
+        ``amount``, ``method``) returns its single-use ``proof``."""
+        body: dict[str, Any] = {
+            "resident_id": resident_id,
+            "kind": kind,
+            "passed": passed,
+            "channel": channel,
+        }
+        if household_id is not None and amount is not None and method is not None:
+            body["payment"] = {
+                "household_id": household_id,
+                "utility": utility,
+                "amount": _money(amount),
+                "method": method,
+            }
+        resp = await self._request("POST", "/api/v1/step-up/verifications", json=body)
+        return StepUpOutcome.model_validate(resp.json())
 
     async def create_payment(
         self,
@@ -327,8 +384,15 @@ class BillingClient:
         utility: str | None = None,
         idempotency_key: str | None = None,
         payment_token: str | None = None,
+        step_up_proof: str | None = None,
+        channel: str | None = None,
     ) -> Payment:
-        """Pay. Reuse the same ``idempotency_key`` for retries of the same payment."""
+        """Pay. Reuse the same ``idempotency_key`` for retries of the same payment.
+
+        ``step_up_proof`` (from :meth:`record_verification`) is needed by resident
+        tokens at or above the step-up threshold; without it the API answers
+        :class:`StepUpRequired`. The answer's ``risk`` says how risky it looked.
+        """
         body: dict[str, Any] = {
             "household_id": household_id,
             "utility": utility,
@@ -337,6 +401,10 @@ class BillingClient:
         }
         if payment_token is not None:
             body["payment_token"] = payment_token
+        if step_up_proof is not None:
+            body["step_up_proof"] = step_up_proof
+        if channel is not None:
+            body["channel"] = channel
         resp = await self._request(
             "POST",
             "/api/v1/payments",
@@ -354,6 +422,29 @@ class BillingClient:
     async def get_payment(self, payment_id: str) -> Payment:
         """One payment."""
         return await self._get(Payment, f"/api/v1/payments/{payment_id}")
+
+    async def held_payments(self, limit: int = 100) -> list[Payment]:
+        """Staff: payments held for review by the risk rules, oldest first."""
+        return await self._get_list(Payment, "/api/v1/reviews/payments", limit=limit)
+
+    async def review_payment(self, payment_id: str, *, approve: bool, reason: str = "") -> Payment:
+        """Staff: approve (charge now) or decline (nothing charged) a held payment."""
+        action = "approve" if approve else "decline"
+        resp = await self._request(
+            "POST", f"/api/v1/payments/{payment_id}/{action}", json={"reason": reason}
+        )
+        return Payment.model_validate(resp.json())
+
+    async def audit_event(
+        self, kind: str, *, actor: str = "", subject: str = "", data: dict[str, Any] | None = None
+    ) -> int:
+        """Service, staff: append an entry to the tamper-evident audit log; returns its seq."""
+        resp = await self._request(
+            "POST",
+            "/api/v1/audit/events",
+            json={"kind": kind, "actor": actor, "subject": subject, "data": data or {}},
+        )
+        return int(resp.json()["seq"])
 
     async def get_receipt(self, payment_id: str) -> Receipt:
         """The receipt of a succeeded payment."""

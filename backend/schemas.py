@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 Utility = Literal["electricity", "water", "gas", "property_fee"]
 Method = Literal["card", "bank_transfer", "wallet", "alipay", "wechat_pay"]
-PaymentStatus = Literal["pending", "succeeded", "failed", "reversed"]
+PaymentStatus = Literal["pending", "succeeded", "failed", "reversed", "review", "declined"]
 BillStatus = Literal["open", "partially_paid", "paid", "overdue"]
 
 #: A money amount: Decimal in Python, a two-place string in JSON.
@@ -102,8 +102,23 @@ class AllocationOut(Model):
     amount: Money
 
 
+class Risk(Model):
+    """The risk of a payment (:mod:`backend.domain.risk`): score, level, action, reasons."""
+
+    score: int = Field(ge=0, le=100)
+    level: Literal["normal", "elevated", "highest"]
+    action: Literal["allow", "step_up", "review", "block"]
+    reasons: list[str] = Field(default_factory=list)
+
+
 class PaymentPreview(Model):
-    """What a payment would do, before any money moves."""
+    """What a payment would do, before any money moves.
+
+    ``step_up_required`` / ``step_up_reasons`` (``threshold``, ``daily_limit``,
+    ``risk``) are the backend's step-up policy's answer for the caller: the
+    dialogue asks for verification exactly when they say so. ``risk_flagged`` and
+    ``risk_reasons`` repeat them for older clients.
+    """
 
     household_id: str
     amount: Money
@@ -114,6 +129,9 @@ class PaymentPreview(Model):
     paid_today: Money
     risk_flagged: bool
     risk_reasons: list[str]
+    step_up_required: bool = False
+    step_up_reasons: list[str] = Field(default_factory=list)
+    risk: Risk | None = None
 
 
 class Payment(Model):
@@ -133,6 +151,7 @@ class Payment(Model):
     created_at: datetime
     paid_at: datetime | None = None
     allocations: list[AllocationOut] = Field(default_factory=list)
+    risk: Risk | None = None
 
 
 class Receipt(Model):
@@ -275,3 +294,27 @@ class TokenOut(Model):
     household_id: str | None = None
     resident_id: str | None = None
     expires_at: datetime | None = None
+
+
+class StepUpOutcome(Model):
+    """The answer to a recorded step-up verification.
+
+    ``proof`` (when it passed for a payment) is the single-use token to send with
+    that exact payment before ``expires_at``; ``locked_until`` is set while the
+    resident is locked out (nothing passes then).
+    """
+
+    passed: bool
+    failures: int
+    locked_until: datetime | None = None
+    proof: str | None = None
+    expires_at: datetime | None = None
+
+
+class AuditVerification(Model):
+    """The result of checking the audit chain."""
+
+    ok: bool
+    entries: int
+    head: str | None = None
+    first_bad: dict[str, Any] | None = None

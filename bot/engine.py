@@ -113,6 +113,7 @@ class DialogueEngine:
             store,
             self.settings,
             clock,
+            billing=billing,  # outcomes recorded with the backend, which issues proofs
         )
         self.policy = Policy(self.settings, store, self.verification, self._context, self._parse)
         self.notices = NoticeCourier(self)

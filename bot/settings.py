@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,10 +24,10 @@ class DialogueSettings(BaseSettings):
     session_timeout_s: int = 600
     #: A payment confirmation (and its Pay button) is valid for this many seconds.
     confirmation_ttl_s: int = 300
-    #: Payments at or above this amount need step-up verification.
-    step_up_threshold: Decimal = Decimal("200.00")
-    #: Payments that would take today's total above this need step-up verification.
-    daily_limit: Decimal = Decimal("500.00")
+    # Whether a payment needs step-up verification (the amount threshold, the
+    # daily limit, the risk rules) is decided by the backend's one step-up policy
+    # (BILLTALK_BILLING_STEP_UP_THRESHOLD, BILLTALK_BILLING_DAILY_LIMIT; see
+    # backend/domain/stepup.py): the dialogue asks through the payment preview.
     #: Failed verifications (per resident and kind) before the kind is locked.
     lockout_failures: int = 5
     #: How long a locked verification kind stays locked.

@@ -1,10 +1,20 @@
-"""Step-up verification policy: when it is needed, which kinds to offer, lockouts.
+"""Step-up verification in the dialogue: when it is needed, which kinds to offer, lockouts.
 
-Rules (values in :class:`~bot.settings.DialogueSettings`):
+Rules:
 
-* step-up is required when the amount is at or above ``step_up_threshold``
-  (200.00), when the payment would take the household's payments today above
-  ``daily_limit`` (500.00), or when the backend flags the payment as risky;
+* **the backend decides** whether a payment needs step-up: the payment preview's
+  ``step_up_required`` / ``step_up_reasons`` (``threshold``: the amount is at or
+  above the step-up threshold, 200.00 by default; ``daily_limit``: it would take
+  the household's payments today past the daily limit; ``risk``: the risk rules
+  ask). The threshold and the daily limit live in one place, the backend's
+  step-up policy (``BILLTALK_BILLING_STEP_UP_THRESHOLD``,
+  ``BILLTALK_BILLING_DAILY_LIMIT``; see ``backend/domain/stepup.py``), and the
+  billing API refuses a resident's payment without a proof (403
+  ``step_up_required``) whatever the dialogue does;
+* every verification outcome is recorded with the backend
+  (``POST /api/v1/step-up/verifications``, with the service token), where
+  failures on every channel count toward one lockout; a pass returns a
+  single-use proof bound to the exact payment, which the payment then carries;
 * the kinds offered are those the resident is enrolled in and that are not
   locked, PIN first;
 * ``lockout_failures`` (5) rejected attempts lock that kind for the resident for
@@ -20,6 +30,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from billtalk.logs import get_logger
 from bot.messages import utcnow
 from bot.settings import DialogueSettings
 from bot.store import ConversationStore
@@ -32,6 +43,8 @@ from verification import (
     Verifier,
 )
 
+log = get_logger("bot.verification")
+
 
 @dataclass(frozen=True)
 class AttemptOutcome:
@@ -40,6 +53,8 @@ class AttemptOutcome:
     result: VerificationResult
     failures: int
     locked_until: datetime | None
+    #: The backend's single-use proof for the payment (a pass recorded with a payment).
+    proof: str | None = None
 
     def to_log(self) -> dict[str, Any]:
         """Kind, score and decision for the conversation log."""
@@ -55,8 +70,10 @@ class VerificationService:
     Args:
         registry: Verifiers by kind (see :func:`bot.verifiers.build_registry`).
         store: Where lockouts are counted.
-        settings: Thresholds and lockout policy.
+        settings: Lockout policy.
         clock: Returns the current time.
+        billing: A service-scoped ``BillingClient`` to record outcomes with (and get
+            proofs from); ``None`` records nothing (tests of the dialogue alone).
     """
 
     def __init__(
@@ -65,24 +82,25 @@ class VerificationService:
         store: ConversationStore,
         settings: DialogueSettings,
         clock: Callable[[], datetime] = utcnow,
+        billing: Any = None,
     ) -> None:
         self.registry = dict(registry)
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.billing = billing
 
-    def step_up_reasons(
-        self, amount: Decimal, paid_today: Decimal, risk_flagged: bool
-    ) -> list[str]:
-        """Why this payment needs step-up verification (empty: it does not)."""
-        reasons = []
-        if amount >= self.settings.step_up_threshold:
-            reasons.append("threshold")
-        if paid_today + amount > self.settings.daily_limit:
-            reasons.append("daily_limit")
-        if risk_flagged:
-            reasons.append("risk")
-        return reasons
+    @staticmethod
+    def step_up_reasons(preview: Any) -> list[str]:
+        """Why the backend says this payment needs step-up (empty: it does not).
+
+        ``preview`` is the billing API's payment preview; older backends without
+        ``step_up_reasons`` are read through ``risk_flagged``.
+        """
+        reasons = getattr(preview, "step_up_reasons", None)
+        if reasons is not None:
+            return [str(r) for r in reasons]
+        return ["risk"] if getattr(preview, "risk_flagged", False) else []
 
     async def enrolled_kinds(self, resident_id: str) -> list[VerificationKind]:
         """Kinds the resident is enrolled in, PIN first (locked kinds included)."""
@@ -104,25 +122,71 @@ class VerificationService:
         return await self.registry[kind].start(resident_id)
 
     async def verify(
-        self, resident_id: str, challenge: Challenge, evidence: Evidence
+        self,
+        resident_id: str,
+        challenge: Challenge,
+        evidence: Evidence,
+        *,
+        payment: Mapping[str, Any] | None = None,
+        channel: str = "",
     ) -> AttemptOutcome:
-        """Decide one attempt and count it towards the lockout."""
+        """Decide one attempt, count it towards the lockout, and record it with the backend.
+
+        Args:
+            payment: the confirmed payment (``household_id``, ``utility``, ``amount``,
+                ``method``): a pass then carries the backend's proof for it.
+            channel: where the attempt was made (every channel counts together).
+        """
         now = self.clock()
         kind = challenge.kind
         if self.store.locked_until(resident_id, str(kind), now) is not None:
             result = VerificationResult(kind, Decision.REJECT, "locked")
             return AttemptOutcome(result, self.settings.lockout_failures, None)
         result = await self.registry[kind].verify(resident_id, challenge, evidence)
-        if result.decision is Decision.ACCEPT:
-            self.store.record_success(resident_id, str(kind), now)
-            return AttemptOutcome(result, 0, None)
         if result.decision is Decision.RETRY:
             return AttemptOutcome(result, 0, None)
-        failures, locked = self.store.record_failure(
+        passed = result.decision is Decision.ACCEPT
+        recorded = await self._record(resident_id, str(kind), passed, payment, channel)
+        if recorded is not None and recorded.locked_until is not None:
+            # Locked by failures on another channel or kind: nothing passes now.
+            locked = VerificationResult(kind, Decision.REJECT, "locked")
+            return AttemptOutcome(locked, recorded.failures, recorded.locked_until)
+        if passed:
+            self.store.record_success(resident_id, str(kind), now)
+            return AttemptOutcome(result, 0, None, recorded.proof if recorded else None)
+        failures, locked_until = self.store.record_failure(
             resident_id,
             str(kind),
             now,
             self.settings.lockout_failures,
             timedelta(minutes=self.settings.lockout_minutes),
         )
-        return AttemptOutcome(result, failures, locked)
+        return AttemptOutcome(result, failures, locked_until)
+
+    async def _record(
+        self,
+        resident_id: str,
+        kind: str,
+        passed: bool,
+        payment: Mapping[str, Any] | None,
+        channel: str,
+    ) -> Any:
+        """Record the outcome with the backend (``None`` if there is no backend or it is down:
+        the payment then meets the API's own step-up check and is refused, not paid)."""
+        if self.billing is None:
+            return None
+        fields: dict[str, Any] = {}
+        if payment is not None and payment.get("household_id"):
+            fields = {
+                "household_id": payment["household_id"],
+                "utility": payment.get("utility"),
+                "amount": Decimal(str(payment["amount"])),
+                "method": payment["method"],
+            }
+        try:
+            return await self.billing.record_verification(
+                resident_id, kind=kind, passed=passed, channel=channel[:20], **fields
+            )
+        except Exception as exc:  # recorded nowhere: the API's check still stands
+            log.warning("step_up_record_failed", kind=kind, error=exc.__class__.__name__)
+            return None

@@ -303,6 +303,13 @@ class Payment(Base):
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     #: The first response returned for this idempotency key (replayed verbatim).
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    #: The risk assessment made when the payment was requested (``backend.domain.risk``).
+    risk: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    #: The channel the payment came from (terminal, telegram, speaker, api...).
+    channel: Mapped[str | None] = mapped_column(String(20), default=None)
+    #: Staff who approved or declined a payment held for review, and when.
+    reviewed_by: Mapped[str | None] = mapped_column(String(80), default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     allocations: Mapped[list[PaymentAllocation]] = relationship(
         back_populates="payment", cascade="all, delete-orphan"
@@ -497,6 +504,67 @@ class WebhookEvent(Base):
     gateway_reference: Mapped[str] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(10))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- trust and safety -----------------------------------------------------------
+
+
+class StepUpAttempt(Base):
+    """One step-up verification outcome (PIN, face, voice) from any channel.
+
+    Failures of every kind and channel count together toward the lockout; the
+    risk rules count recent failures too. Only kind and outcome are stored.
+    """
+
+    __tablename__ = "step_up_attempts"
+    __table_args__ = (Index("ix_step_up_attempts_resident_at", "resident_id", "attempted_at"),)
+
+    attempt_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"))
+    household_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(20), default="")
+    passed: Mapped[bool] = mapped_column(Boolean)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StepUpProof(Base):
+    """A single-use step-up proof bound to one exact payment (stored hashed)."""
+
+    __tablename__ = "step_up_proofs"
+
+    proof_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.resident_id"))
+    household_id: Mapped[str] = mapped_column(String(32), index=True)
+    utility: Mapped[str | None] = mapped_column(String(20), default=None)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    method: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    payment_id: Mapped[str | None] = mapped_column(String(40), default=None)
+
+
+class AuditEntry(Base):
+    """One entry of the append-only, hash-chained audit log.
+
+    ``hash`` = SHA-256 over the previous entry's hash and this entry's canonical
+    content (seq, at, kind, actor, subject, data); ``at`` and ``data`` are stored
+    as the exact strings hashed. See :mod:`backend.service_layer.audit`.
+    """
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    actor: Mapped[str] = mapped_column(String(80), default="")
+    subject: Mapped[str] = mapped_column(String(120), default="")
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 metadata = Base.metadata

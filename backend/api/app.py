@@ -11,6 +11,7 @@ from backend.api.errors import error_response, install_error_handlers
 from backend.api.routes import router
 from backend.gateway import get_gateway
 from backend.gateway.base import PaymentGateway
+from backend.ratelimit import MemoryLimiter, get_limiter
 from backend.settings import BillingSettings, get_billing_settings
 from billtalk.db import is_sqlite, make_engine
 from billtalk.settings import Settings, get_settings
@@ -119,6 +120,9 @@ def create_app(
     )
     app.state.gateway = gateway or get_gateway()
     app.state.billing_settings = billing_settings
+    app.state.limiter = (
+        get_limiter(billing_settings.redis_url) if billing_settings.redis_url else MemoryLimiter()
+    )
     app.state.database_url = url
     install_error_handlers(app)
     app.include_router(router)

@@ -68,6 +68,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
+        risk = getattr(exc, "risk", None)
+        if risk is not None:  # a refused payment still says why (step_up_required, blocked)
+            return JSONResponse(
+                {"error": {"code": exc.code, "message": exc.message}, "risk": risk},
+                status_code=exc.status,
+            )
         return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(ApiError)

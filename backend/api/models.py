@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -57,6 +57,7 @@ QuantityIn = Annotated[
     WithJsonSchema({"type": "string", "pattern": QUANTITY_PATTERN, "examples": ["1234.5"]}),
 ]
 Id = Annotated[str, Field(min_length=1, max_length=80)]
+Channel = Annotated[str, Field(max_length=20, pattern=r"^[a-z0-9_-]*$")]
 
 
 class Body(BaseModel):
@@ -75,6 +76,14 @@ class PaymentIn(Body):
     payment_token: Annotated[str, Field(min_length=1, max_length=80)] | None = Field(
         default=None, description="Sandbox test token or card number; default: the saved method"
     )
+    step_up_proof: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        default=None,
+        description="A step-up proof bound to exactly this payment "
+        "(POST /api/v1/step-up/verifications); single use",
+    )
+    channel: Channel | None = Field(
+        default=None, description="Where the resident asked (terminal, telegram, speaker...)"
+    )
 
 
 class PreviewIn(Body):
@@ -82,6 +91,44 @@ class PreviewIn(Body):
 
     amount: AmountIn
     utility: Utility | None = None
+    method: Method | None = None
+    channel: Channel | None = None
+
+
+class ProofPaymentIn(Body):
+    """The exact payment a step-up proof will be bound to."""
+
+    household_id: Id
+    utility: Utility | None = None
+    amount: AmountIn
+    method: Method
+
+
+class VerificationIn(Body):
+    """``POST /api/v1/step-up/verifications`` (service): one verification's outcome."""
+
+    resident_id: Id
+    kind: Literal["pin", "face", "voice"]
+    passed: bool
+    channel: Channel = ""
+    payment: ProofPaymentIn | None = Field(
+        default=None, description="The payment to bind a proof to (a pass returns the proof)"
+    )
+
+
+class PaymentReviewIn(Body):
+    """``POST /api/v1/payments/{id}/approve`` or ``/decline`` (staff)."""
+
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class AuditEventIn(Body):
+    """``POST /api/v1/audit/events`` (service, staff): an entry from another package."""
+
+    kind: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z_]+(\.[a-z_]+)*$")]
+    actor: Annotated[str, Field(max_length=80)] = ""
+    subject: Annotated[str, Field(max_length=120)] = ""
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class RefundIn(Body):

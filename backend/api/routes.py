@@ -52,6 +52,24 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 PathId = Annotated[str, "path"]
 
 
+def _limit(request: Request, checks: list[tuple[str, int]], window_s: int = 3600) -> None:
+    """Count one hit on each ``(key, limit)``; 429 with ``Retry-After`` past any limit."""
+    limiter = request.app.state.limiter
+    for key, limit in checks:
+        verdict = limiter.hit(key, limit, window_s)
+        if not verdict.allowed:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many requests; try again in {verdict.retry_after} s",
+                {"Retry-After": str(verdict.retry_after)},
+            )
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def _own_object(principal: Principal, household_id: str, code: str, what: str) -> None:
     """Residents get 404 (not 403) for other households' objects: no existence leak."""
     if not principal.can_see(household_id):
@@ -101,10 +119,28 @@ def create_link_code(body: models.LinkCodeIn, caller: Caller, uow: Uow) -> Any:
     return services.create_link_code(uow, body.resident_id)
 
 
+@router.delete("/links/{channel}/{external_id}", status_code=204, tags=["residents"])
+def unlink(channel: str, external_id: str, caller: Caller, uow: Uow) -> Response:
+    """Unbind a chat account from its resident (audited)."""
+    require_scope(caller, "service", "staff")
+    services.unlink(uow, channel, external_id, actor=caller.scope)
+    return Response(status_code=204)
+
+
 @router.post("/link-codes/redeem", response_model=schemas.LinkResult, tags=["residents"])
-def redeem_link_code(body: models.RedeemIn, caller: Caller, uow: Uow, settings: Settings) -> Any:
+def redeem_link_code(
+    body: models.RedeemIn, request: Request, caller: Caller, uow: Uow, settings: Settings
+) -> Any:
     """Redeem a link code for a chat account (one-time, expiring, attempt-limited)."""
     require_scope(caller, "service", "staff")
+    per_hour = settings.rate_link_tries_per_hour
+    _limit(
+        request,
+        [
+            (f"link:user:{body.channel}:{body.external_id}", per_hour),
+            (f"link:addr:{_address(request)}", per_hour * 100),
+        ],
+    )
     return services.redeem_link_code(
         uow, body.code, body.channel, body.external_id, settings=settings
     )
@@ -232,7 +268,13 @@ def preview_payment(
     """What a payment would pay, whether it overpays, and whether it needs step-up verification."""
     require_household(caller, household_id)
     return services.preview_payment(
-        uow, household_id, body.amount, utility=body.utility, settings=settings
+        uow,
+        household_id,
+        body.amount,
+        utility=body.utility,
+        settings=settings,
+        method=body.method,
+        channel=body.channel,
     )
 
 
@@ -241,17 +283,40 @@ def preview_payment(
     response_model=schemas.Payment,
     status_code=201,
     tags=["payments"],
-    responses={409: {"description": "Idempotency-Key reused with a different body"}},
+    responses={
+        409: {"description": "Idempotency-Key reused with a different body"},
+        403: {
+            "model": ErrorBody,
+            "description": "step_up_required (no valid step-up proof), payment_blocked, "
+            "or the token may not access this household",
+        },
+    },
 )
 def create_payment(
     body: models.PaymentIn,
+    request: Request,
     caller: Caller,
     uow: Uow,
     gateway: Gateway,
+    settings: Settings,
     idempotency_key: Annotated[str, Header(min_length=1, max_length=100)],
 ) -> Any:
-    """Pay. Replaying the same ``Idempotency-Key`` and body returns the first response."""
+    """Pay. Replaying the same ``Idempotency-Key`` and body returns the first response.
+
+    Every answer carries ``risk`` (score, level, action, reasons). A resident-scoped
+    payment at or above the step-up threshold (or past the daily limit, or when
+    the risk rules ask) needs ``step_up_proof``: without a valid one it is refused
+    with 403 ``step_up_required`` and no money moves. ``action: review`` holds the
+    payment (status ``review``) for staff. Payment attempts are rate limited per
+    resident, per token and per address (429 with ``Retry-After``).
+    """
     require_household(caller, body.household_id)
+    per_hour = settings.rate_payments_per_hour
+    checks = [(f"pay:token:{caller.token_id}", per_hour)]
+    if caller.resident_id:
+        checks.append((f"pay:resident:{caller.resident_id}", per_hour))
+    checks.append((f"pay:addr:{_address(request)}", per_hour * 100))
+    _limit(request, checks)
     response, replayed = services.create_payment(
         uow,
         gateway,
@@ -262,6 +327,10 @@ def create_payment(
         utility=body.utility,
         payment_token=body.payment_token,
         source="resident" if caller.scope == "resident" else caller.scope,
+        step_up_proof=body.step_up_proof,
+        channel=body.channel,
+        actor=f"resident:{caller.resident_id}" if caller.resident_id else caller.scope,
+        settings=settings,
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse(response, status_code=201, headers=headers)
@@ -324,6 +393,120 @@ def reverse(
     """Staff: reverse a payment entirely (compensating ledger entry)."""
     require_scope(caller, "staff")
     return services.refund_payment(uow, gateway, payment_id, reverse=True, reason=body.reason)
+
+
+@router.get("/reviews/payments", response_model=list[schemas.Payment], tags=["staff"])
+def review_queue(caller: Caller, uow: Uow, limit: Limit = 100) -> Any:
+    """Staff: payments the risk rules held for review, oldest first."""
+    require_scope(caller, "staff")
+    return services.held_payments(uow, limit=limit)
+
+
+@router.post("/payments/{payment_id}/approve", response_model=schemas.Payment, tags=["staff"])
+def approve_payment(
+    payment_id: str, body: models.PaymentReviewIn, caller: Caller, uow: Uow, gateway: Gateway
+) -> Any:
+    """Staff: approve a payment held for review; it is charged now."""
+    require_scope(caller, "staff")
+    return services.review_payment(
+        uow,
+        gateway,
+        payment_id,
+        approve=True,
+        staff=f"token-{caller.token_id}",
+        reason=body.reason,
+    )
+
+
+@router.post("/payments/{payment_id}/decline", response_model=schemas.Payment, tags=["staff"])
+def decline_payment(
+    payment_id: str, body: models.PaymentReviewIn, caller: Caller, uow: Uow, gateway: Gateway
+) -> Any:
+    """Staff: decline a payment held for review; nothing is charged and the resident is told."""
+    require_scope(caller, "staff")
+    return services.review_payment(
+        uow,
+        gateway,
+        payment_id,
+        approve=False,
+        staff=f"token-{caller.token_id}",
+        reason=body.reason,
+    )
+
+
+# --- step-up and audit ------------------------------------------------------------------
+
+
+@router.post(
+    "/step-up/verifications",
+    response_model=schemas.StepUpOutcome,
+    status_code=201,
+    tags=["security"],
+)
+def record_verification(
+    body: models.VerificationIn, caller: Caller, uow: Uow, settings: Settings
+) -> Any:
+    """Service: record a PIN, face or voice verification's outcome.
+
+    Failures of every kind and channel count together toward the lockout. A pass
+    with ``payment`` returns ``proof``: a single-use token, valid for a few minutes,
+    that pays exactly that household, utility, amount and method.
+    """
+    from backend.domain.stepup import ProofBinding
+    from backend.service_layer import stepup
+
+    require_scope(caller, "service")
+    payment = None
+    if body.payment is not None:
+        payment = ProofBinding(
+            body.payment.household_id,
+            body.payment.utility,
+            body.payment.amount,
+            body.payment.method,
+        )
+    return stepup.record_verification(
+        uow,
+        body.resident_id,
+        body.kind,
+        body.passed,
+        settings.step_up_policy(),
+        channel=body.channel,
+        payment=payment,
+    )
+
+
+@router.get("/step-up/policy", tags=["security"])
+def step_up_policy(caller: Caller, settings: Settings) -> dict[str, Any]:
+    """The step-up policy in force: threshold, daily limit, proof lifetime, lockout."""
+    p = settings.step_up_policy()
+    return {
+        "threshold": format(p.threshold, "f"),
+        "daily_limit": format(p.daily_limit, "f"),
+        "proof_ttl_s": p.proof_ttl_s,
+        "lockout_failures": p.lockout_failures,
+        "lockout_minutes": p.lockout_minutes,
+    }
+
+
+@router.post("/audit/events", status_code=201, tags=["security"])
+def audit_event(body: models.AuditEventIn, caller: Caller, uow: Uow) -> dict[str, int]:
+    """Service, staff: append an entry to the audit log (staff actions, biometrics...)."""
+    from backend.service_layer import audit
+
+    require_scope(caller, "service", "staff")
+    seq = audit.append(
+        uow, body.kind, actor=body.actor or caller.scope, subject=body.subject, data=body.data
+    )
+    return {"seq": seq}
+
+
+@router.get("/audit/verify", response_model=schemas.AuditVerification, tags=["security"])
+def audit_verify(caller: Caller, uow: Uow) -> Any:
+    """Staff: check the audit log's hash chain."""
+    from backend.service_layer import audit
+
+    require_scope(caller, "staff")
+    return audit.verify(uow)
 
 
 # --- autopay and policy ---------------------------------------------------------------

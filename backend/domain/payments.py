@@ -2,9 +2,13 @@
 
 ::
 
-    pending ──► succeeded ──► reversed
-       │            │
-       └──► failed  └──(refund: partial or full; stays succeeded, ``refunded`` grows)
+    review ──► pending ──► succeeded ──► reversed
+       │          │            │
+       └► declined └──► failed  └──(refund: partial or full; stays succeeded, ``refunded`` grows)
+
+* ``review`` - held by the risk rules (:mod:`backend.domain.risk`) for staff;
+  nothing was charged. Approving makes it ``pending`` and charges it;
+  declining makes it ``declined`` (nothing is ever charged).
 
 * ``pending`` - the gateway has not answered yet (timeout); reconciliation or a
   webhook moves it on.
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-PAYMENT_STATUSES = ("pending", "succeeded", "failed", "reversed")
+PAYMENT_STATUSES = ("pending", "succeeded", "failed", "reversed", "review", "declined")
 METHODS = ("card", "bank_transfer", "wallet", "alipay", "wechat_pay")
 
 _TRANSITIONS: dict[str, frozenset[str]] = {
@@ -29,6 +33,8 @@ _TRANSITIONS: dict[str, frozenset[str]] = {
     "succeeded": frozenset({"reversed"}),
     "failed": frozenset(),
     "reversed": frozenset(),
+    "review": frozenset({"pending", "declined"}),
+    "declined": frozenset(),
 }
 
 

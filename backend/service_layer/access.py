@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from backend import schemas
 from backend.adapters import orm
+from backend.service_layer import audit
 from backend.service_layer.common import (
     aware,
     utcnow,
@@ -75,6 +76,18 @@ def issue_token(
             select(orm.ApiToken).where(orm.ApiToken.token_hash == hash_token(token))
         ).first()
         if existing is None:
+            audit.record(
+                uow,
+                "token.issued",
+                actor="service",
+                subject=resident_id or scope,
+                data={
+                    "scope": scope,
+                    "name": name[:100],
+                    "household_id": household_id,
+                    "expires_at": expires.isoformat() if expires else None,
+                },
+            )
             uow.session.add(
                 orm.ApiToken(
                     token_hash=hash_token(token),
@@ -243,6 +256,13 @@ def redeem_link_code(
             link.linked_at = utcnow()
         r = uow.repo.resident(row.resident_id)
         assert r is not None
+        audit.record(
+            uow,
+            "link.created",
+            actor=f"{channel}:{external_id}"[:80],
+            subject=r.resident_id,
+            data={"channel": channel, "household_id": r.household_id},
+        )
         out = schemas.LinkResult(resident_id=r.resident_id, household_id=r.household_id)
         uow.commit()
         return out
@@ -257,6 +277,27 @@ def resolve_link(uow: UnitOfWork, channel: str, external_id: str) -> schemas.Lin
         r = uow.repo.resident(link.resident_id)
         assert r is not None
         return schemas.LinkResult(resident_id=r.resident_id, household_id=r.household_id)
+
+
+def unlink(uow: UnitOfWork, channel: str, external_id: str, *, actor: str = "") -> None:
+    """Unbind a chat account from its resident (audited).
+
+    Raises:
+        NotFound: the account is not linked.
+    """
+    with uow:
+        link = uow.session.get(orm.ChannelLink, (channel, external_id))
+        if link is None:
+            raise NotFound("not_linked", "this chat account is not linked to a resident")
+        audit.record(
+            uow,
+            "link.unlinked",
+            actor=actor or f"{channel}:{external_id}"[:80],
+            subject=link.resident_id,
+            data={"channel": channel},
+        )
+        uow.session.delete(link)
+        uow.commit()
 
 
 def check_household_access(principal: Principal, household_id: str) -> None:

@@ -35,36 +35,40 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from backend import schemas
 from backend.adapters import orm
 from backend.domain import allocation as alloc
-from backend.domain import ledger
+from backend.domain import ledger, refunds
 from backend.domain import payments as pay_rules
 from backend.domain import reminders as reminder_rules
 from backend.domain.money import ZERO, InvalidAmount, parse_amount, total
+from backend.domain.stepup import ProofBinding
 from backend.domain.tariffs import (
     UTILITIES,
 )
 from backend.gateway.base import GatewayError, GatewayResult, PaymentGateway
+from backend.service_layer import audit, faults
+from backend.service_layer import risk as risk_service
 from backend.service_layer.common import (
     aware,
     check_utility,
     get_household,
     log,
-    midnight,
     post,
     refresh_status,
     utcnow,
 )
 from backend.service_layer.errors import (
     Conflict,
+    Forbidden,
     Invalid,
     NotFound,
 )
+from backend.service_layer.stepup import StepUpRequired, consume_proof
 from backend.service_layer.unit_of_work import UnitOfWork
 from backend.settings import BillingSettings, get_billing_settings
 from billtalk.settings import get_settings
@@ -144,19 +148,8 @@ def _payment_out(
         created_at=aware(p.created_at),
         paid_at=aware(p.paid_at) if p.paid_at else None,
         allocations=_allocations_out(uow, p, known),
+        risk=p.risk,  # type: ignore[arg-type]
     )
-
-
-def _paid_today(uow: UnitOfWork, household_id: str, now: datetime) -> Decimal:
-    start = midnight(now.date())
-    value = uow.session.scalar(
-        select(func.sum(orm.Payment.amount)).where(
-            orm.Payment.household_id == household_id,
-            orm.Payment.status.in_(("succeeded", "pending")),
-            orm.Payment.created_at >= start,
-        )
-    )
-    return value if value is not None else ZERO
 
 
 def preview_payment(
@@ -166,8 +159,14 @@ def preview_payment(
     *,
     utility: str | None = None,
     settings: BillingSettings | None = None,
+    method: str | None = None,
+    channel: str | None = None,
 ) -> schemas.PaymentPreview:
-    """What paying ``amount`` would do: allocations, overpayment and risk flags.
+    """What paying ``amount`` would do: allocations, overpayment, step-up and risk.
+
+    ``step_up_required`` is the step-up policy's answer for a resident-scoped
+    payment of this amount now (see :mod:`backend.domain.stepup`); the dialogue
+    asks for verification exactly when it is true.
 
     Raises:
         Invalid: ``overpayment_limit`` when the payment would exceed the credit limit.
@@ -176,7 +175,7 @@ def preview_payment(
     settings = settings or get_billing_settings()
     now = utcnow()
     with uow:
-        get_household(uow, household_id)
+        hh = get_household(uow, household_id)
         bills = uow.repo.unpaid_bills(household_id, utility)
         bucket = utility or alloc.GENERAL
         credit_row = uow.session.get(orm.HouseholdCredit, (household_id, bucket))
@@ -186,14 +185,19 @@ def preview_payment(
         except alloc.OverpaymentLimit as exc:
             raise Invalid(exc.code, str(exc)) from exc
         due = total([b.total - b.amount_paid for b in bills])
-        paid_today = _paid_today(uow, household_id, now)
-    reasons = []
-    if amount >= settings.high_value_threshold:
-        reasons.append("high_value")
-    if paid_today + amount > settings.daily_limit:
-        reasons.append("daily_limit")
-    if plan.overpayment > 0:
-        reasons.append("overpayment")
+        features = risk_service.features(
+            uow.session,
+            household_id,
+            amount,
+            method or hh.saved_method or "card",
+            channel or "api",
+            due,
+            now,
+            settings,
+        )
+    risk = risk_service.assess_payment(features, settings, enforce=True)
+    step_up = risk.step_up
+    reasons = list(step_up) + (["overpayment"] if plan.overpayment > 0 else [])
     return schemas.PaymentPreview(
         household_id=household_id,
         amount=amount,
@@ -210,9 +214,12 @@ def preview_payment(
         ],
         overpayment=plan.overpayment,
         amount_due=due,
-        paid_today=paid_today,
-        risk_flagged=bool(set(reasons) & {"high_value", "daily_limit"}),
+        paid_today=features.paid_today,
+        risk_flagged=bool(step_up),
         risk_reasons=reasons,
+        step_up_required=bool(step_up),
+        step_up_reasons=step_up,
+        risk=schemas.Risk.model_validate(risk.to_json()),
     )
 
 
@@ -331,6 +338,54 @@ def _response(
     return _payment_out(uow, p, known).model_dump(mode="json")
 
 
+class PaymentBlocked(Forbidden):
+    """The risk rules refused the payment outright (403 ``payment_blocked``)."""
+
+    def __init__(self, message: str, risk: dict[str, object] | None = None) -> None:
+        super().__init__("payment_blocked", message)
+        self.risk = risk
+
+
+def _audit_payment(
+    uow: UnitOfWork, p: orm.Payment, kind: str, actor: str = "", **extra: Any
+) -> None:
+    audit.record(
+        uow,
+        kind,
+        actor=actor or f"{p.source}",
+        subject=p.payment_id,
+        data={
+            "household_id": p.household_id,
+            "amount": format(p.amount, "f"),
+            "utility": p.utility,
+            "method": p.method,
+            "status": p.status,
+            "receipt_no": p.receipt_no,
+            "failure_code": p.failure_code,
+            **extra,
+        },
+    )
+
+
+def _refuse(
+    uow: UnitOfWork,
+    exc: StepUpRequired | PaymentBlocked,
+    household_id: str,
+    amount: Decimal,
+    actor: str,
+) -> None:
+    """Write the refused risk decision to the audit log (its own transaction), then raise."""
+    audit.append(
+        uow,
+        "risk.decision",
+        actor=actor,
+        subject=household_id,
+        data={"amount": format(amount, "f"), "refused": exc.code, "risk": exc.risk},
+    )
+    log.info("payment_refused", household_id=household_id, code=exc.code)
+    raise exc
+
+
 def create_payment(
     uow: UnitOfWork,
     gateway: PaymentGateway,
@@ -344,21 +399,40 @@ def create_payment(
     source: str = "api",
     now: datetime | None = None,
     payment_id: str | None = None,
+    step_up_proof: str | None = None,
+    channel: str | None = None,
+    actor: str = "",
+    settings: BillingSettings | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Pay ``amount`` for a household (see the module docstring for the flow).
+
+    Every new payment is risk-scored (:mod:`backend.domain.risk`) in the record
+    step. For a resident-scoped caller (``source="resident"``) the decision
+    applies: ``step_up`` without a valid proof raises :class:`StepUpRequired`,
+    ``block`` raises :class:`PaymentBlocked` (nothing is recorded or charged),
+    ``review`` records the payment as ``review`` and charges nothing until staff
+    approve it (:func:`review_payment`). A replay of a known key returns the
+    first result and needs no new proof.
 
     Args:
         now: the payment time (default: now); the demo seeder back-dates payments.
         payment_id: the id to give a new payment (default: random).
+        step_up_proof: a proof from :func:`~backend.service_layer.stepup.record_verification`
+            bound to this exact payment (used up by it).
+        channel: where the request came from (terminal, telegram, speaker, api...).
+        actor: who asks, for the audit log (default: ``source``).
 
     Returns:
-        ``(response, replayed)``: the payment as JSON-ready dict, and whether it is
-        the stored response of an earlier request with the same idempotency key.
+        ``(response, replayed)``: the payment as JSON-ready dict (with ``risk``),
+        and whether it is the stored response of an earlier request with the same
+        idempotency key.
 
     Raises:
         NotFound: unknown household.
         Conflict: the key was used with a different body (``idempotency_key_reused``).
         Invalid: bad amount, method or utility, or the overpayment limit.
+        StepUpRequired: see above (403 ``step_up_required``).
+        PaymentBlocked: see above (403 ``payment_blocked``).
     """
     check_utility(utility)
     if method not in pay_rules.METHODS:
@@ -371,9 +445,12 @@ def create_payment(
         amount = parse_amount(amount)
     except InvalidAmount as exc:
         raise Invalid(exc.code, str(exc)) from exc
+    settings = settings or get_billing_settings()
+    actor = actor or source
     rhash = _request_hash(household_id, utility, amount, method, payment_token)
     stamp = now
     now = now or utcnow()
+    refusal: StepUpRequired | PaymentBlocked | None = None
     # 1. record (or find) the pending payment
     try:
         with uow:
@@ -387,6 +464,8 @@ def create_payment(
                     )
                 if existing.response is not None and existing.status != "pending":
                     return existing.response, True
+                if existing.status == "review":
+                    return _response(uow, existing), True
                 payment_id = existing.payment_id
                 token = existing.payment_token
             else:
@@ -399,24 +478,87 @@ def create_payment(
                     raise Invalid(exc.code, str(exc)) from exc
                 payment_id = payment_id or f"pay_{uuid.uuid4().hex[:24]}"
                 token = payment_token if payment_token is not None else hh.saved_method_token
-                uow.session.add(
-                    orm.Payment(
-                        payment_id=payment_id,
-                        household_id=household_id,
-                        utility=utility,
-                        amount=amount,
-                        method=method,
-                        status="pending",
-                        idempotency_key=idempotency_key,
-                        request_hash=rhash,
-                        gateway=getattr(gateway, "name", "gateway"),
-                        payment_token=token,
-                        source=source,
-                        created_at=now,
-                        updated_at=now,
-                    )
+                enforce = source == "resident"
+                features = risk_service.features(
+                    uow.session, household_id, amount, method, channel or source, due, now, settings
                 )
+                proof = None
+                proof_error: StepUpRequired | None = None
+                if step_up_proof:
+                    try:
+                        proof = consume_proof(
+                            uow.session,
+                            step_up_proof,
+                            ProofBinding(household_id, utility, amount, method),
+                            now,
+                            payment_id,
+                        )
+                    except StepUpRequired as exc:
+                        proof_error = exc
+                risk = risk_service.assess_payment(
+                    features,
+                    settings,
+                    enforce=enforce,
+                    proof_valid=proof is not None,
+                    proof_kind=proof.kind if proof is not None else None,
+                )
+                risk_json = risk.to_json()
+                if risk.action == "step_up":
+                    why = ", ".join(risk.step_up)
+                    refusal = StepUpRequired(
+                        proof_error.message
+                        if proof_error is not None
+                        else f"this payment needs step-up verification ({why})",
+                        risk_json,
+                    )
+                    raise refusal
+                if risk.action == "block":
+                    refusal = PaymentBlocked(
+                        "this payment was refused by our security checks", risk_json
+                    )
+                    raise refusal
+                p = orm.Payment(
+                    payment_id=payment_id,
+                    household_id=household_id,
+                    utility=utility,
+                    amount=amount,
+                    method=method,
+                    status="review" if risk.action == "review" else "pending",
+                    idempotency_key=idempotency_key,
+                    request_hash=rhash,
+                    gateway=getattr(gateway, "name", "gateway"),
+                    payment_token=token,
+                    source=source,
+                    channel=(channel or None) and channel[:20],
+                    risk=risk_json,
+                    created_at=now,
+                    updated_at=now,
+                )
+                uow.session.add(p)
+                uow.session.flush()
+                # One entry for the request and its risk decision (and the proof it used).
+                _audit_payment(
+                    uow,
+                    p,
+                    "payment.held" if p.status == "review" else "payment.requested",
+                    actor,
+                    risk={
+                        **risk_json,
+                        "rules_score": risk.rules_score,
+                        "model_score": risk.model_score,
+                    },
+                    proof_id=proof.proof_id if proof is not None else None,
+                )
+                if p.status == "review":
+                    held = _response(uow, p, {})
+                    uow.commit()
+                    log.info("payment_held", payment_id=payment_id, household_id=household_id)
+                    return held, False
                 uow.commit()
+    except (StepUpRequired, PaymentBlocked) as exc:
+        if exc is not refusal:
+            raise
+        _refuse(uow, exc, household_id, amount, actor)
     except IntegrityError as exc:
         # The same key raced in from another household's request: replay or refuse.
         with uow:
@@ -436,12 +578,38 @@ def create_payment(
             payment_token=payment_token,
             source=source,
             now=stamp,
+            step_up_proof=step_up_proof,
+            channel=channel,
+            actor=actor,
+            settings=settings,
         )
+    faults.point("after_record")
+    assert payment_id is not None
+    return _charge_and_settle(
+        uow, gateway, household_id, payment_id, amount, method, token, stamp, actor
+    )
+
+
+def _charge_and_settle(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    household_id: str,
+    payment_id: str,
+    amount: Decimal,
+    method: str,
+    token: str | None,
+    stamp: datetime | None,
+    actor: str,
+    *,
+    notify: bool = False,
+) -> tuple[dict[str, Any], bool]:
+    """Steps 2 and 3: charge a recorded pending payment, then settle it."""
     # 2. charge (idempotent at the gateway: the payment id is its key)
     try:
         result = _charge(gateway, payment_id, amount, method, token)
     except GatewayError as exc:
         result = GatewayResult("failed", "", exc.code, exc.message, amount, get_settings().currency)
+    faults.point("during_charge")
     # 3. settle
     with uow:
         get_household(uow, household_id, lock=True)
@@ -451,9 +619,106 @@ def create_payment(
         response = _response(uow, p, touched)
         if p.response is None and p.status != "pending":
             p.response = response
+        if touched is not None and p.status != "pending":
+            _audit_payment(uow, p, f"payment.{p.status}", actor)
+            if notify:
+                _queue_settled_notice(uow, p, utcnow())
+        uow.session.flush()
+        faults.point("during_settle")
         uow.commit()
     log.info("payment", payment_id=payment_id, status=response["status"], household_id=household_id)
     return response, False
+
+
+def review_payment(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    payment_id: str,
+    *,
+    approve: bool,
+    staff: str,
+    reason: str = "",
+) -> schemas.Payment:
+    """Staff: approve (charge now) or decline (nothing is charged) a payment held for review.
+
+    Either way the resident is told the outcome once, through the notice outbox.
+
+    Raises:
+        NotFound: unknown payment.
+        Conflict: the payment is not held for review (``not_in_review``).
+    """
+    now = utcnow()
+    with uow:
+        hid = uow.session.scalar(
+            select(orm.Payment.household_id).where(orm.Payment.payment_id == payment_id)
+        )
+        if hid is None:
+            raise NotFound("unknown_payment", f"no payment {payment_id!r}")
+        get_household(uow, hid, lock=True)
+        p = uow.repo.payment(payment_id, lock=True)
+        assert p is not None
+        if p.status != "review":
+            raise Conflict("not_in_review", f"payment {payment_id} is {p.status}, not in review")
+        set_committed_value(p, "allocations", [])
+        p.status = pay_rules.transition(p.status, "pending" if approve else "declined")
+        p.reviewed_by = staff[:80]
+        p.reviewed_at = now
+        p.updated_at = now
+        actor = f"staff:{staff}"
+        audit.record(
+            uow,
+            "payment.approved" if approve else "payment.declined",
+            actor=actor,
+            subject=payment_id,
+            data={"household_id": hid, "amount": format(p.amount, "f"), "reason": reason[:200]},
+        )
+        if not approve:
+            p.failure_code = "declined_in_review"
+            p.response = _response(uow, p, {})
+            uow.session.add(
+                orm.Notice(
+                    household_id=p.household_id,
+                    payment_id=p.payment_id,
+                    kind=reminder_rules.PAYMENT_FAILED,
+                    message=(
+                        f"Your payment of {format(p.amount, 'f')} {get_settings().currency} was "
+                        "declined after a security review. Nothing was charged."
+                    ),
+                    amount_due=p.amount,
+                    status="pending",
+                    created_at=now,
+                )
+            )
+        args = (p.household_id, p.amount, p.method, p.payment_token)
+        uow.commit()
+    if approve:
+        household_id, amount, method, token = args
+        _charge_and_settle(
+            uow,
+            gateway,
+            household_id,
+            payment_id,
+            amount,
+            method,
+            token,
+            None,
+            actor,
+            notify=True,
+        )
+    log.info("payment_reviewed", payment_id=payment_id, approve=approve)
+    return get_payment(uow, payment_id)
+
+
+def held_payments(uow: UnitOfWork, *, limit: int = 100) -> list[schemas.Payment]:
+    """Staff: payments held for review, oldest first (the console's review queue)."""
+    with uow.reading():
+        rows = uow.session.scalars(
+            select(orm.Payment)
+            .where(orm.Payment.status == "review")
+            .order_by(orm.Payment.created_at)
+            .limit(limit)
+        ).all()
+        return [_payment_out(uow, p) for p in rows]
 
 
 def _charge(
@@ -511,6 +776,8 @@ def reconcile_pending(
                 p.response = _response(uow, p, touched)
             if touched is not None:
                 _queue_settled_notice(uow, p, now)
+                if p.status != "pending":
+                    _audit_payment(uow, p, f"payment.{p.status}", "reconcile")
             counts[p.status if p.status in counts else "pending"] += 1
             uow.commit()
     return counts
@@ -546,6 +813,8 @@ def apply_webhook(uow: UnitOfWork, event_id: str, reference: str, result: Gatewa
                 if p.status != "pending" and p.response is None:
                     p.response = _response(uow, p, touched)
                 _queue_settled_notice(uow, p, now)
+                if p.status != "pending":
+                    _audit_payment(uow, p, f"payment.{p.status}", "gateway_webhook")
         uow.session.add(
             orm.WebhookEvent(
                 event_id=event_id,
@@ -593,41 +862,31 @@ def refund_payment(
         assert p is not None
         left = p.amount - p.refunded
         amount = left if reverse or amount is None else amount
-        try:
-            pay_rules.check_refund(p.status, amount, p.refunded, p.amount)
-            if reverse:
-                pay_rules.transition(p.status, "reversed")
-        except pay_rules.InvalidTransition as exc:
-            raise Conflict(exc.code, str(exc)) from exc
         bucket = p.utility or alloc.GENERAL
         credit = uow.repo.credit(p.household_id, bucket)
-        credit_left = p.credited - min(p.refunded, p.credited)
-        from_credit = min(amount, credit_left, credit.amount)
-        from_bills = amount - from_credit
         net: dict[str, Decimal] = defaultdict(lambda: ZERO)
         for a in p.allocations:
             net[a.bill_id] += a.amount
-        if from_bills > sum(net.values(), ZERO):
-            raise Conflict(
-                "refund_exceeds_refundable",
-                "part of this payment's credit was already used; refund at most "
-                f"{from_credit + sum(net.values(), ZERO):f}",
+        bills = {b: uow.session.get(orm.Bill, b) for b in net}
+        try:
+            pay_rules.check_refund(p.status, amount, p.refunded, p.amount)
+            status = pay_rules.transition(p.status, "reversed") if reverse else p.status
+            plan = refunds.plan_refund(
+                amount,
+                credit_left=p.credited - min(p.refunded, p.credited),
+                credit_available=credit.amount,
+                paid_bills={b: (bills[b].period_start, net[b]) for b in net},  # type: ignore[union-attr]
             )
+        except pay_rules.InvalidTransition as exc:
+            raise Conflict(exc.code, str(exc)) from exc
         if not p.gateway_reference:
             raise Conflict("no_gateway_reference", "the payment has no gateway reference")
         try:
             gateway.refund(p.gateway_reference, amount, f"{payment_id}-refund-{p.refunded}")
         except GatewayError as exc:
             raise Conflict(exc.code, exc.message) from exc
-        credit.amount -= from_credit
-        remaining = from_bills
-        bills = {b: uow.session.get(orm.Bill, b) for b in net}
-        for bill_id in sorted(net, key=lambda b: bills[b].period_start, reverse=True):  # type: ignore[union-attr]
-            if remaining <= 0:
-                break
-            part = min(remaining, net[bill_id])
-            if part <= 0:
-                continue
+        credit.amount -= plan.from_credit
+        for bill_id, part in plan.from_bills:
             bill = bills[bill_id]
             assert bill is not None
             bill.amount_paid -= part
@@ -635,10 +894,8 @@ def refund_payment(
             p.allocations.append(
                 orm.PaymentAllocation(bill_id=bill_id, amount=-part, created_at=now)
             )
-            remaining -= part
         p.refunded += amount
-        if reverse:
-            p.status = "reversed"
+        p.status = status
         p.updated_at = now
         post(
             uow,
@@ -646,12 +903,13 @@ def refund_payment(
                 "reversal" if reverse else "refund",
                 payment_id,
                 p.household_id,
-                from_bills,
-                from_credit,
+                plan.bills_total,
+                plan.from_credit,
             ),
             now,
         )
         uow.session.flush()
+        _audit_payment(uow, p, "payment.reversed" if reverse else "payment.refunded", "staff")
         out = _payment_out(uow, p)
         uow.commit()
     log.info("refund", payment_id=payment_id, amount=str(amount), reverse=reverse, reason=reason)

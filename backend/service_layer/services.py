@@ -15,7 +15,10 @@ they live in small modules named for what they do:
 * :mod:`.payments` - the payment flow, reconciliation, refunds, autopay;
 * :mod:`.reminders` - the notice outbox and late fees;
 * :mod:`.reports` - trial balance, ledger check, staff reports;
-* :mod:`.access` - tokens, residents, link codes.
+* :mod:`.access` - tokens, residents, link codes;
+* :mod:`.stepup` - step-up verification outcomes, lockout, single-use proofs;
+* :mod:`.risk` - risk features and the assessment of each payment;
+* :mod:`.audit` - the hash-chained audit log.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from backend.service_layer.access import (
     issue_token,
     redeem_link_code,
     resolve_link,
+    unlink,
 )
 from backend.service_layer.bill_generation import GenerationReport, generate_household_bills
 from backend.service_layer.bill_run import generate_bills
@@ -46,16 +50,19 @@ from backend.service_layer.common import (
     utcnow,
 )
 from backend.service_layer.payments import (
+    PaymentBlocked,
     apply_webhook,
     create_payment,
     get_autopay,
     get_payment,
     get_receipt,
+    held_payments,
     list_payments,
     payment_household,
     preview_payment,
     reconcile_pending,
     refund_payment,
+    review_payment,
     run_autopay,
     set_autopay,
 )
@@ -91,6 +98,7 @@ from backend.service_layer.statements import (
 __all__ = [
     "AGING_BUCKETS",
     "GenerationReport",
+    "PaymentBlocked",
     "Principal",
     "_code_hash",
     "apply_webhook",
@@ -114,6 +122,7 @@ __all__ = [
     "get_receipt",
     "get_resident",
     "hash_token",
+    "held_payments",
     "issue_token",
     "ledger_check",
     "list_bills",
@@ -135,12 +144,14 @@ __all__ = [
     "report_forecasts",
     "report_usage_revenue",
     "resolve_link",
+    "review_payment",
     "review_reading",
     "run_autopay",
     "run_reminders",
     "set_autopay",
     "tariff_version",
     "trial_balance",
+    "unlink",
     "usage_series",
     "utcnow",
 ]

@@ -307,13 +307,18 @@ class PaymentForm:
         self, turn: Turn, ctx: ActionContext, utility: str, amount: Decimal, method: str
     ) -> None:
         state = turn.state
-        preview = await ctx.client.preview_payment(ctx.household_id, amount=amount, utility=utility)
+        preview = await ctx.client.preview_payment(
+            ctx.household_id,
+            amount=amount,
+            utility=utility,
+            method=method,
+            channel=turn.message.channel,
+        )
         periods = confirmation.periods_of(preview.allocations)
         binding = PaymentBinding(ctx.household_id, utility, amount, method, periods)
         token = confirmation.issue(binding, turn.now)
-        reasons = self.policy.verification.step_up_reasons(
-            amount, Decimal(preview.paid_today), bool(preview.risk_flagged)
-        )
+        # The backend's step-up policy decides (threshold, daily limit, risk).
+        reasons = self.policy.verification.step_up_reasons(preview)
         if speaker_rule.applies(turn):  # the speaker's own rule: refuse, or always a PIN
             speaker_reasons = speaker_rule.confirm_reasons(
                 turn, amount, ctx.money(amount), utility, method, reasons
@@ -329,6 +334,7 @@ class PaymentForm:
             "method": method,
             "periods": list(periods),
             "step_up": reasons,
+            "channel": turn.message.channel,
         }
         state.verified_token = None
         state.form_step = "confirm"
@@ -492,7 +498,13 @@ class PaymentForm:
             state.clear_form()
             return
         challenge = Challenge.from_dict(state.verification)
-        outcome = await self.policy.verification.verify(str(turn.resident_id), challenge, evidence)
+        outcome = await self.policy.verification.verify(
+            str(turn.resident_id),
+            challenge,
+            evidence,
+            payment=state.pending_confirmation,
+            channel=turn.message.channel,
+        )
         turn.verification.append(outcome.to_log())
         result = outcome.result
         if result.decision is Decision.ACCEPT:
@@ -503,6 +515,8 @@ class PaymentForm:
                 await self._start_challenge(turn, result.requires_also)
                 return
             state.slots.pop("factor_done", None)
+            # The backend's single-use proof for exactly this payment; the API needs it.
+            state.pending_confirmation["step_up_proof"] = outcome.proof
             state.verified_token = state.pending_confirmation["token"]
             state.verification = None
             turn.say("verify_ok")

@@ -299,7 +299,8 @@ def test_bills_receipts_usage_and_staff_endpoints(api: Api) -> None:
     preview = api.client.post(
         "/api/v1/households/hh-A0101/payment-preview", json={"amount": "1500.00"}, headers=s
     ).json()
-    assert preview["risk_flagged"] is True and "high_value" in preview["risk_reasons"]
+    assert preview["risk_flagged"] is True and "threshold" in preview["risk_reasons"]
+    assert preview["step_up_required"] and preview["risk"]["action"] == "step_up"
     paid = api.client.post(
         "/api/v1/payments",
         json={**PAY, "amount": "50.00"},

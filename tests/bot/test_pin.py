@@ -94,10 +94,27 @@ async def test_five_failures_lock_the_kind_for_fifteen_minutes(store: Conversati
     assert set(log) >= {"kind", "decision", "score"} and "482916" not in str(log)
 
 
-def test_step_up_rules() -> None:
+def test_step_up_rules_are_the_backends() -> None:
+    """The dialogue asks for step-up exactly when the backend's preview says so.
+
+    The rule itself (threshold 200.00, daily limit 500.00, risk) is the backend's
+    step-up policy, tested in tests/security/test_stepup_api.py.
+    """
+    from types import SimpleNamespace
+
+    from backend.domain.stepup import StepUpPolicy
+
     service = VerificationService({}, None, DialogueSettings(), Clock())  # type: ignore[arg-type]
-    assert service.step_up_reasons(Decimal("199.99"), Decimal("0"), False) == []
-    assert service.step_up_reasons(Decimal("200.00"), Decimal("0"), False) == ["threshold"]
-    assert service.step_up_reasons(Decimal("100.00"), Decimal("400.01"), False) == ["daily_limit"]
-    assert service.step_up_reasons(Decimal("100.00"), Decimal("400.00"), False) == []
-    assert service.step_up_reasons(Decimal("10.00"), Decimal("0"), True) == ["risk"]
+    policy = StepUpPolicy()
+    for amount, today, risk, expected in (
+        ("199.99", "0", False, []),
+        ("200.00", "0", False, ["threshold"]),
+        ("100.00", "400.01", False, ["daily_limit"]),
+        ("100.00", "400.00", False, []),
+        ("10.00", "0", True, ["risk"]),
+    ):
+        reasons = policy.reasons(Decimal(amount), Decimal(today), risk)
+        assert reasons == expected
+        preview = SimpleNamespace(step_up_reasons=reasons, risk_flagged=bool(reasons))
+        assert service.step_up_reasons(preview) == expected
+    assert service.step_up_reasons(SimpleNamespace(risk_flagged=True)) == ["risk"]

@@ -138,8 +138,15 @@ def make_engine(community_db: str, nlu_model: Any, clock: Clock) -> Iterator[Cal
     created: list[Any] = []
 
     def build(**settings: Any) -> DialogueEngine:
+        from backend.settings import BillingSettings
+
+        # The step-up policy (threshold, daily limit) is the backend's: stories set it
+        # there. The stories don't depend on whether a risk model was trained in var/.
+        policy = {k: settings.pop(k) for k in ("step_up_threshold", "daily_limit") if k in settings}
         store = ConversationStore(make_db(community_db))
-        billing = BillingClient.embedded(community_db)
+        billing = BillingClient.embedded(
+            community_db, billing_settings=BillingSettings(**policy, risk_model_enabled=False)
+        )
         engine = DialogueEngine(
             store,
             billing,
