@@ -167,11 +167,69 @@ class TemplateStore:
         with Session(self.engine) as session, session.begin():
             stmt = delete(TemplateRow).where(TemplateRow.resident_id == resident_id)
             if kind is not None:
-                stmt = stmt.where(TemplateRow.kind == kind)
+                stmt = stmt.where(TemplateRow.kind.in_((kind, previous_kind(kind))))
             result: CursorResult[Any] = session.execute(stmt)  # type: ignore[assignment]
             removed = result.rowcount or 0
             session.add(_audit(resident_id, kind or "all", "delete", actor, {"removed": removed}))
         return int(removed)
+
+    def refresh(
+        self,
+        resident_id: str,
+        kind: str,
+        vectors: np.ndarray,
+        *,
+        actor: str,
+        detail: dict[str, int],
+    ) -> None:
+        """Replace the template after a successful verification, keeping the one before.
+
+        The current template is re-sealed as ``<kind>:previous`` (one version is
+        kept, so :meth:`restore_previous` can undo the last refresh) and
+        ``vectors`` become the template. Audited as ``refresh`` with ``detail``
+        (counts and rounded scores only, never vectors).
+
+        Raises:
+            LookupError: The resident has no template of ``kind``.
+        """
+        current = self.load(resident_id, kind)
+        if current is None:
+            raise LookupError(f"no {kind} template to refresh")
+        self._put(resident_id, previous_kind(kind), current)
+        self._put(resident_id, kind, vectors)
+        with Session(self.engine) as session, session.begin():
+            session.add(_audit(resident_id, kind, "refresh", actor, detail))
+
+    def restore_previous(self, resident_id: str, kind: str, *, actor: str) -> bool:
+        """Undo the last :meth:`refresh` (audited as ``restore``); ``False`` if nothing to undo."""
+        previous = self.load(resident_id, previous_kind(kind))
+        if previous is None:
+            return False
+        self._put(resident_id, kind, previous)
+        with Session(self.engine) as session, session.begin():
+            session.execute(
+                delete(TemplateRow).where(
+                    TemplateRow.resident_id == resident_id,
+                    TemplateRow.kind == previous_kind(kind),
+                )
+            )
+            session.add(_audit(resident_id, kind, "restore", actor, {}))
+        return True
+
+    def _put(self, resident_id: str, kind: str, vectors: np.ndarray) -> None:
+        sealed = self.cipher.seal(_pack(vectors), resident_id=resident_id, kind=kind)
+        now = datetime.now(UTC)
+        with Session(self.engine) as session, session.begin():
+            row = session.scalar(
+                select(TemplateRow).where(
+                    TemplateRow.resident_id == resident_id, TemplateRow.kind == kind
+                )
+            )
+            if row is None:
+                row = TemplateRow(resident_id=resident_id, kind=kind, created_at=now)
+                session.add(row)
+            row.key_id, row.nonce, row.ciphertext = sealed.key_id, sealed.nonce, sealed.ciphertext
+            row.samples, row.updated_at = int(np.atleast_2d(vectors).shape[0]), now
 
     def rotate_keys(self) -> int:
         """Re-encrypt every template under the current key; returns how many changed."""
@@ -209,6 +267,11 @@ class TemplateStore:
                 }
                 for r in rows
             ]
+
+
+def previous_kind(kind: str) -> str:
+    """The ``kind`` under which the template before the last refresh is kept."""
+    return f"{kind}:previous"
 
 
 def _audit(
