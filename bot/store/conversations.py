@@ -1,17 +1,12 @@
-"""Persistence of conversations, the conversation log, PINs, lockouts and channel links.
+"""Conversations, their state, the turn log and events: one turn, one transaction.
 
-The dialogue owns these tables (own metadata, own Alembic folder
-``bot/migrations``, version table ``alembic_version_bot``). They can live in the
-billing database (the embedded default) or in a database of their own
-(``BILLTALK_DIALOGUE_DATABASE_URL``).
-
-**One turn, one transaction.** A worker first takes the conversation's *lease*
-(a short conditional ``UPDATE``), so two workers handling messages of the same
-conversation at once take turns instead of interleaving. The turn then runs
-without holding a database lock (it calls the billing API, which may share the
-database), and ends with one transaction that writes the new state and the log
-row together, conditional on the version it read and the lease it holds. If
-either check fails nothing is written and :class:`ConcurrentTurnError` is raised.
+A worker first takes the conversation's *lease* (a short conditional
+``UPDATE``), so two workers handling messages of the same conversation at once
+take turns instead of interleaving. The turn then runs without holding a
+database lock (it calls the billing API, which may share the database), and ends
+with one transaction that writes the new state and the log row together,
+conditional on the version it read and the lease it holds. If either check fails
+nothing is written and :class:`ConcurrentTurnError` is raised.
 """
 
 from __future__ import annotations
@@ -20,22 +15,17 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     DateTime,
-    Engine,
     Float,
     ForeignKey,
     Integer,
-    LargeBinary,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -44,17 +34,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from billtalk.db import upgrade
-
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-VERSION_TABLE = "alembic_version_bot"
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData()
+from bot.store.notice_log import NoticeAlreadyWrittenError, NoticeLog, NoticeWrite
+from bot.store.schema import Base, _dumps
 
 
 class ConversationRow(Base):
@@ -136,84 +119,6 @@ class EventRow(Base):
     data: Mapped[str] = mapped_column(Text, default="{}")
 
 
-class EnrollmentMediaRow(Base):
-    """A biometric enrollment sample waiting for the rest (encrypted; ``bot.enrollment_media``)."""
-
-    __tablename__ = "bot_enrollment_media"
-    __table_args__ = (UniqueConstraint("key", "position", name="uq_bot_enrollment_media"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    #: ``<conversation id>:<session id>``.
-    key: Mapped[str] = mapped_column(String(80), index=True)
-    position: Mapped[int] = mapped_column(Integer)
-    #: ``face`` (a selfie) or ``voice`` (a recording).
-    kind: Mapped[str] = mapped_column(String(8))
-    #: The prompted digits of a recording (not secret).
-    label: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    key_id: Mapped[str] = mapped_column(String(16))
-    nonce: Mapped[bytes] = mapped_column(LargeBinary)
-    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-
-
-class NoticeDeliveryRow(Base):
-    """A backend notice written into a conversation (``bot.notices``): at most one row each.
-
-    The primary key is the backend's notice id, so a notice can be written into
-    the conversations once only, whichever worker tries; the backend is told it
-    was delivered only afterwards (``marked_at``).
-    """
-
-    __tablename__ = "bot_notice_deliveries"
-
-    notice_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    conversation_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("bot_conversations.id", ondelete="CASCADE"), index=True
-    )
-    kind: Mapped[str] = mapped_column(String(32))
-    #: ``poll``: written as an event, the channel sends it when the backend
-    #: accepts the delivery; ``turn``: told in a resident's turn reply.
-    mode: Mapped[str] = mapped_column(String(8))
-    channel: Mapped[str] = mapped_column(String(32))
-    language: Mapped[str] = mapped_column(String(8))
-    #: What the resident is told (``poll`` mode), for a retry to send.
-    text: Mapped[str | None] = mapped_column(Text, nullable=True)
-    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    #: When the backend accepted the delivery (``None`` until then).
-    marked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
-class PinRow(Base):
-    __tablename__ = "bot_pins"
-
-    resident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    pin_hash: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class LockoutRow(Base):
-    __tablename__ = "bot_verification_lockouts"
-
-    resident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class LinkRow(Base):
-    __tablename__ = "bot_channel_links"
-
-    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
-    external_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    resident_id: Mapped[str] = mapped_column(String(64), index=True)
-    household_id: Mapped[str] = mapped_column(String(64))
-    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    #: Set when the channel said the user can't be reached (blocked the bot).
-    unreachable_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
 class ProcessedDeliveryRow(Base):
     """An inbound delivery (e.g. a Telegram update) already acted on: redeliveries are ignored."""
 
@@ -224,30 +129,8 @@ class ProcessedDeliveryRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-def ensure_schema(url: str) -> None:
-    """Create or upgrade the dialogue's tables (and the biometrics tables) at ``url``.
-
-    The step-up verifiers keep face and voice templates in the same database
-    (``biometrics.store``), so they are migrated together.
-    """
-    from biometrics.store import ensure_schema as ensure_biometrics_schema
-
-    upgrade(MIGRATIONS, url, VERSION_TABLE)
-    ensure_biometrics_schema(url)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 class ConcurrentTurnError(RuntimeError):
     """Another worker changed the conversation (or took its lease) during this turn."""
-
-
-class NoticeAlreadyWrittenError(RuntimeError):
-    """The notice was already written into a conversation; nothing was written now."""
 
 
 class ConversationBusyError(RuntimeError):
@@ -269,18 +152,6 @@ class LoadedConversation:
     state: dict[str, Any]
     version: int
     turns: int
-
-
-@dataclass(frozen=True)
-class NoticeWrite:
-    """A backend notice to record as written into a conversation (``NoticeDeliveryRow``)."""
-
-    notice_id: int
-    kind: str
-    mode: str
-    channel: str
-    language: str
-    text: str | None = None
 
 
 @dataclass
@@ -354,35 +225,11 @@ def _changed_status(
     return out
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
-
-
-class ConversationStore:
-    """Reads and writes the dialogue's tables.
-
-    Args:
-        engine: A SQLAlchemy engine (see :func:`billtalk.db.make_engine`) whose
-            database has the dialogue's schema (:func:`ensure_schema`).
-    """
+class ConversationLog(NoticeLog):
+    """Conversations, turns and events (the notice log is written in the same transactions)."""
 
     #: How many channel users' conversation ids are remembered in-process.
     id_cache_size = 100_000
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        # (channel, external user) -> conversation id. The mapping never changes
-        # once the row exists (rows are not deleted), so a turn needs no query
-        # for it after the conversation's first turn in this process.
-        self._ids: dict[tuple[str, str], str] = {}
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in one transaction, committed on success."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
-
-    # -- conversations ---------------------------------------------------------
 
     def conversation_id_for(
         self, channel: str, external_user_id: str, resident_id: str | None, now: datetime
@@ -723,134 +570,6 @@ class ConversationStore:
                     .order_by(EventRow.id)
                 )
             )
-
-    # -- notices ----------------------------------------------------------------
-
-    @staticmethod
-    def _add_notice(s: Session, conversation_id: str, notice: NoticeWrite, at: datetime) -> None:
-        """Record ``notice`` as written (in ``s``'s transaction), or raise if it already was."""
-        if s.get(NoticeDeliveryRow, notice.notice_id) is not None:
-            raise NoticeAlreadyWrittenError(notice.notice_id)
-        s.add(
-            NoticeDeliveryRow(
-                notice_id=notice.notice_id,
-                conversation_id=conversation_id,
-                kind=notice.kind,
-                mode=notice.mode,
-                channel=notice.channel,
-                language=notice.language,
-                text=notice.text,
-                written_at=at,
-            )
-        )
-        try:
-            s.flush()  # a concurrent writer loses on the primary key
-        except IntegrityError as exc:
-            raise NoticeAlreadyWrittenError(notice.notice_id) from exc
-
-    def notice_delivery(self, notice_id: int) -> NoticeDeliveryRow | None:
-        """Where and how a backend notice was written, or ``None`` if it was not."""
-        with self.session() as s:
-            return s.get(NoticeDeliveryRow, notice_id)
-
-    def notice_marked(self, notice_id: int, at: datetime) -> None:
-        """Note that the backend accepted the notice's delivery."""
-        with self.session() as s:
-            s.execute(
-                update(NoticeDeliveryRow)
-                .where(NoticeDeliveryRow.notice_id == notice_id)
-                .values(marked_at=at)
-                .execution_options(synchronize_session=False)
-            )
-
-    # -- PINs --------------------------------------------------------------------
-
-    def get_pin_hash(self, resident_id: str) -> str | None:
-        """The argon2 hash of the resident's PIN, or ``None``."""
-        with self.session() as s:
-            row = s.get(PinRow, resident_id)
-            return row.pin_hash if row else None
-
-    def set_pin_hash(self, resident_id: str, pin_hash: str, now: datetime) -> None:
-        """Store (or replace) the resident's PIN hash."""
-        with self.session() as s:
-            row = s.get(PinRow, resident_id)
-            if row is None:
-                s.add(
-                    PinRow(
-                        resident_id=resident_id, pin_hash=pin_hash, created_at=now, updated_at=now
-                    )
-                )
-            else:
-                row.pin_hash = pin_hash
-                row.updated_at = now
-
-    # -- lockouts ----------------------------------------------------------------
-
-    def locked_until(self, resident_id: str, kind: str, now: datetime) -> datetime | None:
-        """Until when ``kind`` is locked for the resident, or ``None`` if it is not."""
-        with self.session() as s:
-            row = s.get(LockoutRow, (resident_id, kind))
-            until = _aware(row.locked_until) if row else None
-            return until if until is not None and until > now else None
-
-    def record_failure(
-        self, resident_id: str, kind: str, now: datetime, max_failures: int, lock_for: timedelta
-    ) -> tuple[int, datetime | None]:
-        """Count a failed verification; returns (failures, locked_until if it now locks)."""
-        with self.session() as s:
-            row = s.get(LockoutRow, (resident_id, kind))
-            if row is None:
-                row = LockoutRow(resident_id=resident_id, kind=kind, failures=0, updated_at=now)
-                s.add(row)
-            previous_lock = _aware(row.locked_until)
-            if previous_lock is not None and previous_lock <= now:
-                row.failures = 0  # an expired lock starts a new count
-                row.locked_until = None
-            row.failures = (row.failures or 0) + 1
-            row.updated_at = now
-            if row.failures >= max_failures:
-                row.locked_until = now + lock_for
-                return row.failures, row.locked_until
-            return row.failures, None
-
-    def record_success(self, resident_id: str, kind: str, now: datetime) -> None:
-        """A passed verification resets the failure count."""
-        with self.session() as s:
-            row = s.get(LockoutRow, (resident_id, kind))
-            if row is not None:
-                row.failures = 0
-                row.locked_until = None
-                row.updated_at = now
-
-    # -- channel links -----------------------------------------------------------
-
-    def linked_resident(self, channel: str, external_id: str) -> tuple[str, str] | None:
-        """``(resident_id, household_id)`` linked to a channel user, or ``None``."""
-        with self.session() as s:
-            row = s.get(LinkRow, (channel, external_id))
-            return (row.resident_id, row.household_id) if row else None
-
-    def link(
-        self, channel: str, external_id: str, resident_id: str, household_id: str, now: datetime
-    ) -> None:
-        """Link a channel user to a resident (replacing an earlier link)."""
-        with self.session() as s:
-            row = s.get(LinkRow, (channel, external_id))
-            if row is None:
-                s.add(
-                    LinkRow(
-                        channel=channel,
-                        external_id=external_id,
-                        resident_id=resident_id,
-                        household_id=household_id,
-                        linked_at=now,
-                    )
-                )
-            else:
-                row.resident_id = resident_id
-                row.household_id = household_id
-                row.linked_at = now
 
     def count_turns(self) -> int:
         """Number of logged turns in the database (for benchmarks and checks)."""

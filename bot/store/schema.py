@@ -1,0 +1,70 @@
+"""The dialogue's table metadata, schema migrations and the session every part shares."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Engine,
+    MetaData,
+)
+from sqlalchemy.orm import DeclarativeBase, Session
+
+from billtalk.db import upgrade
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+VERSION_TABLE = "alembic_version_bot"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData()
+
+
+def ensure_schema(url: str) -> None:
+    """Create or upgrade the dialogue's tables (and the biometrics tables) at ``url``.
+
+    The step-up verifiers keep face and voice templates in the same database
+    (``biometrics.store``), so they are migrated together.
+    """
+    from biometrics.store import ensure_schema as ensure_biometrics_schema
+
+    upgrade(MIGRATIONS, url, VERSION_TABLE)
+    ensure_biometrics_schema(url)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+
+
+class StoreBase:
+    """The engine and a transaction helper, shared by the store's parts.
+
+    Args:
+        engine: A SQLAlchemy engine (see :func:`billtalk.db.make_engine`) whose
+            database has the dialogue's schema (:func:`ensure_schema`).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # (channel, external user) -> conversation id. The mapping never changes
+        # once the row exists (rows are not deleted), so a turn needs no query
+        # for it after the conversation's first turn in this process.
+        self._ids: dict[tuple[str, str], str] = {}
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction, committed on success."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
