@@ -387,14 +387,14 @@ class TelegramAdapter:
         limit = self.settings.max_file_bytes
         size = getattr(media, "file_size", None)
         if size is not None and size > limit:
-            await self.say(update, "file_too_big", size_mb=f"{size / 1e6:.1f}",
-                           limit_mb=f"{limit / 1e6:.0f}")
+            await self.say(update, "file_too_big", size_mb=f"{size / 2**20:.1f}",
+                           limit_mb=f"{limit / 2**20:.0f}")
             return None
         try:
             file = await media.get_file()
             if file.file_size is not None and file.file_size > limit:
-                await self.say(update, "file_too_big", size_mb=f"{file.file_size / 1e6:.1f}",
-                               limit_mb=f"{limit / 1e6:.0f}")
+                await self.say(update, "file_too_big", size_mb=f"{file.file_size / 2**20:.1f}",
+                               limit_mb=f"{limit / 2**20:.0f}")
                 return None
             data = bytes(await file.download_as_bytearray())
         except TelegramError as exc:
@@ -402,8 +402,8 @@ class TelegramAdapter:
             await self.say(update, "file_failed")
             return None
         if len(data) > limit:
-            await self.say(update, "file_too_big", size_mb=f"{len(data) / 1e6:.1f}",
-                           limit_mb=f"{limit / 1e6:.0f}")
+            await self.say(update, "file_too_big", size_mb=f"{len(data) / 2**20:.1f}",
+                           limit_mb=f"{limit / 2**20:.0f}")
             return None
         return Attachment(kind=kind, data=data, filename=name, mime_type=mime)
 

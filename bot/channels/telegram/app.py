@@ -189,7 +189,7 @@ class TelegramRuntime:
         sender = OutboxSender(self.engine.store, channels={"telegram": self.adapter.channel})
         while not self._stop.is_set():
             try:
-                await sender.run(self._stop)
+                await sender.run(self._stop, every_s=self.settings.outbox_poll_s)
             except Exception as exc:  # the sender must not die with one bad row
                 log.error("telegram_outbox_failed", error=type(exc).__name__)
                 with contextlib.suppress(TimeoutError):

@@ -70,6 +70,7 @@ class Fault:
     delay_s: float = 0.0
     chat_id: int | None = None
     description: str = ""
+    after: int = 0
 
 
 @dataclass
@@ -348,15 +349,17 @@ class BotApiStandIn:
         delay_s: float = 0.0,
         chat_id: int | None = None,
         description: str = "",
+        after: int = 0,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` (to ``chat_id``) fail with ``status``.
+        """Make ``times`` calls of ``method`` (to ``chat_id``) fail with ``status``, after
+        letting ``after`` matching calls through.
 
-        ``status`` 0 with ``delay_s`` only delays the answer (a timeout when longer
-        than the bot's read timeout); the call then succeeds.
+        With ``delay_s`` the failure comes late (a timeout when longer than the bot's
+        read timeout): the server never processed the call.
         """
         with self._lock:
             self._faults.append(
-                Fault(method, status, times, retry_after, delay_s, chat_id, description)
+                Fault(method, status, times, retry_after, delay_s, chat_id, description, after)
             )
 
     def _take_fault(self, method: str, params: dict[str, Any]) -> Fault | None:
@@ -365,6 +368,9 @@ class BotApiStandIn:
                 if fault.method != method or fault.times <= 0:
                     continue
                 if fault.chat_id is not None and str(params.get("chat_id")) != str(fault.chat_id):
+                    continue
+                if fault.after > 0:
+                    fault.after -= 1
                     continue
                 fault.times -= 1
                 return fault
