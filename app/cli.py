@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "bot.cli",
     "speech.cli",
     "bot.channels.speaker.cli",
+    "bot.channels.telegram.cli",
     "biometrics.face.cli",
     "biometrics.voice.cli",
     "console.cli",
