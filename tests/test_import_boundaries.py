@@ -49,6 +49,12 @@ class Narrow:
 
 NARROW: tuple[Narrow, ...] = (
     Narrow("backend.domain", "backend", ("backend.domain",), "the domain imports only itself"),
+    Narrow(
+        "backend.domain",
+        "billtalk",
+        ("billtalk.vocabulary",),
+        "the domain uses only the shared vocabulary from the kernel",
+    ),
     Narrow("backend.domain", "sqlalchemy", (), "the domain is free of infrastructure"),
     Narrow("backend.domain", "fastapi", (), "the domain is free of infrastructure"),
     Narrow("backend.domain", "httpx", (), "the domain is free of infrastructure"),
@@ -127,8 +133,45 @@ def violations(root: Path, layers: dict[str, set[str]] = LAYERS) -> list[str]:
     return problems
 
 
+def module_cycles(root: Path, packages: set[str] | None = None) -> list[list[str]]:
+    """Groups of modules that import each other in a circle (``TYPE_CHECKING`` imports too)."""
+    packages = packages or {p for p in LAYERS if (root / p).is_dir()}
+    modules = {
+        name.removesuffix(".__init__"): path for name, path in _modules(root, packages).items()
+    }
+    edges: dict[str, set[str]] = defaultdict(set)
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            for name in names:
+                if name in modules and name != module and not module.startswith(name + "."):
+                    edges[module].add(name)
+    return [c for c in _cycles(edges) if len(c) > 2]
+
+
 def test_the_house_keeps_its_layers() -> None:
     assert violations(REPO) == []
+
+
+def test_no_two_modules_import_each_other_in_a_circle() -> None:
+    assert module_cycles(REPO) == []
+
+
+def test_a_planted_module_cycle_is_caught(tmp_path: Path) -> None:
+    _plant(
+        tmp_path,
+        {
+            "bot/engine.py": "from bot.notices import Courier\n",
+            "bot/notices.py": "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from bot.engine import Engine\n",
+        },
+    )
+    assert module_cycles(tmp_path, {"bot"}) == [["bot.engine", "bot.notices", "bot.engine"]]
 
 
 def _plant(root: Path, files: dict[str, str]) -> None:
