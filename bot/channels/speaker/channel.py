@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -188,6 +189,7 @@ class SpeakerChannel:
             lock_minutes=self.settings.pairing_lock_minutes,
         )
         self._weak: dict[str, int] = {}
+        self._seen: dict[str, tuple[float, str | None]] = {}
 
     async def send(self, user: str, message: OutgoingMessage) -> None:
         """Speakers only answer when spoken to: a pushed message can't be delivered here.
@@ -224,7 +226,7 @@ class SpeakerChannel:
         """
         lang = normalize_language(language) or _guess_language(text)
         now = self._now()
-        await asyncio.to_thread(self.devices.touch, device_id, source, now, label)
+        await self._touch(device_id, source, now, label)
         text = (text or "").strip()
         if not text:
             return SpokenReply(phrase("nothing_heard", lang), lang, handled=False)
@@ -241,6 +243,18 @@ class SpeakerChannel:
         if linked is None:
             return await self._unpaired(device_id, text, lang, now)
         return await self._paired(device_id, text, lang, linked[0])
+
+    async def _touch(self, device_id: str, source: str, now: datetime, label: str | None) -> None:
+        """Record the device as heard, at most once a minute per device (a write per request
+        would cost more than the rest of a short turn)."""
+        seen = self._seen.get(device_id)
+        mono = time.monotonic()
+        if seen is not None and mono - seen[0] < 60 and seen[1] == label:
+            return
+        await asyncio.to_thread(self.devices.touch, device_id, source, now, label)
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[device_id] = (mono, label)
 
     # -- unpaired -----------------------------------------------------------------------
 
