@@ -155,3 +155,38 @@ async def test_wrong_link_codes_lock_pairing(
     # Another speaker is not affected.
     reply = await server.handle(f"my link code is {payer['link_code']}", device="study")
     assert reply.type == "handled"
+
+
+async def test_a_resident_removes_the_kitchen_speaker_from_the_chat(
+    wyoming_server: WyomingServer, seeded: Any
+) -> None:
+    from bot.messages import IncomingMessage
+
+    server = wyoming_server
+    payer = seeded.roles["payer"]
+    await server.handle(
+        f"my link code is {payer['link_code']}", device="k-1", context={"satellite_id": "kitchen"}
+    )
+    # A link code is used once: the second speaker is paired as if with a new code.
+    now = server.engine.clock()
+    server.engine.store.link("speaker", "b-1", payer["resident_id"], payer["household_id"], now)
+    server.service.channel.devices.touch("b-1", "wyoming", now, "bedroom")
+
+    async def chat(text: str) -> str:
+        replies = await server.engine.handle(
+            IncomingMessage(
+                channel="terminal",
+                external_user_id=payer["resident_id"],
+                resident_id=payer["resident_id"],
+                text=text,
+            )
+        )
+        return "\n".join(r.text for r in replies)
+
+    which = await chat("remove the speaker")
+    assert "Which speaker" in which and "kitchen" in which and "bedroom" in which
+    assert "kitchen speaker is no longer paired" in await chat("remove the kitchen speaker")
+    reply = await server.handle("how much do I owe?", device="k-1")
+    assert "link code" in reply.data["text"] and not AMOUNT.search(reply.data["text"])
+    reply = await server.handle("how much do I owe?", device="b-1")
+    assert f"{payer['total']:.2f}" in reply.data["text"]
