@@ -255,10 +255,7 @@ def seed(
         SeedConflict: the database holds a different community and ``reset`` is false.
         ValueError: bad arguments.
     """
-    if households < 1 or households > 5000:
-        raise ValueError("--households must be between 1 and 5000")
-    if months < 1 or months > 60:
-        raise ValueError("--months must be between 1 and 60")
+    _check_arguments(households, months)
     from backend.gateway import get_gateway
 
     today = today or datetime.now(UTC).date()
@@ -268,44 +265,14 @@ def seed(
     layout = _layout(households)
     residents = _resident_ids(rng, layout)
     demo = _households_json(seed, households, layout, residents)
-    result = {
-        "households": [
-            {
-                "household_id": h.household_id,
-                "unit": h.unit,
-                "resident_ids": h.resident_ids,
-                "link_code": h.link_code,
-            }
-            for h in demo
-        ],
-        "service_token": service_token_for(seed),
-        "staff_token": staff_token_for(seed),
-        "today": today.isoformat(),
-        "already_seeded": False,
-    }
+    result = _contract_json(seed, demo, today)
     engine = make_engine(url)
     uow = UnitOfWork(engine)
     try:
-        with uow:
-            existing = set(uow.session.scalars(select(orm.Household.household_id)))
-            marker = uow.session.scalars(
-                select(orm.LinkCode).where(
-                    orm.LinkCode.code_hash == services._code_hash(demo[0].link_code)
-                )
-            ).first()
-        if existing and not reset:
-            if (
-                existing == {h.household_id for h in demo}
-                and marker is not None
-                and (marker.resident_id == demo[0].resident_ids[0])
-            ):
-                result["already_seeded"] = True
-                return result
-            raise SeedConflict(
-                "the database already holds a different community "
-                f"({len(existing)} households); re-run with --reset to replace it"
-            )
-        if existing and reset:
+        if _holds_this_community(uow, demo, reset):
+            result["already_seeded"] = True
+            return result
+        if reset:
             reset_billing_data(url)
         month_starts = _months_back(today, months)
         if set_total is not None:
@@ -320,6 +287,59 @@ def seed(
     return result
 
 
+def _check_arguments(households: int, months: int) -> None:
+    if households < 1 or households > 5000:
+        raise ValueError("--households must be between 1 and 5000")
+    if months < 1 or months > 60:
+        raise ValueError("--months must be between 1 and 60")
+
+
+def _contract_json(seed: int, demo: list[DemoHousehold], today: date) -> dict[str, Any]:
+    """What ``billtalk demo seed`` prints (CONTRACTS.md, "Demo data")."""
+    return {
+        "households": [
+            {
+                "household_id": h.household_id,
+                "unit": h.unit,
+                "resident_ids": h.resident_ids,
+                "link_code": h.link_code,
+            }
+            for h in demo
+        ],
+        "service_token": service_token_for(seed),
+        "staff_token": staff_token_for(seed),
+        "today": today.isoformat(),
+        "already_seeded": False,
+    }
+
+
+def _holds_this_community(uow: UnitOfWork, demo: list[DemoHousehold], reset: bool) -> bool:
+    """Whether the database already holds exactly this community (seeding is then a no-op).
+
+    Raises:
+        SeedConflict: it holds another community and ``reset`` is false.
+    """
+    with uow:
+        existing = set(uow.session.scalars(select(orm.Household.household_id)))
+        marker = uow.session.scalars(
+            select(orm.LinkCode).where(
+                orm.LinkCode.code_hash == services._code_hash(demo[0].link_code)
+            )
+        ).first()
+    if not existing or reset:
+        return False
+    if (
+        existing == {h.household_id for h in demo}
+        and marker is not None
+        and marker.resident_id == demo[0].resident_ids[0]
+    ):
+        return True
+    raise SeedConflict(
+        "the database already holds a different community "
+        f"({len(existing)} households); re-run with --reset to replace it"
+    )
+
+
 def _create_community(
     uow: UnitOfWork,
     rng: random.Random,
@@ -330,123 +350,30 @@ def _create_community(
     today: date,
     seed: int,
 ) -> None:
+    """Buildings, tariffs, households with their residents, meters and link codes, tokens."""
     start = month_starts[0]
     installed = datetime.combine(start - timedelta(days=40), time(), tzinfo=UTC)
     price_change = month_starts[len(month_starts) // 2]
     now = datetime.now(UTC)
+    link_codes_expire = datetime.combine(max(today, now.date()), time(), tzinfo=UTC) + timedelta(
+        days=30
+    )
     with uow:
         s = uow.session
         for bid, name in BUILDINGS:
             s.add(orm.Building(building_id=bid, name=name, address=f"{name}, 88 Lakeside Road"))
-        s.add_all(
-            [
-                orm.Tariff(
-                    utility="electricity",
-                    kind="tiered",
-                    name="Residential tiered electricity",
-                    effective_from=date(2000, 1, 1),
-                    unit="kWh",
-                    fixed_monthly=Decimal("0.00"),
-                    tiers=tiers_to_json(
-                        [
-                            Tier(Decimal(200), Decimal("0.52")),
-                            Tier(Decimal(400), Decimal("0.57")),
-                            Tier(None, Decimal("0.82")),
-                        ]
-                    ),
-                ),
-                orm.Tariff(
-                    utility="water",
-                    kind="flat",
-                    name="Residential water",
-                    effective_from=date(2000, 1, 1),
-                    unit="m³",
-                    unit_price=Decimal("3.85"),
-                    fixed_monthly=Decimal("0.00"),
-                ),
-                orm.Tariff(
-                    utility="water",
-                    kind="flat",
-                    name="Residential water (new rate)",
-                    effective_from=price_change,
-                    unit="m³",
-                    unit_price=Decimal("4.10"),
-                    fixed_monthly=Decimal("0.00"),
-                ),
-                orm.Tariff(
-                    utility="gas",
-                    kind="flat",
-                    name="Residential gas",
-                    effective_from=date(2000, 1, 1),
-                    unit="m³",
-                    unit_price=Decimal("2.98"),
-                    fixed_monthly=Decimal("5.00"),
-                ),
-                orm.Tariff(
-                    utility="property_fee",
-                    kind="area",
-                    name="Property management fee",
-                    effective_from=date(2000, 1, 1),
-                    unit="m²",
-                    unit_price=Decimal("2.50"),
-                    fixed_monthly=Decimal("0.00"),
-                ),
-            ]
-        )
+        s.add_all(_tariffs(price_change))
         s.flush()
         for (hid, unit, floor, bid), h in zip(layout, demo, strict=True):
-            method, label, token = SAVED_METHODS[rng.randrange(len(SAVED_METHODS))]
-            area = Decimal(rng.randrange(5500, 14500)).scaleb(-2)
-            s.add(
-                orm.Household(
-                    household_id=hid,
-                    building_id=bid,
-                    unit=unit,
-                    floor=floor,
-                    area_m2=area,
-                    saved_method=method,
-                    saved_method_label=label,
-                    saved_method_token=token,
-                    created_at=installed,
-                )
-            )
-            s.flush()
-            for k, rid in enumerate(residents[hid]):
-                zh = rng.random() < 0.4
-                name = (
-                    rng.choice(NAMES_ZH)
-                    if zh
-                    else f"{rng.choice(FIRST_NAMES_EN)} {rng.choice(FAMILY_EN)}"
-                )
-                s.add(
-                    orm.Resident(
-                        resident_id=rid,
-                        household_id=hid,
-                        name=name,
-                        language="zh" if zh else "en",
-                        is_primary=k == 0,
-                        phone=f"+86 138{rng.randrange(10**8):08d}",
-                    )
-                )
-            for utility, unit_name in (("electricity", "kWh"), ("water", "m³"), ("gas", "m³")):
-                s.add(
-                    orm.Meter(
-                        meter_id=f"m-{hid[3:]}-{utility[:2]}",
-                        household_id=hid,
-                        utility=utility,
-                        unit=unit_name,
-                        serial=f"{utility[:1].upper()}{rng.randrange(10**9):09d}",
-                        installed_at=installed,
-                    )
-                )
-            s.flush()
+            _add_household(s, rng, hid, unit, floor, bid, installed)
+            _add_residents(s, rng, hid, residents[hid])
+            _add_meters(s, rng, hid, installed)
             s.add(
                 orm.LinkCode(
                     code_hash=services._code_hash(h.link_code),
                     resident_id=residents[hid][0],
                     created_at=now,
-                    expires_at=datetime.combine(max(today, now.date()), time(), tzinfo=UTC)
-                    + timedelta(days=30),
+                    expires_at=link_codes_expire,
                 )
             )
         for token, scope in (
@@ -464,6 +391,126 @@ def _create_community(
         uow.commit()
 
 
+def _tariffs(price_change: date) -> list[orm.Tariff]:
+    """Tiered electricity, flat water (its price rises mid-history), gas, the area fee."""
+    since = date(2000, 1, 1)
+    return [
+        orm.Tariff(
+            utility="electricity",
+            kind="tiered",
+            name="Residential tiered electricity",
+            effective_from=since,
+            unit="kWh",
+            fixed_monthly=Decimal("0.00"),
+            tiers=tiers_to_json(
+                [
+                    Tier(Decimal(200), Decimal("0.52")),
+                    Tier(Decimal(400), Decimal("0.57")),
+                    Tier(None, Decimal("0.82")),
+                ]
+            ),
+        ),
+        orm.Tariff(
+            utility="water",
+            kind="flat",
+            name="Residential water",
+            effective_from=since,
+            unit="m³",
+            unit_price=Decimal("3.85"),
+            fixed_monthly=Decimal("0.00"),
+        ),
+        orm.Tariff(
+            utility="water",
+            kind="flat",
+            name="Residential water (new rate)",
+            effective_from=price_change,
+            unit="m³",
+            unit_price=Decimal("4.10"),
+            fixed_monthly=Decimal("0.00"),
+        ),
+        orm.Tariff(
+            utility="gas",
+            kind="flat",
+            name="Residential gas",
+            effective_from=since,
+            unit="m³",
+            unit_price=Decimal("2.98"),
+            fixed_monthly=Decimal("5.00"),
+        ),
+        orm.Tariff(
+            utility="property_fee",
+            kind="area",
+            name="Property management fee",
+            effective_from=since,
+            unit="m²",
+            unit_price=Decimal("2.50"),
+            fixed_monthly=Decimal("0.00"),
+        ),
+    ]
+
+
+def _add_household(
+    s: Any, rng: random.Random, hid: str, unit: str, floor: int, bid: str, installed: datetime
+) -> None:
+    method, label, token = SAVED_METHODS[rng.randrange(len(SAVED_METHODS))]
+    area = Decimal(rng.randrange(5500, 14500)).scaleb(-2)
+    s.add(
+        orm.Household(
+            household_id=hid,
+            building_id=bid,
+            unit=unit,
+            floor=floor,
+            area_m2=area,
+            saved_method=method,
+            saved_method_label=label,
+            saved_method_token=token,
+            created_at=installed,
+        )
+    )
+    s.flush()
+
+
+def _add_residents(s: Any, rng: random.Random, hid: str, resident_ids: list[str]) -> None:
+    """About 40 % Chinese speakers; the first resident is the primary one."""
+    for k, rid in enumerate(resident_ids):
+        zh = rng.random() < 0.4
+        name = (
+            rng.choice(NAMES_ZH) if zh else f"{rng.choice(FIRST_NAMES_EN)} {rng.choice(FAMILY_EN)}"
+        )
+        s.add(
+            orm.Resident(
+                resident_id=rid,
+                household_id=hid,
+                name=name,
+                language="zh" if zh else "en",
+                is_primary=k == 0,
+                phone=f"+86 138{rng.randrange(10**8):08d}",
+            )
+        )
+
+
+def _add_meters(s: Any, rng: random.Random, hid: str, installed: datetime) -> None:
+    for utility, unit_name in (("electricity", "kWh"), ("water", "m³"), ("gas", "m³")):
+        s.add(
+            orm.Meter(
+                meter_id=_meter_id(hid, utility),
+                household_id=hid,
+                utility=utility,
+                unit=unit_name,
+                serial=f"{utility[:1].upper()}{rng.randrange(10**9):09d}",
+                installed_at=installed,
+            )
+        )
+    s.flush()
+
+
+def _meter_id(hid: str, utility: str) -> str:
+    return f"m-{hid[3:]}-{utility[:2]}"
+
+
+_METERED = ("electricity", "water", "gas")
+
+
 def _simulate(
     uow: UnitOfWork,
     gateway: PaymentGateway,
@@ -474,9 +521,27 @@ def _simulate(
     progress: Callable[[int], None] | None,
 ) -> None:
     """Readings month by month, bills, and each household's paying habits."""
-    profiles: dict[str, Profile] = {}
-    for i, (hid, _, _, _) in enumerate(layout):
-        profiles[hid] = Profile(
+    households = [hid for hid, *_ in layout]
+    profiles = _profiles(rng, households)
+    values = {(hid, u): Decimal(rng.randrange(1000, 20000)) for hid in households for u in _METERED}
+    first_read = datetime.combine(month_starts[0], time(), tzinfo=UTC)
+    methods = _first_readings_and_autopay(uow, households, profiles, values, first_read)
+    for m_index, start in enumerate(month_starts):
+        _, end = billing.month_period(start.year, start.month)
+        _read_meters(uow, rng, households, profiles, values, start, end)
+        _issue_bills(uow, gateway, households, profiles, start, end, today, progress)
+        due = billing.due_date_for(end)
+        pay_day = due - timedelta(days=rng.randint(1, 10))
+        if pay_day > today:
+            continue  # not yet due: everyone still has time to pay
+        months_left = len(month_starts) - m_index
+        _pay_month(uow, gateway, rng, households, profiles, methods, start, pay_day, months_left)
+
+
+def _profiles(rng: random.Random, households: list[str]) -> dict[str, Profile]:
+    """Who pays on time, who pays part, who stops paying; typical usage; a few on autopay."""
+    return {
+        hid: Profile(
             kind=("paid", "paid", "partial", "overdue")[i % 4],
             stop=rng.randint(2, 4),
             electricity=rng.uniform(140, 330),
@@ -484,26 +549,23 @@ def _simulate(
             gas=rng.uniform(8, 25),
             autopay=i % 10 == 4,
         )
-    values = {
-        (hid, u): Decimal(rng.randrange(1000, 20000))
-        for hid, *_ in layout
-        for u in ("electricity", "water", "gas")
+        for i, hid in enumerate(households)
     }
-    first_read = datetime.combine(month_starts[0], time(), tzinfo=UTC)
+
+
+def _first_readings_and_autopay(
+    uow: UnitOfWork,
+    households: list[str],
+    profiles: dict[str, Profile],
+    values: dict[tuple[str, str], Decimal],
+    first_read: datetime,
+) -> dict[str, str]:
+    """The meters' first readings and the autopay settings; each household's payment method."""
     methods: dict[str, str] = {}
     with uow:
-        for hid, *_ in layout:
-            for u in ("electricity", "water", "gas"):
-                uow.session.add(
-                    orm.MeterReading(
-                        meter_id=f"m-{hid[3:]}-{u[:2]}",
-                        value=values[(hid, u)],
-                        taken_at=first_read,
-                        source="smart_meter",
-                        status="accepted",
-                        created_at=first_read,
-                    )
-                )
+        for hid in households:
+            for u in _METERED:
+                uow.session.add(_reading(hid, u, values[(hid, u)], first_read))
             h = uow.session.get(orm.Household, hid)
             assert h is not None
             methods[hid] = h.saved_method or "card"
@@ -519,81 +581,107 @@ def _simulate(
                     )
                 )
         uow.commit()
-    n_months = len(month_starts)
-    for m_index, start in enumerate(month_starts):
-        _, end = billing.month_period(start.year, start.month)
-        read_at = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
-        with uow:
-            for hid, *_ in layout:
-                p = profiles[hid]
-                usage = {
-                    "electricity": _tenths(
-                        p.electricity * ELECTRICITY_SEASON[start.month] * rng.uniform(0.85, 1.15)
-                    ),
-                    "water": _tenths(p.water * rng.uniform(0.8, 1.2)),
-                    "gas": _tenths(p.gas * GAS_SEASON[start.month] * rng.uniform(0.85, 1.15)),
-                }
-                for u, amount in usage.items():
-                    values[(hid, u)] += amount
-                    uow.session.add(
-                        orm.MeterReading(
-                            meter_id=f"m-{hid[3:]}-{u[:2]}",
-                            value=values[(hid, u)],
-                            taken_at=read_at,
-                            source="smart_meter",
-                            status="accepted",
-                            created_at=read_at,
-                        )
-                    )
-            uow.commit()
-        issue_day = end + timedelta(days=1)
-        for hid, *_ in layout:
-            changed = services.generate_household_bills(
-                uow, hid, start, today=min(issue_day, today)
-            )
-            if profiles[hid].autopay and changed:
-                services.run_autopay(
-                    uow,
-                    gateway,
-                    hid,
-                    changed,
-                    now=datetime.combine(issue_day, time(6), tzinfo=UTC),
-                )
-            if progress:
-                progress(1)
-        due = billing.due_date_for(end)
-        pay_day = due - timedelta(days=rng.randint(1, 10))
-        if pay_day > today:
-            continue  # not yet due: everyone still has time to pay
-        for hid, *_ in layout:
+    return methods
+
+
+def _reading(hid: str, utility: str, value: Decimal, at: datetime) -> orm.MeterReading:
+    return orm.MeterReading(
+        meter_id=_meter_id(hid, utility),
+        value=value,
+        taken_at=at,
+        source="smart_meter",
+        status="accepted",
+        created_at=at,
+    )
+
+
+def _read_meters(
+    uow: UnitOfWork,
+    rng: random.Random,
+    households: list[str],
+    profiles: dict[str, Profile],
+    values: dict[tuple[str, str], Decimal],
+    start: date,
+    end: date,
+) -> None:
+    """The month's smart-meter readings, the day after the period ends (seasonal usage)."""
+    read_at = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
+    with uow:
+        for hid in households:
             p = profiles[hid]
-            months_left = n_months - m_index
-            if p.kind == "overdue" and months_left <= p.stop:
-                continue
-            bal = services.balance(uow, hid, today=pay_day)
-            owed: Decimal = sum(
-                (b.amount_due for b in bal.open_bills if b.period_start == start), Decimal(0)
+            usage = {
+                "electricity": _tenths(
+                    p.electricity * ELECTRICITY_SEASON[start.month] * rng.uniform(0.85, 1.15)
+                ),
+                "water": _tenths(p.water * rng.uniform(0.8, 1.2)),
+                "gas": _tenths(p.gas * GAS_SEASON[start.month] * rng.uniform(0.85, 1.15)),
+            }
+            for u, amount in usage.items():
+                values[(hid, u)] += amount
+                uow.session.add(_reading(hid, u, values[(hid, u)], read_at))
+        uow.commit()
+
+
+def _issue_bills(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    households: list[str],
+    profiles: dict[str, Profile],
+    start: date,
+    end: date,
+    today: date,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """The month's bills, the day after it ends; autopay households pay them at once."""
+    issue_day = end + timedelta(days=1)
+    for hid in households:
+        changed = services.generate_household_bills(uow, hid, start, today=min(issue_day, today))
+        if profiles[hid].autopay and changed:
+            services.run_autopay(
+                uow, gateway, hid, changed, now=datetime.combine(issue_day, time(6), tzinfo=UTC)
             )
-            if owed <= 0:
-                continue
-            amount = owed
-            if p.kind == "partial":
-                amount = (owed * Decimal(rng.choice((40, 50, 60, 75))) / 100).quantize(
-                    Decimal("0.01")
-                )
-            if amount <= 0:
-                continue
-            stamp = datetime.combine(
-                pay_day, time(9 + rng.randrange(10), rng.randrange(60)), tzinfo=UTC
-            )
-            services.create_payment(
-                uow,
-                gateway,
-                hid,
-                amount,
-                methods[hid],
-                f"demo-{hid}-{start:%Y%m}",
-                source="demo",
-                now=stamp,
-                payment_id=f"pay_demo_{hashlib.sha256(f'{hid}{start}'.encode()).hexdigest()[:16]}",
-            )
+        if progress:
+            progress(1)
+
+
+def _pay_month(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    rng: random.Random,
+    households: list[str],
+    profiles: dict[str, Profile],
+    methods: dict[str, str],
+    start: date,
+    pay_day: date,
+    months_left: int,
+) -> None:
+    """Each household pays the month's bills by its habit: all, part, or (lately) nothing."""
+    for hid in households:
+        p = profiles[hid]
+        if p.kind == "overdue" and months_left <= p.stop:
+            continue
+        bal = services.balance(uow, hid, today=pay_day)
+        owed: Decimal = sum(
+            (b.amount_due for b in bal.open_bills if b.period_start == start), Decimal(0)
+        )
+        if owed <= 0:
+            continue
+        amount = owed
+        if p.kind == "partial":
+            amount = (owed * Decimal(rng.choice((40, 50, 60, 75))) / 100).quantize(Decimal("0.01"))
+        if amount <= 0:
+            continue
+        stamp = datetime.combine(
+            pay_day, time(9 + rng.randrange(10), rng.randrange(60)), tzinfo=UTC
+        )
+        services.create_payment(
+            uow,
+            gateway,
+            hid,
+            amount,
+            methods[hid],
+            f"demo-{hid}-{start:%Y%m}",
+            source="demo",
+            now=stamp,
+            payment_id=f"pay_demo_{hashlib.sha256(f'{hid}{start}'.encode()).hexdigest()[:16]}",
+        )
