@@ -143,11 +143,10 @@ async def test_a_round_video_note_doing_the_challenged_moves_pays(
 async def test_a_voice_note_answers_a_voice_step_up(
     runtime: Any, standin: Any, seeded: Any
 ) -> None:
-    from bot.speech.audio import encode_audio, load_audio
-
     from bench.voice_synth import spoken_digits
     from biometrics.store import TemplateStore
     from biometrics.voice.enrollment import EnrollmentSample, enroll
+    from speech.audio import encode_audio, load_audio
     from tests.conversations.test_enrollment import PROMPTS
 
     voice = {"voice": "en-us", "speed": 120, "snr_db": 30.0}
