@@ -394,57 +394,41 @@ def _create_community(
 def _tariffs(price_change: date) -> list[orm.Tariff]:
     """Tiered electricity, flat water (its price rises mid-history), gas, the area fee."""
     since = date(2000, 1, 1)
+    electricity = orm.Tariff(
+        utility="electricity",
+        kind="tiered",
+        name="Residential tiered electricity",
+        effective_from=since,
+        unit="kWh",
+        fixed_monthly=Decimal("0.00"),
+        tiers=tiers_to_json(
+            [
+                Tier(Decimal(200), Decimal("0.52")),
+                Tier(Decimal(400), Decimal("0.57")),
+                Tier(None, Decimal("0.82")),
+            ]
+        ),
+    )
+    #: (utility, kind, name, effective from, unit, unit price, fixed monthly charge)
+    priced = (
+        ("water", "flat", "Residential water", since, "m³", "3.85", "0.00"),
+        ("water", "flat", "Residential water (new rate)", price_change, "m³", "4.10", "0.00"),
+        ("gas", "flat", "Residential gas", since, "m³", "2.98", "5.00"),
+        ("property_fee", "area", "Property management fee", since, "m²", "2.50", "0.00"),
+    )
     return [
-        orm.Tariff(
-            utility="electricity",
-            kind="tiered",
-            name="Residential tiered electricity",
-            effective_from=since,
-            unit="kWh",
-            fixed_monthly=Decimal("0.00"),
-            tiers=tiers_to_json(
-                [
-                    Tier(Decimal(200), Decimal("0.52")),
-                    Tier(Decimal(400), Decimal("0.57")),
-                    Tier(None, Decimal("0.82")),
-                ]
-            ),
-        ),
-        orm.Tariff(
-            utility="water",
-            kind="flat",
-            name="Residential water",
-            effective_from=since,
-            unit="m³",
-            unit_price=Decimal("3.85"),
-            fixed_monthly=Decimal("0.00"),
-        ),
-        orm.Tariff(
-            utility="water",
-            kind="flat",
-            name="Residential water (new rate)",
-            effective_from=price_change,
-            unit="m³",
-            unit_price=Decimal("4.10"),
-            fixed_monthly=Decimal("0.00"),
-        ),
-        orm.Tariff(
-            utility="gas",
-            kind="flat",
-            name="Residential gas",
-            effective_from=since,
-            unit="m³",
-            unit_price=Decimal("2.98"),
-            fixed_monthly=Decimal("5.00"),
-        ),
-        orm.Tariff(
-            utility="property_fee",
-            kind="area",
-            name="Property management fee",
-            effective_from=since,
-            unit="m²",
-            unit_price=Decimal("2.50"),
-            fixed_monthly=Decimal("0.00"),
+        electricity,
+        *(
+            orm.Tariff(
+                utility=utility,
+                kind=kind,
+                name=name,
+                effective_from=effective,
+                unit=unit,
+                unit_price=Decimal(price),
+                fixed_monthly=Decimal(fixed),
+            )
+            for utility, kind, name, effective, unit, price, fixed in priced
         ),
     ]
 
