@@ -9,6 +9,10 @@ arrears by age bucket, usage trend, next month's forecast.
 
 Charts are drawn on the server with matplotlib (Agg); every chart's numbers
 are also served as CSV. Money stays ``Decimal`` until it is drawn.
+
+The assistant's numbers scan 30 days of the log; they are computed once per
+staff scope and kept for :data:`CACHE_S` seconds, so the page and its charts
+(and several supervisors) share one computation.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -28,6 +33,28 @@ from bot.store import ConversationRow, EventRow, TurnRow
 from console.queries import FALLBACK_INTENTS, WAITING, Reader, Scope
 
 DAYS = 30
+#: Seconds the assistant's numbers are reused before they are computed again.
+CACHE_S = 60.0
+_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+
+def _cached(kind: str, engine: Engine, scope: Scope, compute: Any) -> Any:
+    """``compute()``, reused for :data:`CACHE_S` seconds per (kind, database, scope)."""
+    key = (kind, str(engine.url), scope.buildings)
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and now - hit[0] < CACHE_S:
+        return hit[1]
+    value = compute()
+    _cache[key] = (now, value)
+    return value
+
+
+def clear_cache() -> None:
+    """Forget the cached numbers (tests, benchmarks)."""
+    _cache.clear()
+
+
 #: name -> (English title, Chinese title)
 CHARTS: dict[str, tuple[str, str]] = {
     "conversations": ("Conversations per day", "每日会话数"),
@@ -58,7 +85,13 @@ def _day(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else str(value)[:10]
 
 
-def _turn_days(engine: Engine, reader: Reader, scope: Scope) -> dict[str, dict[str, float]]:
+def _turn_days(engine: Engine, reader: Reader, scope: Scope) -> Any:
+    return _cached("_turn_days", engine, scope, lambda: _turn_days_uncached(engine, reader, scope))
+
+
+def _turn_days_uncached(
+    engine: Engine, reader: Reader, scope: Scope
+) -> dict[str, dict[str, float]]:
     t, c = TurnRow, ConversationRow
     fallback = case(
         (t.intent.in_(FALLBACK_INTENTS), 1), (t.actions.like('%"fallback"%'), 1), else_=0
@@ -79,32 +112,35 @@ def _turn_days(engine: Engine, reader: Reader, scope: Scope) -> dict[str, dict[s
             func.sum(case((t.verification.like('%"decision": "reject"%'), 1), else_=0)).label(
                 "stepup_fail"
             ),
+            *(
+                [func.percentile_cont(0.95).within_group(t.latency_ms).label("latency_p95")]
+                if engine.dialect.name == "postgresql"
+                else []
+            ),
         )
-        .join(c, c.id == t.conversation_id)
         .where(t.at >= _since())
         .group_by(func.date(t.at))
     )
+    if scope.buildings is not None:  # the join is only needed to scope by building
+        q = _scoped(q.join(c, c.id == t.conversation_id), reader, scope)
     with Session(engine) as s:
-        rows = s.execute(_scoped(q, reader, scope)).all()
+        rows = s.execute(q).all()
     return {
         _day(r.day): {k: float(getattr(r, k) or 0) for k in r._fields if k != "day"} for r in rows
     }
 
 
-def _latency_p95(engine: Engine, reader: Reader, scope: Scope) -> dict[str, float]:
+def _latency_p95(engine: Engine, reader: Reader, scope: Scope) -> Any:
+    return _cached(
+        "_latency_p95", engine, scope, lambda: _latency_p95_uncached(engine, reader, scope)
+    )
+
+
+def _latency_p95_uncached(engine: Engine, reader: Reader, scope: Scope) -> dict[str, float]:
     t, c = TurnRow, ConversationRow
-    if engine.dialect.name == "postgresql":
-        q = (
-            select(
-                func.date(t.at).label("day"),
-                func.percentile_cont(0.95).within_group(t.latency_ms).label("p95"),
-            )
-            .join(c, c.id == t.conversation_id)
-            .where(t.at >= _since())
-            .group_by(func.date(t.at))
-        )
-        with Session(engine) as s:
-            return {_day(d): float(p or 0) for d, p in s.execute(_scoped(q, reader, scope))}
+    if engine.dialect.name == "postgresql":  # computed in the same scan as the other numbers
+        days = _turn_days(engine, reader, scope)
+        return {d: float(v.get("latency_p95") or 0) for d, v in days.items()}
     q = (
         select(func.date(t.at), t.latency_ms)
         .join(c, c.id == t.conversation_id)
@@ -121,7 +157,13 @@ def _latency_p95(engine: Engine, reader: Reader, scope: Scope) -> dict[str, floa
     return out
 
 
-def _handoff_waits(engine: Engine, reader: Reader, scope: Scope) -> dict[str, list[float]]:
+def _handoff_waits(engine: Engine, reader: Reader, scope: Scope) -> Any:
+    return _cached(
+        "_handoff_waits", engine, scope, lambda: _handoff_waits_uncached(engine, reader, scope)
+    )
+
+
+def _handoff_waits_uncached(engine: Engine, reader: Reader, scope: Scope) -> dict[str, list[float]]:
     """Minutes from the resident's handoff request to a staff take-over, by request day."""
     t, c, e = TurnRow, ConversationRow, EventRow
     asked = (
@@ -173,11 +215,11 @@ def assistant_summary(engine: Engine, reader: Reader, scope: Scope) -> dict[str,
             )
         )
     return {
-        "turns (30 days)": f"{int(turns)}",
-        "containment": f"{(1 - handoff / active) * 100:.1f} %" if active else "-",
-        "fallback rate": f"{fallback / turns * 100:.1f} %" if turns else "-",
-        "handoff rate": f"{handoff / active * 100:.1f} %" if active else "-",
-        "waiting now": f"{int(waiting or 0)}",
+        "sum_turns": f"{int(turns)}",
+        "sum_containment": f"{(1 - handoff / active) * 100:.1f} %" if active else "-",
+        "sum_fallback": f"{fallback / turns * 100:.1f} %" if turns else "-",
+        "sum_handoff": f"{handoff / active * 100:.1f} %" if active else "-",
+        "sum_waiting": f"{int(waiting or 0)}",
     }
 
 
@@ -193,8 +235,12 @@ def chart_data(
             .where(c.created_at >= _since())
             .group_by(func.date(c.created_at))
         )
-        with Session(engine) as s:
-            started = {_day(d): n for d, n in s.execute(_scoped(q, reader, scope))}
+
+        def count_started() -> dict[str, int]:
+            with Session(engine) as s:
+                return {_day(d): n for d, n in s.execute(_scoped(q, reader, scope))}
+
+        started = _cached("started", engine, scope, count_started)
         keys = sorted(set(days) | set(started))
         if name == "conversations":
             return {

@@ -99,6 +99,11 @@ _WORDS: dict[str, tuple[str, str]] = {
     "chart_billing": ("Billing", "账单"),
     "conversation": ("Conversation", "会话"),
     "live": ("Live", "实时"),
+    "sum_turns": ("Turns (30 days)", "对话轮次（30 天）"),
+    "sum_containment": ("Containment", "自助解决率"),
+    "sum_fallback": ("Fallback rate", "未理解率"),
+    "sum_handoff": ("Handoff rate", "转人工率"),
+    "sum_waiting": ("Waiting now", "当前等待"),
 }
 
 

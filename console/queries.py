@@ -264,13 +264,8 @@ class Reader:
         if turn:
             where.append(exists().where(t.conversation_id == c.id, *turn))
         if f.outcome == "handoff":
-            where.append(
-                or_(
-                    c.status == WAITING,
-                    c.flag_reason == "handoff",
-                    exists().where(t.conversation_id == c.id, t.intent == "human_handoff"),
-                )
-            )
+            asked = select(t.conversation_id).where(t.intent == "human_handoff")
+            where.append(or_(c.status == WAITING, c.flag_reason == "handoff", c.id.in_(asked)))
         return where
 
     def conversations(

@@ -107,7 +107,7 @@ def test_dashboards_render_png_and_csv(console_env) -> None:  # type: ignore[no-
                      status="waiting_for_staff")
     sup = login(console_env.base, "super1")
     page = sup.get("/console/dashboard")
-    assert page.status_code == 200 and "containment" in page.text
+    assert page.status_code == 200 and "Containment" in page.text
     for name in CHARTS:
         png = sup.get(f"/console/charts/{name}.png")
         assert png.status_code == 200, name

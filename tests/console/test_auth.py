@@ -136,3 +136,21 @@ def test_next_after_login_stays_inside_the_console(console_env) -> None:  # type
                                             "csrf_token": csrf_of(page.text),
                                             "next": "https://evil.example/"})
     assert r.headers["location"] == "/console/"
+
+
+def test_staff_actions_go_to_the_hash_chained_audit_log(console_env) -> None:  # type: ignore[no-untyped-def]
+    from backend.service_layer import audit as backend_audit
+    from backend.service_layer.unit_of_work import UnitOfWork
+    from tests.console.helpers import add_conversation
+
+    cid = add_conversation(console_env.engine, "H0101", [{"text": "hi", "intent": "greet"}])
+    agent = login(console_env.base, "agent1")
+    csrf = page_csrf(agent)
+    assert agent.post(f"/console/conversations/{cid}/tags",
+                      data={"csrf_token": csrf, "tag": "vip"}).status_code == 303
+    uow = UnitOfWork(console_env.engine)
+    entries = list(backend_audit.export(uow))
+    kinds = [(e["kind"], e["actor"], e["subject"]) for e in entries]
+    assert ("staff.login", "staff:agent1", "127.0.0.1") in kinds
+    assert ("staff.tag", "staff:agent1", cid) in kinds
+    assert backend_audit.verify(uow)["ok"] is True

@@ -250,6 +250,12 @@ def test_handoff_from_a_real_chat_filter_annotate_and_script_as_text(
             browser.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images
         )
         _shot(browser, tmp_path, "07-dashboard")
+        # Chinese: the language link switches every label
+        browser.find_element(By.LINK_TEXT, "中文").click()
+        _wait(browser, ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "仪表盘"))
+        assert "自助解决率" in browser.page_source
+        browser.find_element(By.LINK_TEXT, "EN").click()
+        _wait(browser, ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Dashboards"))
         # the browser saw no CSP violation or script error
         errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
         assert errors == []
