@@ -38,6 +38,7 @@ from actions.request_receipt import request_receipt
 from actions.small_talk import goodbye, greet, help_, out_of_scope, thank
 from actions.submit_meter_reading import submit_meter_reading
 from actions.usage import usage
+from bot.channels.speaker import chat_commands as speaker_chat
 from bot.forms.enrollment import EnrollmentForm
 from bot.forms.payment import PaymentForm
 from bot.responses import ButtonSpec, Reply, Term
@@ -254,6 +255,8 @@ class Policy:
         confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)
         entities = first_entities(parse.get("entities") or [])
         turn.intent, turn.confidence, turn.entities = intent, confidence, entities
+        if await speaker_chat.remove_speaker(self, turn, text):  # "remove the kitchen speaker"
+            return
         state = turn.state
         threshold = self.settings.fallback_threshold
         understood = confidence >= threshold and intent not in ("nlu_fallback",)
