@@ -545,7 +545,10 @@ def build_router(console: Console) -> Any:
         text = str(form.get("text") or "").strip() or str(form.get("canned") or "").strip()
         try:
             staff_actions.reply(
-                console.engine, ctx.staff, conversation_id, text,
+                console.engine,
+                ctx.staff,
+                conversation_id,
+                text,
                 str(form.get("submission") or ""),
             )
         except staff_actions.ActionError as exc:
@@ -730,6 +733,46 @@ def build_router(console: Console) -> Any:
                 headers={"content-disposition": f'attachment; filename="{name}.csv"'},
             )
         return Response(render_png(name, data, ctx.lang), media_type="image/png")
+
+    # -- risk review (supervisor) ------------------------------------------------------------
+
+    @r.get("/risk", response_class=HTMLResponse)
+    async def risk_queue(request: Request) -> Response:
+        from console.risk_review import held
+
+        ctx = console.ctx(request, "supervisor")
+        return console.render(
+            request, "risk.html", ctx, rows=held(console.billing_engine, ctx.scope)
+        )
+
+    @r.post("/risk/{payment_id}/{decision}")
+    async def risk_decide(request: Request, payment_id: str, decision: str) -> Response:
+        from console.risk_review import ReviewError, decide
+
+        ctx = console.ctx(request, "supervisor")
+        form = await console.form(request, ctx)
+        if decision not in ("approve", "decline"):
+            raise NotFound()
+        reason = str(form.get("reason") or "").strip()
+        try:
+            result = decide(
+                console.billing_engine,
+                ctx.scope,
+                payment_id,
+                approve=decision == "approve",
+                staff=f"staff:{ctx.staff.username}",
+                reason=reason,
+            )
+        except ReviewError as exc:
+            raise BadRequest(str(exc)) from exc
+        audit.record(
+            console.engine,
+            f"staff:{ctx.staff.username}",
+            f"payment_{decision}",
+            payment_id,
+            {"reason": reason[:200], "status": result.get("status")},
+        )
+        return _redirect(f"{PREFIX}/risk")
 
     # -- staff accounts (admin) ------------------------------------------------------------
 
