@@ -133,6 +133,11 @@ class BotApiStandIn:
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self.injected_at: dict[int, float] = {}
+        #: Deliver a chat's webhook updates one at a time, as Telegram does.
+        self.webhook_chat_order = True
+        self._chat_busy: set[int] = set()
+        self._chat_waiting: dict[int, list[dict[str, Any]]] = {}
+        self._rotation = itertools.count()
 
     # -- addresses ------------------------------------------------------------------
 
@@ -212,7 +217,7 @@ class BotApiStandIn:
             self.injected_at.setdefault(update_id, time.monotonic())
             if self.webhook is not None:
                 assert self._loop is not None and self._webhook_queue is not None
-                self._loop.call_soon_threadsafe(self._webhook_queue.put_nowait, (update, 1))
+                self._loop.call_soon_threadsafe(self._enqueue_webhook, update)
             else:
                 self._pending.append(update)
                 if self._loop is not None and self._new_update is not None:
@@ -566,9 +571,8 @@ class BotApiStandIn:
             self.webhook = {"url": params.get("url"), "secret_token": params.get("secret_token"),
                             "max_connections": params.get("max_connections")}
             pending, self._pending = self._pending, []
-        assert self._webhook_queue is not None
         for update in pending:
-            self._webhook_queue.put_nowait((update, 1))
+            self._enqueue_webhook(update)
         return True
 
     async def _m_deleteWebhook(self, params: dict[str, Any], *_: Any) -> Any:
@@ -631,9 +635,43 @@ class BotApiStandIn:
 
     # -- webhook delivery ----------------------------------------------------------------------
 
+    @staticmethod
+    def chat_of(update: dict[str, Any]) -> int | None:
+        """The chat an update belongs to, if any."""
+        for value in update.values():
+            if isinstance(value, dict):
+                holder = value.get("message", value)
+                chat = holder.get("chat") if isinstance(holder, dict) else None
+                if isinstance(chat, dict):
+                    return int(chat["id"])
+        return None
+
+    def _enqueue_webhook(self, update: dict[str, Any]) -> None:
+        """Queue a webhook delivery (on the server's loop). Like Telegram, a chat's next
+        update is sent only once its previous one was answered (or given up)."""
+        assert self._webhook_queue is not None
+        chat = self.chat_of(update)
+        if chat is not None and self.webhook_chat_order:
+            if chat in self._chat_busy:
+                self._chat_waiting.setdefault(chat, []).append(update)
+                return
+            self._chat_busy.add(chat)
+        self._webhook_queue.put_nowait((update, 1))
+
+    def _release_chat(self, update: dict[str, Any]) -> None:
+        chat = self.chat_of(update)
+        if chat is None or not self.webhook_chat_order:
+            return
+        waiting = self._chat_waiting.get(chat)
+        if waiting:
+            assert self._webhook_queue is not None
+            self._webhook_queue.put_nowait((waiting.pop(0), 1))
+        else:
+            self._chat_busy.discard(chat)
+
     async def _webhook_worker(self) -> None:
         assert self._webhook_queue is not None
-        rotation = itertools.count()
+        rotation = self._rotation
         async with httpx.AsyncClient(timeout=self.webhook_timeout_s) as client:
             while True:
                 update, attempt = await self._webhook_queue.get()
@@ -661,6 +699,8 @@ class BotApiStandIn:
                 if status != 200 and attempt < self.webhook_attempts:
                     await asyncio.sleep(0.05 * attempt)
                     self._webhook_queue.put_nowait((update, attempt + 1))
+                else:
+                    self._release_chat(update)
 
 
 _DESCRIPTIONS = {
