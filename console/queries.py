@@ -18,10 +18,12 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     exists,
+    false,
     func,
     literal,
     or_,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.orm import Session
@@ -34,6 +36,17 @@ from console.models import AnnotationRow, NoteRow, ReviewRow, TagRow
 WAITING = "waiting_for_staff"
 OUTCOMES = ("paid", "fallback", "handoff", "stepup_failed", "error")
 FALLBACK_INTENTS = ("nlu_fallback", "out_of_scope")
+#: Turn-level outcome tests, exactly the predicates of the partial indexes of
+#: ``console/migrations/versions/0002_turn_filter_indexes.py``.
+OUTCOME_SQL = {
+    "paid": "bot_turns.payment_ids <> '[]'",
+    "fallback": (
+        "(bot_turns.intent IN ('nlu_fallback', 'out_of_scope') "
+        "OR bot_turns.actions LIKE '%\"fallback\"%')"
+    ),
+    "stepup_failed": "bot_turns.verification LIKE '%\"decision\": \"reject\"%'",
+    "error": "bot_turns.error IS NOT NULL",
+}
 
 
 class FilterError(ValueError):
@@ -155,6 +168,7 @@ class Reader:
         self.billing_engine = billing_engine or engine
         self.same_database = billing_engine is None or str(billing_engine.url) == str(engine.url)
         self._facets: tuple[float, dict[str, list[str]]] | None = None
+        self._scopes: dict[tuple[str, ...], tuple[float, list[str]]] = {}
 
     # -- scope ---------------------------------------------------------------------
 
@@ -169,15 +183,28 @@ class Reader:
             )
 
     def _scope_clause(self, scope: Scope) -> ColumnElement[bool] | None:
+        """The households a scope may see, as a literal list of ids (cached a minute).
+
+        A list of constants lets PostgreSQL test each conversation with a hashed
+        lookup while it walks the list's index in order, instead of a join per row.
+        """
         if scope.buildings is None:
             return None
-        if self.same_database:
+        now = time.monotonic()
+        hit = self._scopes.get(scope.buildings)
+        if hit is None or now - hit[0] > self.facet_ttl_s:
+            hit = (now, self._households_in(scope.buildings))
+            self._scopes[scope.buildings] = hit
+        ids = hit[1]
+        if not ids:
+            return false()
+        if len(ids) > 20_000 and self.same_database:  # very large scopes: a subquery
             from backend.adapters.orm import Household
 
             return ConversationRow.household_id.in_(
                 select(Household.household_id).where(Household.building_id.in_(scope.buildings))
             )
-        return ConversationRow.household_id.in_(self._households_in(scope.buildings))
+        return ConversationRow.household_id.in_(ids)
 
     def household_of_unit(self, unit: str) -> str | None:
         """The household id of a unit number, or ``None``."""
@@ -253,18 +280,14 @@ class Reader:
             turn.append(t.confidence < f.conf_below)
         if f.conf_above is not None:
             turn.append(t.confidence > f.conf_above)
-        if f.outcome == "paid":
-            turn.append(t.payment_ids != "[]")
-        elif f.outcome == "fallback":
-            turn.append(or_(t.intent.in_(FALLBACK_INTENTS), t.actions.like('%"fallback"%')))
-        elif f.outcome == "stepup_failed":
-            turn.append(t.verification.like('%"decision": "reject"%'))
-        elif f.outcome == "error":
-            turn.append(t.error.is_not(None))
+        # The outcome tests are written as constants (not bound parameters), the very
+        # predicates of the console's partial indexes, so every plan may use them.
+        if f.outcome in OUTCOME_SQL:
+            turn.append(text(OUTCOME_SQL[f.outcome]))
         if turn:
             where.append(exists().where(t.conversation_id == c.id, *turn))
         if f.outcome == "handoff":
-            asked = select(t.conversation_id).where(t.intent == "human_handoff")
+            asked = select(t.conversation_id).where(text("intent = 'human_handoff'"))
             where.append(or_(c.status == WAITING, c.flag_reason == "handoff", c.id.in_(asked)))
         return where
 
