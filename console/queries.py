@@ -27,7 +27,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from bot.store import ConversationRow, EventRow, TurnRow
 from console.accounts import Staff
@@ -270,7 +270,7 @@ class Reader:
             where.append(
                 ~exists().where(ReviewRow.conversation_id == c.id, ReviewRow.reviewed.is_(True))
             )
-        turn: list[ColumnElement[bool]] = []
+        turn: list[ColumnElement[bool] | TextClause] = []
         t = TurnRow
         if f.language:
             turn.append(t.language == f.language)
