@@ -30,7 +30,17 @@ from tests.backend.conftest import _reset_postgres, build_community
 
 SERVICE = "bt_svc_fuzz_service_token_for_tests_only_000000"
 STAFF = "bt_sta_fuzz_staff_token_for_tests_only_00000000"
-STAFF_PATHS = ("/reports", "/ledger/check", "/readings/flagged", "/review", "/refund", "/reverse")
+STAFF_PATHS = (
+    "/reports",
+    "/ledger/check",
+    "/readings/flagged",
+    "/review",
+    "/refund",
+    "/reverse",
+    "/approve",
+    "/decline",
+    "/audit/verify",
+)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
