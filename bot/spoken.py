@@ -121,7 +121,7 @@ def _join_choices(names: list[str], language: str) -> str:
 
 def choices_sentence(titles: Sequence[str], language: str) -> str:
     """The choices said aloud: ``Say continue, or cancel.`` / ``请说：继续，或者取消。``."""
-    names = [_amounts(t).strip() for t in titles if t and t.strip()]
+    names = [_amounts(t).strip().rstrip("?？.。!！") for t in titles if t and t.strip()]
     if not names:
         return ""
     if language == "zh":
@@ -138,7 +138,7 @@ def _with_choices(text: str, titles: Sequence[str], language: str) -> str:
         return text
     stripped = text.rstrip()
     if stripped.endswith(("?", "？")) and len(names) > 1:
-        spoken = [_amounts(n).strip() for n in names]
+        spoken = [_amounts(n).strip().rstrip("?？.。!！") for n in names]
         if language == "zh":
             return f"{stripped[:-1]}：{_join_choices(spoken, language)}？"
         first, *rest = spoken

@@ -319,7 +319,9 @@ class SpeakerChannel:
             m.spoken or speak(m.text, [b.title for b in m.buttons], m.language) for m in messages
         )
         pending = bool(messages[-1].buttons) or said.rstrip().endswith(("?", "？"))
-        understood = not any(a in actions for a in ("misunderstood", "no_such_button"))
+        understood = not any(a in actions for a in _NOT_HANDLED) and (
+            row is None or row.intent not in ("out_of_scope", "nlu_fallback")
+        )
         return SpokenReply(
             said, reply_lang, handled=understood, end_session=not pending, messages=tuple(messages)
         )
@@ -350,6 +352,9 @@ class SpeakerChannel:
             return
         log.info("speaker_step_up_pushed", queued=queued)
 
+
+#: Turn actions that mean the dialogue did not act on the request (Wyoming ``not-handled``).
+_NOT_HANDLED = frozenset({"fallback", "no_such_button", "refused_too_long", "misunderstood"})
 
 _ZH_UTILITIES = {"electricity": "电", "water": "水", "gas": "燃气", "property_fee": "物业"}
 

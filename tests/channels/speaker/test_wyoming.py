@@ -64,3 +64,12 @@ async def test_pairing_then_asking_the_balance(wyoming_server: WyomingServer, se
     assert f"{payer['total']:.2f}" in event.data["text"], event.data["text"]
     assert "¥" not in event.data["text"]
     assert event.data["context"]["device_id"] == "kitchen-satellite"
+
+
+async def test_what_the_dialogue_does_not_understand_is_not_handled(
+    wyoming_server: WyomingServer, seeded: Any
+) -> None:
+    await wyoming_server.handle(f"my link code is {seeded.roles['payer']['link_code']}")
+    event = await wyoming_server.handle("purple elephants dance quietly on tuesday")
+    assert event.type == "not-handled", event.data
+    assert "help with" in event.data["text"] or "didn't understand" in event.data["text"]
