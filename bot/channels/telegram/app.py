@@ -165,6 +165,7 @@ class TelegramRuntime:
         """``getMe``, the command menu, then (polling) ``deleteWebhook`` and ``getUpdates``."""
         await self.application.initialize()
         await self.adapter.set_commands(self.application.bot)
+        await self._warm_up()
         await self.application.start()
         if self.polling:
             updater = self.application.updater
@@ -178,6 +179,16 @@ class TelegramRuntime:
             self._tasks.append(asyncio.create_task(self._run_outbox(), name="telegram-outbox"))
         log.info("telegram_started", mode="polling" if self.polling else "webhook",
                  bot=self.application.bot.username)
+
+    async def _warm_up(self) -> None:
+        """Parse one message before the first resident's: the NLU loads its encoder lazily."""
+        parse = getattr(self.engine.nlu, "parse", None)
+        if parse is None:
+            return
+        try:
+            await asyncio.to_thread(parse, "how much do I owe?")
+        except Exception as exc:  # a warm-up failure shows in the first real turn instead
+            log.warning("telegram_warm_up_failed", error=type(exc).__name__)
 
     async def _run_outbox(self) -> None:
         try:

@@ -133,6 +133,8 @@ class BotApiStandIn:
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self.injected_at: dict[int, float] = {}
+        #: Called (on the server's thread) with every call the bot made, once recorded.
+        self.listeners: list[Callable[[Call], None]] = []
         #: Deliver a chat's webhook updates one at a time, as Telegram does.
         self.webhook_chat_order = True
         self._chat_busy: set[int] = set()
@@ -490,6 +492,8 @@ class BotApiStandIn:
         with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
+        for listener in self.listeners:
+            listener(call)
 
     async def _api(self, request: Request) -> Response:
         method = request.path_params["method"]

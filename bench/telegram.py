@@ -1,0 +1,339 @@
+"""Benchmark of the Telegram channel: simulated residents through the Bot API stand-in.
+
+200 residents (Telegram chats, each linked to a seeded resident) run a realistic
+session over and over for 60 s: ask the balance, ask why electricity is so high,
+pay 1.00 of water and press the Pay button, send a voice note ("how much do I
+owe", espeak-ng, OGG/Opus). Each resident waits for the bot's answer before the
+next message (a closed loop, no think time: the bot is kept saturated).
+
+Everything is real and separate: the bot runs as ``billtalk telegram run``
+processes (polling, or 1 and 2 webhook workers) on PostgreSQL; the stand-in
+(tests/channels/telegram/botapi_standin.py) is the Bot API on loopback and
+records what the bot sent. Measured:
+
+* first-reply latency (update injected -> the bot's first ``sendMessage`` or
+  ``editMessageText`` to that chat), p50 / p95, per kind of turn;
+* updates handled per second;
+* lost updates (never answered) and duplicate answers (an update answered twice).
+
+Run (the machine is shared, so nice it)::
+
+    nice -n 10 .venv/bin/python bench/telegram.py [--seconds 60] [--residents 200]
+
+Writes ``bench/results/telegram.json`` and ``bench/results/telegram.png`` and
+prints a Markdown summary on stdout. Needs PostgreSQL (BILLTALK_TEST_POSTGRES_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+os.environ.setdefault("BILLTALK_SECRET_KEY", "bench-secret-key-for-the-telegram-benchmark")
+
+from tests.channels.telegram.botapi_standin import BotApiStandIn, Call  # noqa: E402
+from tests.channels.telegram.workers import (  # noqa: E402
+    REPO,
+    SECRET,
+    webhook_workers,
+    worker_env,
+)
+
+REPLY_METHODS = ("sendMessage", "editMessageText")
+SESSION = (
+    ("balance", "how much do I owe?"),
+    ("explain", "why is my electricity bill so high?"),
+    ("pay", "pay 1 for water"),
+    ("voice", None),
+)
+TEXT_KINDS = ("balance", "explain", "pay", "press")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) of ``values`` (nearest rank), in the values' unit."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+class Simulation:
+    """Residents driving the stand-in; answers are matched to the chat's one open update."""
+
+    def __init__(self, standin: BotApiStandIn, chats: list[int], voice_note: bytes) -> None:
+        self.standin = standin
+        self.chats = chats
+        self.voice_note = voice_note
+        self.loop = asyncio.get_running_loop()
+        self.waiting: dict[int, asyncio.Future[tuple[float, Call]]] = {}
+        self.replies: dict[int, int] = defaultdict(int)
+        self.updates: dict[int, int] = defaultdict(int)
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.timeouts = 0
+        self.answered_in_window = 0
+        standin.listeners.append(self._on_call)
+
+    def _on_call(self, call: Call) -> None:
+        if call.method in REPLY_METHODS and call.status == 200:
+            chat = int(call.params["chat_id"])
+            self.loop.call_soon_threadsafe(self._answered, chat, time.monotonic(), call)
+
+    def _answered(self, chat: int, at: float, call: Call) -> None:
+        self.replies[chat] += 1
+        future = self.waiting.pop(chat, None)
+        if future is not None and not future.done():
+            future.set_result((at, call))
+
+    async def _turn(self, chat: int, kind: str, inject: Any, progress: tqdm) -> Call | None:
+        future: asyncio.Future[tuple[float, Call]] = self.loop.create_future()
+        self.waiting[chat] = future
+        started = time.monotonic()
+        inject()
+        self.updates[chat] += 1
+        try:
+            at, call = await asyncio.wait_for(future, 60)
+        except TimeoutError:
+            self.timeouts += 1
+            self.waiting.pop(chat, None)
+            return None
+        self.latency[kind].append((at - started) * 1000)
+        self.answered_in_window += 1
+        progress.update(1)
+        return call
+
+    async def resident(self, chat: int, until: float, progress: tqdm) -> None:
+        """One resident's sessions until ``until`` (monotonic seconds)."""
+        standin = self.standin
+        while time.monotonic() < until:
+            for kind, text in SESSION:
+                if time.monotonic() >= until:
+                    return
+                if kind == "voice":
+                    await self._turn(chat, kind, lambda: standin.voice(chat, self.voice_note),
+                                     progress)
+                    continue
+                call = await self._turn(chat, kind, lambda t=text: standin.text(chat, t),
+                                        progress)
+                markup = (call.params.get("reply_markup") or {}) if call is not None else {}
+                buttons = [b for row in markup.get("inline_keyboard", []) for b in row]
+                if kind == "pay" and buttons and time.monotonic() < until:
+                    message_id = int(call.params["_message_id"])  # type: ignore[union-attr]
+                    data = buttons[0]["callback_data"]
+                    await self._turn(chat, "press", lambda d=data, m=message_id: standin.press(
+                        chat, d, message_id=m), progress)
+
+    async def run(self, seconds: float, label: str) -> dict[str, Any]:
+        """Run every resident for ``seconds``; the measurements."""
+        until = time.monotonic() + seconds
+        started = time.monotonic()
+        with tqdm(desc=label, unit="upd", file=sys.stderr) as progress:
+            await asyncio.gather(*(self.resident(c, until, progress) for c in self.chats))
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(5.0)  # anything answered late or twice arrives now
+        lost = sum(max(0, self.updates[c] - self.replies[c]) for c in self.chats)
+        duplicates = sum(max(0, self.replies[c] - self.updates[c]) for c in self.chats)
+        text_latency = [v for k in TEXT_KINDS for v in self.latency[k]]
+        return {
+            "updates": sum(self.updates.values()),
+            "answered": sum(self.replies.values()),
+            "seconds": round(elapsed, 2),
+            "updates_per_s": round(self.answered_in_window / elapsed, 1),
+            "lost": lost,
+            "duplicates": duplicates,
+            "timeouts_60s": self.timeouts,
+            "text_p50_ms": round(percentile(text_latency, 0.5), 1),
+            "text_p95_ms": round(percentile(text_latency, 0.95), 1),
+            "by_kind": {
+                k: {"n": len(v), "p50_ms": round(percentile(v, 0.5), 1),
+                    "p95_ms": round(percentile(v, 0.95), 1)}
+                for k, v in sorted(self.latency.items())
+            },
+        }
+
+
+def make_voice_note(tmp: Path) -> bytes:
+    """'how much do I owe' by espeak-ng, as OGG/Opus."""
+    from tests.channels.telegram.helpers import ogg_note
+
+    return ogg_note("how much do I owe", tmp)
+
+
+def create_database(admin_url: str) -> str:
+    """A fresh PostgreSQL database for the benchmark; its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"billtalk_bench_tg_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    """Drop the benchmark's database."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def prepare(url: str, households: int, chats: list[int]) -> None:
+    """Seed the community, migrate, and link every chat to a resident (round robin)."""
+    from datetime import date
+
+    from backend.demo import seed
+    from billtalk.db import make_engine
+    from bot.store import ConversationStore, ensure_schema
+
+    result = seed(url, households=households, seed=7, months=3, today=date(2026, 11, 20))
+    ensure_schema(url)
+    store = ConversationStore(make_engine(url))
+    homes = result["households"]
+    now = datetime.now(UTC)
+    for i, chat in enumerate(chats):
+        home = homes[i % len(homes)]
+        store.link("telegram", str(chat), home["resident_ids"][0], home["household_id"], now)
+    store.engine.dispose()
+
+
+async def measure(standin: BotApiStandIn, chats: list[int], note: bytes, seconds: float,
+                  label: str) -> dict[str, Any]:
+    sim = Simulation(standin, chats, note)
+    try:
+        return await sim.run(seconds, label)
+    finally:
+        standin.listeners.clear()
+
+
+def run_polling(url: str, chats: list[int], note: bytes, seconds: float,
+                logs: Path) -> dict[str, Any]:
+    import subprocess
+
+    with BotApiStandIn() as standin:
+        env = worker_env(standin, url)
+        log = (logs / "polling.log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "app", "telegram", "run", "--mode",
+                                 "polling"], cwd=REPO, env=env, stdout=log, stderr=log)
+        try:
+            standin.wait_for(lambda: standin.calls_of("getUpdates"), timeout=240,
+                             what="the polling bot")
+            return asyncio.run(measure(standin, chats, note, seconds, "polling"))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def run_webhook(url: str, chats: list[int], note: bytes, seconds: float, workers: int,
+                logs: Path) -> dict[str, Any]:
+    standin = BotApiStandIn(webhook_timeout_s=30, webhook_connections=100)
+    with standin, webhook_workers(standin, url, workers, logs) as urls:
+        standin.webhook = {"url": urls[0], "secret_token": SECRET}
+        standin.deliver_to = urls
+        return asyncio.run(measure(standin, chats, note, seconds, f"webhook x{workers}"))
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = list(results["modes"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    p50 = [results["modes"][m]["text_p50_ms"] for m in modes]
+    p95 = [results["modes"][m]["text_p95_ms"] for m in modes]
+    xs = range(len(modes))
+    left.bar([x - 0.2 for x in xs], p50, 0.4, label="p50")
+    left.bar([x + 0.2 for x in xs], p95, 0.4, label="p95")
+    left.axhline(150, color="red", linestyle="--", label="p95 target")
+    left.set_xticks(list(xs), modes)
+    left.set_ylabel("first reply, text turns (ms)")
+    left.legend()
+    right.bar(modes, [results["modes"][m]["updates_per_s"] for m in modes])
+    right.axhline(150, color="red", linestyle="--", label="target (2 workers)")
+    right.set_ylabel("updates handled per second")
+    right.legend()
+    fig.suptitle(f"Telegram: {results['residents']} residents, {results['seconds']} s each")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--residents", type=int, default=200)
+    parser.add_argument("--households", type=int, default=50)
+    parser.add_argument("--modes", default="polling,webhook1,webhook2")
+    args = parser.parse_args()
+    admin = os.environ.get("BILLTALK_TEST_POSTGRES_URL",
+                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    chats = [8_000_001 + i for i in range(args.residents)]
+    load_before = list(os.getloadavg())
+    url = create_database(admin)
+    modes: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_path = Path(tmp)
+            note = make_voice_note(tmp_path)
+            prepare(url, args.households, chats)
+            for mode in args.modes.split(","):
+                if mode == "polling":
+                    modes[mode] = run_polling(url, chats, note, args.seconds, tmp_path)
+                else:
+                    workers = int(mode.removeprefix("webhook"))
+                    modes[mode] = run_webhook(url, chats, note, args.seconds, workers, tmp_path)
+                print(f"{mode}: {json.dumps(modes[mode])}", file=sys.stderr)
+    finally:
+        drop_database(admin, url)
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count(), "load_average_before": load_before,
+                    "load_average_after": list(os.getloadavg())},
+        "residents": args.residents,
+        "households": args.households,
+        "seconds": args.seconds,
+        "session": [k for k, _ in SESSION] + ["press (after pay)"],
+        "database": "postgresql",
+        "modes": modes,
+        "targets": {"text_p95_ms": 150, "updates_per_s_2_workers": 150, "lost": 0,
+                    "duplicates": 0},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "telegram.json").write_text(json.dumps(results, indent=2) + "\n")
+    chart(results, RESULTS / "telegram.png")
+    print("| mode | updates/s | text p50 ms | text p95 ms | voice p50 ms | lost | duplicates |")
+    print("|---|---|---|---|---|---|---|")
+    for mode, r in modes.items():
+        voice = r["by_kind"].get("voice", {}).get("p50_ms", float("nan"))
+        print(f"| {mode} | {r['updates_per_s']} | {r['text_p50_ms']} | {r['text_p95_ms']} | "
+              f"{voice} | {r['lost']} | {r['duplicates']} |")
+
+
+if __name__ == "__main__":
+    main()
