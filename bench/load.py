@@ -1,0 +1,417 @@
+"""Load: simulated residents through the dialogue engine and the billing API, on PostgreSQL.
+
+    nice -n 5 .venv/bin/python bench/load.py [--residents 200] [--seconds 60] [--model both]
+
+A real ``billtalk serve`` process serves the billing API on a loopback port, on a
+fresh PostgreSQL database seeded with the demo community. In this process the
+dialogue engine (real NLU, conversation store on the same PostgreSQL) talks to
+it over HTTP with the service token, like a deployed assistant. Each simulated
+resident, with a think time of 0.5-2 s, asks for the balance, asks why a bill is
+high, pays small amounts (confirm, press Pay) and now and then a large one that
+needs step-up (the engine asks for the PIN, records the verification with the
+API, carries the proof). Every resident pays at most 4 times.
+
+Checked at the end: 0 errors (exceptions, "something went wrong", "unreachable"),
+0 duplicated payments (each "Paid" reply is one payment row, each Pay press at
+most one), payments that needed step-up carried a proof, and the trial balance
+holds. Reported: turns/s, p50/p95 turn latency, and the server's risk cost per
+payment, with the risk model off and on (``--model off|on|both``: the server is
+restarted with ``BILLTALK_BILLING_RISK_MODEL_ENABLED``; the model is trained
+first with ``billtalk risk train``).
+
+Writes ``bench/results/load.json`` and ``bench/results/load_latency.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("BILLTALK_SECRET_KEY", "bench-secret-key")
+BILLTALK = str(REPO / ".venv" / "bin" / "billtalk")
+PIN = "482916"
+ERRORS = ("went wrong", "not reachable", "couldn't reach", "couldn't be made", "internal")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_db() -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = os.environ.get(
+        "BILLTALK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    name = f"bench_load_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_db(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def env_for(url: str, data_dir: Path, model: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        BILLTALK_DATABASE_URL=url,
+        BILLTALK_DATA_DIR=str(data_dir),
+        BILLTALK_LOG_LEVEL="WARNING",
+        BILLTALK_BILLING_RISK_MODEL_ENABLED="true" if model else "false",
+    )
+    return env
+
+
+class Server:
+    """``billtalk serve`` on a loopback port."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        import httpx
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [BILLTALK, "serve", "--port", str(self.port)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise RuntimeError("billtalk serve did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+async def resident_loop(
+    engine: Any, resident: str, end: float, rng: random.Random, stats: dict[str, Any]
+) -> None:
+    from bot.messages import IncomingMessage
+
+    async def turn(text: str | None = None, payload: str | None = None) -> list[Any]:
+        msg = IncomingMessage(
+            channel="terminal",
+            external_user_id=resident,
+            resident_id=resident,
+            text=text,
+            button_payload=payload,
+            supports_files=False,
+        )
+        t0 = time.perf_counter()
+        try:
+            replies = await engine.handle(msg)
+        except Exception as exc:  # an error, counted
+            stats["errors"].append(f"{resident}: {exc!r}"[:300])
+            return []
+        stats["latency"].append((time.perf_counter() - t0) * 1000)
+        body = "\n".join(r.text for r in replies)
+        if any(e in body.lower() for e in ERRORS):
+            stats["errors"].append(f"{resident}: {body[:200]}")
+        return list(replies)
+
+    paid = 0
+    while time.monotonic() < end:
+        await asyncio.sleep(rng.uniform(0.5, 2.0))
+        r = rng.random()
+        if paid >= 4 or r < 0.45:
+            await turn(
+                rng.choice(
+                    ["how much is my bill?", "why is electricity so high?", "when is my bill due?"]
+                )
+            )
+            continue
+        big = r > 0.85
+        text = "pay 200 for electricity" if big else f"pay {rng.randrange(1, 9)} for water"
+        replies = await turn(text)
+        buttons = [b for rep in replies for b in rep.buttons]
+        if not buttons or "confirm" not in "\n".join(x.text for x in replies).lower():
+            continue  # e.g. more than is due: the resident moves on
+        await asyncio.sleep(rng.uniform(0.3, 1.0))
+        stats["presses"] += 1
+        replies = await turn(payload=buttons[0].payload)
+        body = "\n".join(x.text for x in replies)
+        if "PIN" in body:
+            stats["step_ups"] += 1
+            replies = await turn(PIN)
+            body = "\n".join(x.text for x in replies)
+        if "Paid" in body:
+            paid += 1
+            stats["paid_replies"] += 1
+
+
+async def phase(
+    url: str, token: str, server_url: str, people: list[str], seconds: float, nlu_model: Any
+) -> dict[str, Any]:
+    from backend.client import BillingClient
+    from billtalk.db import make_engine
+    from bot.engine import DialogueEngine
+    from bot.store import ConversationStore
+
+    billing = BillingClient(server_url, token, timeout=60)
+    engine = DialogueEngine(
+        ConversationStore(make_engine(url, pool_size=20, max_overflow=20)),
+        billing,
+        nlu_model,
+        clock=lambda: datetime.now(UTC),
+    )
+    stats: dict[str, Any] = {
+        "latency": [],
+        "errors": [],
+        "presses": 0,
+        "paid_replies": 0,
+        "step_ups": 0,
+    }
+    end = time.monotonic() + seconds
+    started = time.monotonic()
+    await asyncio.gather(
+        *[resident_loop(engine, r, end, random.Random(i), stats) for i, r in enumerate(people)]
+    )
+    elapsed = time.monotonic() - started
+    tb = await billing.trial_balance()
+    await billing.aclose()
+    engine.store.engine.dispose()
+    lat = stats["latency"]
+    return {
+        "seconds": round(elapsed, 1),
+        "turns": len(lat),
+        "turns_per_s": round(len(lat) / elapsed, 2),
+        "p50_ms": round(pct(lat, 50), 1) if lat else None,
+        "p95_ms": round(pct(lat, 95), 1) if lat else None,
+        "errors": len(stats["errors"]),
+        "error_samples": stats["errors"][:5],
+        "pay_presses": stats["presses"],
+        "paid_replies": stats["paid_replies"],
+        "step_ups": stats["step_ups"],
+        "trial_balance": tb.balanced,
+        "latencies_ms": lat,
+    }
+
+
+def db_checks(url: str, since: datetime) -> dict[str, Any]:
+    """Payments the residents made in a phase, duplicates, proofs and the server's risk cost."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "select count(*), count(distinct idempotency_key) from payments "
+                "where source = 'resident' and created_at >= :t"
+            ),
+            {"t": since},
+        ).one()
+        proofs = conn.execute(
+            text("select count(*) from step_up_proofs where used_at >= :t"), {"t": since}
+        ).scalar()
+        big = conn.execute(
+            text(
+                "select count(*) from payments where source = 'resident' and amount >= 200 "
+                "and created_at >= :t and status not in ('review')"
+            ),
+            {"t": since},
+        ).scalar()
+    engine.dispose()
+    return {
+        "resident_payments": rows[0],
+        "distinct_keys": rows[1],
+        "duplicated": rows[0] - rows[1],
+        "proofs_used": proofs,
+        "payments_at_or_above_threshold": big,
+    }
+
+
+def risk_cost(url: str, data_dir: Path, samples: int = 300) -> dict[str, Any]:
+    """The server-side risk cost per payment (features + rules [+ model]) on this database."""
+    from decimal import Decimal
+
+    from sqlalchemy import text
+
+    from backend.service_layer import risk
+    from backend.service_layer.unit_of_work import UnitOfWork
+    from backend.settings import BillingSettings
+
+    uow = UnitOfWork.from_url(url)
+    with uow.reading():
+        households = [
+            r[0] for r in uow.session.execute(text("select household_id from households"))
+        ]
+    out: dict[str, Any] = {}
+    for name, enabled in (("model_off", False), ("model_on", True)):
+        settings = BillingSettings(
+            risk_model_enabled=enabled, risk_model_path=str(data_dir / "risk" / "model.joblib")
+        )
+        times = []
+        for i in range(samples):
+            t0 = time.perf_counter()
+            with uow.reading():
+                f = risk.features(
+                    uow.session,
+                    households[i % len(households)],
+                    Decimal("25.00"),
+                    "card",
+                    "terminal",
+                    Decimal("300.00"),
+                    datetime.now(UTC),
+                    settings,
+                )
+            risk.assess_payment(f, settings, enforce=True)
+            times.append((time.perf_counter() - t0) * 1000)
+        out[name] = {
+            "median_ms": round(statistics.median(times), 3),
+            "p95_ms": round(pct(times, 95), 3),
+        }
+    out["model_cost_ms"] = round(out["model_on"]["median_ms"] - out["model_off"]["median_ms"], 3)
+    uow.engine.dispose()
+    return out
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    import nlu
+    from backend.demo import seed
+    from billtalk.db import make_engine
+    from bot.store import ConversationStore, ensure_schema
+    from bot.verifiers.pin import hash_pin
+
+    progress = tqdm(total=3 + 2 * len(args.modes), desc="load bench", file=sys.stderr)
+    url = make_db()
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    try:
+        households = max(args.residents // 2 + 10, 20)
+        demo = seed(url, households=households, seed=7, months=12)
+        ensure_schema(url)
+        token = demo["service_token"]
+        people = [r for h in demo["households"] for r in h["resident_ids"]][: args.residents]
+        store = ConversationStore(make_engine(url))
+        for r in people:
+            store.set_pin_hash(r, hash_pin(PIN), datetime.now(UTC))
+        store.engine.dispose()
+        progress.update()
+        trained = subprocess.run(
+            [BILLTALK, "risk", "train"],
+            env=env_for(url, data_dir, True),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        progress.update()
+        if hasattr(nlu, "ensure_default_model"):
+            nlu.ensure_default_model()
+        nlu_model = nlu.load_model()
+        progress.update()
+        report: dict[str, Any] = {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{platform.machine()} ({os.cpu_count()} CPU), "
+            f"Python {platform.python_version()}",
+            "load_average_start": os.getloadavg(),
+            "residents": len(people),
+            "households": households,
+            "seconds": args.seconds,
+            "model": json.loads(trained.stdout),
+            "phases": {},
+        }
+        for mode in args.modes:
+            server = Server(env_for(url, data_dir, mode == "on"))
+            progress.update()
+            since = datetime.now(UTC)
+            try:
+                result = await phase(url, token, server.url, people, args.seconds, nlu_model)
+            finally:
+                server.stop()
+            result.update(db_checks(url, since))
+            report["phases"][f"model_{mode}"] = result
+            progress.update()
+        report["risk_cost_per_payment"] = risk_cost(url, data_dir)
+        report["load_average_end"] = os.getloadavg()
+        progress.close()
+        return report
+    finally:
+        drop_db(url)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, phase_ in report["phases"].items():
+        lat = sorted(phase_["latencies_ms"])
+        if lat:
+            ax.plot(lat, [i / len(lat) for i in range(len(lat))], label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("turn latency (ms, log)")
+    ax.set_ylabel("share of turns")
+    ax.set_title(f"{report['residents']} residents, engine + API over loopback, PostgreSQL")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--residents", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--model", choices=["off", "on", "both"], default="both")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args()
+    args.modes = ["off", "on"] if args.model == "both" else [args.model]
+    report = asyncio.run(run(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(report, args.out / "load_latency.png")
+    for p in report["phases"].values():
+        p.pop("latencies_ms")
+    (args.out / "load.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
