@@ -117,13 +117,14 @@ def asr_events(wav: bytes) -> list[Event]:
     return [Transcribe(language="en").event(), *chunks]
 
 
-async def setup(tmp: Path) -> tuple[Any, Any, int, dict[str, Any]]:
+async def setup(tmp: Path, engine_name: str) -> tuple[Any, Any, int, dict[str, Any]]:
     """Seed a community, start the engine and the Wyoming server; pair two speakers."""
     from backend.client import BillingClient
     from backend.demo import seed
     from billtalk.db import make_engine
     from bot.channels.speaker.channel import SpeakerChannel
     from bot.channels.speaker.devices import ensure_schema as ensure_speaker_schema
+    from bot.channels.speaker.settings import SpeakerSettings
     from bot.channels.speaker.wyoming_server import SpeakerService, start_server
     from bot.engine import DialogueEngine
     from bot.store import ConversationStore, ensure_schema
@@ -139,10 +140,15 @@ async def setup(tmp: Path) -> tuple[Any, Any, int, dict[str, Any]]:
     engine = DialogueEngine(
         ConversationStore(make_engine(url)), BillingClient.embedded(url), nlu.load_model()
     )
-    service = SpeakerService(SpeakerChannel(engine))
+    settings = SpeakerSettings(asr_engine=engine_name)
+    service = SpeakerService(SpeakerChannel(engine, settings=settings), settings)
     server = await start_server("127.0.0.1", 0, service)
     port = server.sockets[0].getsockname()[1]
     await asyncio.to_thread(warm_up)
+    if engine_name == "faster_whisper":
+        from bot.channels.speaker.whisper_asr import get_model
+
+        await asyncio.to_thread(get_model, settings.whisper_model_dir, settings.whisper_threads)
     for i, household in enumerate(seeded["households"][:2]):
         reply = await handle(port, f"my link code is {household['link_code']}", f"bench-{i}")
         assert reply.type == "handled", reply.data
@@ -198,7 +204,9 @@ async def bench_turns(port: int, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-async def bench_recognition(port: int, quick: bool, seed: int) -> list[dict[str, Any]]:
+async def bench_recognition(
+    port: int, quick: bool, seed: int, n_utterances: int
+) -> list[dict[str, Any]]:
     """WER and transcripts on the speaker path: 4 voices, clean and 15 dB."""
     from speech.audio import load_audio
     from speech.numbers import normalize_transcript
@@ -206,7 +214,7 @@ async def bench_recognition(port: int, quick: bool, seed: int) -> list[dict[str,
     from speech.tts import synthesize
 
     rng = np.random.default_rng(seed)
-    utterances = bench_speech.UTTERANCES[:8] if quick else bench_speech.UTTERANCES[:26]
+    utterances = bench_speech.UTTERANCES[: 8 if quick else n_utterances]
     jobs = [
         (text, voice, cond)
         for text in utterances
@@ -297,7 +305,7 @@ def summarise(handle_rows: list[dict], turns: list[dict], recog: list[dict]) -> 
     return summary
 
 
-def plot(handle_rows: list[dict], turns: list[dict]) -> None:
+def plot(handle_rows: list[dict], turns: list[dict], filename: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -322,13 +330,14 @@ def plot(handle_rows: list[dict], turns: list[dict]) -> None:
     axes[1].set_ylabel("seconds")
     axes[1].legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "speaker_latency.png", dpi=110)
+    fig.savefig(RESULTS / filename, dpi=110)
 
 
 def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     h, t, r = summary["handle_ms"], summary["turn_s"], summary["rtf"]
     lines = [
-        f"Machine: {meta['machine']}; {meta['date']}; command: `{meta['command']}`",
+        f"Engine: {meta['engine']}. Machine: {meta['machine']}; {meta['date']}; "
+        f"command: `{meta['command']}`",
         "",
         "| measure | n | p50 | p95 | max | target |",
         "|---|---|---|---|---|---|",
@@ -356,11 +365,11 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        engine, server, port, _ = await setup(Path(tmp))
+        engine, server, port, _ = await setup(Path(tmp), args.engine)
         try:
             handle_rows = await bench_handle(port, 40 if args.quick else 200)
             turns = await bench_turns(port, 8 if args.quick else 40)
-            recog = await bench_recognition(port, args.quick, args.seed)
+            recog = await bench_recognition(port, args.quick, args.seed, args.utterances)
         finally:
             server.close()
             await server.wait_closed()
@@ -373,6 +382,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="A small subset, for a smoke run.")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--engine",
+        choices=["pocketsphinx", "faster_whisper"],
+        default="pocketsphinx",
+        help="The speaker's recogniser (BILLTALK_SPEAKER_ASR_ENGINE).",
+    )
+    parser.add_argument(
+        "--utterances",
+        type=int,
+        default=26,
+        help="Requests from bench/speech.py, each in 4 voices, clean and at 15 dB.",
+    )
     args = parser.parse_args()
     from billtalk.logs import configure_logging
 
@@ -388,9 +409,10 @@ def main() -> None:
         + (" --quick" if args.quick else ""),
         "elapsed_s": round(time.time() - started, 1),
     }
-    name = "speaker_quick.json" if args.quick else "speaker.json"
+    suffix = "" if args.engine == "pocketsphinx" else "_whisper"
+    name = f"speaker{suffix}{'_quick' if args.quick else ''}.json"
     (RESULTS / name).write_text(json.dumps({"meta": meta, "summary": summary, **rows}, indent=1))
-    plot(rows["handle"], rows["turns"])
+    plot(rows["handle"], rows["turns"], f"speaker{suffix}_latency.png")
     print(markdown(summary, meta))
 
 

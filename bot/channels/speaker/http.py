@@ -105,17 +105,20 @@ def _device_key(request: Request) -> str:
     return request.headers.get("x-device-key", "").strip()
 
 
-def _transcribe(audio: bytes, max_seconds: float) -> tuple[str, bool, str | None]:
+def _transcribe(audio: bytes, settings: SpeakerSettings) -> tuple[str, bool, str | None]:
     """(text, weak, error code) for an uploaded recording (blocking)."""
-    from speech import AudioError, transcribe
-    from speech.settings import get_speech_settings
+    from bot.channels.speaker.wyoming_server import RATE, recognise
+    from speech import AudioError, load_audio
+    from speech.audio import to_pcm16
 
-    settings = get_speech_settings().model_copy(update={"max_seconds": max_seconds})
     try:
-        result = transcribe(audio, settings=settings)
+        loaded = load_audio(audio, max_seconds=settings.max_audio_s, trim=False)
     except AudioError as exc:
         return "", False, exc.code
-    return result.text, result.weak, None
+    if loaded.sample_rate != RATE:  # pragma: no cover - load_audio always gives 16 kHz
+        return "", False, "unsupported_format"
+    heard = recognise(to_pcm16(loaded.samples), settings=settings)
+    return heard.text, heard.weak, heard.error
 
 
 def _speak(reply: SpokenReply, settings: SpeakerSettings) -> bytes:
@@ -158,7 +161,7 @@ def mount(
             log.warning("speaker_http_body_too_large", device=device)
             return _error(413, "too_large", "The recording is too large.")
         lang_hint = request.query_params.get("lang")
-        text, weak, error = await asyncio.to_thread(_transcribe, body, web.settings.max_audio_s)
+        text, weak, error = await asyncio.to_thread(_transcribe, body, web.settings)
         if error in ("corrupt", "unsupported_format", "truncated", "empty"):
             log.warning("speaker_http_bad_audio", device=device, code=error)
             return _error(422, error, "The body is not a usable WAV or OGG recording.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,14 @@ class SpeakerSettings(BaseSettings):
         env_prefix="BILLTALK_SPEAKER_", env_file=".env", extra="ignore", frozen=True
     )
 
+    #: The speaker's recogniser: ``pocketsphinx`` (the default, ``speech/``) or
+    #: ``faster_whisper`` (Whisper base, int8; needs the ``whisper`` extra, see
+    #: :mod:`bot.channels.speaker.whisper_asr`).
+    asr_engine: Literal["pocketsphinx", "faster_whisper"] = "pocketsphinx"
+    #: Folder of the Whisper model (empty: ``BILLTALK_DATA_DIR/whisper-base``).
+    whisper_model_dir: str = ""
+    #: CPU threads for Whisper.
+    whisper_threads: int = Field(default=2, ge=1)
     #: Longest utterance accepted; a longer stream is cut here and answered
     #: with "that was too long" (the rest of the stream is read and dropped).
     max_audio_s: float = Field(default=60.0, gt=0)

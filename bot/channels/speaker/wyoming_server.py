@@ -136,6 +136,26 @@ def _length(header: dict[str, Any], key: str, limit: int) -> int:
     return value
 
 
+def _asr_model(settings: SpeakerSettings) -> AsrModel:
+    if settings.asr_engine == "faster_whisper":
+        return AsrModel(
+            name="whisper-base-int8",
+            attribution=Attribution(name="OpenAI", url="https://github.com/openai/whisper"),
+            installed=True,
+            description="Whisper base (CTranslate2, int8) with a bill-domain prompt",
+            version=VERSION,
+            languages=["en", "zh"],
+        )
+    return AsrModel(
+        name="pocketsphinx-bills-en",
+        attribution=Attribution(name="CMU Sphinx", url="https://cmusphinx.github.io"),
+        installed=True,
+        description="en-US acoustic model with billtalk's domain language model",
+        version=VERSION,
+        languages=["en"],
+    )
+
+
 def describe_info(settings: SpeakerSettings) -> Info:
     """The ``info`` event: the asr, handle and tts programs."""
     return Info(
@@ -146,18 +166,7 @@ def describe_info(settings: SpeakerSettings) -> Info:
                 installed=True,
                 description="billtalk's offline recogniser (pocketsphinx, bill-domain model)",
                 version=VERSION,
-                models=[
-                    AsrModel(
-                        name="pocketsphinx-bills-en",
-                        attribution=Attribution(
-                            name="CMU Sphinx", url="https://cmusphinx.github.io"
-                        ),
-                        installed=True,
-                        description="en-US acoustic model with billtalk's domain language model",
-                        version=VERSION,
-                        languages=["en"],
-                    )
-                ],
+                models=[_asr_model(settings)],
             )
         ],
         handle=[
@@ -245,16 +254,35 @@ def pcm_to_wav(pcm: bytes, rate: int = RATE) -> bytes:
     return out.getvalue()
 
 
-def recognise(pcm: bytes, *, cut: bool = False) -> HeardUtterance:
-    """Transcribe 16 kHz 16-bit mono PCM with billtalk's recogniser (blocking)."""
-    from speech import AudioError, transcribe
+def recognise(
+    pcm: bytes, *, cut: bool = False, settings: SpeakerSettings | None = None
+) -> HeardUtterance:
+    """Transcribe 16 kHz 16-bit mono PCM with the speaker's recogniser (blocking).
 
+    The engine is ``settings.asr_engine``: pocketsphinx with the bill-domain model
+    (:mod:`speech`), or Whisper base (:mod:`bot.channels.speaker.whisper_asr`).
+    Both refuse silence, noise only and over-long audio the same way
+    (:func:`speech.load_audio`).
+    """
+    from speech import AudioError, load_audio, transcribe
+
+    settings = settings or get_speaker_settings()
     duration = len(pcm) / (RATE * WIDTH)
     if cut:
         return HeardUtterance("", error="too_long", duration_s=duration)
     if not pcm:
         return HeardUtterance("", error="empty")
     try:
+        if settings.asr_engine == "faster_whisper":
+            from bot.channels.speaker.whisper_asr import transcribe_samples
+
+            audio = load_audio(pcm_to_wav(pcm), max_seconds=settings.max_audio_s)
+            text, confidence, weak = transcribe_samples(
+                audio.samples,
+                model_dir=settings.whisper_model_dir,
+                threads=settings.whisper_threads,
+            )
+            return HeardUtterance(text, weak=weak, confidence=confidence, duration_s=duration)
         result = transcribe(pcm_to_wav(pcm))
     except AudioError as exc:
         return HeardUtterance("", error=exc.code, duration_s=duration)
@@ -421,7 +449,9 @@ class BilltalkHandler(AsyncEventHandler):
     async def _finish_stream(self) -> None:
         stream = self._stream or _Stream()
         self._stream = None
-        heard = await asyncio.to_thread(recognise, bytes(stream.pcm), cut=stream.cut)
+        heard = await asyncio.to_thread(
+            recognise, bytes(stream.pcm), cut=stream.cut, settings=self.settings
+        )
         context: dict[str, Any] = dict((self._transcribe.context or {}) if self._transcribe else {})
         if heard.error:
             log.warning(
