@@ -16,9 +16,10 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from actions.replies import Money, Reply, Term
+from billtalk import vocabulary
 
-UTILITIES = ("electricity", "water", "gas", "property_fee")
-METHODS = ("card", "bank_transfer", "wallet", "alipay", "wechat_pay")
+UTILITIES = vocabulary.UTILITIES
+METHODS = vocabulary.PAYMENT_METHODS
 
 
 class Billing(Protocol):

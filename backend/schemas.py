@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-Utility = Literal["electricity", "water", "gas", "property_fee"]
-Method = Literal["card", "bank_transfer", "wallet", "alipay", "wechat_pay"]
+from billtalk import vocabulary
+
+Utility = vocabulary.Utility
+Method = vocabulary.PaymentMethod
 PaymentStatus = Literal["pending", "succeeded", "failed", "reversed", "review", "declined"]
 BillStatus = Literal["open", "partially_paid", "paid", "overdue"]
 

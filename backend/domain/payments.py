@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from billtalk.vocabulary import PAYMENT_METHODS
+
 PAYMENT_STATUSES = ("pending", "succeeded", "failed", "reversed", "review", "declined")
-METHODS = ("card", "bank_transfer", "wallet", "alipay", "wechat_pay")
+METHODS = PAYMENT_METHODS
 
 _TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"succeeded", "failed"}),

@@ -22,8 +22,9 @@ from datetime import date
 from decimal import Decimal
 
 from backend.domain.money import ZERO, round_line
+from billtalk.vocabulary import UTILITIES as _VOCABULARY_UTILITIES
 
-UTILITIES = ("electricity", "water", "gas", "property_fee")
+UTILITIES = _VOCABULARY_UTILITIES
 METERED_UTILITIES = ("electricity", "water", "gas")
 TARIFF_KINDS = ("flat", "tiered", "tou", "area")
 

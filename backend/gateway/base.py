@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final, Literal, Protocol, runtime_checkable
 
+from billtalk import vocabulary
+
 #: The payment methods a gateway accepts (CONTRACTS.md).
-PAYMENT_METHODS: Final = ("card", "bank_transfer", "wallet", "alipay", "wechat_pay")
+PAYMENT_METHODS: Final = vocabulary.PAYMENT_METHODS
 
 #: Outcome of a gateway call. ``pending`` means "not known yet": ask :meth:`status` later.
 GatewayStatus = Literal["succeeded", "failed", "pending"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 
+from billtalk import vocabulary
 from nlu.entities._fuzzy import fuzzy_words
 from nlu.entities._spans import Span, SpanSet, words_re
 
-METHODS = ("card", "bank_transfer", "wallet", "alipay", "wechat_pay")
+METHODS = vocabulary.PAYMENT_METHODS
 
 EN_SYNONYMS: dict[str, list[str]] = {
     "card": [

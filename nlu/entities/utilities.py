@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 
+from billtalk import vocabulary
 from nlu.entities._fuzzy import fuzzy_words
 from nlu.entities._spans import Span, SpanSet, words_re
 
-UTILITIES = ("electricity", "water", "gas", "property_fee")
+UTILITIES = vocabulary.UTILITIES
 
 #: English synonyms, matched as whole words, longest first.
 EN_SYNONYMS: dict[str, list[str]] = {
