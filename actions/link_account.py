@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actions.errors import BillingError, NotFound, ValidationFailed
+from actions.errors import BillingError, Conflict, NotFound, ValidationFailed
 from actions.replies import Reply
 
 
@@ -22,7 +22,11 @@ async def redeem_link_code(
         result = await service_client.redeem_link_code(
             code, channel=channel, external_id=external_id
         )
-    except (NotFound, ValidationFailed):
+    except ValidationFailed as exc:
+        if exc.code == "too_many_attempts":  # the backend's limit on wrong codes per chat
+            return Reply("link_too_many"), None
+        return Reply("link_bad_code"), None
+    except (NotFound, Conflict):  # unknown, or already used
         return Reply("link_bad_code"), None
     except BillingError:
         return Reply("backend_down"), None

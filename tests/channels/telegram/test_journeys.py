@@ -65,6 +65,7 @@ async def test_an_unlinked_chat_learns_no_amount_and_wrong_codes_are_limited(
     replies = [await chat.send(code) for code in ("111111", "222222", "333333", "444444",
                                                   "555555", "666666")]
     assert "isn't valid" in replies[0], replies[0]
+    assert "Too many wrong link codes" in replies[-1] and "15 minutes" in replies[-1], replies
     assert all(not AMOUNT.search(r) for r in replies)
     # even the right code is refused while the chat is locked out
     resident = seeded.roles["payer"]["resident_id"]
