@@ -16,7 +16,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Engine,
+    String,
+    any_,
     exists,
     false,
     func,
@@ -182,12 +185,8 @@ class Reader:
                 )
             )
 
-    def _scope_clause(self, scope: Scope) -> ColumnElement[bool] | None:
-        """The households a scope may see, as a literal list of ids (cached a minute).
-
-        A list of constants lets PostgreSQL test each conversation with a hashed
-        lookup while it walks the list's index in order, instead of a join per row.
-        """
+    def scope_households(self, scope: Scope) -> list[str] | None:
+        """The household ids a scope may see (``None``: every one), cached a minute."""
         if scope.buildings is None:
             return None
         now = time.monotonic()
@@ -195,7 +194,17 @@ class Reader:
         if hit is None or now - hit[0] > self.facet_ttl_s:
             hit = (now, self._households_in(scope.buildings))
             self._scopes[scope.buildings] = hit
-        ids = hit[1]
+        return hit[1]
+
+    def _scope_clause(self, scope: Scope) -> ColumnElement[bool] | None:
+        """The households a scope may see, as a literal list of ids (cached a minute).
+
+        A list of constants lets PostgreSQL test each conversation with a hashed
+        lookup while it walks the list's index in order, instead of a join per row.
+        """
+        ids = self.scope_households(scope)
+        if ids is None or scope.buildings is None:
+            return None
         if not ids:
             return false()
         if len(ids) > 20_000 and self.same_database:  # very large scopes: a subquery
@@ -204,6 +213,8 @@ class Reader:
             return ConversationRow.household_id.in_(
                 select(Household.household_id).where(Household.building_id.in_(scope.buildings))
             )
+        if self.engine.dialect.name == "postgresql":  # one array parameter, not thousands
+            return ConversationRow.household_id == any_(literal(ids, ARRAY(String)))
         return ConversationRow.household_id.in_(ids)
 
     def household_of_unit(self, unit: str) -> str | None:
