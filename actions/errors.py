@@ -12,6 +12,7 @@ from backend.client import (
     Conflict,
     Forbidden,
     NotFound,
+    StepUpRequired,
     ValidationFailed,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "NotFound",
+    "StepUpRequired",
     "ValidationFailed",
 ]

@@ -14,7 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 from actions.base import ActionContext, ActionResult, method_term, utility_term
-from actions.errors import BackendUnavailable, BillingError, Conflict, ValidationFailed
+from actions.errors import (
+    BackendUnavailable,
+    BillingError,
+    Conflict,
+    StepUpRequired,
+    ValidationFailed,
+)
 from actions.replies import Money, Reply, Term
 
 #: Gateway failure codes with their own explanation; anything else is "failed".
@@ -56,6 +62,8 @@ async def execute_payment(
         return ActionResult([Reply("pay_backend_down", params)], {"last_intent": "pay_bill"})
     except Conflict:
         return ActionResult([Reply("pay_conflict", params)], {"last_intent": "pay_bill"})
+    except StepUpRequired:  # no valid proof reached the API: nothing was charged
+        return ActionResult([Reply("pay_step_up_required", params)], {"last_intent": "pay_bill"})
     except ValidationFailed as exc:
         key = (
             "pay_invalid_overpay"
@@ -71,6 +79,9 @@ async def execute_payment(
     elif payment.status == "pending":
         slots["pending_payment_id"] = payment.payment_id
         reply = Reply("pay_pending", params)
+    elif payment.status == "review":  # held by the risk rules for staff; nothing charged yet
+        slots["pending_payment_id"] = payment.payment_id
+        reply = Reply("pay_review", params)
     else:
         reply = Reply(FAILURE_REPLIES.get(payment.failure_code or "", "pay_failed"), params)
     return ActionResult([reply], slots, payment_ids=[payment.payment_id])
@@ -94,7 +105,7 @@ async def payment_status_update(ctx: ActionContext, payment_id: str) -> ActionRe
         payment = await ctx.client.get_payment(payment_id)  # type: ignore[attr-defined]
     except BillingError:
         return None
-    if payment.status == "pending":
+    if payment.status in ("pending", "review"):
         return None
     reply = settled_reply(payment, ctx.currency)
     return ActionResult([reply], {"pending_payment_id": None}, payment_ids=[payment_id])
