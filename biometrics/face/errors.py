@@ -12,6 +12,7 @@ FaceErrorCode = Literal[
     "multiple_faces",
     "face_too_small",
     "too_blurry",
+    "too_dark",
     "corrupt_video",
     "video_too_long",
     "not_enrolled",

@@ -113,6 +113,94 @@ def enroll(
     return Enrollment(resident_id, len(vectors), round(worst, 4))
 
 
+#: Enrollment frames taken from a video note, and how frontal they must be (|yaw|, |pitch|
+#: change from the clip's median, inter-ocular units; a 20-degree turn is ~0.13).
+VIDEO_ENROLL_FRAMES = 3
+FRONTAL_YAW = 0.06
+
+
+def enroll_from_video(
+    store: TemplateStore,
+    resident_id: str,
+    data: bytes,
+    *,
+    actor: str,
+    settings: FaceSettings | None = None,
+    frames: int = VIDEO_ENROLL_FRAMES,
+) -> Enrollment:
+    """Enroll a resident's face from a video note: a small gallery of its best frames.
+
+    Every sampled frame goes through the same quality gates as a photo
+    (exactly one face, big enough, bright enough, sharp). Of the frames that
+    pass, the near-frontal ones (head yaw within ``FRONTAL_YAW`` of the clip's
+    median) are ranked by sharpness and up to ``frames`` of them, at least half
+    a second apart, become the gallery (nearest decides at verification, as
+    with several photos). Frames of one clip must agree (each pair within the
+    threshold), so a clip that cuts to another person cannot enroll both.
+
+    Raises:
+        EnrollmentError: ``corrupt_video`` / ``video_too_long`` (from decoding),
+            ``no_face`` when fewer than two usable frames were found (the code
+            of the most common refusal is in the message), or
+            ``inconsistent_photos``.
+    """
+    from biometrics.face.images import LoadedImage
+    from biometrics.face.pose import head_pose
+    from biometrics.face.video import decode_frames
+
+    settings = settings or get_face_settings()
+    try:
+        _, decoded = decode_frames(data, settings)
+    except FaceError as exc:
+        raise EnrollmentError(exc.code, exc.message) from None
+    usable: list[tuple[float, float, float, FaceObservation, np.ndarray]] = []
+    refused: dict[str, int] = {}
+    for t, rgb in decoded:
+        image = LoadedImage(rgb, 1.0, (rgb.shape[1], rgb.shape[0]))
+        try:
+            obs = analyze(image, settings, encode_face=False)
+        except FaceError as exc:
+            refused[exc.code] = refused.get(exc.code, 0) + 1
+            continue
+        usable.append((t, head_pose(obs.face.landmarks).yaw, obs.sharpness, obs, rgb))
+    if len(usable) < 2:
+        worst = max(refused, key=lambda k: refused[k]) if refused else "no_face"
+        raise EnrollmentError(
+            "no_face",
+            f"too few clear frames of one face ({worst}); film your face in good light, "
+            "holding the phone still, and try again",
+        )
+    median_yaw = float(np.median([u[1] for u in usable]))
+    frontal = [u for u in usable if abs(u[1] - median_yaw) <= FRONTAL_YAW] or usable
+    chosen: list[tuple[float, float, float, FaceObservation, np.ndarray]] = []
+    for u in sorted(frontal, key=lambda u: -u[2]):
+        if all(abs(u[0] - c[0]) >= 0.5 for c in chosen):
+            chosen.append(u)
+        if len(chosen) == frames:
+            break
+    from biometrics.face.engine import encode
+
+    vectors = [encode(rgb, obs.face) for _, _, _, obs, rgb in sorted(chosen, key=lambda c: c[0])]
+    template = np.vstack(vectors)
+    worst_pair = max(
+        (
+            float(np.linalg.norm(template[i] - template[j]))
+            for i in range(len(vectors))
+            for j in range(i + 1, len(vectors))
+        ),
+        default=0.0,
+    )
+    if worst_pair > settings.threshold:
+        raise EnrollmentError(
+            "inconsistent_photos", "the video shows more than one person; film only your face"
+        )
+    store.save(resident_id, KIND, template, actor=actor)
+    log.info(
+        "face_enrolled", resident_id=resident_id, samples=len(vectors), actor=actor, video=True
+    )
+    return Enrollment(resident_id, len(vectors), round(worst_pair, 4))
+
+
 def delete(store: TemplateStore, resident_id: str, *, actor: str) -> int:
     """Delete the resident's face template completely (audited). Returns how many were removed."""
     removed = store.delete(resident_id, KIND, actor=actor)

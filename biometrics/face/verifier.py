@@ -46,6 +46,7 @@ _RETRY_CODES = frozenset(
         "multiple_faces",
         "face_too_small",
         "too_blurry",
+        "too_dark",
         "corrupt_image",
         "corrupt_video",
         "unsupported_format",
