@@ -168,20 +168,20 @@ def verify_command(
     import torch
 
     from biometrics.voice.audio import VoiceAudioError
-    from biometrics.voice.embedding import make_template
     from biometrics.voice.settings import get_voice_settings
-    from biometrics.voice.voiceprint import score, voiceprint_of
+    from biometrics.voice.voiceprint import pooled_template, score, voiceprint_of
 
     torch.set_num_threads(1)
     settings = get_voice_settings()
-    vectors = []
+    prints = []
     for path in enrolled:
         try:
-            vectors.append(voiceprint_of(path, min_voiced_s=ENROLLED_MIN_VOICED_S).vector)
+            prints.append(voiceprint_of(path, min_voiced_s=ENROLLED_MIN_VOICED_S))
         except VoiceAudioError as exc:
             typer.echo(f"enrolled recording {path}: {exc.code}: {exc.message}", err=True)
             raise typer.Exit(2) from None
-    template = make_template(vectors)
+    # All enrolled speech embedded as one utterance, as enrollment does.
+    template = pooled_template(prints)
     failed = False
     for path in probe:
         try:

