@@ -255,12 +255,18 @@ def pcm_to_wav(pcm: bytes, rate: int = RATE) -> bytes:
 
 
 def recognise(
-    pcm: bytes, *, cut: bool = False, settings: SpeakerSettings | None = None
+    pcm: bytes,
+    *,
+    cut: bool = False,
+    settings: SpeakerSettings | None = None,
+    language: str | None = None,
 ) -> HeardUtterance:
     """Transcribe 16 kHz 16-bit mono PCM with the speaker's recogniser (blocking).
 
     The engine is ``settings.asr_engine``: pocketsphinx with the bill-domain model
-    (:mod:`speech`), or Whisper base (:mod:`bot.channels.speaker.whisper_asr`).
+    (:mod:`speech`, English only), or Whisper base
+    (:mod:`bot.channels.speaker.whisper_asr`), told the ``language`` of the
+    ``transcribe`` request (``zh``: Chinese, else English).
     Both refuse silence, noise only and over-long audio the same way
     (:func:`speech.load_audio`).
     """
@@ -279,6 +285,7 @@ def recognise(
             audio = load_audio(pcm_to_wav(pcm), max_seconds=settings.max_audio_s)
             text, confidence, weak = transcribe_samples(
                 audio.samples,
+                language="zh" if (language or "").lower().startswith(("zh", "cmn")) else "en",
                 model_dir=settings.whisper_model_dir,
                 threads=settings.whisper_threads,
             )
@@ -450,7 +457,11 @@ class BilltalkHandler(AsyncEventHandler):
         stream = self._stream or _Stream()
         self._stream = None
         heard = await asyncio.to_thread(
-            recognise, bytes(stream.pcm), cut=stream.cut, settings=self.settings
+            recognise,
+            bytes(stream.pcm),
+            cut=stream.cut,
+            settings=self.settings,
+            language=stream.language,
         )
         context: dict[str, Any] = dict((self._transcribe.context or {}) if self._transcribe else {})
         if heard.error:
