@@ -288,7 +288,21 @@ def measure(base: str, repeats: int) -> dict[str, Any]:
                 whole += ms
                 bar.update()
             totals.append(whole)
+    # As a browser loads it: the page, then its charts over 6 connections at once.
+    from concurrent.futures import ThreadPoolExecutor
+
+    loads: list[float] = []
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        for _ in range(repeats):
+            clear_cache()
+            t0 = time.perf_counter()
+            assert sup.get(paths[0]).status_code == 200
+            codes = list(pool.map(lambda p: sup.get(p).status_code, paths[1:]))
+            assert codes == [200] * len(paths[1:])
+            loads.append((time.perf_counter() - t0) * 1000)
     results["dashboard"] = {
+        "browser_like_load_ms": {"median": round(statistics.median(loads), 1),
+                                 "min": round(min(loads), 1), "max": round(max(loads), 1)},
         "requests": {p: {"p50_ms": round(statistics.median(v), 1), "max_ms": round(max(v), 1)}
                      for p, v in per.items()},
         "page_plus_charts_sequential_ms": {"median": round(statistics.median(totals), 1),
@@ -350,7 +364,7 @@ def main() -> None:
     chart(results, out_dir / "console.png")
     worst = max(results["list"].values(), key=lambda x: x["p95_ms"])
     print(json.dumps({"worst_list_p95": worst,
-                      "dashboard": results["dashboard"]["page_plus_charts_sequential_ms"]}))
+                      "dashboard": results["dashboard"]["browser_like_load_ms"]}))
 
 
 if __name__ == "__main__":

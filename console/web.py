@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as ASGIScope
@@ -289,7 +290,7 @@ def build_router(console: Console) -> Any:
     # -- login / logout / language ---------------------------------------------------
 
     @r.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request, next: str = "") -> Response:
+    def login_form(request: Request, next: str = "") -> Response:
         nonce = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
         resp = console.render(
             request,
@@ -316,7 +317,8 @@ def build_router(console: Console) -> Any:
         else:
             s = console.settings
             try:
-                staff = authenticate(
+                staff = await run_in_threadpool(
+                    authenticate,
                     console.engine,
                     username,
                     str(form.get("password") or ""),
@@ -364,7 +366,7 @@ def build_router(console: Console) -> Any:
         return resp
 
     @r.get("/lang/{code}")
-    async def set_language(request: Request, code: str, next: str = "") -> Response:
+    def set_language(request: Request, code: str, next: str = "") -> Response:
         if code not in LANGUAGES:
             raise NotFound()
         resp = _redirect(_safe_next(next))
@@ -374,24 +376,24 @@ def build_router(console: Console) -> Any:
     # -- home, inbox -----------------------------------------------------------------
 
     @r.get("/", response_class=HTMLResponse)
-    async def home(request: Request) -> Response:
+    def home(request: Request) -> Response:
         console.ctx(request)
         return _redirect(f"{PREFIX}/inbox")
 
     @r.get("/inbox", response_class=HTMLResponse)
-    async def inbox(request: Request) -> Response:
+    def inbox(request: Request) -> Response:
         ctx = console.ctx(request)
         return console.render(request, "inbox.html", ctx, rows=console.reader.inbox(ctx.scope))
 
     @r.get("/inbox/rows", response_class=HTMLResponse)
-    async def inbox_rows(request: Request) -> Response:
+    def inbox_rows(request: Request) -> Response:
         ctx = console.ctx(request)
         return console.render(request, "inbox_rows.html", ctx, rows=console.reader.inbox(ctx.scope))
 
     # -- conversation list -------------------------------------------------------------
 
     @r.get("/conversations", response_class=HTMLResponse)
-    async def conversations(request: Request) -> Response:
+    def conversations(request: Request) -> Response:
         ctx = console.ctx(request)
         query = dict(request.query_params)
         try:
@@ -466,7 +468,7 @@ def build_router(console: Console) -> Any:
         )
 
     @r.get("/conversations/{conversation_id}", response_class=HTMLResponse)
-    async def conversation(request: Request, conversation_id: str) -> Response:
+    def conversation(request: Request, conversation_id: str) -> Response:
         ctx = console.ctx(request)
         return transcript(request, ctx, conversation_id)
 
@@ -489,7 +491,7 @@ def build_router(console: Console) -> Any:
         return transcript(request, ctx, conversation_id, unmasked=True, reason=reason)
 
     @r.get("/conversations/{conversation_id}/live", response_class=HTMLResponse)
-    async def live(
+    def live(
         request: Request, conversation_id: str, after_turn: int = 0, after_event: int = 0
     ) -> Response:
         ctx = console.ctx(request)
@@ -623,14 +625,14 @@ def build_router(console: Console) -> Any:
         return _redirect(f"{PREFIX}/conversations/{conversation_id}#turn-{turn_id}")
 
     @r.get("/annotations", response_class=HTMLResponse)
-    async def annotation_queue(request: Request) -> Response:
+    def annotation_queue(request: Request) -> Response:
         ctx = console.ctx(request, "supervisor")
         rows = annotations_mod.queue(console.engine)
         visible = [a for a in rows if console.reader.visible(ctx.scope, a.conversation_id)]
         return console.render(request, "annotations.html", ctx, rows=visible)
 
     @r.get("/annotations/nlu.yml")
-    async def annotation_export(request: Request) -> Response:
+    def annotation_export(request: Request) -> Response:
         ctx = console.ctx(request, "supervisor")
         audit.record(console.engine, f"staff:{ctx.staff.username}", "export", "annotations")
         return Response(
@@ -691,7 +693,7 @@ def build_router(console: Console) -> Any:
         )
 
     @r.get("/export")
-    async def export(request: Request, format: str = "jsonl") -> Response:
+    def export(request: Request, format: str = "jsonl") -> Response:
         ctx = console.ctx(request, "supervisor")
         return export_response(ctx, dict(request.query_params), format, unmask=False)
 
@@ -710,7 +712,7 @@ def build_router(console: Console) -> Any:
     # -- dashboards ----------------------------------------------------------------------
 
     @r.get("/dashboard", response_class=HTMLResponse)
-    async def dashboard(request: Request) -> Response:
+    def dashboard(request: Request) -> Response:
         from console.dashboards import CHARTS, assistant_summary
 
         ctx = console.ctx(request, "supervisor")
@@ -718,7 +720,7 @@ def build_router(console: Console) -> Any:
         return console.render(request, "dashboard.html", ctx, charts=CHARTS, summary=summary)
 
     @r.get("/charts/{name}.{ext}")
-    async def chart(request: Request, name: str, ext: str) -> Response:
+    def chart(request: Request, name: str, ext: str) -> Response:
         from console.dashboards import CHARTS, chart_data, render_png, to_csv
 
         ctx = console.ctx(request, "supervisor")
@@ -737,7 +739,7 @@ def build_router(console: Console) -> Any:
     # -- risk review (supervisor) ------------------------------------------------------------
 
     @r.get("/risk", response_class=HTMLResponse)
-    async def risk_queue(request: Request) -> Response:
+    def risk_queue(request: Request) -> Response:
         from console.risk_review import held
 
         ctx = console.ctx(request, "supervisor")
@@ -777,7 +779,7 @@ def build_router(console: Console) -> Any:
     # -- staff accounts (admin) ------------------------------------------------------------
 
     @r.get("/staff", response_class=HTMLResponse)
-    async def staff_page(request: Request) -> Response:
+    def staff_page(request: Request) -> Response:
         ctx = console.ctx(request, "admin")
         return console.render(
             request, "staff.html", ctx, staff=list_staff(console.engine), error=None
@@ -832,7 +834,7 @@ def build_router(console: Console) -> Any:
         return _redirect(f"{PREFIX}/staff")
 
     @r.get("/audit", response_class=HTMLResponse)
-    async def audit_page(request: Request) -> Response:
+    def audit_page(request: Request) -> Response:
         ctx = console.ctx(request, "admin")
         return console.render(request, "audit.html", ctx, rows=audit.entries(console.engine))
 
