@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
+from actions import payloads
 from actions.replies import Money, Reply, Term
 from billtalk import vocabulary
 
@@ -31,6 +32,7 @@ class Billing(Protocol):
     async def get_bill(self, bill_id: str) -> Any: ...
     async def preview_payment(self, household_id: str, **kwargs: Any) -> Any: ...
     async def create_payment(self, household_id: str, **kwargs: Any) -> Any: ...
+    async def get_payment(self, payment_id: str) -> Any: ...
     async def list_payments(self, household_id: str, limit: int = 5) -> list[Any]: ...
     async def get_receipt(self, payment_id: str) -> Any: ...
     async def get_receipt_pdf(self, payment_id: str) -> bytes: ...
@@ -88,10 +90,7 @@ class ActionContext:
 
     def payload(self, name: str, **data: Any) -> str:
         """A button payload (``/name{json}``) stamped with the session marker."""
-        import json
-
-        data["s"] = self.session
-        return f"/{name}{json.dumps(data, ensure_ascii=False, sort_keys=True)}"
+        return payloads.encode(name, self.session, **data)
 
 
 @dataclass

@@ -1,7 +1,10 @@
-"""Execute a confirmed payment and explain the outcome plainly.
+"""Everything a payment asks of the backend, and the outcome explained plainly.
 
-The payment form (``bot/forms/payment.py``) collects and confirms the payment;
-this action only carries it out, with the idempotency key derived from the
+The payment form (``bot/forms/payment.py``) drives the conversation: it collects
+the utility, amount and method and shows the confirmation. Every backend call
+on the way is here: what is owed (:func:`amounts_due`), what a payment would pay
+and whether it needs step-up (:func:`preview`), and the payment itself
+(:func:`execute_payment`), which is carried out with the idempotency key derived from the
 confirmation token, so pressing Pay twice (or a retry after a crash) returns the
 first payment instead of charging again. A payment that needed step-up carries
 the backend's single-use proof (``pending["step_up_proof"]``, bound to exactly
@@ -40,6 +43,20 @@ def _params(ctx: ActionContext, pending: dict[str, Any]) -> dict[str, Any]:
         "utility": utility_term(utility) if utility else Term("utility", "all"),
         "method": method_term(pending["method"]),
     }
+
+
+async def amounts_due(ctx: ActionContext) -> Any:
+    """The household's balance: ``total_due`` and ``by_utility`` (what the form offers)."""
+    return await ctx.client.get_balance(ctx.household_id)
+
+
+async def preview(
+    ctx: ActionContext, *, amount: Decimal, utility: str | None, method: str, channel: str
+) -> Any:
+    """What paying ``amount`` would pay (bills, credit) and whether the backend wants step-up."""
+    return await ctx.client.preview_payment(
+        ctx.household_id, amount=amount, utility=utility, method=method, channel=channel
+    )
 
 
 async def execute_payment(
@@ -102,7 +119,7 @@ def settled_reply(payment: Any, currency: str) -> Reply:
 async def payment_status_update(ctx: ActionContext, payment_id: str) -> ActionResult | None:
     """If a pending payment has settled, say how it ended (else ``None``)."""
     try:
-        payment = await ctx.client.get_payment(payment_id)  # type: ignore[attr-defined]
+        payment = await ctx.client.get_payment(payment_id)
     except BillingError:
         return None
     if payment.status in ("pending", "review"):
