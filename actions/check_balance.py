@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from actions.base import ActionContext, ActionResult, utility_term
+from actions.errors import BillingError
 from actions.replies import Reply
 
 
@@ -18,6 +20,25 @@ def _bill_line(ctx: ActionContext, bill: object) -> Reply:
             "due_date": bill.due_date,  # type: ignore[attr-defined]
         },
     )
+
+
+async def overdue_note(ctx: ActionContext, overdue: list[Any]) -> Reply:
+    """What is overdue, and what paying late costs under the late-fee policy in force.
+
+    "Avoids more late fees" is said only when late fees are on; every policy
+    statement comes from the backend's policy, never from a fixed sentence.
+    """
+    params = {
+        "count": len(overdue),
+        "amount": ctx.money(sum((b.amount_due for b in overdue), Decimal("0.00"))),
+    }
+    try:
+        policy = await ctx.client.late_fee_policy()
+    except BillingError:
+        policy = None
+    if policy is not None and getattr(policy, "enabled", False):
+        return Reply("balance_overdue_note", params)
+    return Reply("balance_overdue_no_fee", params)
 
 
 async def check_balance(ctx: ActionContext) -> ActionResult:
@@ -55,15 +76,7 @@ async def check_balance(ctx: ActionContext) -> ActionResult:
             )
         ]
         if overdue:
-            replies.append(
-                Reply(
-                    "balance_overdue_note",
-                    {
-                        "count": len(overdue),
-                        "amount": ctx.money(sum((b.amount_due for b in overdue), Decimal("0.00"))),
-                    },
-                )
-            )
+            replies.append(await overdue_note(ctx, overdue))
     credits = {u: c for u, c in (balance.credits or {}).items() if c > 0}
     for utility_name, credit in sorted(credits.items()):
         replies.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from actions.base import ActionContext, ActionResult, utility_term
 from actions.errors import ValidationFailed
@@ -28,9 +29,12 @@ async def submit_meter_reading(ctx: ActionContext) -> ActionResult:
     """Submit the reading in the message (asks for what is missing)."""
     utility = ctx.entities.get("utility") or ctx.slots.get("context_utility")
     value = _value(ctx)
-    slots = {"last_intent": "submit_meter_reading"}
+    # "awaiting_reading" tells the policy that the next "gas" or "12345" answers
+    # this question (a reading), not a new one (a balance, an amount).
+    slots: dict[str, Any] = {"last_intent": "submit_meter_reading", "awaiting_reading": None}
     if utility not in METERED:
         if value is None:
+            slots["awaiting_reading"] = {"utility": None}
             return ActionResult([Reply("reading_ask")], slots)
         return ActionResult(
             [
@@ -53,6 +57,7 @@ async def submit_meter_reading(ctx: ActionContext) -> ActionResult:
         )
     slots["context_utility"] = utility
     if value is None:
+        slots["awaiting_reading"] = {"utility": utility}
         return ActionResult([Reply("reading_ask_value", {"utility": utility_term(utility)})], slots)
     try:
         result = await ctx.client.submit_reading(

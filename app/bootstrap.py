@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from billtalk.logs import get_logger
+from billtalk.logs import get_logger, quieter
 
 log = get_logger("app.bootstrap")
 
@@ -46,7 +46,8 @@ def prepare_product(url: str, *, households: int = 40) -> str:
                 bar.total = n
                 bar.refresh()
 
-            seed(url, households=households, progress=bar.update, set_total=set_total)
+            with quieter():  # the bar shows progress; no info line per seeded payment
+                seed(url, households=households, progress=bar.update, set_total=set_total)
         log.info("demo_seeded", households=households)
     nlu.ensure_default_model()
     return first_resident_id(url)

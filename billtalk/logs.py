@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
 
 _configured = False
+_level = "INFO"
 
 
 class _StderrLogger:
@@ -48,6 +51,12 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         root.addHandler(handler)
     root.setLevel(level.upper())
+    # Start-up stays quiet: alembic's plugin and "Running upgrade" lines only when debugging.
+    logging.getLogger("alembic").setLevel(
+        logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    )
+    global _level
+    _level = level.upper()
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
@@ -65,6 +74,24 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
         cache_logger_on_first_use=False,
     )
     _configured = True
+
+
+@contextmanager
+def quieter(level: str = "WARNING") -> Iterator[None]:
+    """Log only ``level`` and above inside the block (e.g. seeding: no line per payment)."""
+    before = _level
+    if logging.getLevelName(level.upper()) <= logging.getLevelName(before):
+        yield
+        return
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper()))
+    )
+    try:
+        yield
+    finally:
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(before))
+        )
 
 
 def get_logger(name: str) -> Any:

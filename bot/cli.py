@@ -65,7 +65,14 @@ def chat(
             try:  # before loading the NLU model, so a typo fails fast
                 await billing.get_resident(resident)
             except NotFound:
-                typer.echo(f"error: unknown resident {resident!r}", err=True)
+                from billtalk.settings import get_settings
+
+                typer.echo(
+                    f"error: unknown resident {resident!r} in the database "
+                    f"{get_settings().database_label()} (set BILLTALK_DATABASE_URL or "
+                    "BILLTALK_HOME to use another; `billtalk demo seed` creates demo residents)",
+                    err=True,
+                )
                 return 2
             except BillingError as exc:
                 typer.echo(f"error: billing backend: {exc}", err=True)

@@ -20,14 +20,15 @@ Rules, in order (money decisions are always rules, never a model's guess):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from actions import payloads
 from actions.base import UTILITIES, ActionContext, ActionResult
 from actions.check_balance import check_balance
 from actions.due_date import due_date
+from actions.errors import BackendUnavailable, BillingError
 from actions.explain_bill import explain_bill
 from actions.human_handoff import human_handoff
 from actions.manage_autopay import manage_autopay
@@ -40,13 +41,14 @@ from actions.submit_meter_reading import submit_meter_reading
 from actions.usage import usage
 from bot.channels.speaker import chat_commands as speaker_chat
 from bot.forms.enrollment import EnrollmentForm
-from bot.forms.payment import PaymentForm
+from bot.forms.payment import _PAY_ALL_RE, PaymentForm
 from bot.responses import ButtonSpec, Reply, Term
 from bot.settings import DialogueSettings
 from bot.store import ConversationStore
 from bot.turn import Turn
 from bot.verification_service import VerificationService
 from bot.verifiers.pin import PinVerifier
+from nlu.entities import unreadable_amount
 from verification import Evidence, VerificationKind
 
 #: Intents answered by one action each.
@@ -77,26 +79,41 @@ DOMAIN_INTENTS = frozenset(ACTIONS) - {"greet", "thank", "goodbye", "help", "out
     "link_account",
 }
 #: Steps where a bare number is an answer, not a button press.
-_NUMBER_STEPS = frozenset({"verify", "pin_new", "pin_repeat", "enroll_pin"})
-_PAYLOAD_RE = re.compile(r"^/([a-z_]+)(\{.*\})?$", re.S)
+_NUMBER_STEPS = frozenset({"verify", "pin_new", "pin_repeat", "enroll_pin", "pin_code"})
+_PIN_WORDS_RE = re.compile(r"\bpin\b|pin\s*code|passcode|密码|口令", re.I)
+_BIOMETRIC_WORDS_RE = re.compile(
+    r"\b(?:face|selfie|voice|biometric\w*)\b|人脸|刷脸|声纹|生物", re.I
+)
+#: A unit (flat) number: "B-0203", "b0203", "unit 1203", "1203室", "B座0203".
+_UNIT_MENTION_RE = re.compile(
+    r"(?<![A-Za-z0-9])[A-Za-z][-‐–]?\d{3,4}(?![\d.])|(?:\bunit|\bapt\.?|\bapartment|\bflat|"
+    r"\broom)\s*#?\s*[A-Za-z]?[-‐–]?\d{3,4}(?!\d)|[A-Za-z]?座?\d{3,4}(?:室|号房)",
+    re.I,
+)
+
+
+def _unit_key(text: str) -> str:
+    """A unit number reduced for comparison: "B-0203", "unit b0203" and "B0203" agree."""
+    match = re.search(r"([A-Za-z])?\s*座?[-‐–]?\s*(\d{3,4})", text.split()[-1] if text else "")
+    if match is None:
+        match = re.search(r"([A-Za-z])?\s*座?[-‐–]?\s*(\d{3,4})", text)
+    if match is None:
+        return ""
+    letter = (match.group(1) or "").upper()
+    return f"{letter}{int(match.group(2)):04d}"
+
+
+_BILL_WORDS_RE = re.compile(
+    r"\b(?:owe[sd]?|bills?|balance|pay|due|arrears)\b|欠|账单|费|缴|交|多少钱", re.I
+)
+#: Failed one-time codes before the PIN set-up is abandoned.
+_MAX_CODE_FAILURES = 3
 _CARRY_OVER_RE = re.compile(r"^\s*(and|what about|how about|also)\b|^\s*(那|还有|那么)", re.I)
 
 
 def parse_payload(payload: str) -> tuple[str, dict[str, Any]] | None:
     """Split a button payload ``/name{json}`` into its name and data."""
-    match = _PAYLOAD_RE.match(payload.strip())
-    if not match:
-        return None
-    data: dict[str, Any] = {}
-    if match.group(2):
-        try:
-            loaded = json.loads(match.group(2))
-        except ValueError:
-            return None
-        if not isinstance(loaded, dict):
-            return None
-        data = loaded
-    return match.group(1), data
+    return payloads.decode(payload)
 
 
 def first_entities(entities: list[dict[str, Any]]) -> dict[str, Any]:
@@ -131,16 +148,17 @@ class Policy:
         self.verification = verification
         self.context = context
         self.parse = parse
-        self.form = PaymentForm(self)
-        self.enrollment = EnrollmentForm(self)
+        self.form: PaymentForm = PaymentForm(self)
+        self.enrollment: EnrollmentForm = EnrollmentForm(self)
         #: Claims the outbox notice of a settled pending payment for this turn
         #: (``await claim_notice(turn, ctx, payment_id) -> bool``); set by the engine.
         self.claim_notice: Callable[[Turn, ActionContext, str], Awaitable[bool]] | None = None
+        #: The service billing client (set by the engine; else the context's owner's).
+        self.service_client: Any = None
 
     def payload(self, turn: Turn, name: str, **data: Any) -> str:
         """A button payload stamped with the session."""
-        data["s"] = turn.state.session_id[:8]
-        return f"/{name}{json.dumps(data, ensure_ascii=False, sort_keys=True)}"
+        return payloads.encode(name, turn.state.session_id[:8], **data)
 
     # -- the turn -------------------------------------------------------------------
 
@@ -204,12 +222,27 @@ class Policy:
             turn.actions.append("refused_too_long")
             turn.say("too_long", limit=self.settings.max_message_chars)
             return
+        if state.form_step == "pin_code" and re.fullmatch(r"[\d\s-]{1,16}", text):
+            turn.secret = True
+            await self.pin_code(turn, text)
+            return
         if state.form_step in ("pin_new", "pin_repeat") and re.fullmatch(r"[\d\s]{1,12}", text):
             turn.secret = True
             for_enrollment = (state.pin_setup or {}).get("for") == "biometrics"
             await self.form.pin_entry(turn, text)
             if for_enrollment and "pin_set" in turn.actions:
                 await self.enrollment.after_pin_setup(turn)
+            elif "pin_set" in turn.actions:
+                await self.form.resume_waiting(turn)
+            return
+        if (
+            state.slots.get("locked_out")
+            and state.form_step not in _NUMBER_STEPS
+            and re.fullmatch(r"[\d\s-]{4,16}", text)
+            and await self.locked_digits(turn)
+        ):
+            # Digits right after a verification lockout are a PIN guess, not a link
+            # code or an amount: nothing is done with them.
             return
         if state.form_step == "enroll_pin" and re.fullmatch(r"[\d\s]{1,12}", text):
             turn.secret = True
@@ -261,6 +294,9 @@ class Policy:
         threshold = self.settings.fallback_threshold
         understood = confidence >= threshold and intent not in ("nlu_fallback",)
 
+        if await self._answers_open_question(turn, intent, understood, entities, text):
+            return
+
         # "and water?" -> the last utility request, for water.
         last = state.slots.get("last_intent")
         if (
@@ -285,8 +321,18 @@ class Policy:
             await self.enrollment.reprompt(turn)
             return
         elif state.active_form == "pin_setup" and intent not in DOMAIN_INTENTS:
-            turn.say("pin_new" if state.form_step == "pin_new" else "pin_repeat")
+            step = state.form_step or "pin_new"
+            turn.say("pin_code_ask" if step == "pin_code" else step)
             return
+        elif state.active_form == "pin_setup" and understood:
+            # Another request drops the PIN set-up: later digits must not be taken
+            # for a code or a PIN the resident no longer means to send.
+            waiting = state.slots.get("waiting_payment")
+            if (state.pin_setup or {}).get("for") == "biometrics":
+                self.enrollment.discard_early(turn)
+            state.clear_form()
+            if waiting:
+                state.slots["waiting_payment"] = waiting
 
         if not understood:
             await self.misunderstood(turn)
@@ -313,6 +359,66 @@ class Policy:
                 return
         await self.dispatch(turn, intent, entities, text)
 
+    async def _answers_open_question(
+        self, turn: Turn, intent: str, understood: bool, entities: dict[str, Any], text: str
+    ) -> bool:
+        """Answers that belong to the question just asked, or that must not reach an action.
+
+        * ``help`` inside a form is help (then the form's question again), never an
+          amount or a PIN;
+        * "submit a meter reading" -> "gas" (or "12345") answers the reading
+          question, instead of asking the gas balance;
+        * a unit number that is not the resident's own ("what does unit B0203
+          owe") is refused: only the resident's household is ever shown.
+        """
+        state = turn.state
+        if intent == "help" and understood and state.active_form is not None:
+            turn.actions.append("help_in_form")
+            await self.dispatch(turn, "help", {}, text)
+            if state.active_form == "payment":
+                self.offer_resume(turn)
+            elif state.active_form == "pin_setup":
+                step = state.form_step or "pin_new"
+                turn.say("pin_code_ask" if step == "pin_code" else step)
+            elif state.active_form == "enrollment":
+                await self.enrollment.reprompt(turn)
+            return True
+        awaiting = state.slots.get("awaiting_reading")
+        if isinstance(awaiting, dict) and state.active_form is None:
+            words = len(text.split())
+            number = re.fullmatch(r"\s*(\d[\d,]*(?:\.\d+)?)\s*(?:kwh|度|m3|m³|方)?\s*", text, re.I)
+            utility = entities.get("utility")
+            if (utility in UTILITIES and (words <= 3 or intent == "submit_meter_reading")) or (
+                number is not None
+            ):
+                turn.actions.append("reading_answer")
+                merged: dict[str, Any] = {"utility": utility or awaiting.get("utility")}
+                numbers = re.findall(r"\d[\d,]*(?:\.\d+)?", text)
+                if number is not None:
+                    merged["meter_reading"] = number.group(1).replace(",", "")
+                elif entities.get("meter_reading") is not None:
+                    merged["meter_reading"] = entities["meter_reading"]
+                elif len(numbers) == 1:
+                    merged["meter_reading"] = numbers[0].replace(",", "")
+                turn.intent = "submit_meter_reading"
+                await self.dispatch(turn, "submit_meter_reading", merged, text)
+                return True
+            if understood and intent != "submit_meter_reading":
+                state.slots.pop("awaiting_reading", None)
+        if _UNIT_MENTION_RE.search(text) and (
+            (understood and intent in DOMAIN_INTENTS) or _BILL_WORDS_RE.search(text)
+        ):
+            ctx = await self.context(turn)
+            own = _unit_key(str(getattr(ctx.resident, "unit", "") or ""))
+            mentioned = {_unit_key(m.group(0)) for m in _UNIT_MENTION_RE.finditer(text)}
+            if own and any(m and m != own for m in mentioned):
+                turn.actions.append("other_household_refused")
+                turn.say("other_household_refused", unit=ctx.resident.unit)
+                if state.active_form == "payment":
+                    self.offer_resume(turn)
+                return True
+        return False
+
     async def _in_payment(
         self, turn: Turn, intent: str, understood: bool, entities: dict[str, Any], text: str
     ) -> bool:
@@ -328,7 +434,9 @@ class Policy:
             return True
         if (
             intent == "pay_bill"
+            or unreadable_amount(text, turn.today)
             or (state.form_step == "utility" and "utility" in entities and len(text.split()) <= 4)
+            or (state.form_step == "utility" and _PAY_ALL_RE.search(text))
             or (form_values and (intent not in DOMAIN_INTENTS or not understood))
             or (state.form_step == "amount" and intent not in DOMAIN_INTENTS)
         ):
@@ -439,7 +547,7 @@ class Policy:
             turn.say("link_already")
             return
         if intent == "enroll_biometrics":
-            await self.enroll(turn, entities)
+            await self.enroll(turn, entities, text)
             return
         if intent in ("affirm", "deny"):
             if state.slots.get("resume_offered") and state.active_form == "payment":
@@ -458,27 +566,105 @@ class Policy:
         result = await action(ctx)
         turn.apply(intent, result)
 
-    async def enroll(self, turn: Turn, entities: dict[str, Any]) -> None:
+    async def enroll(self, turn: Turn, entities: dict[str, Any], text: str = "") -> None:
         """Entry point of enrollment: a PIN, or (after a PIN step-up) face / voice / delete."""
         turn.actions.append("enroll_biometrics")
         kind = str(entities.get("kind") or "")
+        if not kind and _PIN_WORDS_RE.search(text) and not _BIOMETRIC_WORDS_RE.search(text):
+            kind = "pin"
         registry = self.verification.registry
         if kind == "pin" or (not kind and len(registry) == 1):
             await self.start_pin_setup(turn)
             return
         await self.enrollment.start(turn, kind)
 
-    async def start_pin_setup(self, turn: Turn) -> None:
-        """Start setting a PIN (only if the resident has none)."""
+    async def start_pin_setup(self, turn: Turn, purpose: str = "enroll") -> None:
+        """Start setting a PIN (only if the resident has none), with a staff one-time code.
+
+        A PIN is set right after the link code (:meth:`after_link`), or later only
+        with a fresh one-time code from the property office: never on the say-so
+        of whoever holds the chat, and never inside a payment.
+        """
         pin = self.verification.registry.get(VerificationKind.PIN)
         if isinstance(pin, PinVerifier) and await pin.is_enrolled(str(turn.resident_id)):
             turn.say("pin_already_set")
             return
+        waiting = turn.state.slots.get("waiting_payment")
+        turn.state.clear_form()
+        if waiting:
+            turn.state.slots["waiting_payment"] = waiting
+        turn.state.active_form = "pin_setup"
+        turn.state.form_step = "pin_code"
+        turn.state.pin_setup = {"for": purpose}
+        turn.actions.append("pin_code_asked")
+        turn.say("pin_code_ask")
+
+    async def pin_code(self, turn: Turn, text: str) -> None:
+        """The staff-issued one-time code that allows setting a PIN."""
+        state = turn.state
+        code = re.sub(r"\D", "", text)
+        try:
+            result = await self.service_billing().redeem_link_code(
+                code, channel=turn.message.channel, external_id=turn.message.external_user_id
+            )
+            ok = str(result.resident_id) == str(turn.resident_id)
+        except BackendUnavailable:
+            raise
+        except BillingError:  # unknown, used, expired code, or too many tries
+            ok = False
+        if not ok:
+            state.slot_failures += 1
+            turn.actions.append("pin_code_refused")
+            if state.slot_failures >= _MAX_CODE_FAILURES:
+                state.clear_form()
+                turn.say("pin_code_gave_up")
+            else:
+                turn.say("pin_code_bad")
+            return
+        state.slot_failures = 0
+        state.form_step = "pin_new"
+        turn.actions.append("pin_code_accepted")
+        turn.say("pin_code_ok")
+        turn.say("pin_new")
+
+    async def after_link(self, turn: Turn) -> None:
+        """Right after a link code from the property office: offer to choose a PIN."""
+        pin = self.verification.registry.get(VerificationKind.PIN)
+        if isinstance(pin, PinVerifier) and await pin.is_enrolled(str(turn.resident_id)):
+            return
         turn.state.clear_form()
         turn.state.active_form = "pin_setup"
         turn.state.form_step = "pin_new"
-        turn.state.pin_setup = {"for": "enroll"}
-        turn.say("pin_new")
+        turn.state.pin_setup = {"for": "link"}
+        turn.actions.append("pin_offered_after_link")
+        turn.say("link_pin_offer")
+
+    async def locked_digits(self, turn: Turn) -> bool:
+        """Digits sent while verification is locked: say so, use them for nothing.
+
+        Returns whether they were answered (``False``: the lock is over).
+        """
+        resident_id = str(turn.resident_id)
+        service = self.verification
+        untils = [
+            u
+            for k in await service.enrolled_kinds(resident_id)
+            if (u := service.locked_until(resident_id, k)) is not None
+        ]
+        if not untils:
+            turn.state.slots.pop("locked_out", None)
+            return False
+        turn.secret = True
+        turn.actions.append("locked_digits_ignored")
+        turn.say("locked_digits", until=max(untils))
+        return True
+
+    def service_billing(self) -> Any:
+        """The engine's service billing client (link codes are redeemed with it)."""
+        if self.service_client is not None:
+            return self.service_client
+        owner = getattr(self.context, "__self__", None)
+        return getattr(owner, "billing", None)
 
     async def on_payload(self, turn: Turn, payload: str) -> None:
         """A pressed button."""
@@ -494,48 +680,50 @@ class Policy:
             turn.say("button_stale")
             return
         turn.intent, turn.confidence, turn.entities = name, 1.0, dict(data)
-        if name == "cancel":
-            await self.cancel(turn)
-        elif name == "confirm_payment":
-            await self.form.confirm(turn, str(data.get("t", "")))
-        elif name == "resume":
-            if state.active_form == "payment":
-                turn.actions.append("resume_payment")
-                await self.form.reprompt(turn)
-            else:
-                turn.say("confirmation_stale")
-        elif name == "choose_utility":
-            await self.form.choose_utility(turn, str(data.get("utility")))
-        elif name == "choose_method":
-            await self.form.choose_method(turn, str(data.get("method")))
-        elif name == "pay_amount":
-            await self.form.choose_amount(turn, str(data.get("amount")))
-        elif name == "verify_with":
-            await self.form.choose_kind(turn, str(data.get("kind")))
-        elif name == "enroll":
-            await self.enroll(turn, {"kind": data.get("kind")})
-        elif name == "enroll_kind":
-            await self.enrollment.choose(turn, str(data.get("kind")))
-        elif name == "enroll_delete":
-            await self.enrollment.choose(turn, "delete")
-        elif name == "enroll_delete_yes":
-            await self.enrollment.delete(turn)
-        elif name == "reading_keep":
-            turn.actions.append("reading_keep")
-            turn.say("reading_kept")
-        elif name == "manage_autopay":
-            entities = {
-                "utility": data.get("utility"),
-                "autopay_enabled": bool(data.get("enabled")),
-            }
-            await self.dispatch(turn, name, entities, "")
+        handler = _BUTTONS.get(name)
+        if handler is not None:
+            await handler(self, turn, data)
         elif name in ACTIONS or name in ("pay_bill", "enroll_biometrics"):
             state.misunderstandings = 0
-            if state.active_form == "payment" and name in DOMAIN_INTENTS and name != "pay_bill":
-                await self.dispatch(turn, name, data, "")
+            interrupts = state.active_form == "payment" and name in DOMAIN_INTENTS
+            await self.dispatch(turn, name, data, "")
+            if interrupts and name != "pay_bill":
                 self.offer_resume(turn)
-            else:
-                await self.dispatch(turn, name, data, "")
         else:
             turn.actions.append("bad_payload")
             turn.say("button_stale")
+
+    async def _resume(self, turn: Turn, data: dict[str, Any]) -> None:
+        if turn.state.active_form == "payment":
+            turn.actions.append("resume_payment")
+            await self.form.reprompt(turn)
+        else:
+            turn.say("confirmation_stale")
+
+    async def _keep_reading(self, turn: Turn, data: dict[str, Any]) -> None:
+        turn.actions.append("reading_keep")
+        turn.say("reading_kept")
+
+    async def _autopay_button(self, turn: Turn, data: dict[str, Any]) -> None:
+        entities = {"utility": data.get("utility"), "autopay_enabled": bool(data.get("enabled"))}
+        await self.dispatch(turn, "manage_autopay", entities, "")
+
+
+_ButtonHandler = Callable[[Policy, Turn, dict[str, Any]], Awaitable[None]]
+
+#: What each button does, by payload name (other names are intents, dispatched as such).
+_BUTTONS: dict[str, _ButtonHandler] = {
+    "cancel": lambda p, turn, data: p.cancel(turn),
+    "confirm_payment": lambda p, turn, data: p.form.confirm(turn, str(data.get("t", ""))),
+    "resume": Policy._resume,
+    "choose_utility": lambda p, turn, data: p.form.choose_utility(turn, str(data.get("utility"))),
+    "choose_method": lambda p, turn, data: p.form.choose_method(turn, str(data.get("method"))),
+    "pay_amount": lambda p, turn, data: p.form.choose_amount(turn, str(data.get("amount"))),
+    "verify_with": lambda p, turn, data: p.form.choose_kind(turn, str(data.get("kind"))),
+    "enroll": lambda p, turn, data: p.enroll(turn, {"kind": data.get("kind")}),
+    "enroll_kind": lambda p, turn, data: p.enrollment.choose(turn, str(data.get("kind"))),
+    "enroll_delete": lambda p, turn, data: p.enrollment.choose(turn, "delete"),
+    "enroll_delete_yes": lambda p, turn, data: p.enrollment.delete(turn),
+    "reading_keep": Policy._keep_reading,
+    "manage_autopay": Policy._autopay_button,
+}

@@ -45,7 +45,7 @@ from verification import Challenge, Decision, Evidence, VerificationKind
 
 if TYPE_CHECKING:
     from biometrics.store import TemplateStore
-    from bot.policy import Policy
+    from bot.forms.host import FormHost
 
 log = get_logger("bot.enrollment")
 
@@ -90,7 +90,7 @@ class EnrollmentForm:
         policy: The policy (settings, stores, verification service, payloads).
     """
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: FormHost) -> None:
         self.policy = policy
         self.pending = PendingSamples(policy.store, ttl_s=_PENDING_TTL_S)
 
@@ -141,11 +141,13 @@ class EnrollmentForm:
         state.clear_form()
         state.slots["enroll"] = {"kind": kind if kind in self._kinds() else ""}
         if not await pin.is_enrolled(resident_id):
+            # The PIN comes first, and only with a one-time code from the property
+            # office (bot.policy.Policy.start_pin_setup): never on the chat's say-so.
             state.active_form = "pin_setup"
-            state.form_step = "pin_new"
+            state.form_step = "pin_code"
             state.pin_setup = {"for": "biometrics"}
             turn.say("enroll_pin_first")
-            turn.say("pin_new")
+            turn.say("pin_code_ask")
             return
         await self._step_up(turn)
 
@@ -536,13 +538,13 @@ class EnrollmentForm:
             await self._face_photos(turn)
         elif step == "enroll_voice":
             await self._voice_sample(turn)
-        elif step in ("enroll_pin", "pin_new", "pin_repeat"):
+        elif step in ("enroll_pin", "pin_new", "pin_repeat", "pin_code"):
             if await self.keep_early(turn) is None:
                 await self.reprompt(turn)
             elif step == "enroll_pin":
                 turn.say("verify_pin_prompt")
             else:
-                turn.say(step)
+                turn.say("pin_code_ask" if step == "pin_code" else step)
         elif step == "enroll_choice" and self._verified(turn):
             # a photo answers "face", a voice note "voice": go straight to that step
             kind = _media_kind(turn)
@@ -567,6 +569,10 @@ class EnrollmentForm:
         step = turn.state.form_step
         if step == "enroll_pin":
             turn.say("verify_pin_prompt")
+        elif step == "pin_code":
+            turn.say("pin_code_ask")
+        elif step in ("pin_new", "pin_repeat"):
+            turn.say(step)
         elif step == "enroll_face":
             turn.say("enroll_face_need_photo")
         elif step == "enroll_voice":

@@ -32,6 +32,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from actions import pay_bill
 from actions.base import METHODS, UTILITIES, ActionContext, method_term, utility_term
 from actions.errors import BackendUnavailable, BillingError
 from actions.pay_bill import execute_payment
@@ -39,15 +40,33 @@ from bot import confirmation
 from bot.channels.speaker import payment_rule as speaker_rule
 from bot.confirmation import ConfirmationError, PaymentBinding
 from bot.responses import ButtonSpec, Money, Reply, Term
+from bot.stepup_factors import after_accept, required_factors
 from bot.turn import Turn
 from bot.verifiers.pin import WeakPinError, check_new_pin, hash_pin, pin_matches
+from nlu.entities import unreadable_amount
 from verification import Challenge, Decision, Evidence, VerificationKind
 
 if TYPE_CHECKING:
-    from bot.policy import Policy
+    from bot.forms.host import FormHost
 
 _CENT = Decimal("0.01")
 _MAX_COMPLETED = 20
+#: "pay everything", "pay the total", "pay all my bills", "全部交了", "一共欠的都交".
+_PAY_ALL_RE = re.compile(
+    r"\b(?:every\s*thing|every\s+bill|all\s+(?:of\s+)?(?:my|the|our)?\s*(?:bills?|debts?|"
+    r"of\s+it|i\s+owe|that'?s\s+(?:due|owed|outstanding))|all\s+(?:at\s+once|together)|"
+    r"(?:the|my)\s+(?:whole|total|entire|full)\s+(?:amount|balance|debt|bill|lot)?|"
+    r"(?:the\s+)?total|whole\s+(?:thing|lot|balance|amount)|in\s+full\s+for\s+all|"
+    r"all\s+(?:outstanding|overdue|due))\b|全部|所有|一共|总共|全都|都交|都缴|都付|一起交|一起缴|"
+    r"一次性|总额|欠的都",
+    re.I,
+)
+#: "pay it", "pay that one", "交这个": the utility being talked about.
+_ANAPHOR_RE = re.compile(
+    r"\b(?:it|that(?:\s+one)?|this(?:\s+one)?|the\s+same)\b|这个|那个|它|这笔|那笔", re.I
+)
+#: The utility slot value that means the whole debt (``utility: null`` to the API).
+ALL = "all"
 
 
 def parse_amount_text(text: str) -> Decimal | None:
@@ -81,7 +100,7 @@ def prompt_params(challenge: Challenge) -> dict[str, Any]:
 class PaymentForm:
     """Runs the payment form's steps for the policy."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: FormHost) -> None:
         self.policy = policy
 
     # -- entry points -------------------------------------------------------------
@@ -91,12 +110,16 @@ class PaymentForm:
         state = turn.state
         state.clear_form()
         state.interrupted = []
+        state.slots.pop("locked_out", None)
         state.active_form = "payment"
         state.slots.pop("resume_offered", None)
         utility = entities.get("utility")
         if utility in UTILITIES:
             state.slots["pay_utility"] = utility
-        elif state.slots.get("context_utility") in UTILITIES:
+        elif _PAY_ALL_RE.search(text or ""):
+            state.slots["pay_utility"] = ALL
+        elif state.slots.get("context_utility") in UTILITIES and _ANAPHOR_RE.search(text or ""):
+            # Only "pay it" refers to the bill being talked about; "pay my bills" doesn't.
             state.slots["pay_utility"] = state.slots["context_utility"]
         turn.actions.append("payment_form")
         if not self._take_amount(turn, entities, text):
@@ -116,7 +139,21 @@ class PaymentForm:
             if "amount" not in entities:
                 state.slots.pop("pay_amount", None)
             changed = True
-        if "amount" in entities or state.form_step == "amount":
+        elif (
+            utility is None
+            and state.form_step != "amount"
+            and state.slots.get("pay_utility") != ALL
+            and _PAY_ALL_RE.search(text or "")
+        ):
+            state.slots["pay_utility"] = ALL
+            if "amount" not in entities:
+                state.slots.pop("pay_amount", None)
+            changed = True
+        if (
+            "amount" in entities
+            or state.form_step == "amount"
+            or unreadable_amount(text or "", turn.today)
+        ):
             before = state.slots.get("pay_amount")
             if not self._take_amount(turn, entities, text):
                 return
@@ -155,13 +192,25 @@ class PaymentForm:
         await self.advance(turn)
 
     def cancel(self, turn: Turn) -> None:
-        """Drop the payment; nothing is charged."""
+        """Drop the payment; nothing is charged, and nothing of it is remembered."""
         had = turn.state.active_form == "payment"
-        turn.state.clear_form()
-        turn.state.interrupted = []
-        turn.state.slots.pop("resume_offered", None)
+        self.finish(turn)
         turn.actions.append("cancel_payment")
         turn.say("payment_cancelled" if had else "nothing_to_cancel")
+
+    def finish(self, turn: Turn) -> None:
+        """Forget a cancelled or finished payment: its slots, and the bill it was about.
+
+        Only a payment still open may be resumed; the next "pay my bills" starts
+        from scratch instead of offering the bill of a payment that is over.
+        """
+        state = turn.state
+        utility = state.slots.get("pay_utility")
+        if utility and state.slots.get("context_utility") == utility:
+            state.slots.pop("context_utility", None)
+        state.clear_form()
+        state.interrupted = []
+        state.slots.pop("resume_offered", None)
 
     # -- slots ----------------------------------------------------------------------
 
@@ -183,8 +232,9 @@ class PaymentForm:
                 state.slots.pop("pay_amount", None)
                 state.slots["pay_full"] = True
                 return True
-        elif re.search(r"\d", text or "") and not entities.get("period"):
-            # A number that is not an acceptable amount ("-5", "1.234"): ask, don't guess.
+        elif unreadable_amount(text or "", turn.today):
+            # An amount that can't be read ("-5", "1.234", "NaN", "¥abc"): ask, don't guess.
+            # Unit numbers, dates, PINs and link codes are not amounts at all.
             state.form_step = "amount"
             self._failure(turn, "amount_invalid")
             return False
@@ -222,41 +272,30 @@ class PaymentForm:
         """Ask for the next missing slot, or show the bound confirmation."""
         state = turn.state
         ctx = await self.policy.context(turn)
-        balance = await ctx.client.get_balance(ctx.household_id)
+        balance = await pay_bill.amounts_due(ctx)
         due_by_utility = {u: Decimal(a) for u, a in balance.by_utility.items() if Decimal(a) > 0}
+        total_due = sum(due_by_utility.values(), Decimal("0.00"))
         utility = state.slots.get("pay_utility")
         if utility is None:
             if not due_by_utility:
-                state.clear_form()
+                self.finish(turn)
                 turn.say("nothing_due")
                 return
-            if len(due_by_utility) == 1:
+            if len(due_by_utility) == 1 and not state.slots.get("pay_amount"):
                 utility = next(iter(due_by_utility))
                 state.slots["pay_utility"] = utility
             else:
-                state.form_step = "utility"
-                turn.add(
-                    Reply(
-                        "ask_utility",
-                        buttons=[
-                            *[
-                                ButtonSpec(
-                                    "button_utility_amount",
-                                    self.policy.payload(turn, "choose_utility", utility=u),
-                                    {"utility": utility_term(u), "amount": ctx.money(a)},
-                                )
-                                for u, a in sorted(due_by_utility.items())
-                            ],
-                            ButtonSpec("button_cancel", self.policy.payload(turn, "cancel")),
-                        ],
-                    )
-                )
+                self._ask_utility(turn, ctx, due_by_utility, total_due)
                 return
-        state.slots["context_utility"] = utility
-        due = due_by_utility.get(utility, Decimal("0.00"))
+        if utility != ALL:
+            state.slots["context_utility"] = utility
+        due = total_due if utility == ALL else due_by_utility.get(utility, Decimal("0.00"))
         if due <= 0:
-            state.clear_form()
-            turn.say("nothing_due_utility", utility=utility_term(utility))
+            self.finish(turn)
+            if utility == ALL:
+                turn.say("nothing_due")
+            else:
+                turn.say("nothing_due_utility", utility=utility_term(utility))
             return
         amount = Decimal(state.slots["pay_amount"]) if state.slots.get("pay_amount") else due
         if amount > due:
@@ -301,18 +340,51 @@ class PaymentForm:
                 )
             )
             return
-        await self._confirm(turn, ctx, utility, amount, method)
+        await self._confirm(turn, ctx, None if utility == ALL else utility, amount, method)
+
+    def _ask_utility(
+        self,
+        turn: Turn,
+        ctx: ActionContext,
+        due_by_utility: dict[str, Decimal],
+        total_due: Decimal,
+    ) -> None:
+        """Which bill: everything at once (the whole debt, oldest first), or one of them."""
+        state = turn.state
+        state.form_step = "utility"
+        amount = state.slots.get("pay_amount")
+        everything = ButtonSpec(
+            "button_pay_everything",
+            self.policy.payload(turn, "choose_utility", utility=ALL),
+            {"amount": ctx.money(Decimal(amount) if amount else total_due)},
+        )
+        bills = [
+            ButtonSpec(
+                "button_utility_amount",
+                self.policy.payload(turn, "choose_utility", utility=u),
+                {"utility": utility_term(u), "amount": ctx.money(a)},
+            )
+            for u, a in sorted(due_by_utility.items())
+            if not amount or Decimal(amount) <= a
+        ]
+        turn.add(
+            Reply(
+                "ask_utility_amount" if amount else "ask_utility_all",
+                {"amount": ctx.money(Decimal(amount)) if amount else ctx.money(total_due)},
+                buttons=[
+                    everything,
+                    *bills,
+                    ButtonSpec("button_cancel", self.policy.payload(turn, "cancel")),
+                ],
+            )
+        )
 
     async def _confirm(
-        self, turn: Turn, ctx: ActionContext, utility: str, amount: Decimal, method: str
+        self, turn: Turn, ctx: ActionContext, utility: str | None, amount: Decimal, method: str
     ) -> None:
         state = turn.state
-        preview = await ctx.client.preview_payment(
-            ctx.household_id,
-            amount=amount,
-            utility=utility,
-            method=method,
-            channel=turn.message.channel,
+        preview = await pay_bill.preview(
+            ctx, amount=amount, utility=utility, method=method, channel=turn.message.channel
         )
         periods = confirmation.periods_of(preview.allocations)
         binding = PaymentBinding(ctx.household_id, utility, amount, method, periods)
@@ -339,16 +411,33 @@ class PaymentForm:
         state.verified_token = None
         state.form_step = "confirm"
         state.slot_failures = 0
-        period_lines = [
-            Reply("period_range", {"start": a.period_start, "end": a.period_end})
-            for a in preview.allocations
-        ]
+        if utility is None:
+            # One payment of the whole debt (or part of it), oldest bills first:
+            # the confirmation lists every bill it covers.
+            period_lines = [
+                Reply(
+                    "period_range_utility",
+                    {
+                        "utility": utility_term(a.utility),
+                        "start": a.period_start,
+                        "end": a.period_end,
+                        "amount": ctx.money(Decimal(a.amount)),
+                    },
+                )
+                for a in preview.allocations
+            ]
+        else:
+            period_lines = [
+                Reply("period_range", {"start": a.period_start, "end": a.period_end})
+                for a in preview.allocations
+            ]
+        key = "confirm_payment" if utility is not None else "confirm_payment_all"
         turn.add(
             Reply(
-                "confirm_payment_stepup" if reasons else "confirm_payment",
+                f"{key}_stepup" if reasons else key,
                 {
                     "amount": ctx.money(amount),
-                    "utility": utility_term(utility),
+                    "utility": utility_term(utility or ALL),
                     "method": method_term(method),
                     "periods": period_lines,
                 },
@@ -416,6 +505,8 @@ class PaymentForm:
         service = self.policy.verification
         resident_id = str(turn.resident_id)
         kinds = await service.enrolled_kinds(resident_id)
+        locked = [k for k in kinds if service.locked_until(resident_id, k) is not None]
+        plan = required_factors(kinds, locked)
         reasons = (state.pending_confirmation or {}).get("step_up", [])
         turn.add(
             Reply(
@@ -427,16 +518,16 @@ class PaymentForm:
                 },
             )
         )
-        if not kinds:
-            state.form_step = "pin_new"
-            state.pin_setup = {"for": "payment"}
-            turn.say("stepup_setup_pin")
+        if plan.setup_needed:
+            # Never set a PIN inside a payment: whoever holds the chat would get both
+            # factors at once. The payment waits until a PIN is set the safe way.
+            self.wait_for_factor(turn)
             return
-        available = [k for k in kinds if service.locked_until(resident_id, k) is None]
-        if not available:
+        if plan.locked:
             until = max(service.locked_until(resident_id, k) for k in kinds)  # type: ignore[type-var]
             self._locked(turn, until)
             return
+        available = list(plan.offer)
         if len(available) == 1:
             await self._start_challenge(turn, available[0])
             return
@@ -455,6 +546,44 @@ class PaymentForm:
                 + [ButtonSpec("button_cancel", self.policy.payload(turn, "cancel"))],
             )
         )
+
+    def wait_for_factor(self, turn: Turn) -> None:
+        """No PIN and no biometrics: say how to set a PIN up; the payment waits.
+
+        The payment's values are kept (``waiting_payment``) and offered again once
+        a PIN is set; nothing is charged, no confirmation stays open.
+        """
+        state = turn.state
+        pending = state.pending_confirmation or {}
+        utility = state.slots.get("pay_utility")
+        state.slots["waiting_payment"] = {
+            "utility": utility,
+            "amount": pending.get("amount") or state.slots.get("pay_amount"),
+            "method": pending.get("method") or state.slots.get("pay_method"),
+        }
+        state.active_form = None
+        state.form_step = None
+        state.pending_confirmation = None
+        state.verification = None
+        state.verified_token = None
+        turn.actions.append("stepup_needs_setup")
+        turn.say("stepup_no_factor")
+
+    async def resume_waiting(self, turn: Turn) -> bool:
+        """Offer the payment that waited for a PIN (after the PIN is set); whether there was one."""
+        waiting = turn.state.slots.pop("waiting_payment", None)
+        if not isinstance(waiting, dict):
+            return False
+        entities: dict[str, Any] = {}
+        if waiting.get("utility") in UTILITIES:
+            entities["utility"] = waiting["utility"]
+        if waiting.get("amount"):
+            entities["amount"] = waiting["amount"]
+        if waiting.get("method") in METHODS:
+            entities["payment_method"] = waiting["method"]
+        text = "everything" if waiting.get("utility") == ALL else ""
+        await self.start(turn, entities, text)
+        return True
 
     async def choose_kind(self, turn: Turn, kind: str) -> None:
         """The resident chose how to verify."""
@@ -485,7 +614,8 @@ class PaymentForm:
         turn.add(Reply(challenge.prompt_key, prompt_params(challenge)))
 
     def _locked(self, turn: Turn, until: Any) -> None:
-        turn.state.clear_form()
+        self.finish(turn)
+        turn.state.slots["locked_out"] = True
         turn.flag("verification_lockout")
         turn.actions.append("verification_locked")
         turn.say("verification_locked", until=until)
@@ -508,11 +638,23 @@ class PaymentForm:
         turn.verification.append(outcome.to_log())
         result = outcome.result
         if result.decision is Decision.ACCEPT:
-            if result.requires_also is not None and state.slots.get("factor_done") != str(
-                result.requires_also
-            ):
+            service = self.policy.verification
+            resident_id = str(turn.resident_id)
+            kinds = await service.enrolled_kinds(resident_id)
+            plan = required_factors(
+                kinds, [k for k in kinds if service.locked_until(resident_id, k) is not None]
+            )
+            following = after_accept(
+                plan, result.kind, result.requires_also, str(state.slots.get("factor_done") or "")
+            )
+            if following == "pin":
                 state.slots["factor_done"] = str(result.kind)
-                await self._start_challenge(turn, result.requires_also)
+                await self._start_challenge(turn, VerificationKind.PIN)
+                return
+            if following == "need_live":
+                # A still selfie never counts alone; with no PIN to add, ask for the video.
+                turn.say("verify_need_live")
+                await self._start_challenge(turn, result.kind)
                 return
             state.slots.pop("factor_done", None)
             # The backend's single-use proof for exactly this payment; the API needs it.
@@ -561,10 +703,10 @@ class PaymentForm:
         turn.actions.append("pin_set")
         turn.say("pin_set")
         state.pin_setup = None
-        if setup.get("for") == "payment" and state.pending_confirmation is not None:
-            await self._start_challenge(turn, VerificationKind.PIN)
-        else:
-            state.clear_form()
+        waiting = state.slots.get("waiting_payment")
+        state.clear_form()
+        if waiting:
+            state.slots["waiting_payment"] = waiting
 
     async def _execute(self, turn: Turn) -> None:
         state = turn.state
@@ -578,8 +720,7 @@ class PaymentForm:
             state.completed[token] = result.payment_ids[0]
             while len(state.completed) > _MAX_COMPLETED:
                 state.completed.pop(next(iter(state.completed)))
-            state.clear_form()
-            state.interrupted = []
+            self.finish(turn)
         elif result.replies and result.replies[0].key == "pay_backend_down":
             # Nothing is known to have happened: the same Pay button retries with the same key.
             turn.state.verified_token = token if pending["step_up"] else None
@@ -597,12 +738,16 @@ class PaymentForm:
                 )
             )
         else:
-            state.clear_form()
+            self.finish(turn)
 
     # -- questions from buttons ----------------------------------------------------------
 
     async def choose_utility(self, turn: Turn, utility: str) -> None:
-        """A utility button was pressed."""
+        """A utility button was pressed (``all``: the whole debt as one payment)."""
+        if utility == ALL and turn.state.active_form == "payment":
+            turn.state.slots["pay_utility"] = ALL
+            await self.advance(turn)
+            return
         if utility not in UTILITIES:
             turn.say("reask_utility")
             return

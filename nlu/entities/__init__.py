@@ -35,6 +35,7 @@ __all__ = [
     "normalise_method",
     "normalise_utility",
     "parse_amount",
+    "unreadable_amount",
 ]
 
 #: The ``extractor`` name on every entity this module returns.
@@ -55,9 +56,19 @@ _MONEY_CUE = re.compile(
 _PLACE_BEFORE = re.compile(
     r"(?:#|\bno\.?|\bapt\.?|\bapartment|\bunit|\broom|\bflat|\bbuilding|\bblock|\bbldg|\bfloor|"
     r"\bsuite|\btower|\bnumber|\bphone|\btel|\bcall|\bext\.?|\btier|\blevel|\bstep|\boption|"
-    r"\bpage|\bline|\bitem|\bversion|第|房间|房号|门牌|楼|栋|单元)\s*$",
+    r"\bpage|\bline|\bitem|\bversion|\bpin|\bpasscode|\bpassword|\botp|"
+    r"\bdate|\bon\s+the|第|房间|房号|门牌|楼|栋|单元|密码|验证码|口令|绑定码)\s*(?:is|was|:|：|是)?\s*$",
     re.I,
 )
+#: A month name right after or before a number makes it a date ("on 15 nov", "Nov 15").
+_MONTH_WORDS = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+_MONTH_AFTER = re.compile(rf"\s*(?:of\s+)?(?:{_MONTH_WORDS})\b", re.I)
+_MONTH_BEFORE = re.compile(rf"\b(?:{_MONTH_WORDS})\.?\s*$", re.I)
+#: A unit number written with its building letter ("B-0203", "b0203", "A座1203").
+_UNIT_NUMBER_BEFORE = re.compile(r"(?:\b[a-z][-‐–]|[a-z]座)$", re.I)
 _NO_AMOUNT_UNITS = frozenset(
     [
         "months",
@@ -174,7 +185,9 @@ def _classify(tok: NumberToken, text: str) -> Span | None:
     unit = re.sub(r"[\s-]+", "", tok.unit or "")
     if unit in _NO_AMOUNT_UNITS:
         return None
-    if _PLACE_BEFORE.search(text, max(0, tok.start - 16), tok.start):
+    if _PLACE_BEFORE.search(text, max(0, tok.start - 20), tok.start):
+        return None
+    if _not_money_number(tok, text):
         return None
     if tok.kind == "cn" and tok.value < 10:
         return None  # "一下", "一个": single Chinese digits are words, not numbers
@@ -223,6 +236,16 @@ def _classify(tok: NumberToken, text: str) -> Span | None:
     if kind == "link_code":
         return Span("link_code", tok.digits, tok.start, tok.start + len(tok.digits))
     return Span("meter_reading", _reading_value(tok), tok.start, tok.end)
+
+
+def _not_money_number(tok: NumberToken, text: str) -> bool:
+    """Whether a number without a currency mark is a date or a unit number, never an amount."""
+    if tok.kind != "digits":
+        return False
+    if _MONTH_AFTER.match(text, tok.end) or _MONTH_BEFORE.search(text, 0, tok.start):
+        return True
+    before = text[max(0, tok.start - 3) : tok.start]
+    return bool(_UNIT_NUMBER_BEFORE.search(before)) and len(tok.digits) >= 3
 
 
 _FILLER_RE = re.compile(
@@ -310,3 +333,46 @@ def extract_entities(
         ``{"start", "end"}`` ISO dates, readings and link codes as digit strings.
     """
     return [span.to_rasa() for span in extract_spans(text, language, reference_date)]
+
+
+#: Money marks next to something that is not a number ("¥abc", "$xyz", "NaN yuan").
+_JUNK_AMOUNT_RE = re.compile(
+    r"[¥$＄￥]\s*(?![\d\s.,])[^\s\d]|\b(?:nan|inf(?:inity)?)\b|"
+    r"\b(?:rmb|cny|usd)\s*(?![\d\s])[a-z]",
+    re.I,
+)
+
+
+def unreadable_amount(text: str, reference_date: date | None = None) -> bool:
+    """Whether ``text`` tries to give a money amount that cannot be read as one.
+
+    True for "pay NaN", "pay ¥abc", "pay -5" or "1.234": the dialogue must ask
+    for the amount again instead of guessing (or silently paying the full bill).
+    False when an amount was read, and for numbers that are something else: unit
+    numbers ("B-0203", "room 1203"), dates ("15 Nov"), PINs, link codes, meter
+    readings, and counts with a unit ("3 months").
+    """
+    if not isinstance(text, str) or not text:
+        return False
+    text = text[:MAX_CHARS]
+    folded = fold(text)
+    if _JUNK_AMOUNT_RE.search(folded):
+        return True
+    spans = extract_spans(text, reference_date=reference_date)
+    if any(span.entity == "amount" for span in spans):
+        return False
+    taken = SpanSet(spans)
+    for tok in find_numbers(folded):
+        if tok.kind != "digits" or not taken.is_free(tok.start, tok.end):
+            continue
+        unit = re.sub(r"[\s-]+", "", tok.unit or "")
+        if unit in _NO_AMOUNT_UNITS or unit in _READING_UNITS:
+            continue
+        digits_start = tok.end - len(tok.digits) if not tok.currency else tok.start
+        before = folded[max(0, digits_start - 3) : digits_start]
+        if _UNIT_NUMBER_BEFORE.search(before) or _not_money_number(tok, folded):
+            continue
+        if _PLACE_BEFORE.search(folded, max(0, tok.start - 20), tok.start):
+            continue
+        return True
+    return False

@@ -156,11 +156,29 @@ class FakeBillingClient:
         )
 
     async def preview_payment(
-        self, household_id: str, *, amount: Decimal, utility: str | None = None
+        self,
+        household_id: str,
+        *,
+        amount: Decimal,
+        utility: str | None = None,
+        method: str | None = None,
+        **_: object,
     ) -> PaymentPreview:
         self._check(household_id)
         bills = [b for b in self.bills if b.amount_due > 0 and utility in (None, b.utility)]
+        paid_today = sum((p.amount for p in self.payments if p.status != "failed"), D("0.00"))
+        # The backend's default step-up policy: 200.00 and over, or past 500.00 a day.
+        reasons = [
+            r
+            for r, hit in (
+                ("threshold", amount >= D("200.00")),
+                ("daily_limit", paid_today + amount > D("500.00")),
+            )
+            if hit
+        ]
         return PaymentPreview(
+            step_up_required=bool(reasons),
+            step_up_reasons=reasons,
             household_id=household_id,
             amount=amount,
             utility=utility,  # type: ignore[arg-type]
@@ -176,7 +194,7 @@ class FakeBillingClient:
             ],
             overpayment=D("0.00"),
             amount_due=sum((b.amount_due for b in bills), D("0.00")),
-            paid_today=sum((p.amount for p in self.payments if p.status != "failed"), D("0.00")),
+            paid_today=paid_today,
             risk_flagged=False,
             risk_reasons=[],
         )
@@ -189,6 +207,7 @@ class FakeBillingClient:
         method: str,
         utility: str | None = None,
         idempotency_key: str,
+        **_: object,  # step_up_proof, channel: the real backend checks them
     ) -> Payment:
         self._check(household_id)
         if idempotency_key in self.keys:

@@ -18,6 +18,7 @@ from actions.request_receipt import request_receipt
 from actions.small_talk import help_, out_of_scope
 from actions.submit_meter_reading import submit_meter_reading
 from actions.usage import trend_key, usage
+from backend.schemas import BillLine
 
 
 async def test_balance_lists_each_bill_and_calls_out_overdue(make_ctx, render) -> None:
@@ -42,9 +43,84 @@ async def test_due_dates_include_the_late_fee_policy(make_ctx, render) -> None:
 
 async def test_explain_bill_comes_from_the_bill_lines(make_ctx, render) -> None:
     text = render(await explain_bill(make_ctx(utility="electricity")))
-    assert "first 200 kWh at 0.52 = ¥104.00" in text
-    assert "next 86 kWh at 0.57 = ¥49.02" in text
-    assert "286 kWh, against 250 kWh the period before and 270 kWh a year ago" in text
+    assert "first 200 kWh at ¥0.52/kWh = ¥104.00" in text
+    assert "next 86 kWh at ¥0.57/kWh = ¥49.02" in text
+    assert (
+        "You used 286 kWh, 36 kWh (14%) more than the period before (250 kWh) and "
+        "16 kWh (6%) more than the same period last year (270 kWh)." in text
+    )
+
+
+async def test_explain_says_what_changed_tier_tariff_period(client, make_ctx, render) -> None:
+    from tests.actions.fakes import bill
+
+    # September: 30 days, all in the first tier, at an older price of 0.50/kWh.
+    client.bills.append(
+        bill("b-el-09", "electricity", 9, "100.00", paid="100.00", usage="200", unit="kWh")
+    )
+    client.lines["b-el-09"] = [
+        BillLine(
+            kind="tier",
+            description="Tier 1",
+            quantity=Decimal("200"),
+            unit_price=Decimal("0.50"),
+            amount=Decimal("100.00"),
+            tier_from=Decimal("0"),
+            tier_to=Decimal("200"),
+        ),
+    ]
+    text = render(await explain_bill(make_ctx(utility="electricity")))
+    assert "That's ¥53.02 more than the last bill (¥100.00)." in text
+    assert "- you used 36 kWh (14%) more than last period" in text
+    assert "- part of your usage went above 200 kWh, into the higher price of ¥0.57/kWh" in text
+    assert "- the price changed from ¥0.50/kWh to ¥0.52/kWh" in text
+    assert "- this bill covers 31 days, against 30 days last time" in text
+    zh = render(await explain_bill(make_ctx("zh", utility="electricity")), "zh")
+    assert "比上期账单（100.00元）多53.02元" in zh and "0.57元/kWh" in zh
+
+
+async def test_explain_a_bill_that_is_not_high_says_so_kindly(client, make_ctx, render) -> None:
+    from tests.actions.fakes import bill
+
+    client.bills.append(
+        bill("b-el-09", "electricity", 9, "180.00", paid="180.00", usage="300", unit="kWh")
+    )
+    text = render(await explain_bill(make_ctx(utility="electricity")))
+    assert "Good news: this bill isn't higher than the last one" in text
+    assert "¥26.98 less than the last bill (¥180.00)" in text
+    assert "What changed" not in text
+
+
+async def test_a_flat_tariff_is_not_shown_as_tiers(client, make_ctx, render) -> None:
+    client.lines["b-wa-10"] = [
+        BillLine(
+            kind="tier",
+            description="Water",
+            quantity=Decimal("12"),
+            unit_price=Decimal("3.3142"),
+            amount=Decimal("39.77"),
+            tier_from=Decimal("0"),
+            tier_to=None,
+        ),
+    ]
+    text = render(await explain_bill(make_ctx(utility="water")))
+    assert "- 12 m³ at ¥3.3142/m³ = ¥39.77" in text
+    assert "first" not in text
+
+
+async def test_overdue_note_follows_the_late_fee_policy(client, make_ctx, render) -> None:
+    text = render(await check_balance(make_ctx()))
+    assert "paying them soon avoids more late fees" in text  # the fake's policy: fees on
+    policy = await client.late_fee_policy()
+    off = policy.model_copy(update={"enabled": False})
+
+    async def no_fees() -> object:
+        return off
+
+    client.late_fee_policy = no_fees
+    text = render(await check_balance(make_ctx()))
+    assert "late fee" in text and "avoids more late fees" not in text
+    assert "There is no late fee" in text
 
 
 async def test_usage_has_trend_and_forecast(make_ctx, render) -> None:

@@ -13,6 +13,22 @@ from tests.conversations.test_cli import _chat
 from tests.conversations.test_enrollment import PIN, _pair_photos
 
 
+def _staff_code(url: str, resident_id: str) -> str:
+    """A one-time code issued by staff for the resident (the billing API's link code)."""
+    import asyncio
+
+    from backend.client import BillingClient
+
+    async def issue() -> str:
+        client = BillingClient.embedded(url)
+        try:
+            return str((await client.create_link_code(resident_id)).code)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(issue())
+
+
 def test_chat_enrolls_a_face_from_attached_files(
     seeded: Any, community_db: str, shared_data: Path
 ) -> None:
@@ -26,6 +42,7 @@ def test_chat_enrolls_a_face_from_attached_files(
     photos = _pair_photos(shared_data, "barack_obama")
     lines = [
         "set up face verification",
+        _staff_code(community_db, payer),  # the property office's one-time code
         PIN,
         PIN,
         PIN,
@@ -39,11 +56,12 @@ def test_chat_enrolls_a_face_from_attached_files(
     assert result.returncode == 0, result.stderr[-2000:]
     replies = result.stdout.split("--\n")[:-1]
     assert len(replies) == len(lines), result.stdout
-    assert "[1] Set up face" in replies[3], replies[3]
-    assert "1 of at most 5" in replies[5]
-    assert replies[6] == "" and "cannot attach" in result.stderr
-    assert "2 of at most 5" in replies[7]
-    assert "face is enrolled (2 photo(s))" in replies[8], replies[8]
+    assert "6-digit PIN" in replies[1], replies[1]
+    assert "[1] Set up face" in replies[4], replies[4]
+    assert "1 of at most 5" in replies[6]
+    assert replies[7] == "" and "cannot attach" in result.stderr
+    assert "2 of at most 5" in replies[8]
+    assert "face is enrolled (2 photo(s))" in replies[9], replies[9]
     assert "Traceback" not in result.stdout
 
     from biometrics.store import TemplateStore

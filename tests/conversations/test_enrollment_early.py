@@ -24,6 +24,7 @@ from tests.conversations.test_enrollment import (
     _verified_enrollment_menu,
     audio,
     image,
+    staff_code,
     templates,
 )
 from tests.conversations.test_enrollment_restart import _media_rows
@@ -55,7 +56,7 @@ async def test_a_selfie_sent_while_the_pin_is_set_up_is_used_for_the_face(
     reply = await chat.send("I want to enroll my face")
     assert "set up a pin" in reply.lower(), reply
     reply = await chat.send(files=(image(obama[0]),))
-    assert "kept your photo" in reply and "6-digit" in reply, reply
+    assert "kept your photo" in reply and "one-time code" in reply, reply
     [row] = _media_rows(first)
     assert row["kind"] == "face" and str(row["key"]).endswith(":early")
     assert obama[0].read_bytes()[:4096] not in bytes(row["ciphertext"]), "stored encrypted"
@@ -63,6 +64,7 @@ async def test_a_selfie_sent_while_the_pin_is_set_up_is_used_for_the_face(
 
     second = _restart(first, make_engine)  # the rest on another worker
     chat = Chat(second, resident_id)
+    assert "6-digit PIN" in await chat.send(await staff_code(chat))
     assert "same PIN again" in await chat.send(PIN)
     reply = await chat.send(PIN)
     assert "PIN is set" in reply and "needs your PIN first" in reply, reply
@@ -160,6 +162,7 @@ async def test_an_unusable_early_voice_note_is_explained_and_the_prompts_follow(
     chat = Chat(engine, resident_id)
     reply = await chat.send("set up voice verification")
     assert "set up a pin" in reply.lower(), reply
+    assert "6-digit PIN" in await chat.send(await staff_code(chat))
     assert "same PIN again" in await chat.send(PIN)
     reply = await chat.send(PIN)
     assert "needs your PIN first" in reply, reply

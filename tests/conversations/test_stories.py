@@ -16,6 +16,12 @@ Each story (``tests/conversations/*.yml``) is a list of steps:
 ``set_token: TOKEN``
     The household's saved payment instrument becomes a sandbox test token
     (``tok_decline``, ``tok_timeout``...): how a declined card is simulated.
+``set_pin: PIN``
+    The resident already has this PIN (set earlier, the safe way): test setup.
+``staff_code: true``
+    The property office issues a fresh one-time code for the resident (the
+    billing API's link code) and the resident sends it (``staff_code: other``:
+    a code issued for the other household's resident).
 
 Per step, ``intent`` is the expected NLU intent, ``bot`` fragments that must all
 appear in the reply (case-insensitive), ``bot_not`` fragments that must not,
@@ -106,9 +112,19 @@ async def test_story(story: dict[str, Any], seeded: Any, make_engine: Any, clock
                         .values(saved_method_token=step["set_token"])
                     )
                 continue
+            if "set_pin" in step:
+                from bot.verifiers.pin import hash_pin
+
+                engine.store.set_pin_hash(resident_id, hash_pin(str(step["set_pin"])), clock())
+                continue
             payload = None
             text_in: str | None = None
-            if "press" in step:
+            if "staff_code" in step:
+                whose = other["resident_id"] if step["staff_code"] == "other" else resident_id
+                issued = await engine.billing.create_link_code(whose)
+                text_in = str(issued.code)
+                step = {**step, "_code": text_in}
+            elif "press" in step:
                 text_in = str(step["press"])
             elif "replay" in step:
                 source = (
@@ -146,6 +162,8 @@ async def test_story(story: dict[str, Any], seeded: Any, make_engine: Any, clock
             for fragment in step.get("bot", []):
                 fragment = _fill(str(fragment), seeded.roles, me)
                 assert fragment.lower() in lowered, f"{where}: {fragment!r} not in {reply!r}"
+            if "_code" in step:
+                assert step["_code"] not in reply, f"{where}: the code was echoed"
             for fragment in step.get("bot_not", []):
                 fragment = _fill(str(fragment), seeded.roles, me)
                 assert fragment.lower() not in lowered, f"{where}: {fragment!r} in {reply!r}"
@@ -168,6 +186,9 @@ async def test_story(story: dict[str, Any], seeded: Any, make_engine: Any, clock
             assert got == sorted(Decimal(me["by_utility"][u]) for u in expect["paid_full"]), new
         if "statuses" in expect:
             assert sorted(p.status for p in new) == sorted(expect["statuses"]), new
+        if expect.get("balance_change_all"):
+            assert total_after == 0, f"{total_after} still due after paying everything"
+            assert len([p for p in new if p.status == "succeeded"]) == 1, new
         if "balance_change" in expect:
             assert total_before - total_after == Decimal(str(expect["balance_change"]))
         other_after = await _household_state(engine.billing, other["household_id"])
