@@ -43,6 +43,25 @@ def _main() -> None:
     configure_logging(settings.log_level, settings.log_json)
 
 
+def _require_free_port(host: str, port: int) -> None:
+    """Exit with a clear message (code 2) when ``host:port`` cannot be listened on."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            typer.echo(
+                f"error: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                f"is billtalk (or something else) already running there? "
+                f"Stop it, or choose another port with --port.",
+                err=True,
+            )
+            raise typer.Exit(2) from None
+
+
 @app.command()
 def run(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
@@ -57,6 +76,7 @@ def run(
     """
     from app.bootstrap import prepare_product
 
+    _require_free_port(host, port)  # before anything says "ready"
     url = get_settings().database_url
     resident = prepare_product(url, households=households)
     typer.echo(
