@@ -6,10 +6,11 @@ A real ``billtalk serve`` process serves the billing API on a loopback port, on 
 fresh PostgreSQL database seeded with the demo community. In this process the
 dialogue engine (real NLU, conversation store on the same PostgreSQL) talks to
 it over HTTP with the service token, like a deployed assistant. Each simulated
-resident, with a think time of 0.5-2 s, asks for the balance, asks why a bill is
-high, pays small amounts (confirm, press Pay) and now and then a large one that
-needs step-up (the engine asks for the PIN, records the verification with the
-API, carries the proof). Every resident pays at most 4 times.
+resident (one per household; each phase has its own households), with a think
+time of 0.5-2 s, asks for the balance or its payments, pays small amounts
+(confirm, press Pay) and now and then a large one that needs step-up (the engine
+asks for the PIN, records the verification with the API, carries the proof).
+Every resident pays at most 4 times.
 
 Checked at the end: 0 errors (exceptions, "something went wrong", "unreachable"),
 0 duplicated payments (each "Paid" reply is one payment row, each Pay press at
@@ -192,7 +193,7 @@ async def phase(
 
     billing = BillingClient(server_url, token, timeout=60)
     engine = DialogueEngine(
-        ConversationStore(make_engine(url, pool_size=20, max_overflow=20)),
+        ConversationStore(make_engine(url, pool_size=10, max_overflow=10)),
         billing,
         nlu_model,
         clock=lambda: datetime.now(UTC),
@@ -321,13 +322,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     url = make_db()
     data_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     try:
-        households = max(args.residents // 2 + 10, 20)
-        demo = seed(url, households=households, seed=7, months=12)
+        households = args.residents * len(args.modes)
+        demo = seed(url, households=households, seed=7, months=args.months)
         ensure_schema(url)
         token = demo["service_token"]
-        people = [r for h in demo["households"] for r in h["resident_ids"]][: args.residents]
+        firsts = [h["resident_ids"][0] for h in demo["households"]]
+        groups = [
+            firsts[i * args.residents : (i + 1) * args.residents] for i in range(len(args.modes))
+        ]
         store = ConversationStore(make_engine(url))
-        for r in people:
+        for r in firsts:
             store.set_pin_hash(r, hash_pin(PIN), datetime.now(UTC))
         store.engine.dispose()
         progress.update()
@@ -349,13 +353,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "machine": f"{platform.machine()} ({os.cpu_count()} CPU), "
             f"Python {platform.python_version()}",
             "load_average_start": os.getloadavg(),
-            "residents": len(people),
+            "residents": args.residents,
             "households": households,
             "seconds": args.seconds,
             "model": json.loads(trained.stdout),
             "phases": {},
         }
-        for mode in args.modes:
+        for mode, people in zip(args.modes, groups, strict=True):
             server = Server(env_for(url, data_dir, mode == "on"))
             progress.update()
             since = datetime.now(UTC)
@@ -400,6 +404,7 @@ def main() -> None:
     )
     parser.add_argument("--residents", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--months", type=int, default=3, help="months of demo history")
     parser.add_argument("--model", choices=["off", "on", "both"], default="both")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
