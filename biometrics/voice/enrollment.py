@@ -246,12 +246,6 @@ def build_template(
             worst,
         )
     total_voiced = sum(p.voiced_s for p in prints)
-    if total_voiced < s.min_enroll_total_voiced_s:
-        raise EnrollmentError(
-            "not_enough_speech",
-            f"the recordings hold {total_voiced:.1f} s of speech in all; "
-            f"at least {s.min_enroll_total_voiced_s:.1f} s is needed (speak each prompt in full)",
-        )
     template = pooled_template(prints).reshape(1, -1)
     report = EnrollmentReport(
         resident_id="",
@@ -289,11 +283,20 @@ def enroll(
         hearer: The digit recogniser (the speech layer's by default).
 
     Raises:
-        EnrollmentError: Nothing was stored; ``code`` says why.
+        EnrollmentError: Nothing was stored; ``code`` says why (``not_enough_speech``
+            when all recordings together hold less than ``min_enroll_total_voiced_s``).
     """
+    s = settings or get_voice_settings()
     template, report = build_template(
-        samples, check_prompted_digits=check_prompted_digits, settings=settings, hearer=hearer
+        samples, check_prompted_digits=check_prompted_digits, settings=s, hearer=hearer
     )
+    # Checked on the whole enrollment only (one recording is checked alone on arrival).
+    if report.total_voiced_s < s.min_enroll_total_voiced_s:
+        raise EnrollmentError(
+            "not_enough_speech",
+            f"the recordings hold {report.total_voiced_s:.1f} s of speech in all; at least "
+            f"{s.min_enroll_total_voiced_s:.1f} s is needed (speak each prompt in full)",
+        )
     audit_actor = actor if check_prompted_digits else f"{actor} (no digit check)"
     store.save(resident_id, KIND, template, actor=audit_actor)
     log.info(

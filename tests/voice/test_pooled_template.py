@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from biometrics.store import TemplateStore
 from biometrics.voice.audio import decode
 from biometrics.voice.embedding import make_template, similarity
-from biometrics.voice.enrollment import EnrollmentError, EnrollmentSample, build_template
+from biometrics.voice.enrollment import EnrollmentError, EnrollmentSample, build_template, enroll
 from biometrics.voice.settings import VoiceSettings
 from biometrics.voice.voiceprint import pooled_template, voiceprint_of
 
@@ -47,7 +48,7 @@ def test_pooled_template_needs_the_prepared_speech(fsdd_wav: FsddFactory) -> Non
         pooled_template([without])
 
 
-def test_enrollment_needs_enough_speech_in_all(fsdd_wav: FsddFactory) -> None:
+def test_enrollment_needs_enough_speech_in_all(fsdd_wav: FsddFactory, store: TemplateStore) -> None:
     samples = [
         EnrollmentSample(fsdd_wav("jackson", p, "enroll", i), p)
         for i, p in enumerate(["471902", "028365", "556174", "903728", "184250"])
@@ -58,11 +59,18 @@ def test_enrollment_needs_enough_speech_in_all(fsdd_wav: FsddFactory) -> None:
     )
     strict = VoiceSettings(min_enroll_total_voiced_s=total + 1.0)
     with pytest.raises(EnrollmentError) as err:
-        build_template(samples, check_prompted_digits=False, settings=strict)
+        enroll(store, "r1", samples, actor="test", check_prompted_digits=False, settings=strict)
     assert err.value.code == "not_enough_speech"
-    template, report = build_template(
-        samples, check_prompted_digits=False, settings=VoiceSettings()
-    )
+    assert not store.is_enrolled("r1", "voice")
+    # One recording checked alone (as the chat does on arrival) is not held to the total.
+    _, one = build_template(
+        samples[:1], check_prompted_digits=False, settings=strict.model_copy(
+            update={"enroll_utterances": 1}
+        )
+    )  # fmt: skip
+    assert one.samples == 1
+    report = enroll(store, "r1", samples, actor="test", check_prompted_digits=False)
     assert report.total_voiced_s == pytest.approx(total, abs=0.05)
     assert report.total_voiced_s >= VoiceSettings().min_enroll_total_voiced_s
-    assert template.shape == (1, 256)
+    template = store.load("r1", "voice")
+    assert template is not None and template.shape == (1, 256)
