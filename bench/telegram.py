@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import platform
+import random
 import sys
 import tempfile
 import time
@@ -79,10 +80,21 @@ def percentile(values: list[float], q: float) -> float:
 class Simulation:
     """Residents driving the stand-in; answers are matched to the chat's one open update."""
 
-    def __init__(self, standin: BotApiStandIn, chats: list[int], voice_note: bytes) -> None:
+    def __init__(
+        self,
+        standin: BotApiStandIn,
+        chats: list[int],
+        voice_note: bytes,
+        *,
+        think_s: float = 0.0,
+        voice: bool = True,
+    ) -> None:
         self.standin = standin
         self.chats = chats
         self.voice_note = voice_note
+        self.think_s = think_s
+        self.session = [s for s in SESSION if voice or s[0] != "voice"]
+        self.random = random.Random(7)
         self.loop = asyncio.get_running_loop()
         self.waiting: dict[int, asyncio.Future[tuple[float, Call]]] = {}
         self.replies: dict[int, int] = defaultdict(int)
@@ -123,10 +135,14 @@ class Simulation:
     async def resident(self, chat: int, until: float, progress: tqdm) -> None:
         """One resident's sessions until ``until`` (monotonic seconds)."""
         standin = self.standin
+        if self.think_s:  # residents start at different moments
+            await asyncio.sleep(self.random.uniform(0, self.think_s))
         while time.monotonic() < until:
-            for kind, text in SESSION:
+            for kind, text in self.session:
                 if time.monotonic() >= until:
                     return
+                if self.think_s:
+                    await asyncio.sleep(self.random.uniform(0.5, 1.5) * self.think_s)
                 if kind == "voice":
                     await self._turn(chat, kind, lambda: standin.voice(chat, self.voice_note),
                                      progress)
@@ -222,16 +238,36 @@ def prepare(url: str, households: int, chats: list[int]) -> None:
 
 
 async def measure(standin: BotApiStandIn, chats: list[int], note: bytes, seconds: float,
-                  label: str) -> dict[str, Any]:
-    sim = Simulation(standin, chats, note)
+                  label: str, think_s: float, voice: bool) -> dict[str, Any]:
+    sim = Simulation(standin, chats, note, think_s=think_s, voice=voice)
     try:
-        return await sim.run(seconds, label)
+        result = await sim.run(seconds, label)
     finally:
         standin.listeners.clear()
+    return {"think_s": think_s, "voice_notes": voice, **result}
+
+
+#: (name, think time between a resident's messages, whether the session has a voice note)
+PHASES = {
+    "latency": (5.0, True),  # people pause between messages: first-reply latency
+    "throughput_text": (0.0, False),  # saturated, text turns only: the channel's capacity
+    "throughput_full": (0.0, True),  # saturated, the whole session with its voice note
+}
+
+
+def run_phases(standin: BotApiStandIn, chats: list[int], note: bytes, seconds: float,
+               mode: str, phases: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for phase in phases:
+        think_s, voice = PHASES[phase]
+        out[phase] = asyncio.run(measure(standin, chats, note, seconds, f"{mode} {phase}",
+                                         think_s, voice))
+        print(f"{mode} {phase}: {json.dumps(out[phase])}", file=sys.stderr)
+    return out
 
 
 def run_polling(url: str, chats: list[int], note: bytes, seconds: float,
-                logs: Path) -> dict[str, Any]:
+                logs: Path, phases: list[str]) -> dict[str, Any]:
     import subprocess
 
     with BotApiStandIn() as standin:
@@ -242,19 +278,28 @@ def run_polling(url: str, chats: list[int], note: bytes, seconds: float,
         try:
             standin.wait_for(lambda: standin.calls_of("getUpdates"), timeout=240,
                              what="the polling bot")
-            return asyncio.run(measure(standin, chats, note, seconds, "polling"))
+            return run_phases(standin, chats, note, seconds, "polling", phases)
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def run_webhook(url: str, chats: list[int], note: bytes, seconds: float, workers: int,
-                logs: Path) -> dict[str, Any]:
-    standin = BotApiStandIn(webhook_timeout_s=30, webhook_connections=100)
+                logs: Path, phases: list[str]) -> dict[str, Any]:
+    standin = BotApiStandIn(webhook_timeout_s=60, webhook_connections=100)
     with standin, webhook_workers(standin, url, workers, logs) as urls:
         standin.webhook = {"url": urls[0], "secret_token": SECRET}
         standin.deliver_to = urls
-        return asyncio.run(measure(standin, chats, note, seconds, f"webhook x{workers}"))
+        return run_phases(standin, chats, note, seconds, f"webhook{workers}", phases)
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(mode, phase, measurements)`` of every phase run."""
+    return [(m, ph, r) for m, phases in results["modes"].items() for ph, r in phases.items()]
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
@@ -263,22 +308,26 @@ def chart(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    modes = list(results["modes"])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    p50 = [results["modes"][m]["text_p50_ms"] for m in modes]
-    p95 = [results["modes"][m]["text_p95_ms"] for m in modes]
-    xs = range(len(modes))
-    left.bar([x - 0.2 for x in xs], p50, 0.4, label="p50")
-    left.bar([x + 0.2 for x in xs], p95, 0.4, label="p95")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    latency = [(m, r) for m, ph, r in rows(results) if ph == "latency"]
+    xs = range(len(latency))
+    left.bar([x - 0.2 for x in xs], [r["text_p50_ms"] for _, r in latency], 0.4, label="p50")
+    left.bar([x + 0.2 for x in xs], [r["text_p95_ms"] for _, r in latency], 0.4, label="p95")
     left.axhline(150, color="red", linestyle="--", label="p95 target")
-    left.set_xticks(list(xs), modes)
-    left.set_ylabel("first reply, text turns (ms)")
+    left.set_xticks(list(xs), [m for m, _ in latency])
+    left.set_yscale("log")
+    left.set_ylabel("first reply, text turns (ms, log)")
+    left.set_title("latency (5 s think time)")
     left.legend()
-    right.bar(modes, [results["modes"][m]["updates_per_s"] for m in modes])
+    saturated = [(f"{m}\n{ph.removeprefix('throughput_')}", r) for m, ph, r in rows(results)
+                 if ph.startswith("throughput")]
+    right.bar([n for n, _ in saturated], [r["updates_per_s"] for _, r in saturated])
     right.axhline(150, color="red", linestyle="--", label="target (2 workers)")
     right.set_ylabel("updates handled per second")
+    right.set_title("throughput (no think time)")
     right.legend()
-    fig.suptitle(f"Telegram: {results['residents']} residents, {results['seconds']} s each")
+    fig.suptitle(f"Telegram: {results['residents']} residents, {results['seconds']:.0f} s a phase,"
+                 f" PostgreSQL, {results['machine']['cpus']} shared cores")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -288,7 +337,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--residents", type=int, default=200)
     parser.add_argument("--households", type=int, default=50)
-    parser.add_argument("--modes", default="polling,webhook1,webhook2")
+    parser.add_argument("--plan", default="polling:latency,webhook1:latency+throughput_text,"
+                        "webhook2:latency+throughput_text+throughput_full",
+                        help="mode:phase+phase,... (modes: polling, webhookN)")
+    parser.add_argument("--logs", default="", help="keep the bot processes' logs here")
     args = parser.parse_args()
     admin = os.environ.get("BILLTALK_TEST_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -298,16 +350,19 @@ def main() -> None:
     modes: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            tmp_path = Path(tmp)
+            tmp_path = Path(args.logs) if args.logs else Path(tmp)
+            tmp_path.mkdir(parents=True, exist_ok=True)
             note = make_voice_note(tmp_path)
             prepare(url, args.households, chats)
-            for mode in args.modes.split(","):
+            for item in args.plan.split(","):
+                mode, _, phase_list = item.partition(":")
+                phases = phase_list.split("+")
                 if mode == "polling":
-                    modes[mode] = run_polling(url, chats, note, args.seconds, tmp_path)
+                    modes[mode] = run_polling(url, chats, note, args.seconds, tmp_path, phases)
                 else:
                     workers = int(mode.removeprefix("webhook"))
-                    modes[mode] = run_webhook(url, chats, note, args.seconds, workers, tmp_path)
-                print(f"{mode}: {json.dumps(modes[mode])}", file=sys.stderr)
+                    modes[mode] = run_webhook(url, chats, note, args.seconds, workers, tmp_path,
+                                              phases)
     finally:
         drop_database(admin, url)
     results = {
@@ -319,6 +374,7 @@ def main() -> None:
         "households": args.households,
         "seconds": args.seconds,
         "session": [k for k, _ in SESSION] + ["press (after pay)"],
+        "phases": {k: {"think_s": v[0], "voice_notes": v[1]} for k, v in PHASES.items()},
         "database": "postgresql",
         "modes": modes,
         "targets": {"text_p95_ms": 150, "updates_per_s_2_workers": 150, "lost": 0,
@@ -327,12 +383,14 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "telegram.json").write_text(json.dumps(results, indent=2) + "\n")
     chart(results, RESULTS / "telegram.png")
-    print("| mode | updates/s | text p50 ms | text p95 ms | voice p50 ms | lost | duplicates |")
-    print("|---|---|---|---|---|---|---|")
-    for mode, r in modes.items():
-        voice = r["by_kind"].get("voice", {}).get("p50_ms", float("nan"))
-        print(f"| {mode} | {r['updates_per_s']} | {r['text_p50_ms']} | {r['text_p95_ms']} | "
-              f"{voice} | {r['lost']} | {r['duplicates']} |")
+    print("| mode | phase | updates/s | text p50 ms | text p95 ms | voice p50 ms | voice p95 ms "
+          "| lost | duplicates |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for mode, phase, r in rows(results):
+        voice = r["by_kind"].get("voice", {})
+        print(f"| {mode} | {phase} | {r['updates_per_s']} | {r['text_p50_ms']} | "
+              f"{r['text_p95_ms']} | {voice.get('p50_ms', '-')} | {voice.get('p95_ms', '-')} | "
+              f"{r['lost']} | {r['duplicates']} |")
 
 
 if __name__ == "__main__":

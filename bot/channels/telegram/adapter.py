@@ -169,21 +169,22 @@ class TelegramAdapter:
         async def exactly_once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             chat = chat_key(update)
             owner = uuid.uuid4().hex
-            if not self.ledger.claim(update.update_id, chat, owner):
+            claimed = await asyncio.to_thread(self.ledger.claim, update.update_id, chat, owner)
+            if claimed is None:
                 self.duplicates += 1
                 log.info("telegram_duplicate_update", update_id=update.update_id)
                 if update.callback_query is not None:
                     with contextlib.suppress(TelegramError):
                         await update.callback_query.answer()
                 return
-            if chat is not None:
+            if claimed and chat is not None:  # an earlier update of the chat is in progress
                 await self.ledger.wait_for_turn(update.update_id, chat, self.settings.order_wait_s)
             try:
                 await callback(update, context)
             finally:
                 # Done even when a send failed: the turn may have acted, and acting twice is
                 # worse than a reply the outbox could not deliver.
-                self.ledger.finish(update.update_id, owner)
+                await asyncio.to_thread(self.ledger.finish, update.update_id, owner)
                 self.handled += 1
 
         exactly_once.__name__ = getattr(callback, "__name__", "handler")

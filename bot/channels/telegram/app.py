@@ -209,7 +209,9 @@ class TelegramRuntime:
     async def process(self, data: dict[str, Any]) -> None:
         """Handle one update received by the webhook (in its chat's order)."""
         update_id = data.get("update_id")
-        if isinstance(update_id, int) and self.adapter.ledger.status(update_id) is not None:
+        if isinstance(update_id, int) and await asyncio.to_thread(
+            self.adapter.ledger.status, update_id
+        ) is not None:
             return  # a redelivery of an update taken (or done) already: acknowledge it
         update = parse_update(data, self.application.bot)
 

@@ -40,6 +40,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
@@ -74,10 +77,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 class UpdateLedger:
     """Claims and completes updates of one bot in the dialogue database.
 
@@ -91,21 +90,45 @@ class UpdateLedger:
         self.db = db
         self.bot_id = bot_id
         self.stale_claim_s = stale_claim_s
+        self.language_cache_s = 30.0
+        self._languages: dict[str, tuple[str | None, float]] = {}
 
-    def claim(self, update_id: int, chat_id: str | None, owner: str) -> bool:
-        """Claim an update for ``owner``; ``False`` if it is done or being processed elsewhere."""
+    def claim(self, update_id: int, chat_id: str | None, owner: str) -> bool | None:
+        """Claim an update for ``owner``.
+
+        Returns:
+            ``None`` if the update is done or being processed elsewhere (drop it);
+            otherwise whether an earlier update of the same chat is still in progress
+            in some worker (then :meth:`wait_for_turn` before acting). One transaction.
+        """
         now = _now()
-        try:
-            with self.db.begin() as conn:
-                conn.execute(
-                    insert(updates_table).values(
-                        bot_id=self.bot_id, update_id=update_id, chat_id=chat_id,
-                        status=PROCESSING, owner=owner, claimed_at=now,
-                    )
-                )
-            return True
-        except IntegrityError:
-            pass
+        values = {"bot_id": self.bot_id, "update_id": update_id, "chat_id": chat_id,
+                  "status": PROCESSING, "owner": owner, "claimed_at": now}
+        with self.db.begin() as conn:
+            if self.db.dialect.name in ("postgresql", "sqlite"):
+                dialect_insert = (postgresql_insert if self.db.dialect.name == "postgresql"
+                                  else sqlite_insert)
+                inserted = conn.execute(
+                    dialect_insert(updates_table)
+                    .values(**values)
+                    .on_conflict_do_nothing()
+                    .returning(updates_table.c.update_id)
+                ).scalar()
+                taken = 0 if inserted is None else 1
+            else:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(updates_table).values(**values))
+                    taken = 1
+                except IntegrityError:
+                    taken = 0
+            if taken == 1:
+                return chat_id is not None and self._earlier(conn, update_id, chat_id)
+        return self._take_over_stale(update_id, chat_id, owner, now)
+
+    def _take_over_stale(
+        self, update_id: int, chat_id: str | None, owner: str, now: datetime
+    ) -> bool | None:
         stale = now - timedelta(seconds=self.stale_claim_s)
         with self.db.begin() as conn:
             taken = conn.execute(
@@ -118,7 +141,9 @@ class UpdateLedger:
                 )
                 .values(owner=owner, claimed_at=now)
             ).rowcount
-        return bool(taken)
+        if not taken:
+            return None
+        return chat_id is not None and self.earlier_in_progress(update_id, chat_id)
 
     def finish(self, update_id: int, owner: str) -> None:
         """Mark a claimed update done (its turn ran and its replies were sent)."""
@@ -147,21 +172,24 @@ class UpdateLedger:
 
     def earlier_in_progress(self, update_id: int, chat_id: str) -> bool:
         """Whether an earlier update of ``chat_id`` is still being processed (and not stale)."""
-        stale = _now() - timedelta(seconds=self.stale_claim_s)
         with self.db.connect() as conn:
-            found = conn.execute(
-                select(func.count())
-                .select_from(updates_table)
-                .where(
-                    and_(
-                        updates_table.c.bot_id == self.bot_id,
-                        updates_table.c.chat_id == chat_id,
-                        updates_table.c.update_id < update_id,
-                        updates_table.c.status == PROCESSING,
-                        updates_table.c.claimed_at >= stale,
-                    )
+            return self._earlier(conn, update_id, chat_id)
+
+    def _earlier(self, conn: Connection, update_id: int, chat_id: str) -> bool:
+        stale = _now() - timedelta(seconds=self.stale_claim_s)
+        found = conn.execute(
+            select(func.count())
+            .select_from(updates_table)
+            .where(
+                and_(
+                    updates_table.c.bot_id == self.bot_id,
+                    updates_table.c.chat_id == chat_id,
+                    updates_table.c.update_id < update_id,
+                    updates_table.c.status == PROCESSING,
+                    updates_table.c.claimed_at >= stale,
                 )
-            ).scalar()
+            )
+        ).scalar()
         return bool(found)
 
     async def wait_for_turn(self, update_id: int, chat_id: str, timeout_s: float) -> None:
@@ -196,17 +224,30 @@ class UpdateLedger:
     # -- chat preferences ---------------------------------------------------------------
 
     def chat_language(self, chat_id: str) -> str | None:
-        """The language chosen with ``/lang`` in this chat, if any."""
+        """The language chosen with ``/lang`` in this chat, if any.
+
+        Cached in the process for :attr:`language_cache_s` (a choice made through
+        another worker shows here within that time).
+        """
+        now = time.monotonic()
+        cached = self._languages.get(chat_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         with self.db.connect() as conn:
-            return conn.execute(
+            language = conn.execute(
                 select(chats_table.c.language).where(
                     chats_table.c.bot_id == self.bot_id, chats_table.c.chat_id == chat_id
                 )
             ).scalar()
+        if len(self._languages) > 100_000:
+            self._languages.clear()
+        self._languages[chat_id] = (language, now + self.language_cache_s)
+        return language
 
     def set_chat_language(self, chat_id: str, language: str) -> None:
         """Remember the language chosen with ``/lang``."""
         self._upsert(chat_id, language=language)
+        self._languages[chat_id] = (language, time.monotonic() + self.language_cache_s)
 
     def tell_group_once(self, chat_id: str) -> bool:
         """``True`` the first time it is called for a group chat, ``False`` after."""

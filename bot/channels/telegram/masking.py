@@ -27,6 +27,20 @@ def mask_token(text: str) -> str:
     return text
 
 
+def _has_secret(value: object) -> bool:
+    text = str(value)
+    return any(secret and secret in text for secret in _secrets)
+
+
+def _masked_arg(value: object) -> object:
+    """A log argument with secrets masked; other arguments keep their type (``%d`` works)."""
+    if isinstance(value, str):
+        return mask_token(value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return mask_token(str(value)) if _has_secret(value) else value
+
+
 class TokenMaskingFilter(logging.Filter):
     """A logging filter that masks registered secrets in a record before it is formatted."""
 
@@ -36,13 +50,14 @@ class TokenMaskingFilter(logging.Filter):
         """Mask the record in place; always keep it."""
         if not _secrets:
             return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: leave it to the handler
-            return True
-        masked = mask_token(message)
-        if masked != message or record.args:
-            record.msg, record.args = masked, None
+        if isinstance(record.msg, str):
+            record.msg = mask_token(record.msg)
+        elif _has_secret(record.msg):
+            record.msg = mask_token(str(record.msg))
+        if isinstance(record.args, dict):
+            record.args = {k: _masked_arg(v) for k, v in record.args.items()}
+        elif isinstance(record.args, tuple):
+            record.args = tuple(_masked_arg(a) for a in record.args)
         if record.exc_info and not record.exc_text:
             record.exc_text = self._formatter.formatException(record.exc_info)
         if record.exc_text:

@@ -1,0 +1,38 @@
+"""The update ledger on SQLite and PostgreSQL: claims, redeliveries, stale take-over, order."""
+
+from __future__ import annotations
+
+import time
+
+from billtalk.db import make_engine
+from bot.channels.telegram.ledger import UpdateLedger
+from bot.store import ensure_schema
+
+
+def test_claims_redeliveries_stale_claims_and_chat_order(database_url: str) -> None:
+    ensure_schema(database_url)
+    db = make_engine(database_url)
+    ledger = UpdateLedger(db, "42", stale_claim_s=0.5)
+    other_bot = UpdateLedger(db, "43")
+    try:
+        assert ledger.claim(100, "chat-1", "worker-a") is False  # claimed, nothing earlier
+        assert ledger.claim(100, "chat-1", "worker-b") is None  # being processed elsewhere
+        assert other_bot.claim(100, "chat-1", "worker-b") is False  # update ids are per bot
+        assert ledger.claim(101, "chat-1", "worker-b") is True  # 100 of this chat in progress
+        assert ledger.claim(102, "chat-2", "worker-b") is False  # another chat: no wait
+        ledger.finish(100, "worker-a")
+        assert ledger.status(100) == "done"
+        assert ledger.claim(100, "chat-1", "worker-c") is None  # done: never again
+        assert not ledger.earlier_in_progress(101, "chat-1")
+        time.sleep(0.6)  # worker-b died holding 101: a redelivery takes it over
+        assert ledger.claim(101, "chat-1", "worker-c") is False
+        ledger.finish(101, "worker-b")  # the dead worker's late finish changes nothing
+        assert ledger.status(101) == "processing"
+        ledger.finish(101, "worker-c")
+        assert ledger.status(101) == "done"
+        assert ledger.count() == 2
+        ledger.set_chat_language("chat-1", "zh")
+        assert ledger.chat_language("chat-1") == "zh" and ledger.chat_language("chat-9") is None
+        assert ledger.tell_group_once("-5") is True and ledger.tell_group_once("-5") is False
+    finally:
+        db.dispose()
