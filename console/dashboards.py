@@ -69,6 +69,9 @@ CHARTS: dict[str, tuple[str, str]] = {
     "forecast": ("Next month's forecast", "下月预测"),
 }
 
+#: Charts of the assistant's numbers (drawn inline on the dashboard page).
+ASSISTANT_CHARTS = ("conversations", "rates", "handoff_wait", "payments", "stepup", "latency")
+
 Table = dict[str, Any]  # {"columns": [...], "rows": [[...], ...]}
 
 

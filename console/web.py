@@ -713,11 +713,28 @@ def build_router(console: Console) -> Any:
 
     @r.get("/dashboard", response_class=HTMLResponse)
     def dashboard(request: Request) -> Response:
-        from console.dashboards import CHARTS, assistant_summary
+        from markupsafe import Markup
+
+        from console import svg
+        from console.dashboards import ASSISTANT_CHARTS, CHARTS, assistant_summary, chart_data
 
         ctx = console.ctx(request, "supervisor")
         summary = assistant_summary(console.engine, console.reader, ctx.scope)
-        return console.render(request, "dashboard.html", ctx, charts=CHARTS, summary=summary)
+        # The assistant's charts are drawn inline (SVG) from the cached numbers; the
+        # billing charts are images loaded on their own (the billing reports are larger).
+        inline = {
+            # svg.chart escapes every label it writes
+            name: Markup(
+                svg.chart(
+                    chart_data(name, console.engine, console.billing_engine, console.reader,
+                               ctx.scope),
+                    title=CHARTS[name][0] if ctx.lang == "en" else CHARTS[name][1],
+                )
+            )
+            for name in ASSISTANT_CHARTS
+        }
+        return console.render(request, "dashboard.html", ctx, charts=CHARTS, summary=summary,
+                              inline=inline)
 
     @r.get("/charts/{name}.{ext}")
     def chart(request: Request, name: str, ext: str) -> Response:

@@ -83,6 +83,8 @@ def test_conversation_export_is_masked_unless_a_supervisor_unmasks(console_env) 
     assert rows[0]["verification"] == [{"kind": "voice", "decision": "accept", "score": 0.7}]
     table = list(csv.DictReader(io.StringIO(sup.get("/console/export?format=csv").text)))
     assert table[0]["text"] == "call me [phone]"
+    page = sup.get("/console/conversations?intent=help").text
+    assert 'action="/console/export"' in page and 'name="intent" value="help"' in page
     csrf = page_csrf(sup)
     assert sup.post("/console/export", data={"csrf_token": csrf, "format": "jsonl",
                                              "reason": ""}).status_code == 400
@@ -108,6 +110,8 @@ def test_dashboards_render_png_and_csv(console_env) -> None:  # type: ignore[no-
     sup = login(console_env.base, "super1")
     page = sup.get("/console/dashboard")
     assert page.status_code == 200 and "Containment" in page.text
+    assert page.text.count("<svg") == 6 and "<polyline" in page.text  # inline assistant charts
+    assert page.text.count('<img src="/console/charts/') == 4  # billing charts as images
     for name in CHARTS:
         png = sup.get(f"/console/charts/{name}.png")
         assert png.status_code == 200, name
@@ -122,3 +126,15 @@ def test_dashboards_render_png_and_csv(console_env) -> None:  # type: ignore[no-
     lat = list(csv.reader(io.StringIO(sup.get("/console/charts/latency.csv").text)))
     assert float(lat[1][1]) >= 30.0
     assert sup.get("/console/charts/nope.png").status_code == 404
+
+
+def test_svg_charts_escape_their_labels() -> None:
+    from console.svg import chart
+
+    out = chart({"columns": ["day", "<script>x</script>"], "rows": [["2026-12-01", 3]]},
+                title='"><script>')
+    assert "<script>" not in out and "&lt;script&gt;x&lt;/script&gt;" in out
+    assert chart({"columns": ["day", "n"], "rows": []}).endswith("</svg>")
+    bars = chart({"columns": ["bucket", "amount"], "rows": [["1-30", "10.50"], ["90+", "2"]]},
+                 kind="bar")
+    assert bars.count("<rect") == 2 + 1  # two bars and the legend swatch

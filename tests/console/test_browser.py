@@ -245,6 +245,7 @@ def test_handoff_from_a_real_chat_filter_annotate_and_script_as_text(
 
         # -- the dashboard renders its charts ---------------------------------------------
         browser.get(f"{base}/console/dashboard")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart svg polyline")) >= 6
         images = browser.find_elements(By.CSS_SELECTOR, "figure.chart img")
         assert images and all(
             browser.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images
