@@ -171,3 +171,37 @@ async def test_a_voice_note_answers_a_voice_step_up(
     note = encode_audio(load_audio(wav, trim=False).samples, "ogg")
     reply = joined(await chat.do(lambda: standin.voice(chat.chat_id, note)))
     assert "Paid" in reply and "205.00" in reply, reply
+
+
+async def test_face_enrollment_with_selfies_sent_as_photos(
+    runtime: Any, standin: Any, seeded: Any, shared_data: Path
+) -> None:
+    from biometrics.store import TemplateStore
+    from tests.conversations.test_enrollment import PIN, _pair_photos
+
+    resident = seeded.roles["clear"]["resident_id"]
+    chat = await linked(runtime, standin, seeded, role="clear")
+    reply = await chat.send("I want to enroll my face")
+    assert "one-time code" in reply, reply
+    staff_code = (await runtime.engine.billing.create_link_code(resident)).code
+    reply = await chat.send(staff_code)
+    assert "6-digit PIN" in reply, reply
+    assert "same PIN again" in await chat.send(PIN)
+    reply = await chat.send(PIN)
+    assert "PIN is set" in reply, reply
+    if "verified" not in reply:
+        reply = await chat.send(PIN)
+    assert "verified" in reply, reply
+    reply = await chat.press("face")
+    assert "selfie" in reply, reply
+    obama = _pair_photos(shared_data, "barack_obama")
+    for n, path in enumerate((obama[0], obama[2]), start=1):
+        reply = joined(await chat.do(lambda p=path: standin.photo(chat.chat_id, p.read_bytes())))
+        assert f"{n} of at most 5" in reply, reply
+    reply = await chat.send("done")
+    assert "face is enrolled" in reply, reply
+    assert TemplateStore(runtime.engine.store.engine).is_enrolled(resident, "face")
+    log = json.dumps([t.__dict__ for t in runtime.engine.store.turns(
+        runtime.engine.store.conversation_id_for("telegram", str(chat.chat_id), None,
+                                                 runtime.engine.clock()))], default=str)
+    assert PIN not in log and "JFIF" not in log
