@@ -161,7 +161,21 @@ class BotApiStandIn:
     # -- life cycle -------------------------------------------------------------------
 
     def start(self) -> BotApiStandIn:
-        """Start serving (returns once the port accepts connections)."""
+        """Start serving (returns once the port accepts connections).
+
+        Tries three free ports: another process may take the one picked first.
+        """
+        for attempt in range(3):
+            try:
+                return self._start()
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                self.stop()
+                self.port = free_port()
+        return self
+
+    def _start(self) -> BotApiStandIn:
         app = Starlette(
             routes=[
                 Route("/bot{token}/{method}", self._api, methods=["GET", "POST"]),
@@ -176,7 +190,7 @@ class BotApiStandIn:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="botapi-standin", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("the Bot API stand-in did not start")

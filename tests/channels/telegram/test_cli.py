@@ -54,3 +54,17 @@ def test_polling_calls_getme_deletewebhook_then_getupdates_and_answers(
     assert "in total" in balance and any(ch.isdigit() for ch in balance)
     assert TOKEN not in out + err and TOKEN.split(":")[1] not in out + err
     assert "<token>" in err  # httpx logged the request URLs, masked
+
+
+def test_the_product_app_runs_without_a_token(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.web import create_product_app
+    from bot.channels.telegram.settings import get_telegram_settings
+
+    assert not get_telegram_settings().token
+    app = create_product_app(f"sqlite:///{tmp_path / 'billtalk.db'}", migrate=True)
+    assert "/telegram/webhook" not in {getattr(r, "path", "") for r in app.routes}
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.post("/telegram/webhook", json={"update_id": 1}).status_code in (404, 405)
