@@ -205,6 +205,100 @@ class Repository:
             .execution_options(populate_existing=True)
         ).first()
 
+    def held_for_review(self, limit: int) -> Sequence[orm.Payment]:
+        """Payments held for review by the risk rules, oldest first."""
+        return self.session.scalars(
+            select(orm.Payment)
+            .where(orm.Payment.status == "review")
+            .order_by(orm.Payment.created_at)
+            .limit(limit)
+        ).all()
+
+    def bill_periods(self, bill_ids: Sequence[str]) -> Sequence[Any]:
+        """``(bill_id, utility, period_start, period_end)`` of these bills."""
+        return self.session.execute(
+            select(
+                orm.Bill.bill_id, orm.Bill.utility, orm.Bill.period_start, orm.Bill.period_end
+            ).where(orm.Bill.bill_id.in_(bill_ids))
+        ).all()
+
+    def bill_row(self, bill_id: str) -> orm.Bill | None:
+        """The bill without its lines (from the session if already loaded), or ``None``."""
+        return self.session.get(orm.Bill, bill_id)
+
+    def has_payment_notice(self, payment_id: str) -> bool:
+        """Whether a notice about this payment's outcome was already queued."""
+        return (
+            self.session.scalar(
+                select(orm.Notice.notice_id).where(orm.Notice.payment_id == payment_id)
+            )
+            is not None
+        )
+
+    def payment_household(self, payment_id: str) -> str | None:
+        """The household a payment belongs to, or ``None`` for an unknown payment."""
+        return self.session.scalar(
+            select(orm.Payment.household_id).where(orm.Payment.payment_id == payment_id)
+        )
+
+    def recent_payments(self, household_id: str, limit: int) -> Sequence[orm.Payment]:
+        """The household's payments, newest first."""
+        return self.session.scalars(
+            select(orm.Payment)
+            .where(orm.Payment.household_id == household_id)
+            .order_by(orm.Payment.created_at.desc())
+            .limit(limit)
+        ).all()
+
+    def pending_payments(self, created_before: datetime) -> Sequence[Any]:
+        """``(payment_id, household_id)`` of payments still pending since before a time."""
+        return self.session.execute(
+            select(orm.Payment.payment_id, orm.Payment.household_id).where(
+                orm.Payment.status == "pending", orm.Payment.created_at <= created_before
+            )
+        ).all()
+
+    def payment_household_by_reference(self, reference: str) -> str | None:
+        """The household of the payment with this gateway reference, or ``None``."""
+        return self.session.scalar(
+            select(orm.Payment.household_id).where(orm.Payment.gateway_reference == reference)
+        )
+
+    def lock_payment_by_reference(self, reference: str) -> orm.Payment | None:
+        """The payment with this gateway reference, row-locked, or ``None``."""
+        return self.session.scalars(
+            select(orm.Payment)
+            .where(orm.Payment.gateway_reference == reference)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def webhook_seen(self, event_id: str) -> bool:
+        """Whether a gateway webhook event was already applied."""
+        return self.session.get(orm.WebhookEvent, event_id) is not None
+
+    def credit_balance(self, household_id: str, bucket: str) -> Decimal:
+        """What the household's credit ``bucket`` holds (zero if it has none; nothing created)."""
+        row = self.session.get(orm.HouseholdCredit, (household_id, bucket))
+        return row.amount if row is not None else Decimal("0.00")
+
+    def autopay_settings(
+        self, household_id: str, *, enabled_only: bool = False
+    ) -> dict[str, orm.AutopaySetting]:
+        """The household's autopay settings by utility (only the enabled ones if asked)."""
+        q = select(orm.AutopaySetting).where(orm.AutopaySetting.household_id == household_id)
+        if enabled_only:
+            q = q.where(orm.AutopaySetting.enabled.is_(True))
+        return {row.utility: row for row in self.session.scalars(q)}
+
+    def autopay_setting(self, household_id: str, utility: str) -> orm.AutopaySetting | None:
+        """One utility's autopay setting, or ``None``."""
+        return self.session.get(orm.AutopaySetting, (household_id, utility))
+
+    def building(self, building_id: str) -> orm.Building | None:
+        """The building, or ``None``."""
+        return self.session.get(orm.Building, building_id)
+
     def credit(self, household_id: str, bucket: str) -> orm.HouseholdCredit:
         """The household's credit row for ``bucket`` (created at zero if missing)."""
         row = self.session.get(orm.HouseholdCredit, (household_id, bucket))

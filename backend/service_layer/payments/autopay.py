@@ -6,8 +6,6 @@ import hashlib
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
-
 from backend import schemas
 from backend.adapters import orm
 from backend.domain import payments as pay_rules
@@ -32,12 +30,7 @@ def get_autopay(uow: UnitOfWork, household_id: str) -> dict[str, schemas.Autopay
     """Autopay settings per utility (utilities never set are reported disabled)."""
     with uow.reading():
         get_household(uow, household_id)
-        rows = {
-            r.utility: r
-            for r in uow.session.scalars(
-                select(orm.AutopaySetting).where(orm.AutopaySetting.household_id == household_id)
-            )
-        }
+        rows = uow.repo.autopay_settings(household_id)
     out = {}
     for u in UTILITIES:
         r = rows.get(u)
@@ -69,7 +62,7 @@ def set_autopay(
         hh = get_household(uow, household_id, lock=True)
         if enabled and method is None and hh.saved_method is None:
             raise Invalid("no_payment_method", "autopay needs a payment method")
-        row = uow.session.get(orm.AutopaySetting, (household_id, utility))
+        row = uow.repo.autopay_setting(household_id, utility)
         if row is None:
             row = orm.AutopaySetting(
                 household_id=household_id, utility=utility, updated_at=utcnow()
@@ -110,18 +103,10 @@ def run_autopay(
     paid = 0
     with uow:
         hh = get_household(uow, household_id)
-        settings = {
-            r.utility: r
-            for r in uow.session.scalars(
-                select(orm.AutopaySetting).where(
-                    orm.AutopaySetting.household_id == household_id,
-                    orm.AutopaySetting.enabled.is_(True),
-                )
-            )
-        }
+        settings = uow.repo.autopay_settings(household_id, enabled_only=True)
         todo = []
         for bid in bill_ids:
-            b = uow.session.get(orm.Bill, bid)
+            b = uow.repo.bill_row(bid)
             if b is None or b.utility not in settings:
                 continue
             due = b.total - b.amount_paid

@@ -13,7 +13,7 @@ from backend import schemas
 from backend.adapters import orm
 from backend.domain import allocation as alloc
 from backend.domain import payments as pay_rules
-from backend.domain.money import ZERO, InvalidAmount, parse_amount, total
+from backend.domain.money import InvalidAmount, parse_amount, total
 from backend.domain.stepup import ProofBinding
 from backend.gateway.base import GatewayError, GatewayResult, PaymentGateway
 from backend.service_layer import audit, faults
@@ -70,8 +70,7 @@ def preview_payment(
         hh = get_household(uow, household_id)
         bills = uow.repo.unpaid_bills(household_id, utility)
         bucket = utility or alloc.GENERAL
-        credit_row = uow.session.get(orm.HouseholdCredit, (household_id, bucket))
-        existing = credit_row.amount if credit_row else ZERO
+        existing = uow.repo.credit_balance(household_id, bucket)
         try:
             plan = alloc.allocate(amount, open_bills(bills), utility, existing)
         except alloc.OverpaymentLimit as exc:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from backend import schemas
-from backend.adapters import orm
 from backend.service_layer.common import (
     aware,
     get_household,
@@ -21,9 +18,7 @@ from billtalk.settings import get_settings
 def payment_household(uow: UnitOfWork, payment_id: str) -> str:
     """The household a payment belongs to (for access checks)."""
     with uow.reading():
-        hid = uow.session.scalar(
-            select(orm.Payment.household_id).where(orm.Payment.payment_id == payment_id)
-        )
+        hid = uow.repo.payment_household(payment_id)
         if hid is None:
             raise NotFound("unknown_payment", f"no payment {payment_id!r}")
         return hid
@@ -42,12 +37,7 @@ def list_payments(uow: UnitOfWork, household_id: str, *, limit: int = 5) -> list
     """The household's payments, newest first."""
     with uow.reading():
         get_household(uow, household_id)
-        rows = uow.session.scalars(
-            select(orm.Payment)
-            .where(orm.Payment.household_id == household_id)
-            .order_by(orm.Payment.created_at.desc())
-            .limit(limit)
-        ).all()
+        rows = uow.repo.recent_payments(household_id, limit)
         return [payment_out(uow, p) for p in rows]
 
 
@@ -59,9 +49,9 @@ def get_receipt(uow: UnitOfWork, payment_id: str) -> schemas.Receipt:
             raise NotFound("unknown_payment", f"no payment {payment_id!r}")
         if p.receipt_no is None or p.paid_at is None:
             raise NotFound("no_receipt", f"payment {payment_id} is {p.status} and has no receipt")
-        hh = uow.session.get(orm.Household, p.household_id)
+        hh = uow.repo.household(p.household_id)
         assert hh is not None
-        building = uow.session.get(orm.Building, hh.building_id)
+        building = uow.repo.building(hh.building_id)
         return schemas.Receipt(
             receipt_no=p.receipt_no,
             payment_id=p.payment_id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from backend.adapters import orm
@@ -35,11 +34,7 @@ def reconcile_pending(
     """
     cutoff = utcnow() - older_than
     with uow:
-        rows = uow.session.execute(
-            select(orm.Payment.payment_id, orm.Payment.household_id).where(
-                orm.Payment.status == "pending", orm.Payment.created_at <= cutoff
-            )
-        ).all()
+        rows = uow.repo.pending_payments(cutoff)
     counts = {"checked": 0, "succeeded": 0, "failed": 0, "pending": 0}
     for payment_id, household_id in rows:
         counts["checked"] += 1
@@ -82,20 +77,13 @@ def apply_webhook(uow: UnitOfWork, event_id: str, reference: str, result: Gatewa
         reference or a payment already settled).
     """
     with uow:
-        if uow.session.get(orm.WebhookEvent, event_id) is not None:
+        if uow.repo.webhook_seen(event_id):
             return "duplicate"
-        hid = uow.session.scalar(
-            select(orm.Payment.household_id).where(orm.Payment.gateway_reference == reference)
-        )
+        hid = uow.repo.payment_household_by_reference(reference)
         outcome = "ignored"
         if hid is not None:
             get_household(uow, hid, lock=True)
-            p = uow.session.scalars(
-                select(orm.Payment)
-                .where(orm.Payment.gateway_reference == reference)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            ).first()
+            p = uow.repo.lock_payment_by_reference(reference)
             assert p is not None
             now = utcnow()
             touched = apply_result(uow, p, result, now)

@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from sqlalchemy import select
-
 from backend import schemas
 from backend.adapters import orm
 from backend.domain import allocation as alloc
@@ -54,9 +52,7 @@ def refund_payment(
     """
     now = utcnow()
     with uow:
-        hid = uow.session.scalar(
-            select(orm.Payment.household_id).where(orm.Payment.payment_id == payment_id)
-        )
+        hid = uow.repo.payment_household(payment_id)
         if hid is None:
             raise NotFound("unknown_payment", f"no payment {payment_id!r}")
         get_household(uow, hid, lock=True)
@@ -69,7 +65,7 @@ def refund_payment(
         net: dict[str, Decimal] = defaultdict(lambda: ZERO)
         for a in p.allocations:
             net[a.bill_id] += a.amount
-        bills = {b: uow.session.get(orm.Bill, b) for b in net}
+        bills = {b: uow.repo.bill_row(b) for b in net}
         try:
             pay_rules.check_refund(p.status, amount, p.refunded, p.amount)
             status = pay_rules.transition(p.status, "reversed") if reverse else p.status

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from backend import schemas
@@ -46,9 +45,7 @@ def review_payment(
     """
     now = utcnow()
     with uow:
-        hid = uow.session.scalar(
-            select(orm.Payment.household_id).where(orm.Payment.payment_id == payment_id)
-        )
+        hid = uow.repo.payment_household(payment_id)
         if hid is None:
             raise NotFound("unknown_payment", f"no payment {payment_id!r}")
         get_household(uow, hid, lock=True)
@@ -109,10 +106,5 @@ def review_payment(
 def held_payments(uow: UnitOfWork, *, limit: int = 100) -> list[schemas.Payment]:
     """Staff: payments held for review, oldest first (the console's review queue)."""
     with uow.reading():
-        rows = uow.session.scalars(
-            select(orm.Payment)
-            .where(orm.Payment.status == "review")
-            .order_by(orm.Payment.created_at)
-            .limit(limit)
-        ).all()
+        rows = uow.repo.held_for_review(limit)
         return [payment_out(uow, p) for p in rows]

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect
 from sqlalchemy.orm.attributes import set_committed_value
 
 from backend import schemas
@@ -63,11 +63,7 @@ def allocations_out(
     bills: dict[str, Any] = dict(known or {})
     missing = [b for b, amount in net.items() if amount != 0 and b not in bills]
     if missing:
-        rows = uow.session.execute(
-            select(
-                orm.Bill.bill_id, orm.Bill.utility, orm.Bill.period_start, orm.Bill.period_end
-            ).where(orm.Bill.bill_id.in_(missing))
-        ).all()
+        rows = uow.repo.bill_periods(missing)
         bills.update({r.bill_id: r for r in rows})
     out = []
     for bill_id, amount in net.items():
@@ -192,10 +188,7 @@ def queue_settled_notice(uow: UnitOfWork, p: orm.Payment, now: datetime) -> None
     """
     if p.status not in ("succeeded", "failed"):
         return
-    exists = uow.session.scalar(
-        select(orm.Notice.notice_id).where(orm.Notice.payment_id == p.payment_id)
-    )
-    if exists is not None:
+    if uow.repo.has_payment_notice(p.payment_id):
         return
     kind = (
         reminder_rules.PAYMENT_SUCCEEDED
