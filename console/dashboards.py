@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import time
 from collections import defaultdict
@@ -27,9 +28,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.store import ConversationRow, EventRow, TurnRow
+from console.models import DailyStatsRow
 from console.queries import OUTCOME_SQL, WAITING, Reader, Scope
 
 DAYS = 30
@@ -102,20 +105,80 @@ DAY_FLAGS = {
 }
 
 
+def _utc_day(engine: Engine) -> Any:
+    """The UTC calendar day of a turn, as SQL."""
+    if engine.dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", TurnRow.at))
+    return func.date(TurnRow.at)  # SQLite keeps UTC timestamps
+
+
+def _midnight(days_ago: int = 0) -> datetime:
+    now = datetime.now(UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC) - timedelta(days=days_ago)
+
+
 def _turn_days_uncached(
     engine: Engine, reader: Reader, scope: Scope
 ) -> dict[str, dict[str, float]]:
+    """The last 30 days and today, by UTC day.
+
+    Closed days are read from ``console_daily_stats`` (computed once per scope and
+    stored: their turns no longer change); only the missing days and today are
+    counted from the log.
+    """
+    today = _midnight()
+    first = _midnight(DAYS)
+    key = ",".join(scope.buildings) if scope.buildings is not None else "*"
+    wanted = [(first + timedelta(days=i)).date().isoformat() for i in range(DAYS)]
+    with Session(engine) as s:
+        have = {
+            r.day: json.loads(r.data)
+            for r in s.scalars(
+                select(DailyStatsRow).where(
+                    DailyStatsRow.scope_key == key, DailyStatsRow.day.in_(wanted)
+                )
+            )
+        }
+    missing = [d for d in wanted if d not in have]
+    if missing:
+        start = datetime.fromisoformat(missing[0]).replace(tzinfo=UTC)
+        counted = _count_days(engine, reader, scope, start, today)
+        rows = []
+        for d in missing:
+            have[d] = counted.get(d, _empty_day())
+            rows.append(
+                DailyStatsRow(
+                    scope_key=key, day=d, data=json.dumps(have[d]), computed_at=datetime.now(UTC)
+                )
+            )
+        try:
+            with Session(engine) as s, s.begin():
+                s.add_all(rows)
+        except IntegrityError:  # another request stored them meanwhile: same numbers
+            pass
+    have.update(_count_days(engine, reader, scope, today, None))
+    return {k: v for k, v in sorted(have.items()) if v["turns"]}
+
+
+def _empty_day() -> dict[str, float]:
+    return {k: 0.0 for k in ("turns", "active", "handoff", *DAY_FLAGS)}
+
+
+def _count_days(
+    engine: Engine, reader: Reader, scope: Scope, start: datetime, end: datetime | None
+) -> dict[str, dict[str, float]]:
+    """The day numbers counted from the log for turns in ``[start, end)``."""
     t = TurnRow
-    day = func.date(t.at).label("day")
+    day = _utc_day(engine).label("day")
     households = reader.scope_households(scope)
 
     def scoped(q: Any) -> Any:
-        q = q.where(t.at >= _since()).group_by(func.date(t.at))
+        q = q.where(t.at >= start).group_by(day)
+        if end is not None:
+            q = q.where(t.at < end)
         return q if households is None else q.where(t.household_id.in_(households or ["-"]))
 
-    out: dict[str, dict[str, float]] = defaultdict(
-        lambda: {k: 0.0 for k in ("turns", "active", "handoff", *DAY_FLAGS)}
-    )
+    out: dict[str, dict[str, float]] = defaultdict(_empty_day)
     postgres = engine.dialect.name == "postgresql"
     with Session(engine) as s:
         columns = [day, func.count(), func.count(func.distinct(t.conversation_id))]
@@ -134,7 +197,7 @@ def _turn_days_uncached(
         )
         for d_, n in s.execute(scoped(handed)):
             out[_day(d_)]["handoff"] = float(n)
-    return {k: v for k, v in out.items() if v["turns"]}
+    return dict(out)
 
 
 def _latency_p95(engine: Engine, reader: Reader, scope: Scope) -> Any:

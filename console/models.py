@@ -142,3 +142,17 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(40))
     target: Mapped[str | None] = mapped_column(String(80), nullable=True)
     data: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class DailyStatsRow(Base):
+    """The dashboard's numbers of one closed day for one staff scope (they no longer change)."""
+
+    __tablename__ = "console_daily_stats"
+
+    #: The scope's buildings, comma-separated, or ``*``.
+    scope_key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    #: ``YYYY-MM-DD`` (UTC).
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    #: JSON object: turns, active, handoff, fallback, paid, step-up pass / fail, latency p95.
+    data: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -128,6 +128,39 @@ def test_dashboards_render_png_and_csv(console_env) -> None:  # type: ignore[no-
     assert sup.get("/console/charts/nope.png").status_code == 404
 
 
+def test_closed_days_are_counted_once_and_stored(console_env) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from console.dashboards import clear_cache
+    from console.models import DailyStatsRow
+
+    e = console_env.engine
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    add_conversation(e, "H0101", [
+        {"text": "pay", "intent": "pay_bill", "payment_ids": ["p1"]},
+        {"text": "??", "intent": "nlu_fallback", "actions": ["fallback"]},
+    ], at=three_days_ago.replace(hour=10))
+    add_conversation(e, "H0201", [{"text": "other building", "intent": "greet"}],
+                     at=three_days_ago.replace(hour=10))
+    sup = login(console_env.base, "super1")  # building B1 only
+    rows = list(csv.reader(io.StringIO(sup.get("/console/charts/payments.csv").text)))
+    day = three_days_ago.date().isoformat()
+    assert [day, "1"] in rows
+    with Session(e) as s:
+        stored = {r.day: json.loads(r.data) for r in s.scalars(
+            select(DailyStatsRow).where(DailyStatsRow.scope_key == "B1"))}
+    assert len(stored) == 30  # every closed day of the window, empty ones too
+    assert stored[day]["turns"] == 2 and stored[day]["paid"] == 1 and stored[day]["fallback"] == 1
+    # the next computation reads the stored day (a turn written into a closed day later,
+    # which the engine never does, would not change it)
+    with Session(e) as s, s.begin():
+        s.query(DailyStatsRow).filter(DailyStatsRow.day == day).update(
+            {"data": json.dumps({**stored[day], "paid": 7.0})})
+    clear_cache()
+    rows = list(csv.reader(io.StringIO(sup.get("/console/charts/payments.csv").text)))
+    assert [day, "7"] in rows
+
+
 def test_svg_charts_escape_their_labels() -> None:
     from console.svg import chart
 
