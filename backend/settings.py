@@ -36,7 +36,8 @@ class BillingSettings(BaseSettings):
         risk_model_enabled: score payments with the trained IsolationForest too
             (``billtalk risk train``); rules alone when off or untrained.
         risk_model_path: the trained model file (default ``DATA_DIR/risk/model.joblib``).
-        risk_timezone: the community's time zone, for the time-of-day feature.
+        risk_timezone: the time zone of the time-of-day feature; empty (the default)
+            means the community's own (``BILLTALK_TIMEZONE``, one setting for all).
         rate_payments_per_hour: payment attempts per resident token, API token or
             address per hour before 429.
         rate_link_tries_per_hour: link-code redemptions per address per hour before 429.
@@ -64,7 +65,7 @@ class BillingSettings(BaseSettings):
     step_up_lockout_minutes: int = Field(default=15, ge=1)
     risk_model_enabled: bool = True
     risk_model_path: str = ""
-    risk_timezone: str = "UTC"
+    risk_timezone: str = ""
     rate_payments_per_hour: int = Field(default=60, ge=1)
     rate_link_tries_per_hour: int = Field(default=30, ge=1)
     redis_url: str = Field(

@@ -37,7 +37,8 @@ def model_path(settings: BillingSettings) -> Path:
 
 def _hour(now: datetime, settings: BillingSettings) -> int:
     try:
-        return now.astimezone(ZoneInfo(settings.risk_timezone)).hour
+        zone = settings.risk_timezone or get_settings().timezone
+        return now.astimezone(ZoneInfo(zone)).hour
     except Exception:  # an unknown zone name: fall back to UTC
         return now.hour
 
