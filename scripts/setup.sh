@@ -5,13 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
-APT_PACKAGES=(espeak-ng chromium chromium-driver npm)
+APT_PACKAGES=(espeak-ng chromium chromium-driver)
 
 # 1. System packages (speech synthesis; a real browser for web-page tests).
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# npm (for the console's HTMX, below): Debian's package only where no npm exists yet;
+# a Node.js that already bundles npm (e.g. NodeSource's) conflicts with it.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}" >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
