@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from telegram import Update
@@ -163,6 +164,10 @@ class TelegramRuntime:
 
     async def start(self) -> None:
         """``getMe``, the command menu, then (polling) ``deleteWebhook`` and ``getUpdates``."""
+        if self.settings.threads > 0:
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(self.settings.threads, thread_name_prefix="telegram")
+            )
         await self.application.initialize()
         await self.adapter.set_commands(self.application.bot)
         await self._warm_up()
