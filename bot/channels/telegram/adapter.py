@@ -253,9 +253,16 @@ class TelegramAdapter:
                 return
             except ChannelSendError as exc:
                 if attempt == len(delays):
-                    log.error("telegram_send_failed", chat=chat_id, error=str(exc))
-                    raise
+                    log.warning("telegram_reply_to_outbox", chat=chat_id, error=str(exc))
+                    await asyncio.to_thread(self._to_outbox, chat_id, message)
+                    return
                 await asyncio.sleep(max(delays[attempt], exc.retry_after_s or 0.0))
+
+    def _to_outbox(self, chat_id: int, message: OutgoingMessage) -> None:
+        """A reply Telegram would not take now: the outbox sender retries it with backoff."""
+        from bot.outbox import Outbox, Target
+
+        Outbox(self.engine.store).enqueue(Target(NAME, str(chat_id)), message, kind="reply")
 
     async def say(self, update: Update, key: str, **values: Any) -> None:
         """Send one of the channel's own texts to the update's chat."""

@@ -7,6 +7,7 @@ deliver every message once, keep running, and mark blocked chats unreachable.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -51,6 +52,19 @@ async def test_a_failed_send_is_retried_and_arrives_once(
     assert len(standin.texts(chat.chat_id)) == 1
     # the worker goes on
     assert "link" in (await chat.send("hi again")).lower()
+
+
+async def test_a_reply_telegram_keeps_refusing_goes_to_the_outbox_and_arrives_once(
+    runtime: Any, standin: Any
+) -> None:
+    chat = TgChat(runtime, standin, new_chat())
+    standin.fail("sendMessage", 502, times=4, chat_id=chat.chat_id)  # the turn's 4 tries
+    assert await chat.send("hello") == ""
+    await standin.until(lambda: standin.texts(chat.chat_id), timeout=30,
+                        what="the reply, sent by the outbox")
+    await asyncio.sleep(1.0)
+    assert len(standin.texts(chat.chat_id)) == 1
+    assert statuses(standin, chat.chat_id) == [502, 502, 502, 502, 200]
 
 
 async def test_a_chat_that_blocked_the_bot_does_not_stop_the_worker(
