@@ -30,7 +30,7 @@ def _period_start(ctx: ActionContext) -> date | None:
 
 def price(value: Decimal, unit: str | None) -> Reply:
     """A unit price with its unit ("¥0.52/kWh", "0.52元/kWh")."""
-    amount = Decimal(value)
+    amount = Decimal(value).normalize()
     if amount.as_tuple().exponent > -2:  # type: ignore[operator]
         amount = amount.quantize(Decimal("0.01"))  # at least cents: ¥0.50, not ¥0.5
     return Reply("unit_price", {"price": f"{amount:f}", "unit": unit or ""})

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
+from typing import Any
 
 from actions.base import UTILITIES, ActionContext, ActionResult, method_term, utility_term
+from actions.errors import BillingError
 from actions.replies import ButtonSpec, Reply, Term
 
 # How residents say "on" and "off" (input vocabulary, not replies).
@@ -28,6 +31,38 @@ def wanted_state(ctx: ActionContext) -> bool | None:
     if _ON.search(ctx.text or ""):
         return True
     return None
+
+
+#: The limit a new autopay gets when the resident names none (the backend's default).
+AUTOPAY_DEFAULT_LIMIT = Decimal("2000.00")
+
+
+async def enable_autopay(ctx: ActionContext, confirmed: dict[str, Any]) -> ActionResult:
+    """Turn autopay on as the resident confirmed it: utility, method and monthly limit."""
+    utility = str(confirmed["utility"])
+    limit = Decimal(str(confirmed["amount"]))
+    method = str(confirmed["method"])
+    slots: dict[str, Any] = {"last_intent": "manage_autopay", "context_utility": utility}
+    try:
+        setting = await ctx.client.set_autopay(
+            ctx.household_id, utility=utility, enabled=True, method=method, max_amount=limit
+        )
+    except BillingError:
+        return ActionResult([Reply("autopay_failed", {"utility": utility_term(utility)})], slots)
+    slots["autopay_set"] = True
+    return ActionResult(
+        [
+            Reply(
+                "autopay_on_limit",
+                {
+                    "utility": utility_term(utility),
+                    "method": method_term(setting.method or method),
+                    "limit": ctx.money(Decimal(setting.max_amount)),
+                },
+            )
+        ],
+        slots,
+    )
 
 
 async def manage_autopay(ctx: ActionContext) -> ActionResult:

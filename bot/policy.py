@@ -31,7 +31,7 @@ from actions.due_date import due_date
 from actions.errors import BackendUnavailable, BillingError
 from actions.explain_bill import explain_bill
 from actions.human_handoff import human_handoff
-from actions.manage_autopay import manage_autopay
+from actions.manage_autopay import manage_autopay, wanted_state
 from actions.pay_bill import payment_status_update
 from actions.payment_history import payment_history
 from actions.report_problem import report_problem
@@ -212,6 +212,14 @@ class Policy:
                 else "audio"
             )
             await self.form.evidence(turn, Evidence(media, attachment.data, attachment.mime_type))  # type: ignore[arg-type]
+            return
+        if not text and message.attachments:
+            # A photo or recording outside a verification or enrollment step: say what
+            # photos and voice notes are for (audio was already transcribed by the
+            # engine if it could be); nothing is kept.
+            turn.keep_buttons = True
+            turn.actions.append("media_outside_verification")
+            turn.say("media_outside_verification")
             return
         if not text:
             turn.keep_buttons = True
@@ -411,7 +419,13 @@ class Policy:
             ctx = await self.context(turn)
             own = _unit_key(str(getattr(ctx.resident, "unit", "") or ""))
             mentioned = {_unit_key(m.group(0)) for m in _UNIT_MENTION_RE.finditer(text)}
-            if own and any(m and m != own for m in mentioned):
+            # "0103室" (no building letter) is the resident's own A-0103: digits decide then.
+            if own and any(
+                m
+                and m not in (own, own[1:] if own[:1].isalpha() else own)
+                and not (m.isdigit() and m == own.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+                for m in mentioned
+            ):
                 turn.actions.append("other_household_refused")
                 turn.say("other_household_refused", unit=ctx.resident.unit)
                 if state.active_form == "payment":
@@ -555,6 +569,12 @@ class Policy:
                 return
             turn.say("affirm_nothing")
             return
+        if intent == "manage_autopay" and entities.get("utility") in UTILITIES:
+            ctx = await self.context(turn)
+            ctx.entities, ctx.text = entities, text
+            if wanted_state(ctx) is True:  # a money decision: confirmed, maybe stepped up
+                await self.form.start_autopay(turn, entities, text)
+                return
         action = ACTIONS.get(intent)
         if action is None:
             await self.misunderstood(turn)

@@ -149,8 +149,34 @@ def format_date(value: date, language: str) -> str:
 
 
 def format_datetime(value: datetime, language: str) -> str:
-    """A date and minute, e.g. ``31 Oct 2026 14:05``."""
-    return f"{format_date(value.date(), language)} {value:%H:%M}"
+    """A date and minute in the community's time zone, labelled.
+
+    ``31 Oct 2026 14:05 (Beijing time)`` / ``2026年10月31日 14:05（北京时间）`` for the
+    default ``Asia/Shanghai`` (``BILLTALK_TIMEZONE``); another zone is labelled
+    with its name. A naive datetime is taken to be UTC.
+    """
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    from billtalk.settings import get_settings
+
+    zone_name = get_settings().timezone
+    try:
+        zone = ZoneInfo(zone_name)
+    except (KeyError, ValueError):  # an unknown zone name: show UTC, labelled so
+        zone, zone_name = ZoneInfo("UTC"), "UTC"
+    local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
+    label = _ZONE_LABELS.get(zone_name, {}).get(language) or zone_name
+    text = f"{format_date(local.date(), language)} {local:%H:%M}"
+    return f"{text}（{label}）" if language == "zh" else f"{text} ({label})"
+
+
+#: Names residents know for common community time zones.
+_ZONE_LABELS = {
+    "Asia/Shanghai": {"en": "Beijing time", "zh": "北京时间"},
+    "Asia/Hong_Kong": {"en": "Hong Kong time", "zh": "香港时间"},
+    "UTC": {"en": "UTC", "zh": "UTC"},
+}
 
 
 @lru_cache(maxsize=1)

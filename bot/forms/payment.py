@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from actions import pay_bill
 from actions.base import METHODS, UTILITIES, ActionContext, method_term, utility_term
 from actions.errors import BackendUnavailable, BillingError
+from actions.manage_autopay import AUTOPAY_DEFAULT_LIMIT, enable_autopay
 from actions.pay_bill import execute_payment
 from bot import confirmation
 from bot.channels.speaker import payment_rule as speaker_rule
@@ -53,7 +54,7 @@ _CENT = Decimal("0.01")
 _MAX_COMPLETED = 20
 #: "pay everything", "pay the total", "pay all my bills", "全部交了", "一共欠的都交".
 _PAY_ALL_RE = re.compile(
-    r"\b(?:every\s*thing|every\s+bill|all\s+(?:of\s+)?(?:my|the|our)?\s*(?:bills?|debts?|"
+    r"\b(?:ev(?:e|a)?ry\s*th?in[g']?|every\s+bill|all\s+(?:of\s+)?(?:my|the|our)?\s*(?:bills?|debts?|"
     r"of\s+it|i\s+owe|that'?s\s+(?:due|owed|outstanding))|all\s+(?:at\s+once|together)|"
     r"(?:the|my)\s+(?:whole|total|entire|full)\s+(?:amount|balance|debt|bill|lot)?|"
     r"(?:the\s+)?total|whole\s+(?:thing|lot|balance|amount)|in\s+full\s+for\s+all|"
@@ -132,6 +133,15 @@ class PaymentForm:
     async def update(self, turn: Turn, entities: dict[str, Any], text: str = "") -> None:
         """New values while the form is active (a new amount, utility or method)."""
         state = turn.state
+        request = state.slots.get("autopay")
+        if isinstance(request, dict):  # a new limit, utility or method for the autopay
+            merged = {
+                "utility": entities.get("utility") or request.get("utility"),
+                "payment_method": entities.get("payment_method") or request.get("method"),
+                "amount": entities.get("amount") or request.get("limit"),
+            }
+            await self.start_autopay(turn, merged, text if "amount" not in entities else "")
+            return
         changed = False
         utility = entities.get("utility")
         if utility in UTILITIES and utility != state.slots.get("pay_utility"):
@@ -178,6 +188,15 @@ class PaymentForm:
         """Ask the current question again (after an interruption)."""
         turn.state.slots.pop("resume_offered", None)
         step = turn.state.form_step
+        request = turn.state.slots.get("autopay")
+        if isinstance(request, dict) and step == "confirm":
+            entities = {
+                "utility": request.get("utility"),
+                "payment_method": request.get("method"),
+                "amount": request.get("limit"),
+            }
+            await self.start_autopay(turn, entities)
+            return
         if step in ("pin_new", "pin_repeat"):
             turn.say("pin_new" if step == "pin_new" else "pin_repeat")
             return
@@ -208,6 +227,7 @@ class PaymentForm:
         utility = state.slots.get("pay_utility")
         if utility and state.slots.get("context_utility") == utility:
             state.slots.pop("context_utility", None)
+        state.slots.pop("autopay", None)
         state.clear_form()
         state.interrupted = []
         state.slots.pop("resume_offered", None)
@@ -452,6 +472,85 @@ class PaymentForm:
             )
         )
 
+    # -- autopay: a money decision, confirmed like a payment ------------------------------
+
+    async def start_autopay(self, turn: Turn, entities: dict[str, Any], text: str = "") -> None:
+        """Turning autopay on: say exactly what will happen, bound to a confirmation.
+
+        "Up to ¥100.00 a month for gas, by Alipay, from the next bill": the limit
+        (the one named, else the current or default one) is stored only when the
+        resident confirms, and a limit at or above the step-up amount needs the
+        same step-up as a payment of that size (the backend's step-up policy).
+        """
+        state = turn.state
+        state.clear_form()
+        state.interrupted = []
+        state.slots.pop("resume_offered", None)
+        ctx = await self.policy.context(turn)
+        utility = str(entities.get("utility"))
+        method = entities.get("payment_method") or ctx.resident.saved_method
+        if utility not in UTILITIES:
+            turn.say("reask_utility")
+            return
+        if method not in METHODS:
+            turn.say("autopay_needs_method", utility=utility_term(utility))
+            return
+        raw = entities.get("amount")
+        limit: Decimal | None = None
+        if raw is not None:
+            try:
+                limit = Decimal(str(raw)).quantize(_CENT)
+            except InvalidOperation:
+                limit = None
+            if limit is None or not limit.is_finite() or limit <= 0:
+                turn.say("amount_invalid")
+                return
+        elif unreadable_amount(text or "", turn.today):
+            turn.say("amount_invalid")
+            return
+        if limit is None:
+            current = (await ctx.client.get_autopay(ctx.household_id)).get(utility)
+            limit = Decimal(getattr(current, "max_amount", None) or AUTOPAY_DEFAULT_LIMIT)
+        preview = await pay_bill.preview(
+            ctx, amount=limit, utility=utility, method=method, channel=turn.message.channel
+        )
+        backend_reasons = self.policy.verification.step_up_reasons(preview)
+        reasons = ["threshold"] if "threshold" in backend_reasons else []
+        binding = PaymentBinding(ctx.household_id, utility, limit, method, ("autopay",))
+        token = confirmation.issue(binding, turn.now)
+        state.active_form = "payment"
+        state.form_step = "confirm"
+        state.slots["autopay"] = {"utility": utility, "method": method, "limit": str(limit)}
+        state.pending_confirmation = {
+            "token": token,
+            "kind": "autopay",
+            "household_id": ctx.household_id,
+            "utility": utility,
+            "amount": str(limit),
+            "method": method,
+            "periods": ["autopay"],
+            "step_up": reasons,
+        }
+        turn.actions.append("autopay_confirm")
+        turn.add(
+            Reply(
+                "confirm_autopay_stepup" if reasons else "confirm_autopay",
+                {
+                    "utility": utility_term(utility),
+                    "limit": ctx.money(limit),
+                    "method": method_term(method),
+                },
+                buttons=[
+                    ButtonSpec(
+                        "button_autopay_confirm",
+                        self.policy.payload(turn, "confirm_payment", t=token),
+                        {"utility": utility_term(utility)},
+                    ),
+                    ButtonSpec("button_cancel", self.policy.payload(turn, "cancel")),
+                ],
+            )
+        )
+
     # -- confirmation, verification, execution ----------------------------------------
 
     async def confirm(self, turn: Turn, token: str | None) -> None:
@@ -557,10 +656,12 @@ class PaymentForm:
         pending = state.pending_confirmation or {}
         utility = state.slots.get("pay_utility")
         state.slots["waiting_payment"] = {
-            "utility": utility,
+            "utility": pending.get("utility") if pending.get("kind") else utility,
             "amount": pending.get("amount") or state.slots.get("pay_amount"),
             "method": pending.get("method") or state.slots.get("pay_method"),
+            "kind": pending.get("kind") or "payment",
         }
+        state.slots.pop("autopay", None)
         state.active_form = None
         state.form_step = None
         state.pending_confirmation = None
@@ -581,6 +682,9 @@ class PaymentForm:
             entities["amount"] = waiting["amount"]
         if waiting.get("method") in METHODS:
             entities["payment_method"] = waiting["method"]
+        if waiting.get("kind") == "autopay":
+            await self.start_autopay(turn, entities)
+            return True
         text = "everything" if waiting.get("utility") == ALL else ""
         await self.start(turn, entities, text)
         return True
@@ -714,6 +818,14 @@ class PaymentForm:
         assert pending is not None
         token = pending["token"]
         ctx = await self.policy.context(turn)
+        if pending.get("kind") == "autopay":
+            outcome = await enable_autopay(ctx, pending)
+            turn.apply("manage_autopay", outcome)
+            if outcome.slots.get("autopay_set"):
+                turn.state.slots.pop("autopay_set", None)
+                state.completed[token] = "autopay"
+            self.finish(turn)
+            return
         result = await execute_payment(ctx, pending, confirmation.idempotency_key(token))
         turn.apply("pay_bill", result)
         if result.payment_ids:

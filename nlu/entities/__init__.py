@@ -49,8 +49,8 @@ _MONEY_CUE = re.compile(
     r"\b(?:pay|pays|paying|paid|payment|put|top\s*up|topup|charge[sd]?|owe[sd]?|owing|amount|"
     r"send|sending|spend|spent|cost|costs|bill|bills|balance|fee|fees|total|due|deposit|"
     r"credit|settle|clear|cover|only|about|around|over|under|than|worth|price|sum|"
-    r"of|make\s+it|go\s+with|do)\b|"
-    r"交|缴|付|支付|充|还|金额|钱|费|多于|超过|转|存",
+    r"of|make\s+it|go\s+with|do|max|maximum|limit|cap|capped|up\s+to|at\s+most|no\s+more\s+than)\b|"
+    r"交|缴|付|支付|充|还|金额|钱|费|多于|超过|转|存|上限|最多|不超过|限额",
     re.I,
 )
 _PLACE_BEFORE = re.compile(
@@ -68,7 +68,7 @@ _MONTH_WORDS = (
 _MONTH_AFTER = re.compile(rf"\s*(?:of\s+)?(?:{_MONTH_WORDS})\b", re.I)
 _MONTH_BEFORE = re.compile(rf"\b(?:{_MONTH_WORDS})\.?\s*$", re.I)
 #: A unit number written with its building letter ("B-0203", "b0203", "A座1203").
-_UNIT_NUMBER_BEFORE = re.compile(r"(?:\b[a-z][-‐–]|[a-z]座)$", re.I)
+_UNIT_NUMBER_BEFORE = re.compile(r"(?:(?<![a-z0-9])[a-z][-‐–]|[a-z]座)$", re.I)
 _NO_AMOUNT_UNITS = frozenset(
     [
         "months",
