@@ -394,7 +394,15 @@ def main() -> None:
         default=26,
         help="Requests from bench/speech.py, each in 4 voices, clean and at 15 dB.",
     )
+    parser.add_argument(
+        "--report", type=Path, help="Only print the Markdown summary of an earlier results file."
+    )
     args = parser.parse_args()
+    if args.report:
+        data = json.loads(args.report.read_text())
+        data["meta"].setdefault("engine", "pocketsphinx")
+        print(markdown(data["summary"], data["meta"]))
+        return
     from billtalk.logs import configure_logging
 
     configure_logging("WARNING")
@@ -406,7 +414,10 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.python_version()}, shared 2 vCPU, nice 10",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "nice -n 10 .venv/bin/python bench/speaker.py"
-        + (" --quick" if args.quick else ""),
+        + (" --quick" if args.quick else "")
+        + (f" --engine {args.engine}" if args.engine != "pocketsphinx" else "")
+        + (f" --utterances {args.utterances}" if args.utterances != 26 else ""),
+        "engine": args.engine,
         "elapsed_s": round(time.time() - started, 1),
     }
     suffix = "" if args.engine == "pocketsphinx" else "_whisper"
