@@ -228,7 +228,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))]
 
 
-def measure(base: str, url: str, repeats: int) -> dict[str, Any]:
+def measure(base: str, db_url: str, repeats: int) -> dict[str, Any]:
     """Time the list (per combo and role) and the dashboard over real HTTP."""
     from datetime import timedelta
 
@@ -275,7 +275,7 @@ def measure(base: str, url: str, repeats: int) -> dict[str, Any]:
 
     sup = clients["admin"]
     # The very first view of a scope counts 30 closed days and stores them.
-    engine = create_engine(url)
+    engine = create_engine(db_url)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM console_daily_stats"))
     engine.dispose()
