@@ -405,12 +405,217 @@ def plots(gen: np.ndarray, imp: np.ndarray, hard_gen, hard_imp, attack_d, settin
     plt.close(fig)
 
 
+# --- held-out protocol (issue 18) ------------------------------------------------------------
+
+DEEPFACE_REPO = Path("/work/.mirror/serengil+deepface/repo")
+DEEPFACE_COMMIT = "243209fd7b46ecdecf72665cc25219f6e8181f25"
+SPLIT_SEED = 18
+
+
+def deepface_photos(folder: Path | None) -> list[Photo]:
+    """The labelled test photos of serengil/deepface (MIT; ``tests/unit/dataset``).
+
+    Identities come from the repository's own pair lists (``master.csv`` and
+    ``face-recognition-pivot.csv``: "Yes" pairs are joined into one person).
+    Without ``folder`` the files are extracted from a local mirror of the
+    repository at :data:`DEEPFACE_COMMIT`.
+    """
+    import subprocess
+    import tempfile
+
+    if folder is None:
+        if not DEEPFACE_REPO.is_dir():
+            print("deepface photos not available; shared photos only", file=sys.stderr)
+            return []
+        tmp = Path(tempfile.mkdtemp(prefix="deepface-"))
+        archive = subprocess.run(
+            ["git", f"--git-dir={DEEPFACE_REPO}", "archive", DEEPFACE_COMMIT, "tests/unit/dataset"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "x", "-C", str(tmp)], input=archive, check=True)
+        folder = tmp / "tests" / "unit" / "dataset"
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for name, col in (("master.csv", "Decision"), ("face-recognition-pivot.csv", "decision")):
+        with (folder / name).open() as fh:
+            for row in csv.DictReader(fh):
+                a, b = Path(row["file_x"]).name, Path(row["file_y"]).name
+                find(a), find(b)
+                if row[col] == "Yes":
+                    parent[find(a)] = find(b)
+    return [
+        Photo(str(folder / x), f"deepface:{find(x)}", x, "pair", "serengil/deepface")
+        for x in sorted(parent)
+    ]
+
+
+def protocol_encode(photos: Sequence[Photo]) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """Both embeddings of every usable photo: ``plain`` (before) and ``mirror`` (shipped).
+
+    The photo goes through the product's loader, detector and quality gates
+    once; ``plain`` is the single ResNet pass the product used before issue 18,
+    ``mirror`` the mean with the mirrored chip that it uses now
+    (:func:`biometrics.face.engine.encode_chip`).
+    """
+    from biometrics.face.engine import analyze, encode_chip, face_chip, load_models
+    from biometrics.face.images import load_image
+
+    models = load_models()
+    out: dict[str, dict[str, np.ndarray]] = {}
+    refused: dict[str, int] = {}
+    for p in progress(photos, "encoding (protocol)"):
+        path = p.path if Path(p.path).is_absolute() else str(FACES / p.path)
+        try:
+            image = load_image(path)
+            obs = analyze(image, encode_face=False)
+        except FaceError as exc:
+            refused[exc.code] = refused.get(exc.code, 0) + 1
+            continue
+        chip = np.ascontiguousarray(face_chip(image.rgb, obs.face))
+        plain = np.asarray(models.encoder.compute_face_descriptor(chip), dtype=np.float64)
+        out[p.path] = {"plain": plain, "mirror": encode_chip(chip)}
+    return out, refused
+
+
+def protocol(extra: Path | None) -> dict[str, object]:
+    """Calibrate on one half of the identities, report on the other (single-photo enrollment).
+
+    Also: gallery enrollment (3 photos, nearest decides) on held-out identities
+    with enough photos, before (plain embedding, threshold 0.50) and after.
+    """
+    from bench.heldout import at_threshold, calibrate, det_plot, frr_at_far, split_people
+
+    settings = get_face_settings()
+    photos = [p for p in manifest() if p.role == "pair"] + deepface_photos(extra)
+    photos = [Photo(p.path, p.person if ":" in p.person else f"shared:{p.person}", p.group,
+                    p.role, p.source) for p in photos]  # fmt: skip
+    enc, refused = protocol_encode(photos)
+    usable = [p for p in photos if p.path in enc]
+    people = {p.person for p in usable}
+    strata = {p: p.split(":")[0] for p in people}
+    cal, held = split_people(people, SPLIT_SEED, strata)
+
+    def trials(group: list[str], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Genuine, impostor, and impostor trials within one source (negated distances)."""
+        members = [p for p in usable if p.person in set(group)]
+        gen, imp, within = [], [], []
+        for a, b in itertools.combinations(members, 2):
+            d = float(np.linalg.norm(enc[a.path][kind] - enc[b.path][kind]))
+            if a.person == b.person:
+                if a.group != b.group:
+                    gen.append(-d)
+            else:
+                imp.append(-d)
+                if a.person.split(":")[0] == b.person.split(":")[0]:
+                    within.append(-d)
+        return np.array(gen), np.array(imp), np.array(within)
+
+    res: dict[str, object] = {
+        "data": {
+            "shared": "../shared/data/faces (role=pair; licences beside the images)",
+            "deepface": f"github.com/serengil/deepface@{DEEPFACE_COMMIT[:7]} tests/unit/dataset, "
+            "MIT licence for the repository; photos of public figures collected by its author",
+            "photos_usable": len(usable),
+            "refused_by_quality_gates": refused,
+            "identities": len(people),
+        },
+        "split": {"seed": SPLIT_SEED, "calibration": cal, "heldout": held},
+        "shipped_threshold": settings.threshold,
+    }
+    curves = {}
+    for kind, before_t in (("plain", 0.50), ("mirror", settings.threshold)):
+        cg, ci, cw = trials(cal, kind)
+        hg, hi, _ = trials(held, kind)
+        rule = calibrate(ci, cw)
+        calibrated = -rule["threshold"]
+        frr01, t01 = frr_at_far(hg, hi, TARGET_FAR)
+        res[kind] = {
+            "calibration_trials": {"genuine": int(cg.size), "impostor": int(ci.size)},
+            "calibrated_distance": round(calibrated, 4),
+            "calibration_rule": {k: round(-v, 4) for k, v in rule.items()},
+            "heldout_at_calibrated": at_threshold(hg, hi, -calibrated),
+            "heldout_at_shipped": at_threshold(hg, hi, -before_t),
+            "heldout_frr_at_empirical_far_0.1pct": {"frr": frr01, "distance": -t01},
+            "heldout_min_impostor_distance": round(float(-hi.max()), 4),
+            "all_identities_at_shipped": at_threshold(
+                np.concatenate([cg, hg]), np.concatenate([ci, hi]), -before_t
+            ),
+        }
+        label = "before" if kind == "plain" else "after"
+        curves[f"held-out, {label}"] = (hg, hi)
+        curves[f"calibration, {label}"] = (cg, ci)
+    res["gallery"] = gallery_trials(usable, enc, held, settings.threshold)
+    det_plot(
+        curves,
+        [("0.50", 0.50), (f"{settings.threshold:.2f}", settings.threshold)],
+        RESULTS / "face_heldout_det.png",
+        "Face, held-out identities, one-photo enrollment (before: plain; after: mirror-averaged)",
+        distance=True,
+    )
+    return res
+
+
+def gallery_trials(
+    usable: Sequence[Photo], enc: dict[str, dict[str, np.ndarray]], held: list[str], t: float
+) -> dict[str, object]:
+    """Enroll 3 photos of a held-out person (nearest decides); probe with the others."""
+    from bench.heldout import at_threshold
+
+    rng = np.random.default_rng(SPLIT_SEED)
+    by_person: dict[str, list[Photo]] = {}
+    for p in usable:
+        if p.person in set(held):
+            by_person.setdefault(p.person, []).append(p)
+    out: dict[str, object] = {}
+    for kind, thr in (("plain", 0.50), ("mirror", t)):
+        gen, imp = [], []
+        for person, ps in by_person.items():
+            if len(ps) < 4:
+                continue
+            for _ in range(3):
+                idx = rng.permutation(len(ps))
+                gallery = [ps[i] for i in idx[:3]]
+                groups = {g.group for g in gallery}
+                tmpl = np.vstack([enc[g.path][kind] for g in gallery])
+                for q in (ps[i] for i in idx[3:]):
+                    if q.group not in groups:
+                        gen.append(-float(np.linalg.norm(tmpl - enc[q.path][kind], axis=1).min()))
+                for other, qs in by_person.items():
+                    if other != person:
+                        imp += [
+                            -float(np.linalg.norm(tmpl - enc[q.path][kind], axis=1).min())
+                            for q in qs
+                        ]
+        out[kind] = at_threshold(np.array(gen), np.array(imp), -thr)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timing passes over the selfies")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--speed-only", action="store_true", help="only timing and throughput")
+    parser.add_argument(
+        "--protocol-only", action="store_true", help="only the held-out protocol (issue 18)"
+    )
+    parser.add_argument(
+        "--deepface", type=Path, default=None, help="serengil/deepface tests/unit/dataset folder"
+    )
     args = parser.parse_args()
+    if args.protocol_only:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = protocol(args.deepface)
+        (RESULTS / "face_heldout.json").write_text(json.dumps(out, indent=2, default=float))
+        print(json.dumps(out, default=float))
+        return
     if args.speed_only:
         photos = manifest()
         selfies = selfies_1280(photos, 12)

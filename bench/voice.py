@@ -353,6 +353,180 @@ def timing(rng: random.Random, repeats: int) -> dict[str, float]:
     }
 
 
+# --- held-out protocol (issue 18) ------------------------------------------------------------
+
+FSDD_REPO = Path("/work/.mirror/Jakobovski+free-spoken-digit-dataset/repo")
+FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
+FSDD_ALL = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+SPLIT_SEED = 18
+
+
+def fsdd_folder(folder: Path | None) -> Path:
+    """All six FSDD speakers' recordings (CC BY-SA 4.0), from ``folder`` or the local mirror."""
+    import subprocess
+
+    if folder is not None:
+        return folder
+    tmp = Path(tempfile.mkdtemp(prefix="fsdd-"))
+    archive = subprocess.run(
+        ["git", f"--git-dir={FSDD_REPO}", "archive", FSDD_COMMIT, "recordings"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "x", "-C", str(tmp)], input=archive, check=True)
+    return tmp / "recordings"
+
+
+def protocol_speakers(
+    rng: random.Random, fsdd: Path, enrollments: int, probes: int
+) -> dict[str, dict[str, Any]]:
+    """Per speaker: enrollments (lists of prepared utterances) and probes (prepared).
+
+    FSDD: five prompted 6-digit strings from recordings 0-24 of each digit;
+    probes are 3-7 digit strings from recordings 25-49 (a recording the product's
+    decoder refuses, e.g. one it hears as noise only, is skipped).
+    LibriSpeech: five 2.5-s chunks of utterances 0-4; probes are 3-s chunks of 5-9.
+    """
+    from biometrics.voice.audio import VoiceAudioError, decode
+
+    cache: dict[str, np.ndarray | None] = {}
+
+    def load(path: Path) -> np.ndarray | None:
+        key = str(path)
+        if key not in cache:
+            try:
+                cache[key] = decode(path).samples
+            except VoiceAudioError:
+                cache[key] = None
+        return cache[key]
+
+    def string(spk: str, digits: str, lo: int, hi: int) -> np.ndarray:
+        gap = np.zeros(int(0.12 * vd.SR), np.float32)
+        parts = [gap]
+        for d in digits:
+            wav = None
+            while wav is None:
+                wav = load(fsdd / f"{d}_{spk}_{rng.randrange(lo, hi)}.wav")
+            parts += [wav, gap]
+        wav = np.concatenate(parts)
+        noise = np.random.default_rng(rng.randrange(2**32)).normal(0, 1e-4, len(wav))
+        return (wav + noise).astype(np.float32)
+
+    out: dict[str, dict[str, Any]] = {}
+    for spk in tqdm(FSDD_ALL, desc="FSDD speakers", file=sys.stderr, leave=False):
+        out[f"fsdd:{spk}"] = {
+            "enroll": [
+                [string(spk, vd.random_digits(6, rng), 0, 25) for _ in range(5)]
+                for _ in range(enrollments)
+            ],
+            "probe": [
+                string(spk, vd.random_digits(rng.choice((3, 4, 5, 6, 7)), rng), 25, 50)
+                for _ in range(probes)
+            ],
+        }
+    for spk in vd.libri_speakers():
+        files = sorted((vd.DATA / "librispeech_test-other" / spk).glob("*.flac"))
+        pool = [c for f in files[:5] for c in vd._chunks(load(f), 2.5)]  # type: ignore[arg-type]
+        if len(pool) < 5:
+            continue
+        out[f"libri:{spk}"] = {
+            "enroll": [rng.sample(pool, 5) for _ in range(enrollments)],
+            "probe": [c for f in files[5:] for c in vd._chunks(load(f), 3.0)],  # type: ignore[arg-type]
+        }
+    return out
+
+
+def legacy_embed(speech: np.ndarray | None) -> np.ndarray:
+    """A voiceprint as the product computed it before issue 18 (Resemblyzer's default 1.3 rate)."""
+    from biometrics.voice.embedding import get_encoder, normalise
+
+    assert speech is not None
+    return normalise(np.asarray(get_encoder().embed_utterance(speech), dtype=np.float32))
+
+
+def protocol(args: argparse.Namespace) -> dict[str, Any]:
+    """Calibrate the voice threshold on half the speakers and report on the other half."""
+    from bench.heldout import at_threshold, calibrate, det_plot, frr_at_far, split_people
+    from biometrics.voice.voiceprint import pooled_template, voiceprint_of_samples
+
+    settings = get_voice_settings()
+    rng = random.Random(args.seed)
+    speakers = protocol_speakers(rng, fsdd_folder(args.fsdd), 3, 30)
+    emb: dict[str, dict[str, Any]] = {}
+    refused = Counter()
+    for spk, d in tqdm(speakers.items(), desc="voiceprints", file=sys.stderr, leave=False):
+        before, after = [], []
+        for utts in d["enroll"]:
+            prints = [voiceprint_of_samples(u, min_voiced_s=0.25) for u in utts]
+            # Before issue 18: mean of per-recording voiceprints, Resemblyzer's default rate.
+            before.append(make_template([legacy_embed(p.speech) for p in prints]))
+            after.append(pooled_template(prints))
+        probes, legacy = [], []
+        for u in d["probe"]:
+            try:
+                vp = voiceprint_of_samples(u, min_voiced_s=settings.min_voiced_s)
+            except Exception as exc:  # refused by the probe gates: counted, not scored
+                refused[getattr(exc, "code", type(exc).__name__)] += 1
+                continue
+            probes.append(vp.vector)
+            legacy.append(legacy_embed(vp.speech))
+        emb[spk] = {"before": before, "after": after, "probes": probes, "legacy": legacy}
+    people = list(emb)
+    cal, held = split_people(people, SPLIT_SEED, {p: p.split(":")[0] for p in people})
+
+    def trials(group: list[str], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Genuine, impostor, and impostor trials within one dataset."""
+        gen, imp, within = [], [], []
+        probe_key = "legacy" if kind == "before" else "probes"
+        for a in group:
+            for t in emb[a][kind]:
+                for b in group:
+                    scores = [float(similarity(t, p)) for p in emb[b][probe_key]]
+                    (gen if a == b else imp).extend(scores)
+                    if a != b and a.split(":")[0] == b.split(":")[0]:
+                        within.extend(scores)
+        return np.array(gen), np.array(imp), np.array(within)
+
+    out: dict[str, Any] = {
+        "data": {
+            "fsdd": f"github.com/Jakobovski/free-spoken-digit-dataset@{FSDD_COMMIT[:7]}, "
+            "6 speakers, CC BY-SA 4.0 (3 of them also in ../shared/data/voice)",
+            "librispeech": "../shared/data/voice/librispeech_test-other (CC BY 4.0, "
+            "via resemble-ai/Resemblyzer)",
+            "probes_refused_by_gates": dict(refused),
+            "speakers": len(people),
+        },
+        "split": {"seed": SPLIT_SEED, "calibration": cal, "heldout": held},
+        "shipped_threshold": settings.match_threshold,
+    }
+    curves = {}
+    for kind, thr in (("before", 0.80), ("after", settings.match_threshold)):
+        cg, ci, cw = trials(cal, kind)
+        hg, hi, _ = trials(held, kind)
+        rule = calibrate(ci, cw)
+        frr01, t01 = frr_at_far(hg, hi, TARGET_FAR)
+        out[kind] = {
+            "heldout_table": [
+                at_threshold(hg, hi, t) for t in (0.76, 0.78, 0.80, 0.81, 0.82, 0.83, 0.85)
+            ],
+            "calibration_trials": {"genuine": int(cg.size), "impostor": int(ci.size)},
+            "calibration_rule": rule,
+            "heldout_at_calibrated": at_threshold(hg, hi, rule["threshold"]),
+            "heldout_at_shipped": at_threshold(hg, hi, thr),
+            "heldout_frr_at_empirical_far_0.1pct": {"frr": frr01, "threshold": t01},
+            "heldout_max_impostor": float(hi.max()),
+        }
+        curves[f"held-out, {kind}"] = (hg, hi)
+        curves[f"calibration, {kind}"] = (cg, ci)
+    det_plot(
+        curves,
+        [("0.80", 0.80), (f"{settings.match_threshold:.2f}", settings.match_threshold)],
+        RESULTS / "voice_heldout_det.png",
+        "Voice, held-out speakers (before: mean of 5 voiceprints; after: pooled, dense windows)",
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer trials (smoke run)")
@@ -361,10 +535,20 @@ def main() -> None:
     parser.add_argument(
         "--timing-only", action="store_true", help="only time verifications (prints JSON)"
     )
+    parser.add_argument(
+        "--protocol-only", action="store_true", help="only the held-out protocol (issue 18)"
+    )
+    parser.add_argument("--fsdd", type=Path, default=None, help="FSDD recordings folder")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
+    if args.protocol_only:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        res = protocol(args)
+        (RESULTS / "voice_heldout.json").write_text(json.dumps(res, indent=2))
+        print(json.dumps(res))
+        return
     rng = random.Random(args.seed)
     if args.timing_only:
         print(json.dumps(timing(rng, 30), indent=2))

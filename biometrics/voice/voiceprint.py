@@ -103,7 +103,7 @@ def pooled_template(prints: Sequence[Voiceprint]) -> npt.NDArray[np.float32]:
     0.5-s recording (padded to a whole window) like a 3-s one. On real FSDD
     voices with five single-digit enrollment recordings this cut FRR at FAR
     0.1 % from 77 % to 24 %, and with five 6-digit prompts from 5.1 % to 3.6 %
-    (``bench/voice.py``, ``docs/voice.md``).
+    (side experiment described in ``docs/voice.md``).
 
     Raises:
         ValueError: No recording kept its prepared speech.
