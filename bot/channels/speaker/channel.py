@@ -8,7 +8,8 @@ share. For each request it
    asks again, and after ``max_weak_transcripts`` misses in a row suggests the chat;
 3. for an **unpaired** device, refuses while pairing is locked, otherwise lets the
    engine's unlinked flow redeem a link code ("my link code is 123456") and counts
-   wrong codes (too many lock pairing for the device); the engine never tells an
+   wrong codes (too many lock pairing for the device, and too many from all
+   devices together lock it for every unpaired one); the engine never tells an
    unlinked user an amount, and the speaker's reply explains how to pair;
 4. for a **paired** device, hands the text to the engine (channel ``speaker``,
    the device id as the channel user, so the conversation continues across
@@ -27,6 +28,7 @@ import asyncio
 import json
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -190,6 +192,8 @@ class SpeakerChannel:
         )
         self._weak: dict[str, int] = {}
         self._seen: dict[str, tuple[float, str | None]] = {}
+        #: When wrong link codes were said, by any speaker (monotonic seconds).
+        self._failures: deque[float] = deque()
 
     async def send(self, user: str, message: OutgoingMessage) -> None:
         """Speakers only answer when spoken to: a pushed message can't be delivered here.
@@ -259,6 +263,10 @@ class SpeakerChannel:
     # -- unpaired -----------------------------------------------------------------------
 
     async def _unpaired(self, device_id: str, text: str, lang: str, now: datetime) -> SpokenReply:
+        if self._globally_locked():
+            log.warning("speaker_pairing_locked_for_all", device=device_id)
+            minutes = self.settings.pairing_lock_minutes
+            return SpokenReply(phrase("pair_locked", lang, minutes=minutes), lang, handled=False)
         until = await asyncio.to_thread(self.devices.pairing_locked_until, device_id, now)
         if until is not None:
             minutes = max(1, int((until - now).total_seconds() // 60) + 1)
@@ -279,6 +287,7 @@ class SpeakerChannel:
             return SpokenReply(phrase("pair_done", lang), lang, messages=tuple(messages))
         actions = await asyncio.to_thread(self._last_actions, device_id)
         if "link_account" in actions:
+            self._failures.append(time.monotonic())
             locked = await asyncio.to_thread(self.devices.record_failed_code, device_id, now)
             log.warning("speaker_pairing_bad_code", device=device_id, locked=locked is not None)
             if locked is not None:
@@ -286,6 +295,14 @@ class SpeakerChannel:
                 return SpokenReply(phrase("pair_locked", lang, minutes=minutes), lang, False)
             return SpokenReply(phrase("pair_bad_code", lang), lang, handled=False)
         return SpokenReply(phrase("pair_how", lang), lang, handled=False)
+
+    def _globally_locked(self) -> bool:
+        """Too many wrong link codes from all speakers within the lock period."""
+        window = self.settings.pairing_lock_minutes * 60
+        oldest = time.monotonic() - window
+        while self._failures and self._failures[0] < oldest:
+            self._failures.popleft()
+        return len(self._failures) >= self.settings.pairing_max_failures_global
 
     def _last_turn(self, device_id: str) -> Any:
         store = self.engine.store

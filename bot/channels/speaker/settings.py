@@ -36,6 +36,10 @@ class SpeakerSettings(BaseSettings):
     pairing_max_failures: int = Field(default=5, ge=1)
     #: How long pairing stays locked after too many wrong codes.
     pairing_lock_minutes: int = Field(default=15, ge=1)
+    #: Wrong link codes from all speakers together (one server process) within a
+    #: lock period before pairing locks for every unpaired speaker: a client that
+    #: invents a new device id for each guess is stopped too.
+    pairing_max_failures_global: int = Field(default=20, ge=1)
     #: Weak (unsure) transcripts in a row before the speaker suggests the chat.
     max_weak_transcripts: int = Field(default=2, ge=1)
     #: espeak-ng voices for replies, by language.

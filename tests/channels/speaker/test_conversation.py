@@ -190,3 +190,24 @@ async def test_a_resident_removes_the_kitchen_speaker_from_the_chat(
     assert "link code" in reply.data["text"] and not AMOUNT.search(reply.data["text"])
     reply = await server.handle("how much do I owe?", device="b-1")
     assert f"{payer['total']:.2f}" in reply.data["text"]
+
+
+async def test_guessing_codes_from_ever_new_device_ids_locks_pairing_for_all(
+    wyoming_server: WyomingServer, seeded: Any
+) -> None:
+    from bot.channels.speaker.settings import SpeakerSettings
+
+    server = wyoming_server
+    payer = seeded.roles["payer"]
+    await server.handle(f"my link code is {payer['link_code']}", device="paired-first")
+    server.service.channel.settings = SpeakerSettings(
+        pairing_max_failures=3, pairing_max_failures_global=4
+    )
+    for n in range(4):
+        reply = await server.handle(f"my link code is 10000{n}", device=f"guess-{n}")
+        assert "didn't work" in reply.data["text"], reply.data["text"]
+    reply = await server.handle("my link code is 123456", device="guess-new")
+    assert "locked" in reply.data["text"]
+    # A speaker paired before keeps working.
+    reply = await server.handle("how much do I owe?", device="paired-first")
+    assert f"{payer['total']:.2f}" in reply.data["text"]
