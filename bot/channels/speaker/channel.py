@@ -94,6 +94,11 @@ PHRASES: dict[str, dict[str, str]] = {
         "en": "Sorry, I didn't catch that. Please say it again.",
         "zh": "抱歉，我没听懂，请再说一遍。",
     },
+    "language_unsupported": {
+        "en": "Sorry, this speaker only understands English by voice. You can ask me in Chinese "
+        "in the Telegram chat.",
+        "zh": "抱歉，这个音箱的语音识别只支持英语。您可以在 Telegram 聊天里用中文问我。",
+    },
     "too_long": {
         "en": "That was too long for me. Please ask one short question at a time.",
         "zh": "这段话太长了，请一次只问一个简短的问题。",

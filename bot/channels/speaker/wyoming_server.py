@@ -276,6 +276,9 @@ def recognise(
     duration = len(pcm) / (RATE * WIDTH)
     if cut:
         return HeardUtterance("", error="too_long", duration_s=duration)
+    chinese = (language or "").lower().startswith(("zh", "cmn"))
+    if chinese and settings.asr_engine == "pocketsphinx":
+        return HeardUtterance("", error="language_unsupported", duration_s=duration)
     if not pcm:
         return HeardUtterance("", error="empty")
     try:
@@ -285,7 +288,7 @@ def recognise(
             audio = load_audio(pcm_to_wav(pcm), max_seconds=settings.max_audio_s)
             text, confidence, weak = transcribe_samples(
                 audio.samples,
-                language="zh" if (language or "").lower().startswith(("zh", "cmn")) else "en",
+                language="zh" if chinese else "en",
                 model_dir=settings.whisper_model_dir,
                 threads=settings.whisper_threads,
             )
@@ -497,7 +500,9 @@ class BilltalkHandler(AsyncEventHandler):
         error = context.get("billtalk_error")
         language = transcript.language
         if not text.strip() and error:
-            key = "too_long" if error == "too_long" else "nothing_heard"
+            key = {"too_long": "too_long", "language_unsupported": "language_unsupported"}.get(
+                str(error), "nothing_heard"
+            )
             lang = "zh" if (language or "").startswith("zh") else "en"
             reply_text, handled = phrase(key, lang), False
         else:

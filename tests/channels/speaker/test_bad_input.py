@@ -180,3 +180,21 @@ async def test_a_weak_transcript_is_repeated_back_then_the_chat_is_suggested(
     # Nothing was started: "yes" pays nothing.
     reply = await wyoming_server.handle("yes")
     assert "Pay" not in reply.data["text"]
+
+
+async def test_chinese_audio_to_the_english_recogniser_gets_a_clear_reply(
+    wyoming_server: WyomingServer,
+) -> None:
+    from speech import synthesize
+
+    samples, rate = _pcm(synthesize("我欠多少钱", lang="zh"))
+    pcm = (samples * 32767).astype("<i2").tobytes()
+    out = await wyoming_server.request(
+        [Transcribe(language="zh").event(), *pcm_chunks(pcm, rate, 2, 1)], ("transcript",)
+    )
+    transcript = out[-1]
+    assert transcript.data["text"] == ""
+    assert transcript.data["context"]["billtalk_error"] == "language_unsupported"
+    reply = await wyoming_server.handle("", language="zh", context=transcript.data["context"])
+    assert reply.type == "not-handled"
+    assert "只支持英语" in reply.data["text"]
