@@ -69,6 +69,14 @@ SESSION = (
 TEXT_KINDS = ("balance", "explain", "pay", "press")
 
 
+_update_blocks = iter(range(1_000, 10**9, 10_000_000))
+
+
+def next_update_ids() -> int:
+    """The first ``update_id`` of the next stand-in: the same bot's ids only ever grow."""
+    return next(_update_blocks)
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile (0-1) of ``values`` (nearest rank), in the values' unit."""
     if not values:
@@ -270,7 +278,7 @@ def run_polling(url: str, chats: list[int], note: bytes, seconds: float,
                 logs: Path, phases: list[str]) -> dict[str, Any]:
     import subprocess
 
-    with BotApiStandIn() as standin:
+    with BotApiStandIn(first_update_id=next_update_ids()) as standin:
         env = worker_env(standin, url)
         log = (logs / "polling.log").open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "app", "telegram", "run", "--mode",
@@ -290,7 +298,8 @@ def run_polling(url: str, chats: list[int], note: bytes, seconds: float,
 
 def run_webhook(url: str, chats: list[int], note: bytes, seconds: float, workers: int,
                 logs: Path, phases: list[str]) -> dict[str, Any]:
-    standin = BotApiStandIn(webhook_timeout_s=60, webhook_connections=100)
+    standin = BotApiStandIn(webhook_timeout_s=60, webhook_connections=100,
+                            first_update_id=next_update_ids())
     with standin, webhook_workers(standin, url, workers, logs) as urls:
         standin.webhook = {"url": urls[0], "secret_token": SECRET}
         standin.deliver_to = urls

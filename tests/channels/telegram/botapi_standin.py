@@ -98,6 +98,8 @@ class BotApiStandIn:
         webhook_timeout_s: How long a webhook POST may take before it is redelivered.
         webhook_attempts: Deliveries of one update before the stand-in gives up.
         webhook_connections: Webhook POSTs in flight at once (Telegram's ``max_connections``).
+        first_update_id: The first ``update_id`` handed out. Telegram's ids only grow for a
+            bot: a second stand-in for the same bot and database must start above the first's.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class BotApiStandIn:
         webhook_timeout_s: float = 10.0,
         webhook_attempts: int = 5,
         webhook_connections: int = 40,
+        first_update_id: int = 1000,
     ) -> None:
         self.token = token
         self.port = free_port()
@@ -124,7 +127,7 @@ class BotApiStandIn:
         self._changed = threading.Condition(self._lock)
         self._pending: list[dict[str, Any]] = []
         self._faults: list[Fault] = []
-        self._update_ids = itertools.count(1000)
+        self._update_ids = itertools.count(first_update_id)
         self._message_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
