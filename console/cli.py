@@ -11,6 +11,8 @@
 ``billtalk nlu annotations export --out FILE``
     The console's annotation queue as Rasa ``nlu.yml`` (train with
     ``billtalk nlu train --data nlu/data FILE --out MODEL``).
+``billtalk nlu annotations train --out MODEL [--data PATH ...] [--no-encoder]``
+    Train a model from the shipped data (or ``--data``) plus the annotation queue.
 """
 
 from __future__ import annotations
@@ -156,6 +158,43 @@ def export_command(
     n = write_export(engine, out)
     audit.record(engine, "cli", "export", "annotations", {"out": str(out), "examples": n})
     typer.echo(json.dumps({"out": str(out), "examples": n}))
+
+
+@annotations_app.command("train")
+def train_command(
+    out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option("--data", help="Base training data (default: the shipped nlu/data)."),
+    ] = None,
+    no_encoder: Annotated[
+        bool, typer.Option("--no-encoder", help="TF-IDF only: no MiniLM embeddings.")
+    ] = False,
+) -> None:
+    """Train a model from the base data plus the annotation queue (the queue as Rasa YAML)."""
+    import tempfile
+
+    import nlu
+    from console.annotations import write_export
+    from nlu.train import train
+
+    engine = _engine()
+    with tempfile.TemporaryDirectory() as tmp:
+        queue = Path(tmp) / "annotations.yml"
+        n = write_export(engine, queue)
+        paths = [*(data or [nlu.DATA_DIR]), *([queue] if n else [])]
+        model = train(paths, out, use_encoder=False if no_encoder else None)
+    meta = model.metadata
+    typer.echo(
+        json.dumps(
+            {
+                "model": str(out),
+                "examples": meta["training_data"]["examples"],
+                "annotations": n,
+                "intents": len(meta["training_data"]["intents"]),
+            }
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:

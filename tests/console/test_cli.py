@@ -87,3 +87,35 @@ def test_annotations_export_command(fresh_url: str, tmp_path: Path) -> None:
     doc = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert doc["nlu"] == [{"intent": "check_balance",
                            "examples": "- what do I owe for [gas](utility)\n"}]
+
+
+def test_annotations_train_includes_the_queue(fresh_url: str, tmp_path: Path) -> None:
+    from billtalk.db import make_engine
+    from bot.store import TurnRow
+    from console.annotations import annotate
+    from tests.console.helpers import add_community
+
+    base = tmp_path / "base.yml"
+    base.write_text(
+        'version: "3.1"\nnlu:\n'
+        "- intent: greet\n  examples: |\n    - hello\n    - hi there\n    - good morning\n"
+        "- intent: goodbye\n  examples: |\n    - bye\n    - see you\n    - good night\n",
+        encoding="utf-8",
+    )
+    engine = make_engine(fresh_url)
+    add_community(engine)
+    cid = add_conversation(engine, "H0101", [{"text": "my meter is broken", "intent": "greet"}])
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s:
+        turn_id = s.scalar(select(TurnRow.id).where(TurnRow.conversation_id == cid))
+    annotate(engine, turn_id, "report_problem", [], "ann")
+    engine.dispose()
+    out = tmp_path / "model"
+    r = _run(fresh_url, "nlu", "annotations", "train", "--out", str(out), "--data", str(base),
+             "--no-encoder")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary == {"model": str(out), "examples": 7, "annotations": 1, "intents": 3}
+    assert (out / "metadata.json").exists()
