@@ -383,12 +383,16 @@ def build_router(console: Console) -> Any:
     @r.get("/inbox", response_class=HTMLResponse)
     def inbox(request: Request) -> Response:
         ctx = console.ctx(request)
-        return console.render(request, "inbox.html", ctx, rows=console.reader.inbox(ctx.scope))
+        rows = console.reader.inbox(ctx.scope)
+        units = console.reader.units([r["household_id"] for r in rows])
+        return console.render(request, "inbox.html", ctx, rows=rows, units=units)
 
     @r.get("/inbox/rows", response_class=HTMLResponse)
     def inbox_rows(request: Request) -> Response:
         ctx = console.ctx(request)
-        return console.render(request, "inbox_rows.html", ctx, rows=console.reader.inbox(ctx.scope))
+        rows = console.reader.inbox(ctx.scope)
+        units = console.reader.units([r["household_id"] for r in rows])
+        return console.render(request, "inbox_rows.html", ctx, rows=rows, units=units)
 
     # -- conversation list -------------------------------------------------------------
 

@@ -167,7 +167,7 @@ def test_take_reply_release_resolve_notes(console_env) -> None:  # type: ignore[
                            status="waiting_for_staff")
     agent = login(console_env.base, "agent1")
     inbox = agent.get("/console/inbox").text
-    assert cid in inbox and "I want a person" in inbox
+    assert cid in inbox and "I want a person" in inbox and "<td>0101</td>" in inbox
     assert agent.get("/console/inbox/rows").status_code == 200
     csrf = page_csrf(agent)
     # CSRF is checked on every form
