@@ -40,6 +40,7 @@ from actions.small_talk import goodbye, greet, help_, out_of_scope, thank
 from actions.submit_meter_reading import submit_meter_reading
 from actions.usage import usage
 from bot.channels.speaker import chat_commands as speaker_chat
+from bot.channels.speaker import payment_rule as speaker_rule
 from bot.forms.enrollment import EnrollmentForm
 from bot.forms.payment import _PAY_ALL_RE, PaymentForm
 from bot.responses import ButtonSpec, Reply, Term
@@ -649,6 +650,8 @@ class Policy:
 
     async def after_link(self, turn: Turn) -> None:
         """Right after a link code from the property office: offer to choose a PIN."""
+        if speaker_rule.applies(turn):  # a PIN is never chosen aloud on a shared speaker
+            return
         pin = self.verification.registry.get(VerificationKind.PIN)
         if isinstance(pin, PinVerifier) and await pin.is_enrolled(str(turn.resident_id)):
             return
