@@ -25,6 +25,10 @@ class SpeakerSettings(BaseSettings):
     #: ``faster_whisper`` (Whisper base, int8; needs the ``whisper`` extra, see
     #: :mod:`bot.channels.speaker.whisper_asr`).
     asr_engine: Literal["pocketsphinx", "faster_whisper"] = "pocketsphinx"
+    #: With pocketsphinx, also try the general en-US model on unsure decodes (about
+    #: 1 s more each). Off on the speaker: an unsure transcript is said back and
+    #: asked again anyway, and the spoken turn must stay short.
+    general_fallback: bool = False
     #: Folder of the Whisper model (empty: ``BILLTALK_DATA_DIR/whisper-base``).
     whisper_model_dir: str = ""
     #: CPU threads for Whisper.

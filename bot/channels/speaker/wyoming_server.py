@@ -293,7 +293,12 @@ def recognise(
                 threads=settings.whisper_threads,
             )
             return HeardUtterance(text, weak=weak, confidence=confidence, duration_s=duration)
-        result = transcribe(pcm_to_wav(pcm))
+        from speech.settings import get_speech_settings
+
+        speech_settings = get_speech_settings().model_copy(
+            update={"general_fallback": settings.general_fallback}
+        )
+        result = transcribe(pcm_to_wav(pcm), settings=speech_settings)
     except AudioError as exc:
         return HeardUtterance("", error=exc.code, duration_s=duration)
     return HeardUtterance(

@@ -211,3 +211,15 @@ async def test_guessing_codes_from_ever_new_device_ids_locks_pairing_for_all(
     # A speaker paired before keeps working.
     reply = await server.handle("how much do I owe?", device="paired-first")
     assert f"{payer['total']:.2f}" in reply.data["text"]
+
+
+async def test_a_pin_is_never_set_by_voice_after_pairing(
+    wyoming_server: WyomingServer, seeded: Any
+) -> None:
+    server = wyoming_server
+    payer = seeded.roles["payer"]
+    await server.handle(f"my link code is {payer['link_code']}")
+    for _ in range(2):
+        reply = await server.handle(SPOKEN_PIN)
+        assert "PIN" not in reply.data["text"] or "set up a PIN in the chat" in reply.data["text"]
+    assert server.engine.store.get_pin_hash(payer["resident_id"]) is None
