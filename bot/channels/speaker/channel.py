@@ -103,6 +103,11 @@ PHRASES: dict[str, dict[str, str]] = {
         "en": "That was too long for me. Please ask one short question at a time.",
         "zh": "这段话太长了，请一次只问一个简短的问题。",
     },
+    "step_up_push_all": {
+        "en": "You asked a speaker to pay {amount} towards your bills. Payments of this size "
+        'must be confirmed here: say "pay everything" to continue.',
+        "zh": "您通过音箱要求缴纳{amount}。这个金额需要在这里确认：请发送“全部缴清”继续。",
+    },
     "step_up_push": {
         "en": "You asked a speaker to pay {amount} for {utility}. Payments of this size must "
         'be confirmed here: say "pay the {utility} bill" to continue.',
@@ -354,9 +359,14 @@ class SpeakerChannel:
         wanted = slots.get("speaker_refused_payment") or {}
         lang = row.language or "en"
         amount = str(wanted.get("amount", ""))
-        utility = str(wanted.get("utility", "bill"))
+        utility = wanted.get("utility")
         shown = f"{amount} yuan" if lang != "zh" else f"{amount}元"
-        text = phrase("step_up_push", lang, amount=shown, utility=_utility_name(utility, lang))
+        if utility:
+            text = phrase(
+                "step_up_push", lang, amount=shown, utility=_utility_name(str(utility), lang)
+            )
+        else:  # "pay everything": one payment towards the oldest bills first
+            text = phrase("step_up_push_all", lang, amount=shown)
         push = getattr(self.engine, "push", None)
         if push is None:
             log.warning("speaker_step_up_push_unavailable")

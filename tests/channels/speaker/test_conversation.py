@@ -223,3 +223,23 @@ async def test_a_pin_is_never_set_by_voice_after_pairing(
         reply = await server.handle(SPOKEN_PIN)
         assert "PIN" not in reply.data["text"] or "set up a PIN in the chat" in reply.data["text"]
     assert server.engine.store.get_pin_hash(payer["resident_id"]) is None
+
+
+async def test_paying_everything_on_the_speaker_is_sent_to_the_chat(
+    wyoming_server: WyomingServer, seeded: Any
+) -> None:
+    from bot.outbox import OutboxRow
+
+    server = wyoming_server
+    payer = seeded.roles["payer"]
+    assert payer["total"] >= Decimal("200.00")
+    server.engine.store.link(
+        "telegram", "700002", payer["resident_id"], payer["household_id"], server.engine.clock()
+    )
+    await server.handle(f"my link code is {payer['link_code']}")
+    reply = await server.handle("pay everything")
+    assert "confirm it in Telegram" in reply.data["text"], reply.data["text"]
+    with server.engine.store.session() as s:
+        [row] = list(s.scalars(select(OutboxRow).where(OutboxRow.kind == "step_up")))
+    assert "towards your bills" in row.message and "None" not in row.message
+    assert (await _balance(server, payer["household_id"])).total_due == payer["total"]
