@@ -364,7 +364,9 @@ def chart_data(
             "columns": ["day", "handoffs_taken", "median_wait_min", "max_wait_min"],
             "rows": rows,
         }
-    return _billing(name, billing_engine, scope)
+    return _cached(
+        f"billing:{name}", billing_engine, scope, lambda: _billing(name, billing_engine, scope)
+    )
 
 
 def _billing(name: str, engine: Engine, scope: Scope) -> Table:

@@ -171,3 +171,39 @@ def test_svg_charts_escape_their_labels() -> None:
     bars = chart({"columns": ["bucket", "amount"], "rows": [["1-30", "10.50"], ["90+", "2"]]},
                  kind="bar")
     assert bars.count("<rect") == 2 + 1  # two bars and the legend swatch
+
+
+def test_billing_charts_from_the_backend_reports(fresh_url: str) -> None:
+    from decimal import Decimal
+
+    from backend.demo import seed
+    from billtalk.db import make_engine
+    from console.accounts import add_staff
+    from console.web import create_console_app
+    from tests.console.helpers import PASSWORD, serve
+
+    seed(fresh_url, households=4, months=2)
+    engine = make_engine(fresh_url)
+    add_staff(engine, "boss", "supervisor", PASSWORD, None)
+    add_staff(engine, "b_only", "supervisor", PASSWORD, ["B"])
+    app = create_console_app(fresh_url)
+    try:
+        with serve(app) as base:
+            everyone, b_only = login(base, "boss"), login(base, "b_only")
+            def table(client, name: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+                text = client.get(f"/console/charts/{name}.csv").text
+                return list(csv.DictReader(io.StringIO(text)))
+
+            rows = table(everyone, "revenue")
+            assert rows and {r["utility"] for r in rows} >= {"electricity", "water"}
+            total = sum(Decimal(r["revenue"]) for r in rows)
+            part = sum(Decimal(r["revenue"]) for r in table(b_only, "revenue"))
+            assert Decimal("0") < part < total  # building B only
+            arrears = table(everyone, "arrears")
+            assert [r["bucket"] for r in arrears] == ["current", "1-30", "31-60", "61-90", "90+"]
+            assert everyone.get("/console/charts/forecast.png").content[:4] == b"\x89PNG"
+            usage = table(everyone, "usage")
+            assert usage and all(Decimal(r["usage"]) >= 0 for r in usage)
+    finally:
+        app.state.console.engine.dispose()
+        engine.dispose()
