@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Protocol
 
 from actions.base import ActionContext, ActionResult, utility_term
-from actions.replies import Reply
+from actions.replies import Money, Reply
 
 
-def late_fee_reply(ctx: ActionContext, policy: object) -> Reply:
-    """The late-fee policy, worded from its values."""
+class FormatsMoney(Protocol):
+    """Anything that makes amounts for replies (an :class:`ActionContext`, the reminder digest)."""
+
+    def money(self, amount: Decimal) -> Money: ...
+
+
+def late_fee_reply(ctx: FormatsMoney, policy: object) -> Reply:
+    """The late-fee policy in force, worded from its values (never a fixed sentence)."""
     if not getattr(policy, "enabled", False):
         return Reply("late_fee_none")
     rate = getattr(policy, "rate_per_day", None)

@@ -538,6 +538,9 @@ class DialogueEngine:
                 linked[1],
                 turn.now,
             )
+            # Right after the property office's link code is the one moment (besides a
+            # staff one-time code) a PIN may be chosen: offer it now.
+            await self.policy.after_link(turn)
 
     # -- rendering and logging ---------------------------------------------------------
 

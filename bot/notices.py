@@ -36,7 +36,9 @@ staff (human handoff) get nothing until released.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import secrets
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,14 +48,17 @@ from actions.base import utility_term
 from actions.errors import BillingError, Conflict
 from actions.pay_bill import settled_reply
 from billtalk.logs import get_logger
-from bot.messages import OutgoingMessage
+from billtalk.settings import get_settings
+from bot.messages import Button, OutgoingMessage
 from bot.outbox import Target, add_row
+from bot.reminders import community_now, digest_replies, in_quiet_hours
 from bot.responses import Money, Reply
 from bot.state import ConversationState
 from bot.store import ConversationRow, NoticeAlreadyWrittenError, NoticeWrite
 
 if TYPE_CHECKING:
     from bot.engine import DialogueEngine
+
 
 log = get_logger("bot.notices")
 
@@ -107,11 +112,23 @@ class NoticeCourier:
             client = engine.billing
         notices = await client.pending_notices(limit=limit)
         out: list[Delivery] = []
+        settings = get_settings()
+        quiet = in_quiet_hours(engine.clock(), settings.quiet_hours, settings.timezone)
+        digested: set[str] = set()
         for notice in notices:
+            reminder = str(notice.kind) in REMINDER_KINDS
+            if reminder and quiet:
+                continue  # reminders wait for the end of the quiet hours (still pending)
             residents = [resident_id] if resident_id is not None else list(notice.resident_ids)
             target = self._target(notice, residents, channel)
             if target is None:
                 continue
+            if reminder and target.id in digested:
+                # One digest per resident: it already tells this bill (from the balance).
+                await self.mark_delivered(notice.notice_id, target.channel)
+                continue
+            if reminder:
+                digested.add(target.id)
             delivery = await self._deliver_one(notice, target)
             if delivery is not None:
                 out.append(delivery)
@@ -163,6 +180,14 @@ class NoticeCourier:
         conversation = engine.store.get_conversation(written.conversation_id)
         if conversation is None:  # pragma: no cover - rows are not deleted
             return None
+        buttons: tuple[Button, ...] = ()
+        if written.kind in REMINDER_KINDS:  # the digest's pay button, as written into the state
+            state = json.loads(conversation.state or "{}")
+            buttons = tuple(
+                Button(b["title"], b["payload"], b.get("id", ""))
+                for b in state.get("buttons") or []
+                if str(b.get("payload", "")).startswith("/pay_all")
+            )
         return Delivery(
             conversation_id=conversation.id,
             channel=conversation.channel,
@@ -170,7 +195,11 @@ class NoticeCourier:
             resident_id=conversation.resident_id,
             notice_id=notice.notice_id,
             kind=written.kind,
-            messages=(OutgoingMessage(text=written.text or "", language=written.language),),
+            messages=(
+                OutgoingMessage(
+                    text=written.text or "", buttons=buttons, language=written.language
+                ),
+            ),
         )
 
     async def _write(self, notice: Any, row: ConversationRow) -> None:
@@ -188,9 +217,21 @@ class NoticeCourier:
             payment_id = getattr(notice, "payment_id", None)
             if payment_id and state.slots.get("pending_payment_id") == payment_id:
                 state.slots.pop("pending_payment_id", None)
-            replies = await self.replies(notice)
+            replies = await self.replies(notice, state)
             messages = engine.render_replies(replies, state.language)
             text = "\n".join(m.text for m in messages)
+            buttons = tuple(
+                dataclasses.replace(b, id=secrets.token_urlsafe(9)[:12])
+                for b in messages[0].buttons
+            )
+            if state.active_form is not None or state.buttons:
+                # Mid-conversation: the buttons on screen stay the ones that count (a
+                # reminder must never turn "1" into another payment); text only.
+                buttons = ()
+            if buttons:  # the digest's pay button: pressed by id, or by number in the terminal
+                state.buttons = [
+                    {"id": b.id, "title": b.title, "payload": b.payload} for b in buttons
+                ]
             engine.store.commit_event(
                 loaded,
                 owner,
@@ -220,6 +261,7 @@ class NoticeCourier:
                     Target(row.channel, row.external_user_id, row.id, row.resident_id),
                     OutgoingMessage(
                         text=text,
+                        buttons=buttons,
                         language=messages[0].language,
                         spoken=messages[0].spoken,
                         kind="notice",
@@ -300,11 +342,30 @@ class NoticeCourier:
 
     # -- rendering ------------------------------------------------------------------
 
-    async def replies(self, notice: Any) -> list[Reply]:
-        """The replies that tell a notice, in the resident's language."""
+    async def replies(self, notice: Any, state: ConversationState | None = None) -> list[Reply]:
+        """The replies that tell a notice, in the resident's language.
+
+        An arrears reminder is told as the household's digest (``bot.reminders``):
+        what is overdue or due soon now, with computed days, the total and one
+        pay button; the per-bill wording is only a fallback.
+        """
         engine = self.engine
         currency = engine.currency
         kind = str(notice.kind)
+        if kind in REMINDER_KINDS and getattr(notice, "household_id", None):
+            today = community_now(engine.clock(), get_settings().timezone).date()
+            try:
+                digest = await digest_replies(
+                    engine.billing,
+                    str(notice.household_id),
+                    today,
+                    currency,
+                    state.session_id if state is not None else "",
+                )
+            except BillingError:
+                digest = None
+            if digest:
+                return digest
         if kind in PAYMENT_KINDS and getattr(notice, "payment_id", None):
             try:
                 payment = await engine.billing.get_payment(notice.payment_id)

@@ -749,4 +749,6 @@ _BUTTONS: dict[str, _ButtonHandler] = {
     "enroll_delete_yes": lambda p, turn, data: p.enrollment.delete(turn),
     "reading_keep": Policy._keep_reading,
     "manage_autopay": Policy._autopay_button,
+    # The reminder digest's button: one payment of everything owed (confirmed, stepped up).
+    "pay_all": lambda p, turn, data: p.form.start(turn, {}, "everything"),
 }
