@@ -183,8 +183,57 @@ def handoff_release(
     _handoff("release", conversation, staff)
 
 
+pin_app = typer.Typer(help="Residents' step-up PINs (staff).", no_args_is_help=True)
+
+
+@pin_app.command("code")
+def pin_code(
+    resident: Annotated[str, typer.Option("--resident", help="The resident who asked.")],
+) -> None:
+    """Issue a fresh one-time code that lets the resident set a PIN in the chat (staff).
+
+    The resident says "set up a PIN" and sends the code; it works once, for that
+    resident only, within the link-code lifetime (15 minutes by default). Prints
+    ``{"resident_id", "code", "expires_at"}``; an unknown resident exits 2.
+    """
+    import asyncio
+
+    async def _issue() -> int:
+        from actions.errors import NotFound
+        from backend.client import BillingClient
+        from billtalk.settings import get_settings
+
+        billing = BillingClient.embedded()
+        try:
+            issued = await billing.create_link_code(resident)
+        except NotFound:
+            typer.echo(
+                f"error: unknown resident {resident!r} in the database "
+                f"{get_settings().database_label()}",
+                err=True,
+            )
+            return 2
+        finally:
+            await billing.aclose()
+        typer.echo(
+            json.dumps(
+                {
+                    "resident_id": issued.resident_id,
+                    "code": issued.code,
+                    "expires_at": issued.expires_at.isoformat(),
+                }
+            )
+        )
+        return 0
+
+    code = asyncio.run(_issue())
+    if code:
+        raise typer.Exit(code)
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to ``app``."""
     app.command("chat")(chat)
+    app.add_typer(pin_app, name="pin")
     app.add_typer(log_app, name="log")
     app.add_typer(handoff_app, name="handoff")

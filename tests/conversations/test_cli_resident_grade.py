@@ -139,3 +139,22 @@ def test_speech_say_detects_chinese(tmp_path: Path) -> None:
         _env(),
     )
     assert json.loads(forced.stdout)["lang"] == "en"
+
+
+def test_staff_issue_a_pin_code_and_the_resident_sets_a_pin_with_it(
+    seeded: Any, community_db: str, tmp_path: Path
+) -> None:
+    payer = seeded.roles["payer"]["resident_id"]
+    env = _env(BILLTALK_DATABASE_URL=community_db)
+    issued = _run(["pin", "code", "--resident", payer], REPO, env)
+    assert issued.returncode == 0, issued.stderr[-2000:]
+    code = json.loads(issued.stdout)["code"]
+    lines = ["set up a PIN", code, "482916", "482916"]
+    chat = _run(["chat", "--resident", payer], REPO, env, "".join(f"{x}\n" for x in lines))
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    replies = chat.stdout.split("--\n")[:-1]
+    assert "one-time code" in replies[0]
+    assert "6-digit PIN" in replies[1] and code not in chat.stdout
+    assert "PIN is set" in replies[3]
+    unknown = _run(["pin", "code", "--resident", "nobody-here"], REPO, env)
+    assert unknown.returncode == 2 and "unknown resident" in unknown.stderr
