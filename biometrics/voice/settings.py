@@ -61,6 +61,8 @@ class VoiceSettings(BaseSettings):
         min_enroll_total_voiced_s: Least voiced speech of all enrollment
             recordings together (five 6-digit prompts hold about 8-12 s).
         vad_mode: webrtcvad aggressiveness (0-3) used to measure voiced speech.
+        learn_from_success: Whether a step-up passed with a wide margin refreshes
+            the template (bounded, audited, reversible; :mod:`biometrics.refresh`).
     """
 
     model_config = SettingsConfigDict(env_prefix="BILLTALK_VOICE_", extra="ignore", frozen=True)
@@ -78,6 +80,7 @@ class VoiceSettings(BaseSettings):
     min_enroll_voiced_s: float = Field(default=1.0, ge=0.1)
     min_enroll_total_voiced_s: float = Field(default=5.0, ge=0.0)
     vad_mode: int = Field(default=2, ge=0, le=3)
+    learn_from_success: bool = True
 
     @model_validator(mode="after")
     def _scored_lengths(self) -> VoiceSettings:

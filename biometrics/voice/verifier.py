@@ -30,6 +30,7 @@ from typing import Any
 
 from billtalk.logs import get_logger
 from biometrics.crypto import TemplateDecryptionError
+from biometrics.refresh import refreshed_voice
 from biometrics.store import TemplateStore
 from biometrics.voice.audio import AudioError, VoiceAudioError, decode, voice_code
 from biometrics.voice.challenge import (
@@ -200,6 +201,7 @@ class VoiceVerifier:
             decision, reason = Decision.REJECT, "no_match"
         else:
             decision, reason = Decision.ACCEPT, "match"
+            details["template_refreshed"] = self._learn(resident_id, template, probe, similarity)
         result = self._result(
             decision,
             reason,
@@ -209,6 +211,29 @@ class VoiceVerifier:
         )
         log.info("voice_verification", resident_id=resident_id, **result.to_log())
         return result
+
+    def _learn(self, resident_id: str, template: Any, probe: Any, similarity: float) -> bool:
+        """Refresh the template after a live pass with a wide margin; whether it was refreshed.
+
+        Only an accepted answer to a fresh challenge gets here (digits said now,
+        voice matched), so a replayed recording never moves a template. The step
+        is bounded by :func:`biometrics.refresh.refreshed_voice`; the store keeps
+        the previous version and audits the refresh.
+        """
+        if not self.settings.learn_from_success:
+            return False
+        new = refreshed_voice(template, probe.vector, similarity, self.settings.match_threshold)
+        if new is None:
+            return False
+        self.store.refresh(
+            resident_id,
+            KIND,
+            new,
+            actor="verifier:voice",
+            detail={"score_milli": round(similarity * 1000)},
+        )
+        log.info("voice_template_refreshed", resident_id=resident_id)
+        return True
 
     def _result(
         self,
