@@ -100,12 +100,12 @@ async def manage_autopay(ctx: ActionContext) -> ActionResult:
     for u in UTILITIES:
         setting = settings.get(u)
         on = bool(setting and setting.enabled)
-        lines.append(
-            Reply(
-                "autopay_status_line",
-                {"utility": utility_term(u), "state": Term("onoff", "on" if on else "off")},
-            )
-        )
+        params = {"utility": utility_term(u), "state": Term("onoff", "on" if on else "off")}
+        if on and getattr(setting, "max_amount", None) is not None:
+            limit = ctx.money(Decimal(setting.max_amount))  # type: ignore[union-attr]
+            lines.append(Reply("autopay_status_line_limit", {**params, "limit": limit}))
+        else:
+            lines.append(Reply("autopay_status_line", params))
         if enabled is None or enabled != on:
             buttons.append(
                 ButtonSpec(
