@@ -306,6 +306,38 @@ def run_webhook(url: str, chats: list[int], note: bytes, seconds: float, workers
         return run_phases(standin, chats, note, seconds, f"webhook{workers}", phases)
 
 
+async def engine_only(url: str, chats: list[int], seconds: float) -> dict[str, Any]:
+    """The same text turns straight into ``DialogueEngine.handle`` (no Telegram): a baseline."""
+    from bot.engine import DialogueEngine
+    from bot.messages import IncomingMessage
+
+    engine = await DialogueEngine.embedded(url)
+    engine.nlu.parse("how much do I owe?")
+    texts = [t for k, t in SESSION if t is not None]
+    latencies: list[float] = []
+    until = time.monotonic() + seconds
+    started = time.monotonic()
+
+    async def resident(chat: int) -> None:
+        n = 0
+        while time.monotonic() < until:
+            t0 = time.monotonic()
+            await engine.handle(IncomingMessage(channel="telegram", external_user_id=str(chat),
+                                                text=texts[n % len(texts)]))
+            latencies.append((time.monotonic() - t0) * 1000)
+            n += 1
+
+    try:
+        await asyncio.gather(*(resident(c) for c in chats))
+    finally:
+        await engine.billing.aclose()
+    elapsed = time.monotonic() - started
+    return {"turns": len(latencies), "seconds": round(elapsed, 2),
+            "turns_per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(percentile(latencies, 0.5), 1),
+            "p95_ms": round(percentile(latencies, 0.95), 1)}
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """``(mode, phase, measurements)`` of every phase run."""
     return [(m, ph, r) for m, phases in results["modes"].items() for ph, r in phases.items()]
@@ -329,7 +361,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     left.set_title("latency (5 s think time)")
     left.legend()
     saturated = [(f"{m}\n{ph.removeprefix('throughput_')}", r) for m, ph, r in rows(results)
-                 if ph.startswith("throughput")]
+                 if ph.startswith("throughput") and m != "engine"]
     right.bar([n for n, _ in saturated], [r["updates_per_s"] for _, r in saturated])
     right.axhline(150, color="red", linestyle="--", label="target (2 workers)")
     right.set_ylabel("updates handled per second")
@@ -350,6 +382,7 @@ def main() -> None:
                         "webhook2:latency+throughput_text+throughput_full",
                         help="mode:phase+phase,... (modes: polling, webhookN)")
     parser.add_argument("--logs", default="", help="keep the bot processes' logs here")
+    parser.add_argument("--out", default="telegram", help="results file stem in bench/results")
     args = parser.parse_args()
     admin = os.environ.get("BILLTALK_TEST_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -366,7 +399,11 @@ def main() -> None:
             for item in args.plan.split(","):
                 mode, _, phase_list = item.partition(":")
                 phases = phase_list.split("+")
-                if mode == "polling":
+                if mode == "engine":  # the baseline: no Telegram at all
+                    modes[mode] = {"throughput_text": asyncio.run(
+                        engine_only(url, chats, args.seconds))}
+                    print(f"engine: {json.dumps(modes[mode])}", file=sys.stderr)
+                elif mode == "polling":
                     modes[mode] = run_polling(url, chats, note, args.seconds, tmp_path, phases)
                 else:
                     workers = int(mode.removeprefix("webhook"))
@@ -390,12 +427,17 @@ def main() -> None:
                     "duplicates": 0},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "telegram.json").write_text(json.dumps(results, indent=2) + "\n")
-    chart(results, RESULTS / "telegram.png")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=2) + "\n")
+    if any(m != "engine" for m in modes):
+        chart(results, RESULTS / f"{args.out}.png")
     print("| mode | phase | updates/s | text p50 ms | text p95 ms | voice p50 ms | voice p95 ms "
           "| lost | duplicates |")
     print("|---|---|---|---|---|---|---|---|---|")
     for mode, phase, r in rows(results):
+        if mode == "engine":
+            print(f"| engine only | {phase} | {r['turns_per_s']} | {r['p50_ms']} | {r['p95_ms']} "
+                  "| - | - | - | - |")
+            continue
         voice = r["by_kind"].get("voice", {})
         print(f"| {mode} | {phase} | {r['updates_per_s']} | {r['text_p50_ms']} | "
               f"{r['text_p95_ms']} | {voice.get('p50_ms', '-')} | {voice.get('p95_ms', '-')} | "
