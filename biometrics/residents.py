@@ -88,3 +88,37 @@ def ensure_known_resident(resident_id: str, database_url: str | None = None) -> 
             engine.dispose()
     if not found:
         raise UnknownResident(resident_id, _describe(url))
+
+
+def holds_templates(resident_id: str, kind: str) -> bool:
+    """Whether the template store already holds a ``kind`` template for ``resident_id``.
+
+    Used so that deleting biometric data always works, even for an id the
+    billing records no longer hold (erasure must never be refused). Reads only;
+    a store database that does not exist yet is not created.
+    """
+    from sqlalchemy import inspect, text
+
+    from billtalk.db import make_engine
+    from billtalk.settings import get_settings
+    from biometrics.settings import get_biometrics_settings
+    from biometrics.store import previous_kind
+
+    url = get_biometrics_settings().database_url or get_settings().database_url
+    if not _may_exist(url):
+        return False
+    engine = make_engine(url)
+    try:
+        with engine.execution_options(sqlite_read_only=True).connect() as conn:
+            if not inspect(conn).has_table("biometric_templates"):
+                return False
+            row = conn.execute(
+                text(
+                    "SELECT 1 FROM biometric_templates "
+                    "WHERE resident_id = :rid AND kind IN (:kind, :previous)"
+                ),
+                {"rid": resident_id, "kind": kind, "previous": previous_kind(kind)},
+            ).first()
+            return row is not None
+    finally:
+        engine.dispose()

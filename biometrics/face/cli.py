@@ -26,13 +26,20 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _require_resident(resident: str) -> None:
-    """Exit with 2 and ``{"error": {"code": "unknown_resident", ...}}`` for an unknown id."""
-    from biometrics.residents import UnknownResident, ensure_known_resident
+def _require_resident(resident: str, *, erasing: str | None = None) -> None:
+    """Exit with 2 and ``{"error": {"code": "unknown_resident", ...}}`` for an unknown id.
+
+    With ``erasing`` (a template kind), an id the billing records no longer
+    hold is still accepted when the store has its template: erasure is never
+    refused.
+    """
+    from biometrics.residents import UnknownResident, ensure_known_resident, holds_templates
 
     try:
         ensure_known_resident(resident)
     except UnknownResident as exc:
+        if erasing is not None and holds_templates(resident, erasing):
+            return
         _emit({"error": exc.to_dict()})
         sys.stderr.write(f"error: {exc.message}\n")
         raise typer.Exit(2) from None
@@ -167,12 +174,13 @@ def delete_command(
 ) -> None:
     """Delete a resident's face template completely (audited).
 
-    Prints ``{"resident_id", "removed"}``; an unknown resident exits with 2.
+    Prints ``{"resident_id", "removed"}``; an unknown resident exits with 2,
+    unless a template of theirs is still stored (erasure is never refused).
     """
-    from biometrics.face.service import delete
+    from biometrics.face.service import KIND, delete
     from biometrics.store import TemplateStore
 
-    _require_resident(resident)
+    _require_resident(resident, erasing=KIND)
     removed = delete(TemplateStore.from_settings(), resident, actor=actor)
     _emit({"resident_id": resident, "removed": removed})
 

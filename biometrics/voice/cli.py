@@ -26,13 +26,20 @@ def _emit(obj: dict[str, Any]) -> None:
     typer.echo(json.dumps(obj, ensure_ascii=False))
 
 
-def _require_resident(resident: str) -> None:
-    """Exit with 2 and ``{"error": {"code": "unknown_resident", ...}}`` for an unknown id."""
-    from biometrics.residents import UnknownResident, ensure_known_resident
+def _require_resident(resident: str, *, erasing: str | None = None) -> None:
+    """Exit with 2 and ``{"error": {"code": "unknown_resident", ...}}`` for an unknown id.
+
+    With ``erasing`` (a template kind), an id the billing records no longer
+    hold is still accepted when the store has its template: erasure is never
+    refused.
+    """
+    from biometrics.residents import UnknownResident, ensure_known_resident, holds_templates
 
     try:
         ensure_known_resident(resident)
     except UnknownResident as exc:
+        if erasing is not None and holds_templates(resident, erasing):
+            return
         _emit({"error": exc.to_dict()})
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
@@ -210,12 +217,13 @@ def delete_command(
 ) -> None:
     """Delete a resident's voice template (audited). Prints ``{"resident_id", "removed"}``.
 
-    A resident the billing database does not know is refused (exit code 2).
+    A resident the billing database does not know is refused (exit code 2),
+    unless a template of theirs is still stored (erasure is never refused).
     """
     from biometrics.store import TemplateStore
     from biometrics.voice.enrollment import KIND
 
-    _require_resident(resident)
+    _require_resident(resident, erasing=KIND)
     removed = TemplateStore.from_settings().delete(resident, KIND, actor=actor)
     _emit({"resident_id": resident, "removed": removed})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -110,3 +111,25 @@ def test_verify_usage_errors(args: list[str]) -> None:
     proc = _billtalk("face", "verify", *args)
     assert proc.returncode not in (0, 2)
     assert proc.stdout == ""
+
+
+def test_delete_still_erases_a_template_whose_resident_is_gone(  # type: ignore[no-untyped-def]
+    photo, community_db: tuple[str, str]
+) -> None:
+    url, resident = community_db
+    env = {"BILLTALK_DATABASE_URL": url}
+    assert (
+        _billtalk("face", "enroll", "--resident", resident, str(photo("rose")), env=env).returncode
+        == 0
+    )
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))  # the resident leaves the records
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("DELETE FROM residents WHERE resident_id = ?", (resident,))
+    conn.commit()
+    conn.close()
+    refused = _billtalk("face", "enroll", "--resident", resident, str(photo("rose")), env=env)
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout)["error"]["code"] == "unknown_resident"
+    gone = _billtalk("face", "delete", "--resident", resident, env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout) == {"resident_id": resident, "removed": 1}
