@@ -201,7 +201,7 @@ class VoiceVerifier:
             decision, reason = Decision.REJECT, "no_match"
         else:
             decision, reason = Decision.ACCEPT, "match"
-            details["template_refreshed"] = self._learn(resident_id, template, probe, similarity)
+            details["voiceprint_refreshed"] = self._learn(resident_id, template, probe, similarity)
         result = self._result(
             decision,
             reason,

@@ -50,7 +50,7 @@ async def test_a_wide_live_pass_refreshes_reversibly_and_a_replay_never_does(
     assert result.decision is Decision.ACCEPT
     assert result.score is not None
     assert result.score >= result.threshold + VOICE_POLICY.margin  # a wide pass
-    assert result.details["template_refreshed"] is True
+    assert result.details["voiceprint_refreshed"] is True
     after = enrolled.load("r1", "voice")
     assert after is not None and before is not None and not np.array_equal(after, before)
     assert float(after[0] @ before[0]) >= VOICE_POLICY.max_drift
@@ -60,7 +60,7 @@ async def test_a_wide_live_pass_refreshes_reversibly_and_a_replay_never_does(
     replay = _verifier(enrolled, digits="916473")
     new = await replay.start("r1")
     rejected = await replay.verify("r1", new, Evidence("audio", recording, "audio/wav"))
-    assert rejected.decision is Decision.REJECT and "template_refreshed" not in rejected.details
+    assert rejected.decision is Decision.REJECT and "voiceprint_refreshed" not in rejected.details
     assert np.array_equal(enrolled.load("r1", "voice"), after)  # type: ignore[arg-type]
 
     assert enrolled.restore_previous("r1", "voice", actor="staff:ana")
@@ -75,5 +75,5 @@ async def test_learning_can_be_switched_off(
     recording = espeak("385026", seed=9, **VOICE)
     result = await verifier.verify("r1", challenge, Evidence("audio", recording, "audio/wav"))
     assert result.decision is Decision.ACCEPT
-    assert result.details["template_refreshed"] is False
+    assert result.details["voiceprint_refreshed"] is False
     assert [e["action"] for e in enrolled.audit_trail("r1")] == ["enroll"]
