@@ -29,12 +29,32 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def _postgres_template(postgres_url: str) -> Iterator[str]:
-    from app.bootstrap import migrate_all
+    """A migrated template database of the console tests' own.
 
-    migrate_all(postgres_url)  # the session's database becomes the template
+    Not the session's shared database: PostgreSQL copies a template only while
+    nobody else is connected to it, and other tests keep connections there.
+    """
+    from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    yield str(make_url(postgres_url).database)
+    from app.bootstrap import migrate_all
+
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    name = f"console_tpl_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    migrate_all(make_url(postgres_url).set(database=name).render_as_string(hide_password=False))
+    with admin.connect() as conn:  # no connection may stay on a template that is copied
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
