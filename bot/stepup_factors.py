@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.verification import VerificationKind
+from verification import VerificationKind
 
 PIN = VerificationKind.PIN
 FACE = VerificationKind.FACE

@@ -7,7 +7,7 @@ from itertools import chain, combinations
 import pytest
 
 from bot.stepup_factors import FACE, PIN, VOICE, after_accept, required_factors
-from bot.verification import VerificationKind
+from verification import VerificationKind
 
 KINDS = (PIN, FACE, VOICE)
 
