@@ -9,13 +9,14 @@ logged in the order its updates were sent, and each update gets one reply.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.channels.telegram.botapi_standin import BotApiStandIn
+from tests.channels.telegram.botapi_standin import BOT_ID, BotApiStandIn
 from tests.channels.telegram.workers import SECRET, prepare_database, webhook_workers
 
 TEXTS = [
@@ -27,10 +28,30 @@ TEXTS = [
 ]
 
 
+@pytest.fixture
+def own_postgres(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this test alone (the session's is shared with other tests)."""
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    name = f"{make_url(postgres_url).database}_tg_workers"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def _done(db: Any) -> int:
     with db.connect() as conn:
         return int(conn.execute(text(
-            "SELECT count(*) FROM bot_telegram_updates WHERE status = 'done'")).scalar() or 0)
+            "SELECT count(*) FROM bot_telegram_updates WHERE status = 'done' AND bot_id = :bot"),
+            {"bot": str(BOT_ID)}).scalar() or 0)
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:
@@ -44,8 +65,9 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_workers_on_postgresql_act_once_per_update_and_keep_each_chat_in_order(
-    postgres_url: str, tmp_path: Path
+    own_postgres: str, tmp_path: Path
 ) -> None:
+    postgres_url = own_postgres
     seeded = prepare_database(postgres_url)
     households: list[dict[str, Any]] = list(seeded["households"])[:4]  # type: ignore[call-overload]
     db = create_engine(postgres_url)
