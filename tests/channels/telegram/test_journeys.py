@@ -332,3 +332,30 @@ async def test_the_token_never_reaches_a_log_line(
     assert "/bot<token>/" in text, "httpx logs the request URL, masked"
     assert TOKEN not in text and TOKEN.split(":")[1] not in text
     assert str(BOT_ID) in TOKEN  # the bot id is public; only the secret half matters
+
+
+@pytest.mark.parametrize("language_code", ["en", "zh"])
+async def test_every_menu_command_is_understood(
+    runtime: Any, standin: Any, seeded: Any, language_code: str
+) -> None:
+    chat = await linked(runtime, standin, seeded, role="other", language_code=language_code)
+    store = runtime.engine.store
+    intents = {}
+    for command in ("balance", "history", "usage", "reading", "autopay", "help", "human"):
+        reply = await chat.send(f"/{command}")
+        assert reply, command
+        conversation = store.conversation_id_for("telegram", str(chat.chat_id), None,
+                                                 runtime.engine.clock())
+        last = store.turns(conversation)[-1]
+        intents[command] = last.intent
+        if command == "human":
+            break
+    assert intents == {
+        "balance": "check_balance",
+        "history": "payment_history",
+        "usage": "usage",
+        "reading": "submit_meter_reading",
+        "autopay": "manage_autopay",
+        "help": "help",
+        "human": "human_handoff",
+    }, intents
