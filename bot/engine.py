@@ -185,6 +185,10 @@ class DialogueEngine:
             self._scopes[resident_id] = cached
         return cached
 
+    async def scoped_client(self, resident_id: str) -> Any:
+        """A billing client scoped to ``resident_id``'s household (cached briefly)."""
+        return (await self._scoped(resident_id)).client
+
     async def _context(self, turn: Turn) -> ActionContext:
         if turn._context is None:
             if turn.resident_id is None:
@@ -272,13 +276,15 @@ class DialogueEngine:
         self, target: Target, replies: list[Reply] | str, kind: str, dedupe_key: str | None
     ) -> bool:
         now = self.clock()
-        conversation_id = target.conversation_id or await asyncio.to_thread(
-            self.store.conversation_id_for,
-            target.channel,
-            target.external_user_id,
-            target.resident_id,
-            now,
-        )
+        conversation_id = target.conversation_id
+        if conversation_id is None:
+            conversation_id = await asyncio.to_thread(
+                self.store.conversation_id_for,
+                target.channel,
+                target.external_user_id,
+                target.resident_id,
+                now,
+            )
         target = dataclasses.replace(target, conversation_id=conversation_id)
         owner = uuid.uuid4().hex
         loaded = await self.store.acquire(conversation_id, owner, self.settings.lease_s)

@@ -40,9 +40,11 @@ import dataclasses
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from actions.base import utility_term
 from actions.errors import BillingError, Conflict
@@ -53,11 +55,27 @@ from bot.messages import Button, OutgoingMessage
 from bot.outbox import Target, add_row
 from bot.reminders import community_now, digest_replies, in_quiet_hours
 from bot.responses import Money, Reply
+from bot.settings import DialogueSettings
 from bot.state import ConversationState
-from bot.store import ConversationRow, NoticeAlreadyWrittenError, NoticeWrite
+from bot.store import ConversationRow, ConversationStore, NoticeAlreadyWrittenError, NoticeWrite
 
-if TYPE_CHECKING:
-    from bot.engine import DialogueEngine
+
+class NoticeHost(Protocol):
+    """What the courier uses of the engine that owns it (the engine passes itself)."""
+
+    store: ConversationStore
+    settings: DialogueSettings
+    billing: Any
+    currency: str
+    clock: Callable[[], datetime]
+
+    async def scoped_client(self, resident_id: str) -> Any:
+        """A billing client scoped to ``resident_id``'s household."""
+        ...
+
+    def render_replies(self, replies: list[Reply], language: str) -> list[OutgoingMessage]:
+        """Replies rendered in ``language``."""
+        ...
 
 
 log = get_logger("bot.notices")
@@ -83,9 +101,9 @@ class Delivery:
 
 
 class NoticeCourier:
-    """Delivers outbox notices for one :class:`~bot.engine.DialogueEngine`."""
+    """Delivers the backend's notices for one engine (:class:`NoticeHost`)."""
 
-    def __init__(self, engine: DialogueEngine) -> None:
+    def __init__(self, engine: NoticeHost) -> None:
         self.engine = engine
 
     # -- polling --------------------------------------------------------------------
@@ -107,7 +125,7 @@ class NoticeCourier:
         """
         engine = self.engine
         if resident_id is not None:
-            client = (await engine._scoped(resident_id)).client
+            client = await engine.scoped_client(resident_id)
         else:
             client = engine.billing
         notices = await client.pending_notices(limit=limit)
