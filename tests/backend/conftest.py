@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -67,7 +68,9 @@ def backend_postgres_url(postgres_url: str) -> Iterator[str]:
     truncate tables, so they work in a separate database on the same server.
     """
     url = make_url(postgres_url)
-    name = f"{url.database}_backend"
+    # Unique per instance: other test packages import this fixture into their own
+    # conftest, which makes another session-scoped instance of it.
+    name = f"{url.database}_backend_{uuid.uuid4().hex[:6]}"
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
