@@ -238,3 +238,22 @@ def test_two_senders_never_claim_the_same_row(postgres_url: str) -> None:
     assert claimed_a and not (claimed_a & claimed_b)
     store.engine.dispose()
     time.sleep(0)
+
+
+async def test_a_recording_attached_in_the_terminal_chat_is_heard_and_answered(
+    make_engine: Any, seeded: Any, tmp_path: Path
+) -> None:
+    import io
+
+    from bot.channels.terminal import SEPARATOR, run_chat
+
+    engine = make_engine()
+    resident = seeded.roles["payer"]["resident_id"]
+    wav = tmp_path / "question.wav"
+    _espeak("how much is my electricity bill", wav)
+    stdout = io.StringIO()
+    await run_chat(engine, resident, "en", stdin=io.StringIO(f"/attach {wav}\n"), stdout=stdout)
+    printed = stdout.getvalue()
+    assert printed.endswith(SEPARATOR + "\n")
+    assert "electricity" in printed.lower() and "¥" in printed, printed
+    assert "didn't get any text" not in printed
