@@ -45,7 +45,12 @@ async def enable_autopay(ctx: ActionContext, confirmed: dict[str, Any]) -> Actio
     slots: dict[str, Any] = {"last_intent": "manage_autopay", "context_utility": utility}
     try:
         setting = await ctx.client.set_autopay(
-            ctx.household_id, utility=utility, enabled=True, method=method, max_amount=limit
+            ctx.household_id,
+            utility=utility,
+            enabled=True,
+            method=method,
+            max_amount=limit,
+            step_up_proof=confirmed.get("step_up_proof"),
         )
     except BillingError:
         return ActionResult([Reply("autopay_failed", {"utility": utility_term(utility)})], slots)

@@ -516,11 +516,18 @@ class BillingClient:
         enabled: bool,
         method: str | None = None,
         max_amount: Decimal | str | None = None,
+        step_up_proof: str | None = None,
     ) -> AutopaySetting:
-        """Turn autopay on or off for one utility."""
+        """Turn autopay on or off for one utility.
+
+        ``step_up_proof``: the backend's proof for exactly this limit, needed when a
+        resident turns autopay on at or above the step-up amount.
+        """
         body: dict[str, Any] = {"enabled": enabled, "method": method}
         if max_amount is not None:
             body["max_amount"] = _money(max_amount)
+        if step_up_proof:
+            body["step_up_proof"] = step_up_proof
         resp = await self._request(
             "PUT", f"/api/v1/households/{household_id}/autopay/{utility}", json=body
         )

@@ -165,6 +165,9 @@ class AutopayIn(Body):
     enabled: bool
     method: Method | None = None
     max_amount: AmountIn | None = None
+    #: A resident turning autopay on up to the step-up amount or more needs a proof bound
+    #: to (household, utility, limit, method), from ``POST /api/v1/step-up/verifications``.
+    step_up_proof: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class ResidentTokenIn(Body):

@@ -529,12 +529,29 @@ def get_autopay(household_id: str, caller: Caller, uow: Uow) -> Any:
     tags=["autopay"],
 )
 def set_autopay(
-    household_id: str, utility: schemas.Utility, body: models.AutopayIn, caller: Caller, uow: Uow
+    household_id: str,
+    utility: schemas.Utility,
+    body: models.AutopayIn,
+    caller: Caller,
+    uow: Uow,
+    settings: Settings,
 ) -> Any:
-    """Turn autopay on or off for one utility."""
+    """Turn autopay on or off for one utility.
+
+    Autopay moves money without asking again, so a resident turning it on with a monthly
+    limit at or above the step-up amount needs a step-up proof for exactly that limit
+    (403 ``step_up_required`` otherwise), like a payment of that amount.
+    """
     require_household(caller, household_id)
     return services.set_autopay(
-        uow, household_id, utility, body.enabled, method=body.method, max_amount=body.max_amount
+        uow,
+        household_id,
+        utility,
+        body.enabled,
+        method=body.method,
+        max_amount=body.max_amount,
+        step_up=settings.step_up_policy() if caller.scope == "resident" else None,
+        step_up_proof=body.step_up_proof,
     )
 
 

@@ -297,7 +297,14 @@ class FakeBillingClient:
         return dict(self.autopay)
 
     async def set_autopay(
-        self, household_id: str, *, utility: str, enabled: bool, method: str | None = None
+        self,
+        household_id: str,
+        *,
+        utility: str,
+        enabled: bool,
+        method: str | None = None,
+        max_amount: Any = None,
+        step_up_proof: str | None = None,
     ) -> AutopaySetting:
         self._check(household_id)
         setting = AutopaySetting(utility=utility, enabled=enabled, method=method)  # type: ignore[arg-type]

@@ -171,3 +171,43 @@ def test_failures_on_every_channel_lock_step_up_together(live: LiveApi) -> None:
     # and the failures are a risk signal for the household's next payment
     r = live.pay(live.resident1, "k-l", amount="20.00")
     assert any("failed verifications" in reason for reason in r.json()["risk"]["reasons"])
+
+
+def test_autopay_at_or_above_the_step_up_amount_needs_a_proof_for_that_limit(
+    live: LiveApi,
+) -> None:
+    """Autopay moves money later without asking: turning it on is a step-up decision too."""
+    c = live.community
+    url = f"/api/v1/households/{c.h1}/autopay/water"
+
+    def put(token: str, limit: str, proof: str | None = None) -> object:
+        body: dict[str, object] = {"enabled": True, "method": "card", "max_amount": limit}
+        if proof is not None:
+            body["step_up_proof"] = proof
+        return live.http.put(url, json=body, headers=live.h(token))
+
+    # below the step-up amount: no proof needed
+    small = put(live.resident1, "100.00")
+    assert small.status_code == 200, small.text  # type: ignore[attr-defined]
+    # at or above it: refused without a proof, and nothing changes
+    r = put(live.resident1, "300.00")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "step_up_required"  # type: ignore[attr-defined]
+    setting = live.http.get(f"/api/v1/households/{c.h1}/autopay", headers=live.h(live.resident1))
+    assert setting.json()["water"]["max_amount"] == "100.00"
+    # a proof for another limit, utility or method does not do
+    for wrong in (
+        {"amount": "200.00", "utility": "water"},
+        {"amount": "300.00", "utility": "gas"},
+        {"amount": "300.00", "utility": "water", "method": "wallet"},
+    ):
+        proof = live.verify(c.r1, **wrong).json()["proof"]
+        r = put(live.resident1, "300.00", proof)
+        assert r.status_code == 403, r.text  # type: ignore[attr-defined]
+    # the proof for exactly this limit turns it on, once
+    proof = live.verify(c.r1, amount="300.00", utility="water").json()["proof"]
+    ok = put(live.resident1, "300.00", proof)
+    assert ok.status_code == 200 and ok.json()["max_amount"] == "300.00", ok.text  # type: ignore[attr-defined]
+    again = put(live.resident1, "300.00", proof)
+    assert again.status_code == 403 and "already used" in again.json()["error"]["message"]  # type: ignore[attr-defined]
+    # a service (the assistant's own back office) is trusted as before
+    assert put(live.service, "500.00").status_code == 200  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from decimal import Decimal
 from backend import schemas
 from backend.adapters import orm
 from backend.domain import payments as pay_rules
+from backend.domain.stepup import ProofBinding, StepUpPolicy
 from backend.domain.tariffs import (
     UTILITIES,
 )
@@ -23,6 +24,7 @@ from backend.service_layer.errors import (
     Invalid,
 )
 from backend.service_layer.payments.create import create_payment
+from backend.service_layer.stepup import StepUpRequired, consume_proof
 from backend.service_layer.unit_of_work import UnitOfWork
 
 
@@ -51,8 +53,18 @@ def set_autopay(
     *,
     method: str | None = None,
     max_amount: Decimal | None = None,
+    step_up: StepUpPolicy | None = None,
+    step_up_proof: str | None = None,
 ) -> schemas.AutopaySetting:
-    """Turn autopay on or off for one utility."""
+    """Turn autopay on or off for one utility.
+
+    With ``step_up`` (a resident's request), turning autopay on with a limit at or above
+    the step-up threshold consumes ``step_up_proof``, which must be bound to this
+    household, utility, limit and method.
+
+    Raises:
+        StepUpRequired: the proof is missing, used, expired or bound to something else.
+    """
     check_utility(utility)
     if utility is None:
         raise Invalid("unknown_utility", "utility is required")
@@ -75,6 +87,8 @@ def set_autopay(
         elif row.max_amount is None:
             row.max_amount = Decimal("2000.00")
         row.updated_at = utcnow()
+        if enabled and step_up is not None and row.max_amount >= step_up.threshold:
+            _consume_autopay_proof(uow, household_id, utility, row, step_up_proof)
         out = schemas.AutopaySetting.model_validate(
             {
                 "utility": utility,
@@ -85,6 +99,24 @@ def set_autopay(
         )
         uow.commit()
         return out
+
+
+def _consume_autopay_proof(
+    uow: UnitOfWork,
+    household_id: str,
+    utility: str,
+    row: orm.AutopaySetting,
+    step_up_proof: str | None,
+) -> None:
+    limit = Decimal(row.max_amount)
+    if not step_up_proof:
+        raise StepUpRequired(
+            f"turning on autopay up to {limit:f} a month needs step-up verification"
+        )
+    binding = ProofBinding(household_id, utility, limit, str(row.method))
+    consume_proof(
+        uow.session, step_up_proof, binding, utcnow(), f"autopay:{household_id}:{utility}"
+    )
 
 
 def run_autopay(
