@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, select, update
+from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -141,6 +141,20 @@ class Target:
 # -- writing --------------------------------------------------------------------------
 
 
+def _queued(s: Session, target: Target, dedupe_key: str) -> bool:
+    """Whether a row with ``dedupe_key`` was already queued for ``target``'s user."""
+    return (
+        s.scalar(
+            select(OutboxRow.id).where(
+                OutboxRow.channel == target.channel,
+                OutboxRow.external_user_id == target.external_user_id,
+                OutboxRow.dedupe_key == dedupe_key,
+            )
+        )
+        is not None
+    )
+
+
 def add_row(
     s: Session,
     target: Target,
@@ -151,16 +165,8 @@ def add_row(
     now: datetime,
 ) -> bool:
     """Add an outbox row in ``s``'s transaction; False if its dedupe key was already written."""
-    if dedupe_key is not None:
-        exists = s.scalar(
-            select(OutboxRow.id).where(
-                OutboxRow.channel == target.channel,
-                OutboxRow.external_user_id == target.external_user_id,
-                OutboxRow.dedupe_key == dedupe_key,
-            )
-        )
-        if exists is not None:
-            return False
+    if dedupe_key is not None and _queued(s, target, dedupe_key):
+        return False
     s.add(
         OutboxRow(
             conversation_id=target.conversation_id,
@@ -210,16 +216,7 @@ class Outbox:
     def exists(self, target: Target, dedupe_key: str) -> bool:
         """Whether a row with ``dedupe_key`` was already queued for ``target``'s user."""
         with self.store.session() as s:
-            return (
-                s.scalar(
-                    select(OutboxRow.id).where(
-                        OutboxRow.channel == target.channel,
-                        OutboxRow.external_user_id == target.external_user_id,
-                        OutboxRow.dedupe_key == dedupe_key,
-                    )
-                )
-                is not None
-            )
+            return _queued(s, target, dedupe_key)
 
     def targets_of(self, resident_id: str) -> list[Target]:
         """Where a resident can be reached: each reachable channel link, else their conversations.
@@ -490,10 +487,10 @@ class OutboxSender:
 def pending_count(store: ConversationStore, channels: Iterable[str] | None = None) -> int:
     """How many rows still wait to be sent (on ``channels``, if given)."""
     with store.session() as s:
-        query = select(OutboxRow.id).where(OutboxRow.status == PENDING)
+        query = select(func.count()).select_from(OutboxRow).where(OutboxRow.status == PENDING)
         if channels is not None:
             query = query.where(OutboxRow.channel.in_(list(channels)))
-        return len(list(s.scalars(query)))
+        return int(s.scalar(query) or 0)
 
 
 __all__ = [
