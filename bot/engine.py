@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import json
 import secrets
 import time
 import uuid
@@ -43,7 +44,15 @@ from billtalk.db import make_engine
 from billtalk.logs import get_logger
 from billtalk.settings import get_settings
 from bot.masking import SECRET_MASK, mask_pii
-from bot.messages import Attachment, Button, IncomingMessage, OutgoingMessage, utcnow
+from bot.messages import (
+    Attachment,
+    Button,
+    IncomingMessage,
+    OutgoingMessage,
+    dump_message,
+    load_message,
+    utcnow,
+)
 from bot.nlu_batcher import BatchingParser
 from bot.notices import Delivery, NoticeCourier
 from bot.outbox import Outbox, Target, add_row
@@ -372,10 +381,16 @@ class DialogueEngine:
         )
         owner = uuid.uuid4().hex
         loaded = await self.store.acquire(conversation_id, owner, self.settings.lease_s)
-        if message.delivery_id is not None and await asyncio.to_thread(
-            self.store.delivery_processed, message.delivery_id
-        ):
+        processed = (
+            None
+            if message.delivery_id is None
+            else await asyncio.to_thread(self.store.processed_delivery, message.delivery_id)
+        )
+        if processed is not None:
             await asyncio.to_thread(self.store.release, conversation_id, owner)
+            if message.resend_if_processed and processed.replies:
+                log.info("redelivery_replies_resent", channel=message.channel)
+                return [load_message(text) for text in json.loads(processed.replies)]
             log.info("redelivery_ignored", channel=message.channel)
             return []
         try:
@@ -646,6 +661,11 @@ class DialogueEngine:
             error=turn.error,
             transcript=turn.transcript,
             delivery_id=message.delivery_id,
+            delivery_replies=(
+                None
+                if message.delivery_id is None
+                else json.dumps([dump_message(m) for m in outgoing], ensure_ascii=False)
+            ),
         )
 
 

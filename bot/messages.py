@@ -8,6 +8,8 @@ numbered choices, attachments as files, text as speech.
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -66,6 +68,10 @@ class IncomingMessage:
             and the ``update_id``). The engine records it with the turn, in the same
             transaction, and ignores a message whose delivery id it has already
             processed: a redelivered update acts once, whichever worker receives it.
+        resend_if_processed: The channel has no record that this delivery's replies
+            were sent (its worker died between the turn and the send). If the engine
+            already acted on the delivery, it returns the replies it recorded with it
+            instead of nothing, so the resident is answered, and still acts only once.
     """
 
     channel: str
@@ -79,6 +85,7 @@ class IncomingMessage:
     received_at: datetime = field(default_factory=utcnow)
     supports_files: bool = True
     delivery_id: str | None = None
+    resend_if_processed: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,3 +110,51 @@ class OutgoingMessage:
     language: str = "en"
     spoken: str = ""
     kind: str = "reply"
+
+
+def dump_message(message: OutgoingMessage) -> str:
+    """``message`` as stored JSON (outbox rows, a delivery's replies); attachments in base64."""
+    return json.dumps(
+        {
+            "text": message.text,
+            "spoken": message.spoken,
+            "language": message.language,
+            "kind": message.kind,
+            "buttons": [{"id": b.id, "title": b.title} for b in message.buttons],
+            "attachments": [
+                {
+                    "kind": a.kind,
+                    "filename": a.filename,
+                    "mime_type": a.mime_type,
+                    "data": base64.b64encode(a.data).decode("ascii"),
+                }
+                for a in message.attachments
+            ],
+        },
+        ensure_ascii=False,
+    )
+
+
+def load_message(text: str) -> OutgoingMessage:
+    """The :class:`OutgoingMessage` stored by :func:`dump_message`.
+
+    Buttons come back with their ids and titles only: the payloads stay in the
+    conversation they were issued to.
+    """
+    data = json.loads(text)
+    return OutgoingMessage(
+        text=data.get("text", ""),
+        spoken=data.get("spoken", ""),
+        language=data.get("language", "en"),
+        kind=data.get("kind", "notice"),
+        buttons=tuple(Button(b["title"], "", b["id"]) for b in data.get("buttons", [])),
+        attachments=tuple(
+            Attachment(
+                kind=a["kind"],
+                data=base64.b64decode(a["data"]),
+                filename=a.get("filename", ""),
+                mime_type=a.get("mime_type", "application/octet-stream"),
+            )
+            for a in data.get("attachments", [])
+        ),
+    )

@@ -29,7 +29,6 @@ messaging system without a channel-side idempotency key).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import uuid
@@ -43,7 +42,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from billtalk.logs import get_logger
 from bot.channels.base import Channel, ChannelSendError, ChannelUnreachable
-from bot.messages import Attachment, Button, OutgoingMessage, utcnow
+from bot.messages import OutgoingMessage, dump_message, load_message, utcnow
 from bot.store import Base, ConversationRow, ConversationStore, LinkRow
 
 log = get_logger("bot.outbox")
@@ -75,57 +74,6 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-
-
-# -- the message as stored ------------------------------------------------------------
-
-
-def dump_message(message: OutgoingMessage) -> str:
-    """``message`` as the JSON stored in an outbox row (attachments base64-encoded)."""
-    return json.dumps(
-        {
-            "text": message.text,
-            "spoken": message.spoken,
-            "language": message.language,
-            "kind": message.kind,
-            "buttons": [{"id": b.id, "title": b.title} for b in message.buttons],
-            "attachments": [
-                {
-                    "kind": a.kind,
-                    "filename": a.filename,
-                    "mime_type": a.mime_type,
-                    "data": base64.b64encode(a.data).decode("ascii"),
-                }
-                for a in message.attachments
-            ],
-        },
-        ensure_ascii=False,
-    )
-
-
-def load_message(text: str) -> OutgoingMessage:
-    """The :class:`OutgoingMessage` stored by :func:`dump_message`.
-
-    Buttons come back with their ids and titles only: the payloads stay in the
-    conversation they were issued to.
-    """
-    data = json.loads(text)
-    return OutgoingMessage(
-        text=data.get("text", ""),
-        spoken=data.get("spoken", ""),
-        language=data.get("language", "en"),
-        kind=data.get("kind", "notice"),
-        buttons=tuple(Button(b["title"], "", b["id"]) for b in data.get("buttons", [])),
-        attachments=tuple(
-            Attachment(
-                kind=a["kind"],
-                data=base64.b64decode(a["data"]),
-                filename=a.get("filename", ""),
-                mime_type=a.get("mime_type", "application/octet-stream"),
-            )
-            for a in data.get("attachments", [])
-        ),
-    )
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,9 @@ class ProcessedDeliveryRow(Base):
     delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     conversation_id: Mapped[str] = mapped_column(String(36))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The turn's replies as a JSON list of :func:`bot.messages.dump_message` strings, so a
+    #: channel whose worker died before sending them can send them after all.
+    replies: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ConcurrentTurnError(RuntimeError):
@@ -182,6 +185,8 @@ class TurnRecord:
     transcript: dict[str, Any] | None = None
     #: The channel's id of the inbound delivery (recorded with the turn, once).
     delivery_id: str | None = None
+    #: The replies as sent to the channel (JSON), kept with the delivery id.
+    delivery_replies: str | None = None
 
 
 def _write_back(
@@ -401,6 +406,7 @@ class ConversationLog(NoticeLog):
                         delivery_id=record.delivery_id,
                         conversation_id=loaded.conversation_id,
                         at=record.at,
+                        replies=record.delivery_replies,
                     )
                 )
             for notice in notices:
@@ -440,10 +446,10 @@ class ConversationLog(NoticeLog):
             if also is not None:
                 also(s)
 
-    def delivery_processed(self, delivery_id: str) -> bool:
-        """Whether an inbound delivery with this id was already acted on."""
+    def processed_delivery(self, delivery_id: str) -> ProcessedDeliveryRow | None:
+        """The record of an inbound delivery already acted on, or ``None``."""
         with self.session() as s:
-            return s.get(ProcessedDeliveryRow, delivery_id) is not None
+            return s.get(ProcessedDeliveryRow, delivery_id)
 
     def get_conversation(self, conversation_id: str) -> ConversationRow | None:
         """The conversation row, or ``None``."""

@@ -229,6 +229,9 @@ class TelegramAdapter:
             "language": self.language(update),
             "supports_files": True,
             "delivery_id": f"{NAME}:{self.bot_id}:{update.update_id}",
+            # The ledger lets an update through only if no worker finished it, so a turn
+            # already recorded means its replies may never have been sent.
+            "resend_if_processed": True,
         }
         if button_id is not None:
             fields["button_id"] = button_id

@@ -340,6 +340,14 @@ class BotApiStandIn:
     def press(self, chat_id: int, data: str, *, message_id: int | None = None,
               language_code: str | None = "en") -> dict[str, Any]:
         """Inject a callback query (an inline button press) on a message the bot sent."""
+        update = self.press_update(chat_id, data, message_id=message_id,
+                                   language_code=language_code)
+        self.inject(update)
+        return update
+
+    def press_update(self, chat_id: int, data: str, *, message_id: int | None = None,
+                     language_code: str | None = "en") -> dict[str, Any]:
+        """A callback query update (an inline button press), not injected."""
         if message_id is None:
             message_id = self.last_keyboard_message(chat_id)
         update = {
@@ -358,7 +366,6 @@ class BotApiStandIn:
                 },
             },
         }
-        self.inject(update)
         return update
 
     # -- faults -------------------------------------------------------------------------

@@ -6,6 +6,8 @@ test has chats of its own (one module-wide bot and engine: the NLU load is slow)
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -121,6 +123,45 @@ async def test_pay_with_the_inline_button_edits_the_message_and_a_double_press_p
     after = await payments_of(runtime, seeded)
     assert len(after) == before + 1
     assert after[0].amount == Decimal("10.00") or any(p.amount == Decimal("10.00") for p in after)
+
+
+async def test_a_worker_that_died_after_paying_but_before_answering_is_answered_once(
+    runtime: Any, standin: Any, seeded: Any
+) -> None:
+    """The turn committed (paid) and the worker died before any send; Telegram redelivers."""
+    from sqlalchemy import update as sql_update
+
+    from bot.channels.telegram.ledger import updates_table
+    from bot.messages import IncomingMessage
+
+    chat = await linked(runtime, standin, seeded, role="other")
+    before = len(await payments_of(runtime, seeded, "other"))
+    await chat.send("pay 4 for water")
+    [pay] = [d for t, d in standin.buttons(chat.chat_id) if t.startswith("Pay")]
+    press = standin.press_update(chat.chat_id, pay)
+    ledger, adapter = runtime.adapter.ledger, runtime.adapter
+    # the dead worker: it claimed the update and its turn paid, then it was killed
+    assert ledger.claim(press["update_id"], str(chat.chat_id), "dead-worker") is False
+    await runtime.engine.handle(IncomingMessage(
+        channel="telegram", external_user_id=str(chat.chat_id), button_id=pay, language="en",
+        delivery_id=f"telegram:{adapter.bot_id}:{press['update_id']}"))
+    assert len(await payments_of(runtime, seeded, "other")) == before + 1
+    sent_before = len(standin.sent(chat.chat_id))
+    with ledger.db.begin() as conn:  # its claim goes stale
+        conn.execute(sql_update(updates_table)
+                     .where(updates_table.c.update_id == press["update_id"])
+                     .values(claimed_at=datetime.now(UTC) - timedelta(hours=1)))
+    calls = await chat.do(lambda: standin.redeliver(press))
+    outcome = joined(calls)
+    assert outcome.count("Paid") == 1 and "4.00" in outcome, outcome
+    assert len(standin.sent(chat.chat_id)) > sent_before
+    assert len(await payments_of(runtime, seeded, "other")) == before + 1  # paid once
+    # Telegram redelivers it once more: now it was answered, so nothing at all happens
+    answered = len(standin.sent(chat.chat_id))
+    standin.redeliver(press)
+    await asyncio.sleep(1.0)
+    assert len(standin.sent(chat.chat_id)) == answered
+    assert len(await payments_of(runtime, seeded, "other")) == before + 1
 
 
 async def test_two_presses_at_once_pay_once(runtime: Any, standin: Any, seeded: Any) -> None:
