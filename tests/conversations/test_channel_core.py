@@ -84,6 +84,22 @@ async def test_a_redelivered_message_acts_once(make_engine: Any, seeded: Any) ->
     assert await engine.handle(_msg(resident, "how much do I owe?", delivery_id="tg:1:101"))
 
 
+async def test_a_redelivery_whose_replies_may_be_unsent_gets_the_recorded_replies(
+    make_engine: Any, seeded: Any
+) -> None:
+    engine = make_engine()
+    resident = seeded.roles["payer"]["resident_id"]
+    first = await engine.handle(_msg(resident, "how much do I owe?", delivery_id="tg:1:300"))
+    conversation = engine.store.conversation_id_for(
+        "telegram", f"tg-{resident}", resident, engine.clock())
+    turns = engine.store.get_conversation(conversation).turns
+    again = await engine.handle(
+        _msg(resident, "how much do I owe?", delivery_id="tg:1:300", resend_if_processed=True))
+    assert [m.text for m in again] == [m.text for m in first]
+    assert [b.id for m in again for b in m.buttons] == [b.id for m in first for b in m.buttons]
+    assert engine.store.get_conversation(conversation).turns == turns  # no second turn
+
+
 async def test_concurrent_redeliveries_act_once(make_engine: Any, seeded: Any) -> None:
     engine = make_engine()
     resident = seeded.roles["payer"]["resident_id"]
