@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     #: Quiet hours in the community's time zone ("21:00-08:00"; empty: none): reminders
     #: wait until they end. A payment's own outcome is not a reminder and is not held.
     quiet_hours: str = "21:00-08:00"
+    #: Redis shared by every process for rate limits (``BILLTALK_REDIS_URL``); empty: each
+    #: process counts on its own (``billtalk.ratelimit``).
+    redis_url: str = ""
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:

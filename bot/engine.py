@@ -42,6 +42,7 @@ from actions.errors import BackendUnavailable, BillingError
 from actions.link_account import redeem_link_code
 from billtalk.db import make_engine
 from billtalk.logs import get_logger
+from billtalk.ratelimit import MemoryLimiter, RateLimiter, get_limiter
 from billtalk.settings import get_settings
 from bot.masking import SECRET_MASK, mask_pii
 from bot.messages import (
@@ -95,6 +96,8 @@ class DialogueEngine:
             verifiers that can be imported).
         currency: The currency of every amount (default: ``BILLTALK_CURRENCY``).
         scope_ttl_s: How long a resident-scoped client is reused.
+        limiter: Counts each channel user's messages for flood control (default: the
+            Redis limiter when ``BILLTALK_REDIS_URL`` is set, else one of this engine's own).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class DialogueEngine:
         registry: dict[VerificationKind, Verifier] | None = None,
         currency: str | None = None,
         scope_ttl_s: float = 60.0,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.store = store
         self.billing = billing
@@ -134,6 +138,10 @@ class DialogueEngine:
         self._batcher: BatchingParser | None = None
         #: Turns being handled right now (the NLU batcher waits for company only if > 1).
         self._turns_in_flight = 0
+        redis_url = get_settings().redis_url
+        self.limiter = limiter or (get_limiter(redis_url) if redis_url else MemoryLimiter())
+        #: Messages dropped by flood control (the polite replies included).
+        self.flooded = 0
 
     # -- construction -------------------------------------------------------------
 
@@ -356,11 +364,38 @@ class DialogueEngine:
 
     async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         """Handle one message and return the replies (possibly none)."""
+        flooded = self._flood_control(message)
+        if flooded is not None:
+            return flooded
         self._turns_in_flight += 1
         try:
             return await self._handle(message)
         finally:
             self._turns_in_flight -= 1
+
+    def _flood_control(self, message: IncomingMessage) -> list[OutgoingMessage] | None:
+        """``None``: the message may go on. Else what to answer instead of a turn.
+
+        Each channel user may send ``messages_per_window`` messages per window. The
+        first message over the limit is answered once, politely ("slow down"); the
+        rest of the window is dropped unread and unanswered (no reply storm). This
+        runs before any database, NLU or billing work, so a flood costs one counter
+        increment per message. The channel still acknowledges what was dropped (the
+        Telegram adapter records the update as handled, so it is not redelivered).
+        """
+        limit = self.settings.messages_per_window
+        if limit <= 0:
+            return None
+        key = f"msg:{message.channel}:{message.external_user_id}"
+        verdict = self.limiter.hit(key, limit, self.settings.message_window_s)
+        if verdict.allowed:
+            return None
+        self.flooded += 1
+        if verdict.count != limit + 1:
+            return []
+        log.info("flood_limited", channel=message.channel, retry_after=verdict.retry_after)
+        reply = Reply("slow_down", {"seconds": verdict.retry_after})
+        return self.render_replies([reply], message.language or "en")
 
     async def _handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         started = time.perf_counter()

@@ -44,6 +44,12 @@ class DialogueSettings(BaseSettings):
     max_misunderstandings: int = 2
     #: Seconds a worker may hold a conversation's turn lease before another may take it.
     lease_s: float = 30.0
+    #: Flood control: messages one channel user may send per window before the engine
+    #: answers once "slow down" and drops the rest of the window unread (0: no limit).
+    #: Counted in Redis when ``BILLTALK_REDIS_URL`` is set, else in the engine's process.
+    messages_per_window: int = 30
+    #: The flood-control window, in seconds.
+    message_window_s: int = 60
 
 
 @lru_cache(maxsize=1)

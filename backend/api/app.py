@@ -11,9 +11,9 @@ from backend.api.errors import error_response, install_error_handlers
 from backend.api.routes import router
 from backend.gateway import get_gateway
 from backend.gateway.base import PaymentGateway
-from backend.ratelimit import MemoryLimiter, get_limiter
 from backend.settings import BillingSettings, get_billing_settings
 from billtalk.db import is_sqlite, make_engine
+from billtalk.ratelimit import MemoryLimiter, get_limiter
 from billtalk.settings import Settings, get_settings
 
 

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from backend.ratelimit import MemoryLimiter, RedisLimiter, get_limiter
 from backend.settings import BillingSettings
+from billtalk.ratelimit import MemoryLimiter, RedisLimiter, get_limiter
 from tests.security.conftest import LiveApi, daytime_zone
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -1,6 +1,7 @@
 """Rate limits: fixed windows counted in Redis (shared) or in this process.
 
-One small interface for the API and the channels::
+One small interface for the API (``backend.api``) and the chat channels (the
+dialogue engine's flood control), kept in the kernel so both may use it::
 
     limiter = get_limiter()                      # Redis if BILLTALK_REDIS_URL is set
     verdict = limiter.hit("msg:telegram:42", limit=30, window_s=60)
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 
 from billtalk.logs import get_logger
 
-log = get_logger("backend.ratelimit")
+log = get_logger("billtalk.ratelimit")
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,9 @@ def get_limiter(redis_url: str | None = None) -> RateLimiter:
     Without a Redis URL, an in-process :class:`MemoryLimiter`.
     """
     if redis_url is None:
-        from backend.settings import get_billing_settings
+        from billtalk.settings import get_settings
 
-        redis_url = get_billing_settings().redis_url
+        redis_url = get_settings().redis_url
     key = redis_url or ""
     with _limiters_lock:
         limiter = _limiters.get(key)
