@@ -5,6 +5,11 @@ JSON goes to stdout; logs to stderr.
 * ``billtalk audit verify`` checks the audit log's hash chain: exit 0 and
   ``{"ok": true, "entries": n, "head": ...}`` when intact, exit 1 and
   ``{"ok": false, "first_bad": {"seq", "problem", "entry"}}`` otherwise.
+  With ``--head FILE`` (written by ``audit anchor``) it also fails, ``problem``
+  ``truncated`` or ``diverged``, when the chain no longer reaches that head:
+  a hash chain alone cannot show that its newest entries were deleted.
+* ``billtalk audit anchor --out FILE`` verifies the chain and writes its head
+  (``{"seq", "hash", "written_at"}``) to a file outside the database.
 * ``billtalk audit export [--out FILE]`` writes every entry as JSON lines.
 * ``billtalk risk train [--out FILE]`` trains the IsolationForest on the
   community's payment history (each payment's features as of its own time).
@@ -37,14 +42,50 @@ def _uow() -> UnitOfWork:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    head: Annotated[
+        Path | None,
+        typer.Option("--head", help="Anchor file from `audit anchor`: the chain must reach it."),
+    ] = None,
+) -> None:
     """Check the hash chain; exit 1 and name the first bad entry if it is broken."""
     from backend.service_layer import audit
 
-    result = audit.verify(_uow())
+    anchor = None
+    if head is not None:
+        try:
+            data = json.loads(head.read_text(encoding="utf-8"))
+            anchor = {"seq": int(data["seq"]), "hash": str(data["hash"])}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problem = {"ok": False, "error": f"unreadable anchor {head}: {type(exc).__name__}"}
+            sys.stdout.write(json.dumps(problem) + "\n")
+            raise typer.Exit(2) from exc
+    result = audit.verify(_uow(), anchor)
     sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    out: Annotated[Path, typer.Option("--out", help="The anchor file to write (replaced).")],
+) -> None:
+    """Verify the chain and write its head to ``--out`` (for ``audit verify --head``)."""
+    from datetime import UTC, datetime
+
+    from backend.service_layer import audit
+
+    result = audit.verify(_uow())
+    if not result["ok"]:  # never anchor a chain that is already broken
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+        raise typer.Exit(1)
+    # An intact chain is numbered 1..n, so its head is entry n.
+    anchor = {"seq": result["entries"], "hash": result["head"],
+              "written_at": datetime.now(UTC).isoformat()}
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(anchor) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    sys.stdout.write(json.dumps({"ok": True, "anchor": anchor, "file": str(out)}) + "\n")
 
 
 @audit_app.command("export")

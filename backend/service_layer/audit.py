@@ -6,6 +6,13 @@ own canonical content (``seq``, ``at``, ``kind``, ``actor``, ``subject``,
 from that entry on; :func:`verify` (``billtalk audit verify``) finds the first
 bad entry. The first entry's previous hash is :data:`GENESIS`.
 
+A chain cannot show that its newest entries were deleted (what is left still
+verifies). So the head (``seq`` + ``hash``) is anchored outside the database
+(``billtalk audit anchor --out FILE``: a file that a cron job can copy
+elsewhere); :func:`verify` given that anchor also fails when the chain is shorter
+than the anchored head (``truncated``) or holds another entry at its ``seq``
+(``diverged``: the tail was deleted and rewritten).
+
 What is recorded (``kind``): ``payment.requested`` / ``payment.succeeded`` /
 ``payment.failed`` / ``payment.held`` / ``payment.approved`` /
 ``payment.declined`` / ``payment.refunded`` / ``payment.reversed``,
@@ -160,17 +167,26 @@ def entry_json(e: orm.AuditEntry) -> dict[str, Any]:
     }
 
 
-def verify(uow: UnitOfWork) -> dict[str, Any]:
-    """Check the whole chain.
+def verify(uow: UnitOfWork, anchor: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check the whole chain, and that it still reaches ``anchor`` when one is given.
+
+    Args:
+        uow: The billing database.
+        anchor: A head written earlier (``billtalk audit anchor``): ``{"seq", "hash"}``.
 
     Returns:
         ``{"ok": True, "entries": n, "head": hash}`` when intact, else ``{"ok": False,
         "entries": n checked, "first_bad": {"seq", "problem", "entry"}}``, where
         ``problem`` is ``hash_mismatch`` (the entry was altered), ``chain_broken``
         (its previous hash is not its predecessor's hash: an entry was inserted,
-        removed or re-hashed) or ``gap`` (a sequence number is missing).
+        removed or re-hashed) or ``gap`` (a sequence number is missing). With an
+        anchor, an intact chain can still fail: ``truncated`` (it ends before the
+        anchored ``seq``: newest entries were deleted) or ``diverged`` (the entry at
+        the anchored ``seq`` has another hash); the result then has ``"anchor"``.
     """
     prev, expected_seq, count = GENESIS, 1, 0
+    anchor_seq = int(anchor["seq"]) if anchor is not None else 0
+    anchored_hash = GENESIS if anchor_seq == 0 else None
     for e in _entries(uow):
         problem = None
         if e.seq != expected_seq:
@@ -186,7 +202,19 @@ def verify(uow: UnitOfWork) -> dict[str, Any]:
                 "first_bad": {"seq": e.seq, "problem": problem, "entry": entry_json(e)},
             }
         prev, expected_seq, count = e.hash, e.seq + 1, count + 1
-    return {"ok": True, "entries": count, "head": prev}
+        if e.seq == anchor_seq:
+            anchored_hash = e.hash
+    result: dict[str, Any] = {"ok": True, "entries": count, "head": prev}
+    if anchor is None:
+        return result
+    result["anchor"] = {"seq": anchor_seq, "hash": anchor["hash"]}
+    if anchored_hash is None:
+        result["ok"] = False
+        result["first_bad"] = {"seq": anchor_seq, "problem": "truncated", "entry": None}
+    elif anchored_hash != anchor["hash"]:
+        result["ok"] = False
+        result["first_bad"] = {"seq": anchor_seq, "problem": "diverged", "entry": None}
+    return result
 
 
 def export(uow: UnitOfWork) -> Iterator[dict[str, Any]]:

@@ -149,3 +149,47 @@ def test_audit_verify_over_the_api_is_for_staff(live: LiveApi) -> None:
     assert live.http.get("/api/v1/audit/verify", headers=live.h(live.resident1)).status_code == 403
     r = live.http.get("/api/v1/audit/verify", headers=live.h(live.staff))
     assert r.status_code == 200 and r.json()["ok"] is True
+
+
+def test_an_anchored_head_catches_a_deleted_or_rewritten_tail(
+    live: LiveApi, tmp_path: Path
+) -> None:
+    _activity(live)
+    url = live.community.url
+    anchor_file = tmp_path / "audit-head.json"
+    written = _cli(url, "audit", "anchor", "--out", str(anchor_file))
+    assert written.returncode == 0, written.stdout + written.stderr
+    anchor = json.loads(anchor_file.read_text())
+    n = anchor["seq"]
+    assert n > 3 and len(anchor["hash"]) == 64
+    intact = _cli(url, "audit", "verify", "--head", str(anchor_file))
+    assert intact.returncode == 0 and json.loads(intact.stdout)["ok"] is True
+
+    # newer entries after the anchor are fine: the chain still passes through the head
+    live.pay(live.resident1, "after-anchor", amount="1.00")
+    assert _cli(url, "audit", "verify", "--head", str(anchor_file)).returncode == 0
+
+    # delete the newest entries back to before the anchor: the chain alone still verifies...
+    _tamper(url, "DELETE FROM audit_log WHERE seq >= :s", s=n - 1)
+    alone = _cli(url, "audit", "verify")
+    assert alone.returncode == 0 and json.loads(alone.stdout)["ok"] is True
+    # ...but not against its anchored head
+    cut = _cli(url, "audit", "verify", "--head", str(anchor_file))
+    out = json.loads(cut.stdout)
+    assert cut.returncode != 0 and out["ok"] is False
+    assert out["first_bad"] == {"seq": n, "problem": "truncated", "entry": None}
+
+    # new entries written over the deleted tail: the entry at the anchored seq differs
+    for i in range(3):
+        live.pay(live.resident1, f"rewrite-{i}", amount="1.00")
+    rewritten = _cli(url, "audit", "verify", "--head", str(anchor_file))
+    out = json.loads(rewritten.stdout)
+    assert rewritten.returncode != 0 and out["first_bad"]["problem"] == "diverged"
+    assert out["first_bad"]["seq"] == n
+
+
+def test_an_unreadable_anchor_is_an_error_not_a_pass(live: LiveApi, tmp_path: Path) -> None:
+    bad = tmp_path / "head.json"
+    bad.write_text("not json")
+    r = _cli(live.community.url, "audit", "verify", "--head", str(bad))
+    assert r.returncode == 2 and json.loads(r.stdout)["ok"] is False
