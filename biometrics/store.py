@@ -158,6 +158,28 @@ class TemplateStore:
                 is not None
             )
 
+    def enrolled_samples(self, resident_id: str, kind: str) -> int | None:
+        """How many vectors the resident's last enrollment of ``kind`` stored (from the audit).
+
+        A refreshed face gallery keeps its enrolled rows first; this says how many
+        of them there are. ``None`` when no enrollment of ``kind`` is audited.
+        """
+        with Session(self.engine) as session:
+            detail = session.scalar(
+                select(AuditRow.detail)
+                .where(
+                    AuditRow.resident_id == resident_id,
+                    AuditRow.kind == kind,
+                    AuditRow.action == "enroll",
+                )
+                .order_by(AuditRow.id.desc())
+                .limit(1)
+            )
+        if detail is None:
+            return None
+        samples = json.loads(detail).get("samples")
+        return int(samples) if isinstance(samples, int) else None
+
     def delete(self, resident_id: str, kind: str | None, *, actor: str) -> int:
         """Delete the resident's templates (one kind, or all with ``None``); audited.
 

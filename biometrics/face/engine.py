@@ -23,6 +23,7 @@ process pool (:mod:`biometrics.face.pool`), never on the event loop.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -104,6 +105,7 @@ class FaceObservation:
     sharpness: float
     face_px: float
     encoding: np.ndarray | None = None
+    mirrored: bool = True
 
     def __repr__(self) -> str:  # keep the embedding out of logs and tracebacks
         return (
@@ -169,22 +171,46 @@ def sharpness(chip: np.ndarray) -> float:
     return float(lap.var())
 
 
-def encode_chip(chip: np.ndarray) -> np.ndarray:
+def encode_plain(chip: np.ndarray) -> np.ndarray:
+    """The 128-d embedding of an aligned face chip from one ResNet pass (no mirror)."""
+    models = load_models()
+    chip = np.ascontiguousarray(chip, dtype=np.uint8)
+    return np.asarray(models.encoder.compute_face_descriptor(chip), dtype=np.float64)
+
+
+def encode_chip(chip: np.ndarray, plain: np.ndarray | None = None) -> np.ndarray:
     """The 128-d embedding of an aligned face chip: the mean of the chip's and its mirror's.
 
     Averaging the embedding of the chip and of its left-right mirror image is a
     cheap test-time augmentation (one more ResNet pass, ~80 ms): it evens out
     lighting from one side and small alignment errors. On the benchmark's
     real photos it cut the false rejects at the same false accepts by about
-    half (``bench/face.py``; ``docs/face.md``). Enrollment and probes must be
-    embedded the same way, since the shipped thresholds are calibrated on it.
+    half (``bench/face.py``; ``docs/face.md``). Templates are always embedded
+    this way; a probe may skip the mirror pass when its single-pass distance is
+    far from every decision boundary (:func:`analyze` with ``near``).
+
+    Args:
+        chip: The aligned face chip.
+        plain: Its single-pass embedding, if already computed (saves a pass).
     """
     models = load_models()
     chip = np.ascontiguousarray(chip, dtype=np.uint8)
-    plain = np.asarray(models.encoder.compute_face_descriptor(chip), dtype=np.float64)
+    if plain is None:
+        plain = encode_plain(chip)
     mirror = np.ascontiguousarray(chip[:, ::-1])
     flipped = np.asarray(models.encoder.compute_face_descriptor(mirror), dtype=np.float64)
     return (plain + flipped) / 2.0
+
+
+def needs_mirror(distance: float, boundaries: Sequence[float], band: float) -> bool:
+    """Whether a single-pass distance is close enough to a decision boundary to need the mirror.
+
+    The mirror pass moves a probe's distance to a (mirror-averaged) template by
+    less than ``band`` (``FaceSettings.mirror_band``, measured on the
+    calibration identities), so a single-pass distance further than ``band``
+    from every boundary decides exactly as the mirror-averaged one would.
+    """
+    return any(abs(distance - b) <= band for b in boundaries)
 
 
 def encode(rgb: np.ndarray, face: DetectedFace, chip: np.ndarray | None = None) -> np.ndarray:
@@ -210,6 +236,7 @@ def analyze(
     *,
     encode_face: bool = True,
     check_quality: bool = True,
+    near: tuple[np.ndarray, Sequence[float]] | None = None,
 ) -> FaceObservation:
     """Find exactly one good face in a photo and (optionally) embed it.
 
@@ -218,6 +245,10 @@ def analyze(
         settings: Detection and quality settings; the process settings by default.
         encode_face: Whether to compute the 128-d embedding (~80 ms).
         check_quality: Whether to apply the minimum-size and blur gates.
+        near: ``(template, boundaries)`` of a probe: the embedding is one ResNet
+            pass, plus the mirror pass only when the single-pass distance to
+            ``template`` lies within ``settings.mirror_band`` of one of the
+            ``boundaries`` (:func:`needs_mirror`). Without it, always both passes.
 
     Returns:
         The observation of the single face.
@@ -258,5 +289,14 @@ def analyze(
             )
         if sharp < settings.min_sharpness:
             raise FaceError("too_blurry", "the photo is too blurred; hold still and try again")
-    vec = encode(rgb, face, chip) if encode_face else None
-    return FaceObservation(face=face, sharpness=sharp, face_px=face_px, encoding=vec)
+    if not encode_face:
+        return FaceObservation(face=face, sharpness=sharp, face_px=face_px)
+    if near is None:
+        return FaceObservation(face, sharp, face_px, encode_chip(chip))
+    from biometrics.face.matching import best_distance
+
+    plain = encode_plain(chip)
+    template, boundaries = near
+    if needs_mirror(best_distance(template, plain), boundaries, settings.mirror_band):
+        return FaceObservation(face, sharp, face_px, encode_chip(chip, plain))
+    return FaceObservation(face, sharp, face_px, plain, mirrored=False)

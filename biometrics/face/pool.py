@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import TypeVar
+
+import numpy as np
 
 from biometrics.face.engine import FaceObservation, analyze, load_models
 from biometrics.face.images import load_image
@@ -23,9 +25,19 @@ from biometrics.face.video import VideoAnalysis, analyze_video
 T = TypeVar("T")
 
 
-def observe_image(data: bytes, settings: FaceSettings) -> FaceObservation:
-    """Load a photo and observe its one face, with quality gates and the embedding."""
-    return analyze(load_image(data, settings), settings)
+def observe_image(
+    data: bytes,
+    settings: FaceSettings,
+    template: np.ndarray | None = None,
+    boundaries: Sequence[float] = (),
+) -> FaceObservation:
+    """Load a photo and observe its one face, with quality gates and the embedding.
+
+    With a ``template``, the mirror pass runs only when the single-pass distance
+    is near one of ``boundaries`` (see :func:`biometrics.face.engine.needs_mirror`).
+    """
+    near = None if template is None else (template, tuple(boundaries))
+    return analyze(load_image(data, settings), settings, near=near)
 
 
 def observe_video(data: bytes, settings: FaceSettings) -> VideoAnalysis:

@@ -32,6 +32,16 @@ class FaceSettings(BaseSettings):
     #: A probe closer than this to an enrolled photo is a near-duplicate of it (a
     #: re-sent or re-photographed enrollment photo) and is rejected as a replay.
     replay_distance: float = Field(default=0.15, ge=0.0, lt=2.0)
+    #: A still probe gets the second (mirror) ResNet pass only when its single-pass
+    #: distance lies within this of a decision boundary (still threshold, replay
+    #: distance). The mirror pass moved a distance by at most 0.047 over all 3,660
+    #: calibration-identity trials (bench/face.py --protocol-only), so beyond 0.05 the
+    #: single pass decides as the mirror-averaged embedding would, one pass cheaper.
+    mirror_band: float = Field(default=0.05, ge=0.0, lt=2.0)
+    #: Whether a live video-note pass with a wide margin adds the clip's typical frame
+    #: to the gallery (bounded, audited, reversible: biometrics.refresh.refreshed_face).
+    #: Stills never refresh: a still proves only that someone holds a photo.
+    learn_from_success: bool = True
 
     # --- image intake -----------------------------------------------------------------------
     #: Largest accepted file, in bytes.

@@ -21,13 +21,17 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from billtalk.logs import get_logger
 from biometrics.face.errors import FaceError
 from biometrics.face.liveness import Motion, check_liveness, random_motions
-from biometrics.face.matching import decide_still
+from biometrics.face.matching import best_distance, decide_still
 from biometrics.face.pool import make_executor, observe_image, observe_video, run_in
 from biometrics.face.service import KIND
 from biometrics.face.settings import FaceSettings, get_face_settings
+from biometrics.face.video import VideoAnalysis
+from biometrics.refresh import refreshed_face
 from biometrics.store import TemplateStore
 from verification import (
     Challenge,
@@ -166,13 +170,16 @@ class FaceVerifier:
                 analysis = await run_in(self.executor, observe_video, evidence.data, self.settings)
                 verdict = check_liveness(analysis, motions, template, self.settings)
                 if verdict.passed:
+                    refreshed = await asyncio.to_thread(
+                        self._learn, resident_id, template, analysis, verdict.distance
+                    )
                     return self._result(
                         Decision.ACCEPT,
                         "match",
                         verdict.distance,
                         verdict.threshold,
                         True,
-                        details=verdict.details,
+                        details={**verdict.details, "gallery_refreshed": refreshed},
                     )
                 if verdict.live:
                     return self._result(
@@ -192,7 +199,10 @@ class FaceVerifier:
                     False,
                     details={**verdict.details, "liveness": verdict.reason},
                 )
-            obs = await run_in(self.executor, observe_image, evidence.data, self.settings)
+            boundaries = (self.settings.still_threshold, self.settings.replay_distance)
+            obs = await run_in(
+                self.executor, observe_image, evidence.data, self.settings, template, boundaries
+            )
         except FaceError as exc:
             decision = Decision.RETRY if exc.code in _RETRY_CODES else Decision.REJECT
             return self._result(decision, exc.code)
@@ -216,6 +226,43 @@ class FaceVerifier:
             False,
             details={"evidence": "still"},
         )
+
+    def _learn(
+        self, resident_id: str, template: np.ndarray, analysis: VideoAnalysis, median: float | None
+    ) -> bool:
+        """After a live pass with a wide margin, add the clip's typical frame to the gallery.
+
+        Only a video note that answered a fresh movement challenge, stayed one
+        continuous face and matched gets here; a still never does (it may be a
+        photo of the resident). The frame added is the encoded frame at the
+        median distance (the one the decision rested on), and
+        :func:`biometrics.refresh.refreshed_face` bounds the change: the median
+        must be ``FACE_POLICY.margin`` inside the threshold, the frame must match
+        every enrolled row, the enrolled rows are kept and at most
+        ``max_refreshed`` refreshed rows sit beside them. The store keeps the
+        previous gallery (``restore_previous``) and audits the refresh.
+        Returns whether the gallery changed.
+        """
+        if not self.settings.learn_from_success or median is None:
+            return False
+        enrolled = self.store.enrolled_samples(resident_id, KIND)
+        encoded = [f.encoding for f in analysis.frames if f.faces == 1 and f.encoding is not None]
+        if enrolled is None or not encoded or enrolled > len(template):
+            return False
+        dists = [best_distance(template, e) for e in encoded]
+        probe = encoded[int(np.argsort(dists)[(len(dists) - 1) // 2])]
+        new = refreshed_face(template, enrolled, probe, median, self.settings.threshold)
+        if new is None:
+            return False
+        self.store.refresh(
+            resident_id,
+            KIND,
+            new,
+            actor="verifier:face",
+            detail={"distance_milli": round(median * 1000), "gallery": int(new.shape[0])},
+        )
+        log.info("face_template_refreshed", resident_id=resident_id, gallery=int(new.shape[0]))
+        return True
 
     def _result(
         self,

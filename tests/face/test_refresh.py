@@ -64,3 +64,74 @@ def test_store_refresh_keeps_one_previous_version_and_restores_it(store: Templat
     store.refresh("r1", "voice", second, actor="verifier", detail={})
     assert store.delete("r1", "voice", actor="test") == 2  # the previous version goes too
     assert store.load("r1", "voice:previous") is None
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def _live_challenge(verifier, resident: str):  # type: ignore[no-untyped-def]
+    from verification import Challenge
+
+    data = _run(verifier.start(resident)).to_dict()
+    data["params"]["motion"] = "turn_left,look_up"
+    data["state"]["motions"] = ["turn_left", "look_up"]
+    return Challenge.from_dict(data)
+
+
+def test_a_wide_live_video_pass_refreshes_the_face_gallery_reversibly(  # type: ignore[no-untyped-def]
+    store: TemplateStore, executor, photo, clips, settings
+) -> None:
+    from biometrics.face.service import enroll
+    from biometrics.face.verifier import FaceVerifier
+    from verification import Decision, Evidence
+
+    enroll(store, "r-live", [photo("obama")], actor="test", settings=settings)
+    enrolled = store.load("r-live", "face")
+    assert enrolled is not None and store.enrolled_samples("r-live", "face") == 1
+    verifier = FaceVerifier(store, settings=settings, executor=executor)
+    clip = Evidence("video", clips["obama_left_up"], "video/mp4")
+    res = _run(verifier.verify("r-live", _live_challenge(verifier, "r-live"), clip))
+    assert res.decision is Decision.ACCEPT, res
+    assert res.score is not None and res.score <= settings.threshold - FACE_POLICY.margin
+    assert res.details["gallery_refreshed"] is True
+    gallery = store.load("r-live", "face")
+    assert gallery is not None and gallery.shape == (2, 128)
+    assert np.allclose(gallery[0], enrolled[0], atol=1e-6)  # the enrolled photo stays first
+    actions = [e["action"] for e in store.audit_trail("r-live")]
+    assert actions == ["enroll", "refresh"]
+    # Bounded: more passes never grow the gallery past the enrolled rows + max_refreshed.
+    for _ in range(3):
+        _run(verifier.verify("r-live", _live_challenge(verifier, "r-live"), clip))
+    gallery = store.load("r-live", "face")
+    assert gallery is not None and gallery.shape == (1 + FACE_POLICY.max_refreshed, 128)
+    assert store.enrolled_samples("r-live", "face") == 1  # refreshes are not enrollments
+    # Reversible: the last refresh is undone by staff.
+    assert store.restore_previous("r-live", "face", actor="staff:ana")
+    assert store.audit_trail("r-live")[-1]["action"] == "restore"
+
+
+def test_stills_and_other_people_never_refresh_the_face_gallery(  # type: ignore[no-untyped-def]
+    store: TemplateStore, executor, photo, clips, settings
+) -> None:
+    from biometrics.face.service import enroll
+    from biometrics.face.verifier import FaceVerifier
+    from verification import Decision, Evidence
+
+    enroll(store, "r-still", [photo("obama")], actor="test", settings=settings)
+    verifier = FaceVerifier(store, settings=settings, executor=executor)
+    still = Evidence("image", photo("obama2").read_bytes(), "image/jpeg")
+    res = _run(verifier.verify("r-still", _live_challenge(verifier, "r-still"), still))
+    assert res.decision is Decision.ACCEPT and "gallery_refreshed" not in res.details
+    other = Evidence("video", clips["biden_left_up"], "video/mp4")
+    res = _run(verifier.verify("r-still", _live_challenge(verifier, "r-still"), other))
+    assert res.decision is Decision.REJECT
+    off = FaceVerifier(
+        store, settings=settings.model_copy(update={"learn_from_success": False}), executor=executor
+    )
+    clip = Evidence("video", clips["obama_left_up"], "video/mp4")
+    res = _run(off.verify("r-still", _live_challenge(off, "r-still"), clip))
+    assert res.decision is Decision.ACCEPT and res.details["gallery_refreshed"] is False
+    assert [e["action"] for e in store.audit_trail("r-still")] == ["enroll"]

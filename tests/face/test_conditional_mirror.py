@@ -1,0 +1,53 @@
+"""The mirror pass runs only near a decision boundary, and never changes a decision."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from biometrics.face.engine import needs_mirror
+from biometrics.face.matching import best_distance
+from biometrics.face.pool import observe_image
+from biometrics.face.settings import FaceSettings
+
+
+def test_needs_mirror_only_within_the_band() -> None:
+    assert needs_mirror(0.47, (0.45, 0.15), 0.05)
+    assert needs_mirror(0.12, (0.45, 0.15), 0.05)
+    assert not needs_mirror(0.30, (0.45, 0.15), 0.05)
+    assert not needs_mirror(0.80, (0.45, 0.15), 0.05)
+
+
+def test_far_probes_take_one_pass_and_decide_as_the_mirror_averaged_one(  # type: ignore[no-untyped-def]
+    photo, encodings, settings: FaceSettings
+) -> None:
+    boundaries = (settings.still_threshold, settings.replay_distance)
+    for enrolled, probe in (("obama", "obama2"), ("obama", "biden"), ("rose", "rose2")):
+        template = encodings[enrolled][None, :]
+        data = photo(probe).read_bytes()
+        quick = observe_image(data, settings, template, boundaries)
+        full = observe_image(data, settings)
+        assert quick.encoding is not None and full.encoding is not None
+        d_quick = best_distance(template, quick.encoding)
+        d_full = best_distance(template, full.encoding)
+        assert abs(d_quick - d_full) <= settings.mirror_band
+        for b in boundaries:
+            assert (d_quick <= b) == (d_full <= b)
+        assert quick.mirrored == needs_mirror(d_quick, boundaries, settings.mirror_band) or (
+            quick.mirrored and np.allclose(quick.encoding, full.encoding)
+        )
+
+
+def test_a_probe_near_the_boundary_gets_the_mirror_pass(  # type: ignore[no-untyped-def]
+    photo, encodings, settings: FaceSettings
+) -> None:
+    template = encodings["obama"][None, :]
+    data = photo("obama2").read_bytes()
+    full = observe_image(data, settings)
+    assert full.encoding is not None
+    d = best_distance(template, full.encoding)
+    # A boundary placed right at this probe's distance forces the second pass.
+    near = observe_image(data, settings, template, (d,))
+    assert near.mirrored and near.encoding is not None
+    assert np.allclose(near.encoding, full.encoding)
+    far = observe_image(data, settings, template, (d + 0.5,))
+    assert not far.mirrored
