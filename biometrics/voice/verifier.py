@@ -41,6 +41,7 @@ from biometrics.voice.challenge import (
     spaced,
 )
 from biometrics.voice.enrollment import KIND
+from biometrics.voice.noise import estimate_snr_db
 from biometrics.voice.settings import VoiceSettings, get_voice_settings
 from biometrics.voice.voiceprint import score, voiceprint_of_samples
 from verification import (
@@ -124,7 +125,8 @@ class VoiceVerifier:
             ``template_unavailable`` (it cannot be decrypted), ``wrong_digits`` or
             ``no_match``. ``retry`` when the audio cannot be judged:
             ``wrong_media``, ``corrupt_audio``, ``empty_audio``, ``silent``,
-            ``audio_too_short``, ``audio_too_long``, ``no_speech``.
+            ``audio_too_short``, ``audio_too_long``, ``no_speech``, ``too_noisy``
+            (``details["snr_db"]``; too much background noise, with a hint).
         """
         if challenge.kind is not self.kind or challenge.state.get("resident_id") != resident_id:
             return self._result(Decision.REJECT, "wrong_challenge")
@@ -162,6 +164,17 @@ class VoiceVerifier:
             return self._result(Decision.REJECT, "not_enrolled")
         try:
             decoded = decode(audio)
+            snr_db = estimate_snr_db(decoded.samples)
+            if snr_db < s.min_snr_db:
+                return self._result(
+                    Decision.RETRY,
+                    "too_noisy",
+                    details={
+                        "snr_db": round(snr_db, 1),
+                        "message": "there is too much background noise; move somewhere "
+                        "quieter, hold the phone close and read the digits again",
+                    },
+                )
             probe = voiceprint_of_samples(
                 decoded.samples, min_voiced_s=s.min_voiced_s, duration_s=decoded.duration_s
             )
