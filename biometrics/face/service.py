@@ -116,6 +116,8 @@ def enroll(
 #: Enrollment frames taken from a video note, and how frontal they must be (|yaw|, |pitch|
 #: change from the clip's median, inter-ocular units; a 20-degree turn is ~0.13).
 VIDEO_ENROLL_FRAMES = 3
+#: Frontal frames spread over an enrollment clip that must all show the gallery's person.
+CONSISTENCY_FRAMES = 6
 FRONTAL_YAW = 0.06
 
 
@@ -136,7 +138,8 @@ def enroll_from_video(
     median) are ranked by sharpness and up to ``frames`` of them, at least half
     a second apart, become the gallery (nearest decides at verification, as
     with several photos). Frames of one clip must agree (each pair within the
-    threshold), so a clip that cuts to another person cannot enroll both.
+    threshold, the gallery's frames and ``CONSISTENCY_FRAMES`` frontal frames
+    spread over the clip), so a clip that cuts to another person enrolls no one.
 
     Raises:
         EnrollmentError: ``corrupt_video`` / ``video_too_long`` (from decoding),
@@ -178,15 +181,22 @@ def enroll_from_video(
             chosen.append(u)
         if len(chosen) == frames:
             break
-    from biometrics.face.engine import encode
+    from biometrics.face.engine import encode, encode_plain, face_chip
 
     vectors = [encode(rgb, obs.face) for _, _, _, obs, rgb in sorted(chosen, key=lambda c: c[0])]
     template = np.vstack(vectors)
+    # The whole clip must show one person, not only the frames kept: a few more frontal
+    # frames spread over the clip (one ResNet pass each) are compared too.
+    spread = np.unique(np.linspace(0, len(frontal) - 1, min(CONSISTENCY_FRAMES, len(frontal))))
+    checked = [*vectors]
+    for i in spread.round().astype(int):
+        _, _, _, obs, rgb = frontal[int(i)]
+        checked.append(encode_plain(face_chip(rgb, obs.face)))
     worst_pair = max(
         (
-            float(np.linalg.norm(template[i] - template[j]))
-            for i in range(len(vectors))
-            for j in range(i + 1, len(vectors))
+            float(np.linalg.norm(checked[i] - checked[j]))
+            for i in range(len(checked))
+            for j in range(i + 1, len(checked))
         ),
         default=0.0,
     )

@@ -6,7 +6,8 @@ Steps (``state.form_step`` while ``state.active_form == "enrollment"``):
   (issue 6: enrollment only "in a verified session"). Without a PIN the PIN
   set-up runs first (``active_form == "pin_setup"`` with ``{"for": "biometrics"}``).
 * ``enroll_choice``: buttons Face / Voice / Delete my biometrics.
-* ``enroll_face``: 1-5 selfies (image attachments), then "done".
+* ``enroll_face``: 1-5 selfies (image attachments), then "done"; or one video
+  note, whose quality-checked near-frontal frames become a small gallery at once.
 * ``enroll_voice``: five prompted digit strings, one voice note each.
 * ``enroll_delete``: a confirm button, then every template is deleted (audited).
 
@@ -68,6 +69,9 @@ FACE_CODES = frozenset(
         "unsupported_format",
         "image_too_large",
         "inconsistent_photos",
+        "too_dark",
+        "corrupt_video",
+        "video_too_long",
     }
 )
 VOICE_CODES = frozenset(
@@ -291,6 +295,10 @@ class EnrollmentForm:
             photos = []  # another worker or a restart: the earlier photos are gone
             turn.say("enroll_samples_lost")
         if images is None:
+            videos = [a.data for a in turn.message.attachments if a.kind == "video"]
+            if videos:
+                await self._face_video(turn, videos[-1])
+                return
             images = [a.data for a in turn.message.attachments if a.kind == "image"]
         if not images:
             turn.say("enroll_face_need_photo")
@@ -343,6 +351,36 @@ class EnrollmentForm:
         log.info("face_enrolled_in_chat", samples=result.samples)
         self._finish(turn)
         turn.say("enroll_face_done", count=result.samples)
+
+    async def _face_video(self, turn: Turn, data: bytes) -> None:
+        """Enroll from a video note: its best frames (quality-checked) become the gallery.
+
+        See :func:`biometrics.face.service.enroll_from_video`. Selfies collected
+        earlier in the step are dropped once the video enrolls; if the video is
+        refused they stay and the resident may send another video or more photos.
+        """
+        from biometrics.face.service import EnrollmentError, enroll_from_video
+
+        try:
+            result = await asyncio.to_thread(
+                enroll_from_video,
+                self._templates(),
+                str(turn.resident_id),
+                data,
+                actor=self._actor(turn),
+            )
+        except EnrollmentError as exc:
+            turn.actions.append(f"enroll_face_video_rejected:{exc.code}")
+            turn.say(
+                "enroll_face_video_rejected",
+                reason=Term("enroll_error", _code(exc.code, FACE_CODES)),
+            )
+            return
+        self.pending.drop(self._key(turn))
+        turn.actions.append("enroll_face_done_video")
+        log.info("face_enrolled_in_chat", samples=result.samples, video=True)
+        self._finish(turn)
+        turn.say("enroll_face_done_video", count=result.samples)
 
     # -- voice ------------------------------------------------------------------
 
