@@ -8,12 +8,16 @@ one database (the embedded default) or in separate ones.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+#: A pooled connection idle longer than this is pinged before it is handed out.
+PING_IDLE_S = 10.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -21,8 +25,15 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, ping_idle_s: float | None = PING_IDLE_S, **kwargs: Any) -> Engine:
     """Create an engine with the settings billtalk relies on.
+
+    On a server database, a pooled connection that sat idle longer than
+    ``ping_idle_s`` is pinged (``SELECT 1``) when it is checked out, and replaced
+    if the ping fails (the server restarted, a proxy dropped it). A connection in
+    steady use is not pinged: SQLAlchemy's ``pool_pre_ping`` would add one round
+    trip to every checkout, i.e. to every transaction. ``ping_idle_s=None`` (or an
+    explicit ``pool_pre_ping=True``) pings on every checkout.
 
     On SQLite: WAL journal, enforced foreign keys, a busy timeout so concurrent
     writers wait instead of failing, and ``BEGIN IMMEDIATE`` for every transaction
@@ -40,8 +51,36 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         _tune_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    if ping_idle_s is None:
+        kwargs.setdefault("pool_pre_ping", True)
+    engine = create_engine(url, **kwargs)
+    if ping_idle_s is not None and not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine, ping_idle_s)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Ping a connection on checkout only if it was returned to the pool ``idle_s`` ago."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["billtalk_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("billtalk_checked_in")
+        if returned is None or time.monotonic() - returned < idle_s:
+            return  # fresh from connect(), or in use moments ago
+        try:
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_conn.rollback()  # the ping's implicit transaction
+        except Exception as error:  # the pool discards it and connects again
+            raise exc.DisconnectionError(f"stale pooled connection: {error}") from error
 
 
 def _tune_sqlite(engine: Engine) -> None:
