@@ -377,8 +377,35 @@ def fsdd_folder(folder: Path | None) -> Path:
     return tmp / "recordings"
 
 
+RESEMBLYZER_REPO = Path("/work/.mirror/resemble-ai+Resemblyzer/repo")
+RESEMBLYZER_COMMIT = "15d828e"
+
+
+def libri_folder() -> Path:
+    """LibriSpeech test-other speakers (CC BY 4.0), as many as can be reached legitimately.
+
+    Resemblyzer's repository (Apache-2.0) carries ten test-other speakers with ten
+    utterances each in ``audio_data/librispeech_test-other``; ``../shared/data/voice``
+    holds five of them. The local mirror is used when present, else the shared five.
+    """
+    import subprocess
+
+    if not RESEMBLYZER_REPO.is_dir():
+        print("Resemblyzer mirror not available; the shared five LibriSpeech speakers only",
+              file=sys.stderr)  # fmt: skip
+        return vd.DATA / "librispeech_test-other"
+    tmp = Path(tempfile.mkdtemp(prefix="libri-"))
+    archive = subprocess.run(
+        ["git", f"--git-dir={RESEMBLYZER_REPO}", "archive", RESEMBLYZER_COMMIT,
+         "audio_data/librispeech_test-other"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    subprocess.run(["tar", "x", "-C", str(tmp)], input=archive, check=True)
+    return tmp / "audio_data" / "librispeech_test-other"
+
+
 def protocol_speakers(
-    rng: random.Random, fsdd: Path, enrollments: int, probes: int
+    rng: random.Random, fsdd: Path, enrollments: int, probes: int, libri: Path | None = None
 ) -> dict[str, dict[str, Any]]:
     """Per speaker: enrollments (lists of prepared utterances) and probes (prepared).
 
@@ -424,8 +451,9 @@ def protocol_speakers(
                 for _ in range(probes)
             ],
         }
-    for spk in vd.libri_speakers():
-        files = sorted((vd.DATA / "librispeech_test-other" / spk).glob("*.flac"))
+    libri = libri or vd.DATA / "librispeech_test-other"
+    for spk in sorted(p.name for p in libri.iterdir() if p.is_dir()):
+        files = sorted((libri / spk).glob("*.flac"))
         pool = [c for f in files[:5] for c in vd._chunks(load(f), 2.5)]  # type: ignore[arg-type]
         if len(pool) < 5:
             continue
@@ -447,30 +475,45 @@ def legacy_embed(speech: np.ndarray | None) -> np.ndarray:
 def protocol(args: argparse.Namespace) -> dict[str, Any]:
     """Calibrate the voice threshold on half the speakers and report on the other half."""
     from bench.heldout import at_threshold, calibrate, det_plot, frr_at_far, split_people
+    from biometrics.voice.audio import VoiceAudioError
+    from biometrics.voice.noise import estimate_snr_db
     from biometrics.voice.voiceprint import pooled_template, voiceprint_of_samples
 
     settings = get_voice_settings()
     rng = random.Random(args.seed)
-    speakers = protocol_speakers(rng, fsdd_folder(args.fsdd), 3, 30)
+    load_before = os.getloadavg()
+    started = datetime.now(UTC)
+    speakers = protocol_speakers(rng, fsdd_folder(args.fsdd), 3, 30, libri_folder())
     emb: dict[str, dict[str, Any]] = {}
     refused = Counter()
+    snr_clean: list[float] = []
+    kinds = ["after"] if args.skip_before else ["before", "after"]
     for spk, d in tqdm(speakers.items(), desc="voiceprints", file=sys.stderr, leave=False):
         before, after = [], []
         for utts in d["enroll"]:
             prints = [voiceprint_of_samples(u, min_voiced_s=0.25) for u in utts]
             # Before issue 18: mean of per-recording voiceprints, Resemblyzer's default rate.
-            before.append(make_template([legacy_embed(p.speech) for p in prints]))
+            if not args.skip_before:
+                before.append(make_template([legacy_embed(p.speech) for p in prints]))
             after.append(pooled_template(prints))
-        probes, legacy = [], []
+        probes, legacy, raw = [], [], []
         for u in d["probe"]:
+            snr = estimate_snr_db(u)
+            snr_clean.append(snr)
             try:
+                if snr < settings.min_snr_db:  # the product's probe gate (verifier)
+                    raise VoiceAudioError("too_noisy", "too much background noise")
                 vp = voiceprint_of_samples(u, min_voiced_s=settings.min_voiced_s)
             except Exception as exc:  # refused by the probe gates: counted, not scored
                 refused[getattr(exc, "code", type(exc).__name__)] += 1
                 continue
             probes.append(vp.vector)
-            legacy.append(legacy_embed(vp.speech))
-        emb[spk] = {"before": before, "after": after, "probes": probes, "legacy": legacy}
+            raw.append(u)
+            if not args.skip_before:
+                legacy.append(legacy_embed(vp.speech))
+        emb[spk] = {
+            "before": before, "after": after, "probes": probes, "legacy": legacy, "raw": raw,
+        }  # fmt: skip
     people = list(emb)
     cal, held = split_people(people, SPLIT_SEED, {p: p.split(":")[0] for p in people})
 
@@ -488,19 +531,29 @@ def protocol(args: argparse.Namespace) -> dict[str, Any]:
         return np.array(gen), np.array(imp), np.array(within)
 
     out: dict[str, Any] = {
+        "date": started.isoformat(timespec="minutes"),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPU, "
+        f"Python {platform.python_version()}",
+        "load_avg_before": load_before,
         "data": {
             "fsdd": f"github.com/Jakobovski/free-spoken-digit-dataset@{FSDD_COMMIT[:7]}, "
             "6 speakers, CC BY-SA 4.0 (3 of them also in ../shared/data/voice)",
-            "librispeech": "../shared/data/voice/librispeech_test-other (CC BY 4.0, "
-            "via resemble-ai/Resemblyzer)",
+            "librispeech": "LibriSpeech test-other (CC BY 4.0), the ten speakers carried by "
+            f"github.com/resemble-ai/Resemblyzer@{RESEMBLYZER_COMMIT} audio_data "
+            "(Apache-2.0 repository; five of them also in ../shared/data/voice)",
             "probes_refused_by_gates": dict(refused),
+            "probe_snr_db": {
+                "min": round(min(snr_clean), 1),
+                "p5": round(float(np.percentile(snr_clean, 5)), 1),
+                "gate": settings.min_snr_db,
+            },
             "speakers": len(people),
         },
         "split": {"seed": SPLIT_SEED, "calibration": cal, "heldout": held},
         "shipped_threshold": settings.match_threshold,
     }
     curves = {}
-    for kind, thr in (("before", 0.80), ("after", settings.match_threshold)):
+    for kind, thr in [(k, 0.80 if k == "before" else settings.match_threshold) for k in kinds]:
         cg, ci, cw = trials(cal, kind)
         hg, hi, _ = trials(held, kind)
         rule = calibrate(ci, cw)
@@ -518,12 +571,101 @@ def protocol(args: argparse.Namespace) -> dict[str, Any]:
         }
         curves[f"held-out, {kind}"] = (hg, hi)
         curves[f"calibration, {kind}"] = (cg, ci)
+    out["snorm_diagnostic"], sn = snorm_diagnostic(emb, cal, held)
+    curves["held-out, after + s-norm (not shipped)"] = sn
+    out["noisy_probes"] = noisy_probes(emb, held, settings, rng)
+    out["load_avg_after"] = os.getloadavg()
     det_plot(
         curves,
         [("0.80", 0.80), (f"{settings.match_threshold:.2f}", settings.match_threshold)],
         RESULTS / "voice_heldout_det.png",
         "Voice, held-out speakers (before: mean of 5 voiceprints; after: pooled, dense windows)",
     )
+    return out
+
+
+def snorm_diagnostic(
+    emb: dict[str, dict[str, Any]], cal: list[str], held: list[str]
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]:
+    """Symmetric score normalisation against a cohort, measured (not shipped).
+
+    s-norm: ``0.5 * ((s - mu_t) / sd_t + (s - mu_p) / sd_p)`` where ``mu``/``sd``
+    are the template's and the probe's mean and spread of similarity to a cohort
+    of other speakers' voiceprints. The cohort is the calibration speakers'
+    probes only; calibration trials leave the two speakers of the trial out of
+    it. The threshold (FAR <= 0.1 %) comes from calibration trials and is
+    applied to the held-out speakers.
+    """
+    from bench.heldout import at_threshold, calibrate
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        return v / np.linalg.norm(v)
+
+    cohort = {s: np.array([unit(p) for p in emb[s]["probes"]]) for s in cal}
+
+    def stats(v: np.ndarray, exclude: tuple[str, ...]) -> tuple[float, float]:
+        c = np.vstack([cohort[s] for s in cal if s not in exclude])
+        sc = c @ v
+        return float(sc.mean()), float(sc.std()) + 1e-6
+
+    def trials(group: list[str], leave_out: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gen, imp, within = [], [], []
+        for a in group:
+            for t in emb[a]["after"]:
+                t = unit(t)
+                for b in group:
+                    excl = (a, b) if leave_out else ()
+                    mt, st = stats(t, excl)
+                    for p in emb[b]["probes"]:
+                        p = unit(p)
+                        mp, sp = stats(p, excl)
+                        s = float(t @ p)
+                        v = 0.5 * ((s - mt) / st + (s - mp) / sp)
+                        (gen if a == b else imp).append(v)
+                        if a != b and a.split(":")[0] == b.split(":")[0]:
+                            within.append(v)
+        return np.array(gen), np.array(imp), np.array(within)
+
+    cg, ci, cw = trials(cal, True)
+    hg, hi, _ = trials(held, False)
+    rule = calibrate(ci, cw)
+    return {
+        "cohort": f"{sum(len(c) for c in cohort.values())} probe voiceprints of the "
+        f"{len(cal)} calibration speakers",
+        "calibrated_threshold": rule["threshold"],
+        "calibration_at_calibrated": at_threshold(cg, ci, rule["threshold"]),
+        "heldout_at_calibrated": at_threshold(hg, hi, rule["threshold"]),
+        "heldout_max_impostor": float(hi.max()),
+    }, (hg, hi)
+
+
+def noisy_probes(
+    emb: dict[str, dict[str, Any]], held: list[str], settings: Any, rng: random.Random
+) -> dict[str, Any]:
+    """Held-out genuine probes with white noise added: refused by the gate, or scored."""
+    from biometrics.voice.noise import estimate_snr_db
+    from biometrics.voice.voiceprint import voiceprint_of_samples
+
+    gen = np.random.default_rng(rng.randrange(2**32))
+    out: dict[str, Any] = {}
+    for snr_db in (0.0, 5.0, 10.0):
+        refused = scored = rejected = 0
+        for spk in held:
+            for u in emb[spk]["raw"][:5]:
+                power = float(np.mean(np.asarray(u, dtype=np.float64) ** 2))
+                noisy = (u + gen.normal(0, np.sqrt(power / 10 ** (snr_db / 10)), len(u))).astype(
+                    np.float32
+                )
+                if estimate_snr_db(noisy) < settings.min_snr_db:
+                    refused += 1
+                    continue
+                vp = voiceprint_of_samples(noisy, min_voiced_s=settings.min_voiced_s)
+                scored += 1
+                best = max(float(similarity(t, vp.vector)) for t in emb[spk]["after"][:1])
+                rejected += int(best < settings.match_threshold)
+        out[f"{snr_db:g}dB"] = {"refused_too_noisy": refused, "scored": scored,
+                                "scored_and_rejected": rejected}  # fmt: skip
     return out
 
 
@@ -539,6 +681,9 @@ def main() -> None:
         "--protocol-only", action="store_true", help="only the held-out protocol (issue 18)"
     )
     parser.add_argument("--fsdd", type=Path, default=None, help="FSDD recordings folder")
+    parser.add_argument(
+        "--skip-before", action="store_true", help="protocol: skip the pre-issue-18 embeddings"
+    )
     args = parser.parse_args()
     import torch
 
