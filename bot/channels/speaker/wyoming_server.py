@@ -7,8 +7,11 @@ one ``transcript`` to handle, one synthesis) and this server answers each:
 * **asr**: ``transcribe``, ``audio-start``, ``audio-chunk``..., ``audio-stop`` ->
   one ``transcript``. Audio in any rate, width and channel count is converted to
   16 kHz 16-bit mono; a stream longer than ``max_audio_s`` (60 s) is cut there
-  and the rest dropped. The recogniser is billtalk's offline pocketsphinx with
-  the bill-domain language model (:mod:`speech`). Silence, noise and
+  and the rest dropped. The recogniser (``asr_engine``, default ``auto``) is
+  billtalk's offline pocketsphinx with the bill-domain language model
+  (:mod:`speech`) for English and Whisper base for Chinese (``transcribe``
+  with ``language="zh"``); the transcript's context names it
+  (``billtalk_asr``). Silence, noise and
   over-long audio give an empty transcript; its ``context`` says why
   (``billtalk_error``), and an unsure result is flagged ``billtalk_weak`` (also
   remembered for a minute, for clients that drop the context);
@@ -136,16 +139,18 @@ def _length(header: dict[str, Any], key: str, limit: int) -> int:
     return value
 
 
-def _asr_model(settings: SpeakerSettings) -> AsrModel:
-    if settings.asr_engine == "faster_whisper":
-        return AsrModel(
-            name="whisper-base-int8",
-            attribution=Attribution(name="OpenAI", url="https://github.com/openai/whisper"),
-            installed=True,
-            description="Whisper base (CTranslate2, int8) with a bill-domain prompt",
-            version=VERSION,
-            languages=["en", "zh"],
-        )
+def _whisper_model(languages: list[str]) -> AsrModel:
+    return AsrModel(
+        name="whisper-base-int8",
+        attribution=Attribution(name="OpenAI", url="https://github.com/openai/whisper"),
+        installed=True,
+        description="Whisper base (CTranslate2, int8) with a bill-domain prompt",
+        version=VERSION,
+        languages=languages,
+    )
+
+
+def _sphinx_model() -> AsrModel:
     return AsrModel(
         name="pocketsphinx-bills-en",
         attribution=Attribution(name="CMU Sphinx", url="https://cmusphinx.github.io"),
@@ -156,6 +161,31 @@ def _asr_model(settings: SpeakerSettings) -> AsrModel:
     )
 
 
+def asr_engine_for(settings: SpeakerSettings, language: str | None) -> str:
+    """The engine that decodes a request in ``language``: ``pocketsphinx`` or
+    ``faster_whisper`` (``auto``: Chinese to Whisper when installed, else pocketsphinx)."""
+    if settings.asr_engine != "auto":
+        return settings.asr_engine
+    chinese = (language or "").lower().startswith(("zh", "cmn"))
+    if chinese and _whisper_available(settings.whisper_model_dir):
+        return "faster_whisper"
+    return "pocketsphinx"
+
+
+def _whisper_available(model_dir: str) -> bool:
+    from bot.channels.speaker.whisper_asr import available
+
+    return available(model_dir)
+
+
+def _asr_models(settings: SpeakerSettings) -> list[AsrModel]:
+    if settings.asr_engine == "faster_whisper":
+        return [_whisper_model(["en", "zh"])]
+    if settings.asr_engine == "auto" and _whisper_available(settings.whisper_model_dir):
+        return [_sphinx_model(), _whisper_model(["zh"])]
+    return [_sphinx_model()]
+
+
 def describe_info(settings: SpeakerSettings) -> Info:
     """The ``info`` event: the asr, handle and tts programs."""
     return Info(
@@ -164,9 +194,10 @@ def describe_info(settings: SpeakerSettings) -> Info:
                 name="billtalk-asr",
                 attribution=_ATTRIBUTION,
                 installed=True,
-                description="billtalk's offline recogniser (pocketsphinx, bill-domain model)",
+                description="billtalk's offline recogniser (pocketsphinx with the bill-domain"
+                " model; Whisper base for Chinese when installed)",
                 version=VERSION,
-                models=[_asr_model(settings)],
+                models=_asr_models(settings),
             )
         ],
         handle=[
@@ -231,6 +262,7 @@ class HeardUtterance:
     confidence: float = 0.0
     error: str | None = None
     duration_s: float = 0.0
+    engine: str = ""
 
 
 @dataclass
@@ -263,46 +295,62 @@ def recognise(
 ) -> HeardUtterance:
     """Transcribe 16 kHz 16-bit mono PCM with the speaker's recogniser (blocking).
 
-    The engine is ``settings.asr_engine``: pocketsphinx with the bill-domain model
-    (:mod:`speech`, English only), or Whisper base
+    The engine is :func:`asr_engine_for` the request's ``language``: pocketsphinx
+    with the bill-domain model (:mod:`speech`, English only), or Whisper base
     (:mod:`bot.channels.speaker.whisper_asr`), told the ``language`` of the
     ``transcribe`` request (``zh``: Chinese, else English).
     Both refuse silence, noise only and over-long audio the same way
     (:func:`speech.load_audio`).
     """
-    from speech import AudioError, load_audio, transcribe
+    from speech import AudioError, transcribe
+    from speech.audio import audio_from_pcm16
 
     settings = settings or get_speaker_settings()
     duration = len(pcm) / (RATE * WIDTH)
     if cut:
         return HeardUtterance("", error="too_long", duration_s=duration)
     chinese = (language or "").lower().startswith(("zh", "cmn"))
-    if chinese and settings.asr_engine == "pocketsphinx":
+    engine = asr_engine_for(settings, language)
+    if chinese and engine == "pocketsphinx":
         return HeardUtterance("", error="language_unsupported", duration_s=duration)
     if not pcm:
         return HeardUtterance("", error="empty")
     try:
-        if settings.asr_engine == "faster_whisper":
+        if engine == "faster_whisper":
             from bot.channels.speaker.whisper_asr import transcribe_samples
 
-            audio = load_audio(pcm_to_wav(pcm), max_seconds=settings.max_audio_s)
+            audio = audio_from_pcm16(pcm, max_seconds=settings.max_audio_s)
             text, confidence, weak = transcribe_samples(
                 audio.samples,
                 language="zh" if chinese else "en",
                 model_dir=settings.whisper_model_dir,
                 threads=settings.whisper_threads,
+                beam_size=settings.whisper_beam_size,
+                prompt=settings.whisper_prompt,
+                short_window=settings.whisper_short_window,
             )
-            return HeardUtterance(text, weak=weak, confidence=confidence, duration_s=duration)
+            return HeardUtterance(
+                text, weak=weak, confidence=confidence, duration_s=duration, engine=engine
+            )
         from speech.settings import get_speech_settings
 
         speech_settings = get_speech_settings().model_copy(
             update={"general_fallback": settings.general_fallback}
         )
-        result = transcribe(pcm_to_wav(pcm), settings=speech_settings)
+        loaded = audio_from_pcm16(
+            pcm,
+            max_seconds=speech_settings.max_seconds,
+            vad_aggressiveness=speech_settings.vad_aggressiveness,
+        )
+        result = transcribe(loaded, settings=speech_settings)
     except AudioError as exc:
         return HeardUtterance("", error=exc.code, duration_s=duration)
     return HeardUtterance(
-        result.text, weak=result.weak, confidence=result.confidence, duration_s=duration
+        result.text,
+        weak=result.weak,
+        confidence=result.confidence,
+        duration_s=duration,
+        engine=engine,
     )
 
 
@@ -485,6 +533,8 @@ class BilltalkHandler(AsyncEventHandler):
             context["billtalk_weak"] = True
         if heard.text:
             context["billtalk_confidence"] = round(heard.confidence, 3)
+        if heard.engine:
+            context["billtalk_asr"] = heard.engine
         await self.write_event(
             Transcript(text=heard.text, language=stream.language or "en", context=context).event()
         )

@@ -185,8 +185,11 @@ async def test_a_weak_transcript_is_repeated_back_then_the_chat_is_suggested(
 async def test_chinese_audio_to_the_english_recogniser_gets_a_clear_reply(
     wyoming_server: WyomingServer,
 ) -> None:
+    from bot.channels.speaker.settings import SpeakerSettings
     from speech import synthesize
 
+    # English-only recognition (without Whisper, ``auto`` behaves the same way).
+    wyoming_server.service.settings = SpeakerSettings(asr_engine="pocketsphinx")
     samples, rate = _pcm(synthesize("我欠多少钱", lang="zh"))
     pcm = (samples * 32767).astype("<i2").tobytes()
     out = await wyoming_server.request(
