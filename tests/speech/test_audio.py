@@ -143,3 +143,27 @@ def test_image_is_unsupported_format() -> None:
     buf = BytesIO()
     Image.new("RGB", (64, 64), "red").save(buf, format="PNG")
     assert _code(buf.getvalue()) in {"unsupported_format", "corrupt"}
+
+
+def test_raw_pcm_gets_the_same_checks_and_trim_as_a_wav(speech: np.ndarray) -> None:
+    from speech.audio import audio_from_pcm16, to_pcm16
+
+    padded = np.concatenate([np.zeros(16_000, np.float32), speech, np.zeros(16_000, np.float32)])
+    pcm = to_pcm16(padded)
+    direct = audio_from_pcm16(pcm)
+    via_wav = load_audio(wav_bytes(padded))
+    assert direct.samples.size == via_wav.samples.size < padded.size  # silence trimmed
+    assert np.allclose(direct.samples, via_wav.samples, atol=1e-4)
+    assert direct.duration_s == via_wav.duration_s and direct.speech_s == via_wav.speech_s
+    with pytest.raises(AudioError) as silent:
+        audio_from_pcm16(bytes(32_000))
+    assert silent.value.code == "silent"
+    with pytest.raises(AudioError) as noise:
+        audio_from_pcm16(to_pcm16(pink_noise(32_000) * 0.3))
+    assert noise.value.code == "no_speech"
+    with pytest.raises(AudioError) as long:
+        audio_from_pcm16(pcm, max_seconds=1.0)
+    assert long.value.code == "too_long"
+    with pytest.raises(AudioError) as odd:
+        audio_from_pcm16(pcm[:-1])
+    assert odd.value.code == "corrupt"

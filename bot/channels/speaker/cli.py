@@ -68,9 +68,8 @@ def serve_command(
     async def main() -> None:
         from bot.channels.speaker.channel import SpeakerChannel
         from bot.channels.speaker.devices import ensure_schema
-        from bot.channels.speaker.wyoming_server import SpeakerService, serve
+        from bot.channels.speaker.wyoming_server import SpeakerService, serve, warm_up
         from bot.engine import DialogueEngine
-        from speech.recognize import warm_up
 
         engine = await DialogueEngine.embedded()
         await asyncio.to_thread(ensure_schema, str(engine.store.engine.url))

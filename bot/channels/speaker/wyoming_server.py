@@ -354,6 +354,19 @@ def recognise(
     )
 
 
+def warm_up(settings: SpeakerSettings | None = None) -> None:
+    """Load the recognisers the settings use now, once, instead of on the first request
+    (pocketsphinx's decoders; Whisper when ``faster_whisper``, or ``auto`` with it installed)."""
+    from speech.recognize import warm_up as warm_up_sphinx
+
+    settings = settings or get_speaker_settings()
+    warm_up_sphinx()
+    if asr_engine_for(settings, "zh") == "faster_whisper":
+        from bot.channels.speaker.whisper_asr import get_model
+
+        get_model(settings.whisper_model_dir, settings.whisper_threads)
+
+
 def synthesize_pcm(text: str, language: str, settings: SpeakerSettings) -> tuple[bytes, int]:
     """Say ``text`` with espeak-ng; 16-bit mono PCM and its rate (blocking)."""
     from speech import synthesize

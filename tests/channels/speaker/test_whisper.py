@@ -130,3 +130,17 @@ def test_whisper_text_normalisation() -> None:
     assert normalize(" Pay 150 yuan for water.") == "pay 150 yuan for water"
     assert normalize("How much do I owe?") == "how much do i owe"
     assert normalize("Pay 45.50 for gas, please.") == "pay 45.50 for gas please"
+
+
+def test_warm_up_loads_whisper_once_under_auto() -> None:
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.whisper_asr import get_model
+    from bot.channels.speaker.wyoming_server import warm_up
+
+    settings = SpeakerSettings(asr_engine="auto")
+    warm_up(settings)
+    before = get_model.cache_info()
+    model = get_model(settings.whisper_model_dir, settings.whisper_threads)
+    after = get_model.cache_info()
+    assert after.hits == before.hits + 1 and after.misses == before.misses
+    assert model is get_model(settings.whisper_model_dir, settings.whisper_threads)
