@@ -67,6 +67,7 @@ from bot.turn import Turn
 from bot.verification_service import VerificationService
 from bot.verifiers import build_registry
 from bot.voice_input import VoiceInput
+from nlu.language import has_letters
 from verification import VerificationKind, Verifier
 
 log = get_logger("bot.engine")
@@ -566,7 +567,8 @@ class DialogueEngine:
             return
         parse = await self._parse(text, reference_date=turn.today)
         turn.parse = parse
-        turn.language = parse.get("language") or turn.language
+        if has_letters(text):  # a link code alone keeps the chat's language
+            turn.language = parse.get("language") or turn.language
         turn.state.language = turn.language
         turn.entities = first_entities(parse.get("entities") or [])
         turn.intent = (parse.get("intent") or {}).get("name")

@@ -50,6 +50,7 @@ from bot.turn import Turn
 from bot.verification_service import VerificationService
 from bot.verifiers.pin import PinVerifier
 from nlu.entities import unreadable_amount
+from nlu.language import has_letters
 from verification import Evidence, VerificationKind
 
 #: Intents answered by one action each.
@@ -291,7 +292,8 @@ class Policy:
         """A text message: parse it and route it."""
         parse = await self.parse(text, reference_date=turn.today)
         turn.parse = parse
-        turn.language = parse.get("language") or turn.language
+        if has_letters(text):  # digits alone (a PIN, an amount) keep the conversation's language
+            turn.language = parse.get("language") or turn.language
         turn.state.language = turn.language
         intent = str((parse.get("intent") or {}).get("name") or "nlu_fallback")
         confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)

@@ -28,6 +28,18 @@ def is_cjk(char: str) -> bool:
     )
 
 
+def has_letters(text: str) -> bool:
+    """Whether ``text`` has anything to tell its language by (a CJK ideograph or a Latin letter).
+
+    A PIN, an amount or a link code has not: the conversation's language stands.
+
+    Examples:
+        >>> has_letters("482913"), has_letters("51.25"), has_letters("交"), has_letters("yes")
+        (False, False, True, True)
+    """
+    return any(is_cjk(char) or (char.isascii() and char.isalpha()) for char in text)
+
+
 def detect_language(text: str) -> Language:
     """Return ``"zh"`` or ``"en"`` for ``text``.
 

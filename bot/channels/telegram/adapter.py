@@ -454,7 +454,11 @@ class TelegramAdapter:
         log.info("telegram_update_ignored", update_id=update.update_id)
         chat_id = update.api_kwargs.get("unparsed_private_chat")
         if isinstance(chat_id, int):
-            text = texts.say("unsupported", "en")
+            code = update.api_kwargs.get("unparsed_language_code")
+            language = self.ledger.chat_language(str(chat_id)) or texts.language_of(
+                code if isinstance(code, str) else None
+            )
+            text = texts.say("unsupported", language)
             await self.reply(chat_id, [OutgoingMessage(text=text)])
 
 

@@ -26,6 +26,7 @@ from telegram.request import HTTPXRequest
 
 from billtalk.logs import get_logger
 from bot.channels.telegram.adapter import ChatOrderedUpdateProcessor, TelegramAdapter, chat_key
+from bot.channels.telegram.channel import NAME
 from bot.channels.telegram.masking import install_token_masking
 from bot.channels.telegram.settings import TelegramSettings
 
@@ -52,12 +53,16 @@ def parse_update(data: dict[str, Any], bot: Any) -> Update:
         update = None
     if update is None:
         chat: dict[str, Any] = {}
+        sender: dict[str, Any] = {}
         for value in data.values():
             if isinstance(value, dict) and isinstance(value.get("chat"), dict):
                 chat = value["chat"]
+                found = value.get("from")
+                sender = found if isinstance(found, dict) else {}
         extra = {}
         if chat.get("type") == "private" and isinstance(chat.get("id"), int):
-            extra = {"unparsed_private_chat": chat["id"]}
+            extra = {"unparsed_private_chat": chat["id"],
+                     "unparsed_language_code": sender.get("language_code")}
         update = Update(update_id=int(data["update_id"]), api_kwargs=extra)
         update.set_bot(bot)
     return update
@@ -182,6 +187,8 @@ class TelegramRuntime:
             )
         if self.outbox:
             self._tasks.append(asyncio.create_task(self._run_outbox(), name="telegram-outbox"))
+        if self.settings.notice_poll_s > 0:
+            self._tasks.append(asyncio.create_task(self._run_notices(), name="telegram-notices"))
         log.info("telegram_started", mode="polling" if self.polling else "webhook",
                  bot=self.application.bot.username)
 
@@ -210,6 +217,22 @@ class TelegramRuntime:
                 log.error("telegram_outbox_failed", error=type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.outbox_poll_s)
+
+    async def _run_notices(self) -> None:
+        """Write the backend's pending notices into Telegram conversations, every so often.
+
+        The courier (:mod:`bot.notices`) writes each notice into the resident's most
+        recent Telegram conversation together with its outbox row, in one transaction,
+        and keeps quiet hours and the resident's language; the outbox sender sends it.
+        """
+        every_s = self.settings.notice_poll_s
+        while not self._stop.is_set():
+            try:
+                await self.engine.deliver_notices(channel=NAME)
+            except Exception as exc:  # the backend away for a while: try again next time
+                log.warning("telegram_notices_failed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every_s)
 
     async def process(self, data: dict[str, Any]) -> None:
         """Handle one update received by the webhook (in its chat's order)."""

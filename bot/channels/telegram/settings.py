@@ -55,6 +55,10 @@ class TelegramSettings(BaseSettings):
     order_wait_s: float = 30.0
     #: How often the outbox of pushed messages is polled.
     outbox_poll_s: float = 1.0
+    #: How often the billing backend's notices (due and overdue reminders, a pending
+    #: payment's outcome) are fetched and written to Telegram conversations' outbox; 0: never
+    #: (another process delivers them). Every worker may poll: each notice is told once.
+    notice_poll_s: float = 30.0
     #: Threads of the event loop's default executor (the engine's database calls, NLU and
     #: voice decoding run there): enough that text turns never queue behind voice notes.
     #: 0 leaves the loop's default (CPUs + 4) alone.

@@ -39,6 +39,7 @@ def telegram_settings(standin: BotApiStandIn, **overrides: Any) -> Any:
         "request_timeout_s": 3.0,
         "max_sends_per_s": 1000.0,
         "outbox_poll_s": 0.1,
+        "notice_poll_s": 0,  # tests/channels/telegram/test_reminders.py turns it on
         "webhook_secret": "stand-in-webhook-secret",
     }
     values.update(overrides)

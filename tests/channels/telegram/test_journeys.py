@@ -340,6 +340,11 @@ async def test_an_update_the_library_cannot_parse_does_not_block_later_updates(
     calls = await chat.do(lambda: standin.inject(broken))
     assert "can't read that kind of message" in joined(calls)
     assert "link" in (await chat.send("hello")).lower()
+    chinese = TgChat(runtime, standin, new_chat(), language_code="zh-hans")
+    broken = standin.message(chinese.chat_id, poll={"id": "p3", "question": "?"},
+                             language_code="zh-hans")
+    calls = await chinese.do(lambda: standin.inject(broken))
+    assert "我看不懂这类消息" in joined(calls), joined(calls)
 
 
 async def test_a_10000_character_message_is_refused_clearly(runtime: Any, standin: Any,
