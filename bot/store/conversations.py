@@ -285,7 +285,9 @@ class ConversationLog(NoticeLog):
     ) -> LoadedConversation:
         """Take the conversation's lease and read it.
 
-        Waits (polling) while another worker holds an unexpired lease.
+        Waits (polling) while another worker holds an unexpired lease. Each attempt
+        is one statement (``UPDATE ... RETURNING``) in a worker thread, so the event
+        loop never waits for the database.
 
         Raises:
             ConversationBusyError: the lease was not free within ``wait_s``.
@@ -293,39 +295,58 @@ class ConversationLog(NoticeLog):
         deadline = time.monotonic() + wait_s
         delay = 0.002
         while True:
-            now = datetime.now(UTC)
-            with self.session() as s:
-                taken = s.execute(
-                    update(ConversationRow)
-                    .where(
-                        ConversationRow.id == conversation_id,
-                        or_(
-                            ConversationRow.lease_until.is_(None),
-                            ConversationRow.lease_until < now,
-                        ),
-                    )
-                    .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s))
-                    .execution_options(synchronize_session=False)
-                ).rowcount  # type: ignore[attr-defined]
-                if taken == 1:
-                    row = s.get_one(ConversationRow, conversation_id)
-                    return LoadedConversation(
-                        conversation_id=row.id,
-                        channel=row.channel,
-                        external_user_id=row.external_user_id,
-                        resident_id=row.resident_id,
-                        household_id=row.household_id,
-                        status=row.status,
-                        flagged=row.flagged,
-                        flag_reason=row.flag_reason,
-                        state=json.loads(row.state or "{}"),
-                        version=row.version,
-                        turns=row.turns,
-                    )
+            loaded = await asyncio.to_thread(self._try_acquire, conversation_id, owner, lease_s)
+            if loaded is not None:
+                return loaded
             if time.monotonic() > deadline:
                 raise ConversationBusyError(conversation_id)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def _try_acquire(
+        self, conversation_id: str, owner: str, lease_s: float
+    ) -> LoadedConversation | None:
+        """Take the lease if it is free and return the row as read; ``None`` if it is held."""
+        now = datetime.now(UTC)
+        c = ConversationRow
+        with self.session() as s:
+            row = s.execute(
+                update(ConversationRow)
+                .where(
+                    c.id == conversation_id,
+                    or_(c.lease_until.is_(None), c.lease_until < now),
+                )
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s))
+                .execution_options(synchronize_session=False)
+                .returning(
+                    c.id,
+                    c.channel,
+                    c.external_user_id,
+                    c.resident_id,
+                    c.household_id,
+                    c.status,
+                    c.flagged,
+                    c.flag_reason,
+                    c.state,
+                    c.version,
+                    c.turns,
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        return LoadedConversation(
+            conversation_id=row.id,
+            channel=row.channel,
+            external_user_id=row.external_user_id,
+            resident_id=row.resident_id,
+            household_id=row.household_id,
+            status=row.status,
+            flagged=bool(row.flagged),
+            flag_reason=row.flag_reason,
+            state=json.loads(row.state or "{}"),
+            version=row.version,
+            turns=row.turns,
+        )
 
     def release(self, conversation_id: str, owner: str) -> None:
         """Give the lease back without writing anything (the turn failed)."""
@@ -448,7 +469,7 @@ class ConversationLog(NoticeLog):
 
     def processed_delivery(self, delivery_id: str) -> ProcessedDeliveryRow | None:
         """The record of an inbound delivery already acted on, or ``None``."""
-        with self.session() as s:
+        with self.reading() as s:
             return s.get(ProcessedDeliveryRow, delivery_id)
 
     def get_conversation(self, conversation_id: str) -> ConversationRow | None:

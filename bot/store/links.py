@@ -30,7 +30,7 @@ class Links(StoreBase):
 
     def linked_resident(self, channel: str, external_id: str) -> tuple[str, str] | None:
         """``(resident_id, household_id)`` linked to a channel user, or ``None``."""
-        with self.session() as s:
+        with self.reading() as s:
             row = s.get(LinkRow, (channel, external_id))
             return (row.resident_id, row.household_id) if row else None
 

@@ -68,3 +68,23 @@ class StoreBase:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for a single read statement, without a transaction of its own.
+
+        On PostgreSQL the connection is in autocommit (no ``BEGIN``/``COMMIT`` round
+        trips around the one ``SELECT``); on SQLite the read gets a deferred ``BEGIN``
+        and so does not take the write lock. Only for one statement that writes
+        nothing: two reads in it would not share a snapshot.
+        """
+        reader = self.__dict__.get("_reader")
+        if reader is None:
+            options: dict[str, Any] = (
+                {"sqlite_read_only": True}
+                if self.engine.dialect.name == "sqlite"
+                else {"isolation_level": "AUTOCOMMIT"}
+            )
+            reader = self.__dict__["_reader"] = self.engine.execution_options(**options)
+        with Session(reader, expire_on_commit=False) as session, session.begin():
+            yield session
+
