@@ -27,6 +27,7 @@ from telegram.request import HTTPXRequest
 from billtalk.logs import get_logger
 from bot.channels.telegram.adapter import ChatOrderedUpdateProcessor, TelegramAdapter, chat_key
 from bot.channels.telegram.channel import NAME
+from bot.channels.telegram.ledger import DONE
 from bot.channels.telegram.masking import install_token_masking
 from bot.channels.telegram.settings import TelegramSettings
 
@@ -239,8 +240,10 @@ class TelegramRuntime:
         update_id = data.get("update_id")
         if isinstance(update_id, int) and await asyncio.to_thread(
             self.adapter.ledger.status, update_id
-        ) is not None:
-            return  # a redelivery of an update taken (or done) already: acknowledge it
+        ) == DONE:
+            # A redelivery of an update done already: acknowledge it. One still being
+            # processed goes on to the ledger's claim, which drops it unless its worker died.
+            return
         update = parse_update(data, self.application.bot)
 
         async with self.adapter.sequencer.hold(chat_key(update)):

@@ -155,3 +155,40 @@ async def test_an_update_redelivered_after_a_webhook_timeout_acts_once(
                         == "done", what="the balance")
     await asyncio.sleep(0.5)
     assert sum("in total" in t for t in standin.texts(chat)) == 1
+
+
+async def test_a_webhook_redelivery_of_an_update_whose_worker_died_is_answered_once(
+    webhook: Any, standin: BotApiStandIn, seeded: Any, engine: Any
+) -> None:
+    """Another worker claimed the update, recorded its turn and died before answering."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update as sql_update
+
+    from bot.channels.telegram.ledger import updates_table
+    from bot.messages import IncomingMessage
+
+    service, url = webhook
+    standin.webhook = {"url": url, "secret_token": SECRET}
+    adapter = service.runtime.adapter
+    chat = new_chat()
+    code = (await engine.billing.create_link_code(seeded.roles["payer"]["resident_id"])).code
+    standin.text(chat, f"/start {code}")
+    await standin.until(lambda: standin.texts(chat), what="linked")
+    update = standin.message(chat, text="how much do I owe?")
+    assert adapter.ledger.claim(update["update_id"], str(chat), "dead-worker") is False
+    await engine.handle(IncomingMessage(
+        channel="telegram", external_user_id=str(chat), text="how much do I owe?",
+        delivery_id=f"telegram:{adapter.bot_id}:{update['update_id']}"))
+    with adapter.ledger.db.begin() as conn:
+        conn.execute(sql_update(updates_table)
+                     .where(updates_table.c.update_id == update["update_id"])
+                     .values(claimed_at=datetime.now(UTC) - timedelta(hours=1)))
+    standin.redeliver(update)
+    await standin.until(lambda: adapter.ledger.status(update["update_id"]) == "done",
+                        what="the redelivery handled")
+    await standin.until(lambda: any("in total" in t for t in standin.texts(chat)),
+                        what="the recorded answer")
+    standin.redeliver(update)  # answered now: nothing more
+    await asyncio.sleep(1.0)
+    assert sum("in total" in t for t in standin.texts(chat)) == 1
