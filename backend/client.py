@@ -355,10 +355,12 @@ class BillingClient:
         utility: str | None = None,
         amount: Decimal | str | None = None,
         method: str | None = None,
+        purpose: str = "payment",
     ) -> StepUpOutcome:
         """Service: record a step-up verification's outcome (every channel's failures
         count toward one lockout). A pass for a payment (``household_id``, ``utility``,
-        ``amount``, ``method``) returns its single-use ``proof``."""
+        ``amount``, ``method``) returns its single-use ``proof``; ``purpose``
+        ``autopay`` binds it to turning autopay on with the limit ``amount`` instead."""
         body: dict[str, Any] = {
             "resident_id": resident_id,
             "kind": kind,
@@ -371,6 +373,7 @@ class BillingClient:
                 "utility": utility,
                 "amount": _money(amount),
                 "method": method,
+                "purpose": purpose,
             }
         resp = await self._request("POST", "/api/v1/step-up/verifications", json=body)
         return StepUpOutcome.model_validate(resp.json())

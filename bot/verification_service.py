@@ -182,6 +182,8 @@ class VerificationService:
                 "utility": payment.get("utility"),
                 "amount": Decimal(str(payment["amount"])),
                 "method": payment["method"],
+                # A confirmation to turn autopay on (limit = amount) gets an autopay proof.
+                "purpose": "autopay" if payment.get("kind") == "autopay" else "payment",
             }
         try:
             return await self.billing.record_verification(

@@ -545,6 +545,8 @@ class StepUpProof(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     payment_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    #: ``payment`` or ``autopay`` (backend.domain.stepup.PROOF_PURPOSES).
+    purpose: Mapped[str] = mapped_column(String(10), default="payment", server_default="payment")
 
 
 class AuditEntry(Base):

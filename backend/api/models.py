@@ -96,12 +96,17 @@ class PreviewIn(Body):
 
 
 class ProofPaymentIn(Body):
-    """The exact payment a step-up proof will be bound to."""
+    """The exact payment a step-up proof will be bound to (or the autopay it turns on)."""
 
     household_id: Id
     utility: Utility | None = None
     amount: AmountIn
     method: Method
+    purpose: Literal["payment", "autopay"] = Field(
+        default="payment",
+        description="payment: pays `amount` once; autopay: turns autopay on with the monthly "
+        "limit `amount`. A proof never serves the other purpose.",
+    )
 
 
 class VerificationIn(Body):

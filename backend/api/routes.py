@@ -463,6 +463,7 @@ def record_verification(
             body.payment.utility,
             body.payment.amount,
             body.payment.method,
+            body.payment.purpose,
         )
     return stepup.record_verification(
         uow,

@@ -53,17 +53,29 @@ class StepUpPolicy:
         return out
 
 
+#: What a step-up proof may be used for: a payment, or turning autopay on up to a limit.
+PROOF_PURPOSES = ("payment", "autopay")
+
+
 @dataclass(frozen=True)
 class ProofBinding:
-    """What a step-up proof pays: exactly this household, utility, amount and method."""
+    """What a step-up proof pays: exactly this household, utility, amount and method.
+
+    ``purpose`` says what the proof is for: ``payment`` (pays ``amount`` once) or
+    ``autopay`` (turns autopay on with the monthly limit ``amount``). A proof of one
+    purpose never serves the other, even when every other field matches.
+    """
 
     household_id: str
     utility: str | None
     amount: Decimal
     method: str
+    purpose: str = "payment"
 
     def mismatch(self, other: ProofBinding) -> str | None:
         """The first field on which ``other`` differs (``None``: the same payment)."""
+        if self.purpose != other.purpose:
+            return "purpose"
         if self.household_id != other.household_id:
             return "household"
         if self.utility != other.utility:

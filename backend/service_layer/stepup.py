@@ -153,6 +153,7 @@ def record_verification(
                 utility=payment.utility,
                 amount=payment.amount,
                 method=payment.method,
+                purpose=payment.purpose,
                 kind=kind,
                 created_at=now,
                 expires_at=expires,
@@ -164,6 +165,7 @@ def record_verification(
                 amount=format(payment.amount, "f"),
                 utility=payment.utility,
                 method=payment.method,
+                purpose=payment.purpose,
             )
         audit.record(
             uow, "step_up.verified", actor=actor, subject=resident.household_id, data=data, at=now
@@ -193,8 +195,16 @@ def consume_proof(
         raise StepUpRequired("the step-up proof was already used; verify again")
     if aware(proof.expires_at) <= now:
         raise StepUpRequired("the step-up proof has expired; verify again")
-    bound = ProofBinding(proof.household_id, proof.utility, Decimal(proof.amount), proof.method)
+    bound = ProofBinding(
+        proof.household_id, proof.utility, Decimal(proof.amount), proof.method, proof.purpose
+    )
     field = bound.mismatch(binding)
+    if field == "purpose":
+        raise StepUpRequired(
+            f"the step-up proof was for {'an ' if proof.purpose == 'autopay' else 'a '}"
+            f"{proof.purpose}, not {'an ' if binding.purpose == 'autopay' else 'a '}"
+            f"{binding.purpose}; verify again"
+        )
     if field is not None:
         raise StepUpRequired(f"the step-up proof was for a different {field}; verify again")
     proof.used_at = now

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -200,14 +201,45 @@ def test_autopay_at_or_above_the_step_up_amount_needs_a_proof_for_that_limit(
         {"amount": "300.00", "utility": "gas"},
         {"amount": "300.00", "utility": "water", "method": "wallet"},
     ):
-        proof = live.verify(c.r1, **wrong).json()["proof"]
+        proof = live.verify(c.r1, purpose="autopay", **wrong).json()["proof"]
         r = put(live.resident1, "300.00", proof)
         assert r.status_code == 403, r.text  # type: ignore[attr-defined]
     # the proof for exactly this limit turns it on, once
-    proof = live.verify(c.r1, amount="300.00", utility="water").json()["proof"]
+    proof = live.verify(c.r1, amount="300.00", utility="water", purpose="autopay").json()["proof"]
     ok = put(live.resident1, "300.00", proof)
     assert ok.status_code == 200 and ok.json()["max_amount"] == "300.00", ok.text  # type: ignore[attr-defined]
     again = put(live.resident1, "300.00", proof)
     assert again.status_code == 403 and "already used" in again.json()["error"]["message"]  # type: ignore[attr-defined]
     # a service (the assistant's own back office) is trusted as before
     assert put(live.service, "500.00").status_code == 200  # type: ignore[attr-defined]
+
+
+def test_a_payment_proof_cannot_turn_autopay_on_and_an_autopay_proof_cannot_pay(
+    live: LiveApi,
+) -> None:
+    """Same household, utility, amount and method: only the proof's purpose differs."""
+    c = live.community
+    same = {"amount": "300.00", "utility": "water"}
+    autopay_url = f"/api/v1/households/{c.h1}/autopay/water"
+
+    def turn_on(proof: str) -> Any:
+        body = {"enabled": True, "method": "card", "max_amount": "300.00", "step_up_proof": proof}
+        return live.http.put(autopay_url, json=body, headers=live.h(live.resident1))
+
+    payment_proof = live.verify(c.r1, **same).json()["proof"]
+    autopay_proof = live.verify(c.r1, purpose="autopay", **same).json()["proof"]
+
+    r = turn_on(payment_proof)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "step_up_required", r.text
+    assert "for a payment, not an autopay" in r.json()["error"]["message"]
+    r = live.pay(live.resident1, "purpose-1", step_up_proof=autopay_proof, **same)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "step_up_required", r.text
+    assert "for an autopay, not a payment" in r.json()["error"]["message"]
+    # the refusals used neither proof up: each still does what it is for
+    ok = turn_on(autopay_proof)
+    assert ok.status_code == 200 and ok.json()["max_amount"] == "300.00", ok.text
+    paid = live.pay(live.resident1, "purpose-2", step_up_proof=payment_proof, **same)
+    assert paid.status_code == 201, paid.text
+    # an unknown purpose is refused by the API
+    bad = live.verify(c.r1, purpose="refund", **same)
+    assert bad.status_code == 422, bad.text

@@ -113,7 +113,7 @@ def _consume_autopay_proof(
         raise StepUpRequired(
             f"turning on autopay up to {limit:f} a month needs step-up verification"
         )
-    binding = ProofBinding(household_id, utility, limit, str(row.method))
+    binding = ProofBinding(household_id, utility, limit, str(row.method), purpose="autopay")
     consume_proof(
         uow.session, step_up_proof, binding, utcnow(), f"autopay:{household_id}:{utility}"
     )
