@@ -17,18 +17,23 @@ from backend.settings import BillingSettings
 _bearer = HTTPBearer(auto_error=False, description="A billtalk API token")
 
 
-def get_uow(request: Request) -> UnitOfWork:
-    """A fresh unit of work over the app's engine (one per request)."""
+async def get_uow(request: Request) -> UnitOfWork:
+    """A fresh unit of work over the app's engine (one per request).
+
+    This and the two getters below are ``async`` although they do no I/O: FastAPI
+    runs a plain ``def`` dependency in its thread pool, a thread hop per request
+    for a constructor call.
+    """
     return UnitOfWork(request.app.state.engine)
 
 
-def get_gateway(request: Request) -> PaymentGateway:
+async def get_gateway(request: Request) -> PaymentGateway:
     """The app's payment gateway."""
     gateway: PaymentGateway = request.app.state.gateway
     return gateway
 
 
-def get_billing_settings(request: Request) -> BillingSettings:
+async def get_billing_settings(request: Request) -> BillingSettings:
     """The app's billing settings."""
     settings: BillingSettings = request.app.state.billing_settings
     return settings

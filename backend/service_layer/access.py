@@ -110,10 +110,17 @@ def issue_token(
 
 
 def authenticate(uow: UnitOfWork, token: str) -> Principal | None:
-    """The principal of a bearer token, or ``None`` if unknown, expired or revoked."""
-    with uow:
-        row = uow.session.scalars(
-            select(orm.ApiToken).where(orm.ApiToken.token_hash == hash_token(token))
+    """The principal of a bearer token, or ``None`` if unknown, expired or revoked.
+
+    Every API request runs this: one read (no write lock on SQLite), of the columns
+    it needs only (no ORM object to build).
+    """
+    t = orm.ApiToken
+    with uow.reading():
+        row = uow.session.execute(
+            select(
+                t.scope, t.token_id, t.household_id, t.resident_id, t.revoked_at, t.expires_at
+            ).where(t.token_hash == hash_token(token))
         ).first()
         if row is None or row.revoked_at is not None:
             return None

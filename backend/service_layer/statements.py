@@ -98,7 +98,7 @@ def list_bills(
 
 def bill_household(uow: UnitOfWork, bill_id: str) -> str:
     """The household a bill belongs to (for access checks)."""
-    with uow:
+    with uow.reading():
         hid = uow.session.scalar(select(orm.Bill.household_id).where(orm.Bill.bill_id == bill_id))
         if hid is None:
             raise NotFound("unknown_bill", f"no bill {bill_id!r}")
@@ -108,7 +108,7 @@ def bill_household(uow: UnitOfWork, bill_id: str) -> str:
 def get_bill(uow: UnitOfWork, bill_id: str, *, today: date | None = None) -> schemas.BillDetail:
     """A bill with its lines and usage comparisons."""
     today = today or utcnow().date()
-    with uow:
+    with uow.reading():  # reads only: no write lock on SQLite
         bill = uow.repo.bill(bill_id)
         if bill is None:
             raise NotFound("unknown_bill", f"no bill {bill_id!r}")

@@ -11,6 +11,30 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.adapters.repository import Repository
 from billtalk.db import make_engine
 
+_FACTORIES_ATTR = "_billtalk_uow_factories"
+
+
+def _factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
+    """The engine's session factory and read-only session factory, built once per engine.
+
+    A ``sessionmaker`` is a new ``Session`` subclass, and ``execution_options`` a new
+    engine object with its own event dispatch: building them for every unit of work
+    (one per API request) cost more CPU than the ORM work of the request's queries.
+    They are kept on the engine itself, so they go when it does.
+    """
+    made: tuple[sessionmaker[Session], sessionmaker[Session]] | None = getattr(
+        engine, _FACTORIES_ATTR, None
+    )
+    if made is None:
+        made = (
+            sessionmaker(bind=engine, expire_on_commit=False),
+            sessionmaker(
+                bind=engine.execution_options(sqlite_read_only=True), expire_on_commit=False
+            ),
+        )
+        setattr(engine, _FACTORIES_ATTR, made)
+    return made
+
 
 class UnitOfWork:
     """A transaction and its repository; rolls back unless :meth:`commit` was called.
@@ -28,8 +52,7 @@ class UnitOfWork:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._factory = sessionmaker(bind=engine, expire_on_commit=False)
-        self._read_factory: sessionmaker[Session] | None = None
+        self._factory, self._read_factory = _factories(engine)
         self._read_only_next = False
 
     @classmethod
@@ -56,11 +79,6 @@ class UnitOfWork:
         factory = self._factory
         if self._read_only_next:
             self._read_only_next = False
-            if self._read_factory is None:
-                self._read_factory = sessionmaker(
-                    bind=self.engine.execution_options(sqlite_read_only=True),
-                    expire_on_commit=False,
-                )
             factory = self._read_factory
         self.session = factory()
         self.repo = Repository(self.session)
