@@ -1,6 +1,7 @@
-"""Load: simulated residents through the dialogue engine and the billing API, on PostgreSQL.
+"""Load: simulated residents through the terminal engine, Telegram and the API, on PostgreSQL.
 
-    nice -n 5 .venv/bin/python bench/load.py [--residents 200] [--seconds 60] [--model both]
+    flock /tmp/bench.lock nice -n 5 .venv/bin/python bench/load.py \\
+        [--residents 200] [--seconds 60] [--model both] [--telegram-share 0.5]
 
 A real ``billtalk serve`` process serves the billing API on a loopback port, on a
 fresh PostgreSQL database seeded with the demo community. In this process the
@@ -11,6 +12,15 @@ time of 0.5-2 s, asks for the balance or its payments, pays small amounts
 (confirm, press Pay) and now and then a large one that needs step-up (the engine
 asks for the PIN, records the verification with the API, carries the proof).
 Every resident pays at most 4 times.
+
+At the same time, ``--telegram-share`` of each phase's residents are Telegram
+chats (linked to their residents) talking to a real ``billtalk telegram run``
+bot (polling, a separate process on the same PostgreSQL, its own in-process
+billing API with the same risk-model setting) through the Bot API stand-in,
+driven by ``bench/telegram.py``'s simulation: balance, "why is electricity so
+high", pay 1.00 of water and press Pay, with a think time like the terminal
+residents'. Per channel: turns (updates) per second, p50/p95 latency (Telegram:
+update injected -> the bot's first reply), errors, lost and duplicated answers.
 
 Checked at the end: 0 errors (exceptions, "something went wrong", "unreachable"),
 0 duplicated payments (each "Paid" reply is one payment row, each Pay press at
@@ -45,6 +55,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("BILLTALK_SECRET_KEY", "bench-secret-key")
+# Simulated residents are not a flood: the per-user message limit is measured by bench/flood.py.
+os.environ.setdefault("BILLTALK_DIALOGUE_MESSAGES_PER_WINDOW", "0")
 BILLTALK = str(REPO / ".venv" / "bin" / "billtalk")
 PIN = "482916"
 ERRORS = ("went wrong", "not reachable", "couldn't reach", "couldn't be made", "internal")
@@ -53,6 +65,71 @@ ERRORS = ("went wrong", "not reachable", "couldn't reach", "couldn't be made", "
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))]
+
+
+def start_bot(url: str, data_dir: Path, model: bool, logs: Path) -> tuple[Any, Any]:
+    """A stand-in Bot API and a polling ``billtalk telegram run`` against it (started)."""
+    from bench.telegram import next_update_ids
+    from tests.channels.telegram.botapi_standin import BotApiStandIn
+    from tests.channels.telegram.workers import worker_env
+
+    standin = BotApiStandIn(first_update_id=next_update_ids()).start()
+    env = {**env_for(url, data_dir, model), **worker_env(standin, url)}
+    env["BILLTALK_BILLING_RISK_MODEL_ENABLED"] = "true" if model else "false"
+    log = (logs / f"telegram-model-{'on' if model else 'off'}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "telegram", "run", "--mode", "polling"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    standin.wait_for(lambda: standin.calls_of("getUpdates"), timeout=240, what="the bot")
+    return standin, proc
+
+
+def stop_bot(standin: Any, proc: Any) -> None:
+    """Stop the bot process, then the stand-in."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    standin.stop()
+
+
+async def telegram_phase(standin: Any, chats: list[int], seconds: float) -> dict[str, Any]:
+    """``bench/telegram.py``'s residents (text turns, a think time like the terminal's)."""
+    from bench.telegram import TEXT_KINDS, Simulation
+
+    if not chats:
+        return {}
+    sim = Simulation(standin, chats, b"", think_s=1.25, voice=False)
+    try:
+        result = await sim.run(seconds, "telegram")
+    finally:
+        standin.listeners.clear()
+    errors = [
+        str(c.params.get("text", ""))[:200]
+        for chat in chats
+        for c in standin.sent(chat)
+        if any(e in str(c.params.get("text", "")).lower() for e in ERRORS)
+    ]
+    latencies = [v for kind in TEXT_KINDS for v in sim.latency[kind]]
+    # Chats that got more messages than they sent updates: what the extra ones said.
+    extra = [
+        [str(c.params.get("text", ""))[:120] for c in standin.sent(chat)[-3:]]
+        for chat in chats
+        if sim.replies[chat] > sim.updates[chat]
+    ]
+    return {
+        **result,
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "extra_answer_samples": extra[:5],
+        "latencies_ms": latencies,
+    }
 
 
 def free_port() -> int:
@@ -309,6 +386,25 @@ def risk_cost(url: str, data_dir: Path, samples: int = 300) -> dict[str, Any]:
     return out
 
 
+async def both_channels(
+    url: str,
+    token: str,
+    server_url: str,
+    people: list[str],
+    chats: list[int],
+    standin: Any,
+    seconds: float,
+    nlu_model: Any,
+) -> dict[str, Any]:
+    """The terminal residents and the Telegram residents at the same time."""
+    terminal, telegram = await asyncio.gather(
+        phase(url, token, server_url, people, seconds, nlu_model),
+        telegram_phase(standin, chats, seconds),
+    )
+    terminal["telegram"] = telegram
+    return terminal
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -333,6 +429,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         store = ConversationStore(make_engine(url))
         for r in firsts:
             store.set_pin_hash(r, hash_pin(PIN), datetime.now(UTC))
+        # The first --telegram-share of each phase's residents talk through Telegram.
+        n_tg = round(args.residents * args.telegram_share)
+        homes = {h["resident_ids"][0]: h["household_id"] for h in demo["households"]}
+        chat_groups: list[list[int]] = []
+        for g, group in enumerate(groups):
+            chats = [7_000_001 + g * 100_000 + i for i in range(n_tg)]
+            for chat, resident in zip(chats, group[:n_tg], strict=True):
+                store.link("telegram", str(chat), resident, homes[resident], datetime.now(UTC))
+            chat_groups.append(chats)
+            groups[g] = group[n_tg:]
         store.engine.dispose()
         progress.update()
         trained = subprocess.run(
@@ -354,19 +460,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             f"Python {platform.python_version()}",
             "load_average_start": os.getloadavg(),
             "residents": args.residents,
+            "telegram_residents": n_tg,
+            "terminal_residents": args.residents - n_tg,
             "households": households,
             "seconds": args.seconds,
             "model": json.loads(trained.stdout),
             "phases": {},
         }
-        for mode, people in zip(args.modes, groups, strict=True):
+        for mode, people, chats in zip(args.modes, groups, chat_groups, strict=True):
             server = Server(env_for(url, data_dir, mode == "on"))
+            standin, bot = start_bot(url, data_dir, mode == "on", data_dir)
             progress.update()
             since = datetime.now(UTC)
             try:
-                result = await phase(url, token, server.url, people, args.seconds, nlu_model)
+                result = await both_channels(
+                    url, token, server.url, people, chats, standin, args.seconds, nlu_model
+                )
             finally:
                 server.stop()
+                stop_bot(standin, bot)
             result.update(db_checks(url, since))
             report["phases"][f"model_{mode}"] = result
             progress.update()
@@ -388,11 +500,14 @@ def plot(report: dict[str, Any], path: Path) -> None:
     for name, phase_ in report["phases"].items():
         lat = sorted(phase_["latencies_ms"])
         if lat:
-            ax.plot(lat, [i / len(lat) for i in range(len(lat))], label=name)
+            ax.plot(lat, [i / len(lat) for i in range(len(lat))], label=f"{name} terminal")
+        tg = sorted(phase_.get("telegram", {}).get("latencies_ms", []))
+        if tg:
+            ax.plot(tg, [i / len(tg) for i in range(len(tg))], "--", label=f"{name} telegram")
     ax.set_xscale("log")
     ax.set_xlabel("turn latency (ms, log)")
     ax.set_ylabel("share of turns")
-    ax.set_title(f"{report['residents']} residents, engine + API over loopback, PostgreSQL")
+    ax.set_title(f"{report['residents']} residents, terminal + Telegram + API, PostgreSQL")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -406,6 +521,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--months", type=int, default=3, help="months of demo history")
     parser.add_argument("--model", choices=["off", "on", "both"], default="both")
+    parser.add_argument(
+        "--telegram-share", type=float, default=0.5, help="share of residents on Telegram"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
     args.modes = ["off", "on"] if args.model == "both" else [args.model]
@@ -414,6 +532,7 @@ def main() -> None:
     plot(report, args.out / "load_latency.png")
     for p in report["phases"].values():
         p.pop("latencies_ms")
+        p.get("telegram", {}).pop("latencies_ms", None)
     (args.out / "load.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
