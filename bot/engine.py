@@ -365,7 +365,7 @@ class DialogueEngine:
 
     async def handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         """Handle one message and return the replies (possibly none)."""
-        flooded = self._flood_control(message)
+        flooded = self.flood_check(message.channel, message.external_user_id, message.language)
         if flooded is not None:
             return flooded
         self._turns_in_flight += 1
@@ -374,8 +374,11 @@ class DialogueEngine:
         finally:
             self._turns_in_flight -= 1
 
-    def _flood_control(self, message: IncomingMessage) -> list[OutgoingMessage] | None:
-        """``None``: the message may go on. Else what to answer instead of a turn.
+    def flood_check(
+        self, channel: str, external_user_id: str, language: str | None = None
+    ) -> list[OutgoingMessage] | None:
+        """Count one message of this channel user: ``None`` if it may go on, else what to
+        answer instead (channels call it for messages they answer without a turn).
 
         Each channel user may send ``messages_per_window`` messages per window. The
         first message over the limit is answered once, politely ("slow down"); the
@@ -387,16 +390,16 @@ class DialogueEngine:
         limit = self.settings.messages_per_window
         if limit <= 0:
             return None
-        key = f"msg:{message.channel}:{message.external_user_id}"
+        key = f"msg:{channel}:{external_user_id}"
         verdict = self.limiter.hit(key, limit, self.settings.message_window_s)
         if verdict.allowed:
             return None
         self.flooded += 1
         if verdict.count != limit + 1:
             return []
-        log.info("flood_limited", channel=message.channel, retry_after=verdict.retry_after)
+        log.info("flood_limited", channel=channel, retry_after=verdict.retry_after)
         reply = Reply("slow_down", {"seconds": verdict.retry_after})
-        return self.render_replies([reply], message.language or "en")
+        return self.render_replies([reply], language or "en")
 
     async def _handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         started = time.perf_counter()

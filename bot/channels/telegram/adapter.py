@@ -268,9 +268,21 @@ class TelegramAdapter:
         Outbox(self.engine.store).enqueue(Target(NAME, str(chat_id)), message, kind="reply")
 
     async def say(self, update: Update, key: str, **values: Any) -> None:
-        """Send one of the channel's own texts to the update's chat."""
+        """Send one of the channel's own texts to the update's chat.
+
+        These updates never reach the engine, so they are counted against the chat's
+        message limit here (a flood of stickers gets one "slow down", not a reply each).
+        """
         chat = update.effective_chat
         if chat is None:
+            return
+        check = getattr(self.engine, "flood_check", None)
+        user = update.effective_user
+        # (the user's own language: no database read before the flood check)
+        language = texts.language_of(user.language_code if user else None)
+        flooded = check(NAME, str(chat.id), language) if check else None
+        if flooded is not None:
+            await self.reply(chat.id, flooded)
             return
         text = texts.say(key, self.language(update), **values)
         await self.reply(chat.id, [OutgoingMessage(text=text, language=self.language(update))])

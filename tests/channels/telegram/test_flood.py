@@ -144,3 +144,31 @@ async def test_a_flooding_user_gets_one_polite_reply_and_others_are_still_answer
     texts = standin.texts(flooder)
     assert len(texts) == 2 * (LIMIT + 1), f"{name}: {texts}"
     assert len([t for t in texts if SLOW_DOWN in t]) == 2
+
+
+STICKER = {
+    "file_id": "s1",
+    "file_unique_id": "s1",
+    "width": 512,
+    "height": 512,
+    "is_animated": False,
+    "is_video": False,
+    "type": "regular",
+}
+
+
+async def test_messages_the_channel_answers_itself_count_too(
+    runtime: Any, standin: Any, backend: tuple[str, Any, FakeClock | None]
+) -> None:
+    """Stickers never reach the engine; a flood of them still gets one "slow down", no storm."""
+    name, _limiter, fake = backend
+    if fake is None:
+        await _away_from_window_edge()
+    chat = new_chat()
+    ledger = runtime.adapter.ledger
+    ids = [standin.inject(standin.message(chat, sticker=STICKER)) for _ in range(LIMIT + 15)]
+    await standin.until(lambda: all(ledger.status(u) == "done" for u in ids), 60, what="stickers")
+    texts = standin.texts(chat)
+    assert len(texts) == LIMIT + 1, f"{name}: {texts}"
+    assert all("can't read that kind" in t for t in texts[:LIMIT])
+    assert SLOW_DOWN in texts[-1]
