@@ -117,6 +117,26 @@ async def test_ask_with_real_audio_pairs_then_answers_with_audio(
         assert audio.content[:4] == b"RIFF" and len(audio.content) > 20_000
 
 
+async def test_ask_in_chinese_reaches_a_chinese_recogniser(speaker_http: SpeakerHttp) -> None:
+    """``?lang=zh`` is the request's language: under ``auto`` Whisper decodes it (espeak's
+    Mandarin is not intelligible to it, so only that something was heard is checked)."""
+    pytest.importorskip("faster_whisper")
+    from speech import synthesize
+
+    key = speaker_http.channel.devices.issue_key("diy-zh", datetime.now(UTC), "kitchen")
+    async with speaker_http.client() as client:
+        reply = await client.post(
+            "/api/v1/speaker/ask?lang=zh",
+            content=synthesize("我欠多少钱", lang="zh"),
+            headers={"X-Device-Key": key, "Content-Type": "audio/wav"},
+        )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    # Not refused, and not an English decoder's guess: Chinese characters came back.
+    assert any("\u4e00" <= c <= "\u9fff" for c in body["transcript"]), body
+    assert body["language"] == "zh" and "没有听到" not in body["reply_text"], body
+
+
 async def test_ask_refuses_bad_keys_non_audio_and_answers_silence(
     speaker_http: SpeakerHttp, say: Any
 ) -> None:
