@@ -190,7 +190,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
         "flood_unlimited": "flood,\nlimit off",
     }
     ax.set_xticks(list(xs), [labels.get(n, n) for n in names])
-    ax.set_ylabel("residents' first reply (ms)")
+    ax.set_yscale("log")
+    ax.set_ylabel("residents' first reply (ms, log)")
     ax.set_title(
         f"{results['residents']} residents ({results['think_s']:.0f} s think time) "
         f"while 1 user sends {results['flood_messages']} msgs / "
