@@ -62,7 +62,9 @@ def run(
 
         from bot.channels.telegram.webhook import create_app
 
-        uvicorn.run(create_app(settings), host=host, port=port)  # type: ignore[arg-type]
+        # No access log: a line per update is CPU the turn needs (errors are still logged).
+        uvicorn.run(create_app(settings), host=host, port=port,  # type: ignore[arg-type]
+                    access_log=False)
         return
     from bot.channels.telegram.masking import mask_token
 

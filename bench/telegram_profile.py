@@ -1,0 +1,187 @@
+"""Where a text turn's milliseconds go: the engine's parts, SQL statements, API requests.
+
+The Telegram benchmark's text turns ("how much do I owe?", "why is my electricity
+bill so high?", "pay 1 for water"), one at a time into ``DialogueEngine.handle``
+(no Telegram: the engine is most of a turn's cost), on a fresh seeded database.
+Prints per turn: wall time and process CPU time, the wall time of each part
+(backend API requests through the in-process ASGI transport, NLU parse, the
+store's calls), SQL statements by kind, API requests by route, and on
+PostgreSQL the driver's waits on the server (about one per round trip).
+
+Run (heavy: under the benchmark lock)::
+
+    flock /tmp/bench.lock nice -n 5 .venv/bin/python bench/telegram_profile.py [--db pg|sqlite]
+
+Prints Markdown on stdout; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import os
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("BILLTALK_SECRET_KEY", "bench-secret-key-for-the-telegram-benchmark")
+os.environ.setdefault("BILLTALK_DIALOGUE_MESSAGES_PER_WINDOW", "0")
+
+TEXTS = ("how much do I owe?", "why is my electricity bill so high?", "pay 1 for water")
+
+
+class Timings:
+    """Wall time and calls of wrapped functions, by label."""
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.calls: Counter[str] = Counter()
+
+    def wrap(self, owner: Any, name: str, label: str) -> None:
+        """Time ``owner.name`` (sync or async) under ``label``."""
+        func: Callable[..., Any] = getattr(owner, name)
+        timings = self
+        if inspect.iscoroutinefunction(func):
+
+            async def timed_async(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    timings.seconds[label] += time.perf_counter() - started
+                    timings.calls[label] += 1
+
+            setattr(owner, name, timed_async)
+        else:
+
+            def timed(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    timings.seconds[label] += time.perf_counter() - started
+                    timings.calls[label] += 1
+
+            setattr(owner, name, timed)
+
+
+async def profile(url: str, chats: list[int], turns: int) -> None:
+    """Warm up, then run ``turns`` text turns one at a time and print the breakdown."""
+    import httpx
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from bot.engine import DialogueEngine
+    from bot.messages import IncomingMessage
+
+    engine = await DialogueEngine.embedded(url)
+    for chat in chats:  # warm: conversations exist, scoped clients and NLU are loaded
+        for text in TEXTS:
+            await engine.handle(
+                IncomingMessage(channel="telegram", external_user_id=str(chat), text=text)
+            )
+    statements: Counter[str] = Counter()
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        words = statement.split()
+        statements[" ".join(words[:4])[:60]] += 1
+
+    timings = Timings()
+    for name in ("linked_resident", "acquire", "processed_delivery", "commit_turn"):
+        timings.wrap(engine.store, name, f"store.{name}")
+    timings.wrap(engine.nlu, "parse_many", "NLU parse (worker thread)")
+    timings.wrap(engine, "_render", "render replies")
+    timings.wrap(httpx.AsyncClient, "send", "billing API request (in-process ASGI)")
+    requests: Counter[str] = Counter()
+    send = httpx.AsyncClient.send
+
+    async def counted(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> Any:
+        parts = [p for p in request.url.path.split("/") if p][2:3]
+        requests[f"{request.method} /api/v1/{'/'.join(parts)}/..."] += 1
+        return await send(self, request, **kwargs)
+
+    httpx.AsyncClient.send = counted  # type: ignore[method-assign]
+    waits = [0]
+    if url.startswith("postgresql"):
+        import psycopg
+
+        wait = psycopg.Connection.wait
+
+        def counted_wait(self: Any, *args: Any, **kwargs: Any) -> Any:
+            waits[0] += 1
+            return wait(self, *args, **kwargs)
+
+        psycopg.Connection.wait = counted_wait  # type: ignore[method-assign]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for i in range(turns):
+        await engine.handle(
+            IncomingMessage(
+                channel="telegram",
+                external_user_id=str(chats[i % len(chats)]),
+                text=TEXTS[i % len(TEXTS)],
+                delivery_id=f"telegram:profile:{wall0}:{i}",
+            )
+        )
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    await engine.billing.aclose()
+    print(
+        f"{turns} text turns one at a time: **{wall / turns * 1000:.1f} ms** wall, "
+        f"{cpu / turns * 1000:.1f} ms process CPU per turn; load average "
+        f"{os.getloadavg()[0]:.2f}"
+        + (f"; {waits[0] / turns:.1f} driver waits on the server per turn" if waits[0] else "")
+    )
+    print("\n| part | ms per turn | calls per turn |\n|---|---|---|")
+    for label, seconds in sorted(timings.seconds.items(), key=lambda kv: -kv[1]):
+        print(f"| {label} | {seconds / turns * 1000:.2f} | {timings.calls[label] / turns:.2f} |")
+    print(f"\nSQL statements per turn: {sum(statements.values()) / turns:.1f}\n")
+    print("| statement | per turn |\n|---|---|")
+    for statement, n in statements.most_common(25):
+        print(f"| `{statement}` | {n / turns:.2f} |")
+    print(f"\nBilling API requests per turn: {sum(requests.values()) / turns:.2f}\n")
+    print("| request | per turn |\n|---|---|")
+    for request, n in requests.most_common():
+        print(f"| `{request}` | {n / turns:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("pg", "sqlite"), default="pg")
+    parser.add_argument("--turns", type=int, default=150)
+    parser.add_argument("--chats", type=int, default=20)
+    args = parser.parse_args()
+    import importlib.util
+
+    # bench/telegram.py by path: its name would shadow python-telegram-bot's package.
+    spec = importlib.util.spec_from_file_location("bench_telegram", ROOT / "bench" / "telegram.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    admin = os.environ.get(
+        "BILLTALK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    chats = [8_000_001 + i for i in range(args.chats)]
+    with tempfile.TemporaryDirectory() as tmp:
+        url = (
+            bench.create_database(admin)
+            if args.db == "pg"
+            else f"sqlite:///{Path(tmp) / 'profile.db'}"
+        )
+        try:
+            bench.prepare(url, 10, chats)
+            asyncio.run(profile(url, chats, args.turns))
+        finally:
+            if args.db == "pg":
+                bench.drop_database(admin, url)
+
+
+if __name__ == "__main__":
+    main()
