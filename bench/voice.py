@@ -644,13 +644,14 @@ def noisy_probes(
     emb: dict[str, dict[str, Any]], held: list[str], settings: Any, rng: random.Random
 ) -> dict[str, Any]:
     """Held-out genuine probes with white noise added: refused by the gate, or scored."""
+    from biometrics.voice.audio import VoiceAudioError
     from biometrics.voice.noise import estimate_snr_db
     from biometrics.voice.voiceprint import voiceprint_of_samples
 
     gen = np.random.default_rng(rng.randrange(2**32))
     out: dict[str, Any] = {}
     for snr_db in (0.0, 5.0, 10.0):
-        refused = scored = rejected = 0
+        refused = scored = rejected = other_gates = 0
         for spk in held:
             for u in emb[spk]["raw"][:5]:
                 power = float(np.mean(np.asarray(u, dtype=np.float64) ** 2))
@@ -660,12 +661,16 @@ def noisy_probes(
                 if estimate_snr_db(noisy) < settings.min_snr_db:
                     refused += 1
                     continue
-                vp = voiceprint_of_samples(noisy, min_voiced_s=settings.min_voiced_s)
+                try:
+                    vp = voiceprint_of_samples(noisy, min_voiced_s=settings.min_voiced_s)
+                except VoiceAudioError:  # the other probe gates (too little voiced speech)
+                    other_gates += 1
+                    continue
                 scored += 1
                 best = max(float(similarity(t, vp.vector)) for t in emb[spk]["after"][:1])
                 rejected += int(best < settings.match_threshold)
-        out[f"{snr_db:g}dB"] = {"refused_too_noisy": refused, "scored": scored,
-                                "scored_and_rejected": rejected}  # fmt: skip
+        out[f"{snr_db:g}dB"] = {"refused_too_noisy": refused, "refused_other_gates": other_gates,
+                                "scored": scored, "scored_and_rejected": rejected}  # fmt: skip
     return out
 
 
