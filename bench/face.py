@@ -297,7 +297,8 @@ def timing(
 
     With ``templates`` (one genuine template per selfie) each selfie is observed
     as the still step-up does now (mirror pass only near a boundary), and, in
-    the same loop, as it did before (always both passes): ``always_mirror_*``.
+    the same loop, always with both passes (``always_mirror_*``, the first
+    issue-18 version) and with one pass only (``single_pass_*``, before issue 18).
     Interleaving the two keeps the shared machine's load the same for both.
     """
     from biometrics.face.engine import detect_faces
@@ -310,6 +311,7 @@ def timing(
     boundaries = (settings.still_threshold, settings.replay_distance)
     observe_image(selfies[0], settings)  # warm up: load the models
     times, cpu, det0, det1, before_cpu, before_t = [], [], [], [], [], []
+    single_cpu: list[float] = []
     second_pass = 0
     for _ in progress(range(repeats), "timing 1280px selfies"):
         for i, data in enumerate(selfies):
@@ -329,6 +331,10 @@ def timing(
                 observe_image(data, settings)
                 before_t.append(time.perf_counter() - t)
                 before_cpu.append(time.process_time() - c)
+                # Before issue 18: one ResNet pass, never the mirror (no boundary given).
+                c = time.process_time()
+                observe_image(data, settings, templates[i], ())
+                single_cpu.append(time.process_time() - c)
     for data in selfies:
         rgb = load_image(data, settings).rgb
         for up, acc in ((0, det0), (1, det1)):
@@ -352,6 +358,8 @@ def timing(
         "always_mirror_p50_s": float(np.percentile(before_t, 50)) if before_t else None,
         "always_mirror_cpu_p50_s": float(np.percentile(before_cpu, 50)) if before_cpu else None,
         "always_mirror_cpu_p95_s": float(np.percentile(before_cpu, 95)) if before_cpu else None,
+        "single_pass_cpu_p50_s": float(np.percentile(single_cpu, 50)) if single_cpu else None,
+        "single_pass_cpu_p95_s": float(np.percentile(single_cpu, 95)) if single_cpu else None,
     }
 
 
