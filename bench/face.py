@@ -307,8 +307,10 @@ def timing(
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    from biometrics.face.engine import mirror_windows
+
     settings = get_face_settings()
-    boundaries = (settings.still_threshold, settings.replay_distance)
+    windows = mirror_windows(settings)
     observe_image(selfies[0], settings)  # warm up: load the models
     times, cpu, det0, det1, before_cpu, before_t = [], [], [], [], [], []
     single_cpu: list[float] = []
@@ -320,7 +322,7 @@ def timing(
                 if templates is None:
                     observe_image(data, settings)
                 else:
-                    obs = observe_image(data, settings, templates[i], boundaries)
+                    obs = observe_image(data, settings, templates[i], windows)
                     second_pass += int(obs.mirrored)
             except FaceError:
                 continue
@@ -645,16 +647,17 @@ def conditional_mirror(
 
     Every ordered pair of photos of different groups is a trial: the first is
     the (mirror-averaged) enrolled photo, the second the probe. A probe's
-    single-pass distance decides unless it falls within ``mirror_band`` of a
-    boundary; then the mirror-averaged one does. ``band`` was set from the
-    calibration identities' largest shift; the held-out identities show whether
-    any decision changes.
+    single-pass distance decides unless it falls in a window of
+    :func:`~biometrics.face.engine.mirror_windows`; then the mirror-averaged one
+    does. The still-threshold window was set from the calibration identities'
+    largest shift; the held-out identities show whether any decision changes.
     """
     from bench.heldout import at_threshold
-    from biometrics.face.engine import needs_mirror
+    from biometrics.face.engine import mirror_windows, needs_mirror
 
     boundaries = (settings.still_threshold, settings.replay_distance)
-    out: dict[str, object] = {"band": settings.mirror_band, "boundaries": list(boundaries)}
+    windows = mirror_windows(settings)
+    out: dict[str, object] = {"windows": [list(w) for w in windows]}
     for name, group in (("calibration", cal), ("heldout", held)):
         members = [p for p in usable if p.person in set(group)]
         shifts, gen_c, imp_c, gen_m, imp_m, changed, second = [], [], [], [], [], 0, 0
@@ -665,7 +668,7 @@ def conditional_mirror(
             d_plain = float(np.linalg.norm(t - enc[b.path]["plain"]))
             d_mirror = float(np.linalg.norm(t - enc[b.path]["mirror"]))
             shifts.append(d_plain - d_mirror)
-            near = needs_mirror(d_plain, boundaries, settings.mirror_band)
+            near = needs_mirror(d_plain, windows)
             second += int(near)
             d = d_mirror if near else d_plain
             changed += sum((d <= x) != (d_mirror <= x) for x in boundaries)

@@ -29,14 +29,14 @@ def observe_image(
     data: bytes,
     settings: FaceSettings,
     template: np.ndarray | None = None,
-    boundaries: Sequence[float] = (),
+    windows: Sequence[tuple[float, float]] = (),
 ) -> FaceObservation:
     """Load a photo and observe its one face, with quality gates and the embedding.
 
     With a ``template``, the mirror pass runs only when the single-pass distance
-    is near one of ``boundaries`` (see :func:`biometrics.face.engine.needs_mirror`).
+    falls in one of ``windows`` (see :func:`biometrics.face.engine.mirror_windows`).
     """
-    near = None if template is None else (template, tuple(boundaries))
+    near = None if template is None else (template, tuple(windows))
     return analyze(load_image(data, settings), settings, near=near)
 
 

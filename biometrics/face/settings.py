@@ -34,10 +34,14 @@ class FaceSettings(BaseSettings):
     replay_distance: float = Field(default=0.15, ge=0.0, lt=2.0)
     #: A still probe gets the second (mirror) ResNet pass only when its single-pass
     #: distance lies within this of a decision boundary (still threshold, replay
-    #: distance). The mirror pass moved a distance by at most 0.047 over all 3,660
-    #: calibration-identity trials (bench/face.py --protocol-only), so beyond 0.05 the
-    #: single pass decides as the mirror-averaged embedding would, one pass cheaper.
+    #: distance; see replay_mirror_band). The mirror pass moved a distance by at most
+    #: 0.047 over all 3,660 calibration-identity trials (bench/face.py --protocol-only),
+    #: so beyond 0.05 the single pass decides as the mirror-averaged embedding would.
     mirror_band: float = Field(default=0.05, ge=0.0, lt=2.0)
+    #: Above the replay distance the window reaches further: a copy of the enrollment
+    #: photo scores, single-pass, up to half its own mirror gap (max 0.144 over the
+    #: benchmark's 137 photos) above its averaged distance (engine.mirror_windows).
+    replay_mirror_band: float = Field(default=0.15, ge=0.0, lt=2.0)
     #: Whether a live video-note pass with a wide margin adds the clip's typical frame
     #: to the gallery (bounded, audited, reversible: biometrics.refresh.refreshed_face).
     #: Stills never refresh: a still proves only that someone holds a photo.

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from billtalk.logs import get_logger
+from biometrics.face.engine import mirror_windows
 from biometrics.face.errors import FaceError
 from biometrics.face.liveness import Motion, check_liveness, random_motions
 from biometrics.face.matching import best_distance, decide_still
@@ -199,9 +200,9 @@ class FaceVerifier:
                     False,
                     details={**verdict.details, "liveness": verdict.reason},
                 )
-            boundaries = (self.settings.still_threshold, self.settings.replay_distance)
+            windows = mirror_windows(self.settings)
             obs = await run_in(
-                self.executor, observe_image, evidence.data, self.settings, template, boundaries
+                self.executor, observe_image, evidence.data, self.settings, template, windows
             )
         except FaceError as exc:
             decision = Decision.RETRY if exc.code in _RETRY_CODES else Decision.REJECT

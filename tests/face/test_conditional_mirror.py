@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from biometrics.face.engine import needs_mirror
+from biometrics.face.engine import mirror_windows, needs_mirror
 from biometrics.face.matching import best_distance
 from biometrics.face.pool import observe_image
 from biometrics.face.settings import FaceSettings
 
 
-def test_needs_mirror_only_within_the_band() -> None:
-    assert needs_mirror(0.47, (0.45, 0.15), 0.05)
-    assert needs_mirror(0.12, (0.45, 0.15), 0.05)
-    assert not needs_mirror(0.30, (0.45, 0.15), 0.05)
-    assert not needs_mirror(0.80, (0.45, 0.15), 0.05)
+def test_needs_mirror_only_within_the_windows(settings: FaceSettings) -> None:
+    windows = mirror_windows(settings)
+    assert windows == ((0.40, 0.50), (0.10, 0.30))
+    assert needs_mirror(0.47, windows)
+    assert needs_mirror(0.12, windows)
+    assert needs_mirror(0.28, windows)  # a copy of the enrollment photo scores high single-pass
+    assert not needs_mirror(0.35, windows)
+    assert not needs_mirror(0.05, windows)
+    assert not needs_mirror(0.80, windows)
 
 
 def test_far_probes_take_one_pass_and_decide_as_the_mirror_averaged_one(  # type: ignore[no-untyped-def]
     photo, encodings, settings: FaceSettings
 ) -> None:
     boundaries = (settings.still_threshold, settings.replay_distance)
+    windows = mirror_windows(settings)
     for enrolled, probe in (("obama", "obama2"), ("obama", "biden"), ("rose", "rose2")):
         template = encodings[enrolled][None, :]
         data = photo(probe).read_bytes()
-        quick = observe_image(data, settings, template, boundaries)
+        quick = observe_image(data, settings, template, windows)
         full = observe_image(data, settings)
         assert quick.encoding is not None and full.encoding is not None
         d_quick = best_distance(template, quick.encoding)
@@ -32,9 +37,10 @@ def test_far_probes_take_one_pass_and_decide_as_the_mirror_averaged_one(  # type
         assert abs(d_quick - d_full) <= settings.mirror_band
         for b in boundaries:
             assert (d_quick <= b) == (d_full <= b)
-        assert quick.mirrored == needs_mirror(d_quick, boundaries, settings.mirror_band) or (
-            quick.mirrored and np.allclose(quick.encoding, full.encoding)
-        )
+        if quick.mirrored:
+            assert np.allclose(quick.encoding, full.encoding)
+        else:
+            assert not needs_mirror(d_quick, windows)
 
 
 def test_a_probe_near_the_boundary_gets_the_mirror_pass(  # type: ignore[no-untyped-def]
@@ -46,8 +52,8 @@ def test_a_probe_near_the_boundary_gets_the_mirror_pass(  # type: ignore[no-unty
     assert full.encoding is not None
     d = best_distance(template, full.encoding)
     # A boundary placed right at this probe's distance forces the second pass.
-    near = observe_image(data, settings, template, (d,))
+    near = observe_image(data, settings, template, ((d - 0.01, d + 0.01),))
     assert near.mirrored and near.encoding is not None
     assert np.allclose(near.encoding, full.encoding)
-    far = observe_image(data, settings, template, (d + 0.5,))
+    far = observe_image(data, settings, template, ((d + 0.4, d + 0.6),))
     assert not far.mirrored
