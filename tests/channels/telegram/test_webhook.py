@@ -173,8 +173,9 @@ async def test_a_webhook_redelivery_of_an_update_whose_worker_died_is_answered_o
     adapter = service.runtime.adapter
     chat = new_chat()
     code = (await engine.billing.create_link_code(seeded.roles["payer"]["resident_id"])).code
-    standin.text(chat, f"/start {code}")
-    await standin.until(lambda: standin.texts(chat), what="linked")
+    start = standin.text(chat, f"/start {code}")
+    await standin.until(lambda: adapter.ledger.status(start["update_id"]) == "done",
+                        what="linked")
     update = standin.message(chat, text="how much do I owe?")
     assert adapter.ledger.claim(update["update_id"], str(chat), "dead-worker") is False
     await engine.handle(IncomingMessage(
