@@ -42,9 +42,13 @@ def worker_env(standin: BotApiStandIn, database_url: str, **extra: str) -> dict[
 
 @contextmanager
 def webhook_workers(
-    standin: BotApiStandIn, database_url: str, count: int, log_dir: Path, timeout_s: float = 180
+    standin: BotApiStandIn, database_url: str, count: int, log_dir: Path, timeout_s: float = 180,
+    **extra_env: str,
 ) -> Iterator[list[str]]:
-    """Start ``count`` webhook workers; yields their webhook URLs; stops them after."""
+    """Start ``count`` webhook workers; yields their webhook URLs; stops them after.
+
+    ``extra_env`` is added to each worker's environment (:func:`worker_env`).
+    """
     procs: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
     try:
@@ -54,7 +58,8 @@ def webhook_workers(
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "app", "telegram", "run", "--mode", "webhook",
                  "--port", str(port)],
-                cwd=REPO, env=worker_env(standin, database_url), stdout=log, stderr=log,
+                cwd=REPO, env=worker_env(standin, database_url, **extra_env), stdout=log,
+                stderr=log,
             ))
             urls.append(f"http://127.0.0.1:{port}/telegram/webhook")
         deadline = time.monotonic() + timeout_s
