@@ -24,6 +24,8 @@ def _env(url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["BILLTALK_DATABASE_URL"] = url
     env["BILLTALK_SECRET_KEY"] = "test-secret-key-for-the-test-suite-only"
+    # English only here: serve need not load Whisper (tests/channels/speaker/test_whisper.py)
+    env["BILLTALK_SPEAKER_ASR_ENGINE"] = "pocketsphinx"
     return env
 
 
