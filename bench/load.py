@@ -69,12 +69,13 @@ def pct(values: list[float], q: float) -> float:
 
 def start_bot(url: str, data_dir: Path, model: bool, logs: Path) -> tuple[Any, Any]:
     """A stand-in Bot API and a polling ``billtalk telegram run`` against it (started)."""
-    from bench.telegram import next_update_ids
+    from bench.telegram import BOT_ENV, next_update_ids
     from tests.channels.telegram.botapi_standin import BotApiStandIn
     from tests.channels.telegram.workers import worker_env
 
     standin = BotApiStandIn(first_update_id=next_update_ids()).start()
-    env = {**env_for(url, data_dir, model), **worker_env(standin, url)}
+    # The notice poller off (as in bench/telegram.py): pushed reminders are not answers.
+    env = {**env_for(url, data_dir, model), **worker_env(standin, url, **BOT_ENV)}
     env["BILLTALK_BILLING_RISK_MODEL_ENABLED"] = "true" if model else "false"
     log = (logs / f"telegram-model-{'on' if model else 'off'}.log").open("wb")
     proc = subprocess.Popen(
