@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,10 +48,10 @@ from bench.telegram import (  # noqa: E402
     create_database,
     drop_database,
     next_update_ids,
+    polling_bot,
     prepare,
 )
 from tests.channels.telegram.botapi_standin import BotApiStandIn  # noqa: E402
-from tests.channels.telegram.workers import REPO, worker_env  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 FLOODER = 9_000_001
@@ -142,32 +141,16 @@ def run_bot(
 ) -> dict[str, Any]:
     """Start a polling bot with the message ``limit``; run ``phases``; stop it."""
     out: dict[str, Any] = {}
-    with BotApiStandIn(first_update_id=next_update_ids()) as standin:
-        env = worker_env(standin, url, BILLTALK_DIALOGUE_MESSAGES_PER_WINDOW=str(limit))
-        log = (logs / f"bot-limit{limit}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "telegram", "run", "--mode", "polling"],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            standin.wait_for(
-                lambda: standin.calls_of("getUpdates"), timeout=240, what="the polling bot"
-            )
-            asyncio.run(measure(standin, url, chats, 15.0, think_s, 0))  # warm-up, not kept
-            for name, messages in phases:
-                out[name] = asyncio.run(measure(standin, url, chats, seconds, think_s, messages))
-                out[name]["messages_per_window"] = limit
-                print(f"{name}: {json.dumps(out[name])}", file=sys.stderr)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    # The bot's notice poller is off (bench/telegram.polling_bot): a pushed reminder to a
+    # resident's chat is not an answer to one of their messages.
+    with (BotApiStandIn(first_update_id=next_update_ids()) as standin,
+          polling_bot(standin, url, logs / f"bot-limit{limit}.log",
+                      BILLTALK_DIALOGUE_MESSAGES_PER_WINDOW=str(limit))):
+        asyncio.run(measure(standin, url, chats, 15.0, think_s, 0))  # warm-up, not kept
+        for name, messages in phases:
+            out[name] = asyncio.run(measure(standin, url, chats, seconds, think_s, messages))
+            out[name]["messages_per_window"] = limit
+            print(f"{name}: {json.dumps(out[name])}", file=sys.stderr)
     return out
 
 

@@ -69,7 +69,7 @@ def pct(values: list[float], q: float) -> float:
 
 def start_bot(url: str, data_dir: Path, model: bool, logs: Path) -> tuple[Any, Any]:
     """A stand-in Bot API and a polling ``billtalk telegram run`` against it (started)."""
-    from bench.telegram import BOT_ENV, next_update_ids
+    from bench.telegram import BOT_ENV, next_update_ids, start_polling_bot
     from tests.channels.telegram.botapi_standin import BotApiStandIn
     from tests.channels.telegram.workers import worker_env
 
@@ -77,26 +77,15 @@ def start_bot(url: str, data_dir: Path, model: bool, logs: Path) -> tuple[Any, A
     # The notice poller off (as in bench/telegram.py): pushed reminders are not answers.
     env = {**env_for(url, data_dir, model), **worker_env(standin, url, **BOT_ENV)}
     env["BILLTALK_BILLING_RISK_MODEL_ENABLED"] = "true" if model else "false"
-    log = (logs / f"telegram-model-{'on' if model else 'off'}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "telegram", "run", "--mode", "polling"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    standin.wait_for(lambda: standin.calls_of("getUpdates"), timeout=240, what="the bot")
-    return standin, proc
+    log = logs / f"telegram-model-{'on' if model else 'off'}.log"
+    return standin, start_polling_bot(standin, env, log)
 
 
 def stop_bot(standin: Any, proc: Any) -> None:
     """Stop the bot process, then the stand-in."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    from bench.telegram import stop_process
+
+    stop_process(proc)
     standin.stop()
 
 

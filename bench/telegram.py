@@ -33,11 +33,14 @@ import logging
 import os
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -282,26 +285,43 @@ def run_phases(standin: BotApiStandIn, chats: list[int], note: bytes, seconds: f
     return out
 
 
+def start_polling_bot(standin: BotApiStandIn, env: dict[str, str],
+                      log_path: Path) -> subprocess.Popen[bytes]:
+    """``billtalk telegram run --mode polling`` against ``standin`` with ``env`` (its output
+    to ``log_path``), once it polls."""
+    log = log_path.open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "app", "telegram", "run", "--mode", "polling"],
+                            cwd=REPO, env=env, stdout=log, stderr=log)
+    standin.wait_for(lambda: standin.calls_of("getUpdates"), timeout=240, what="the polling bot")
+    return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a bot process (killed if it has not exited within 30 s)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def polling_bot(standin: BotApiStandIn, url: str, log_path: Path,
+                **extra_env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A polling bot on database ``url`` for the duration of the block (notice poller off)."""
+    proc = start_polling_bot(standin, worker_env(standin, url, **BOT_ENV, **extra_env), log_path)
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+
+
 def run_polling(url: str, chats: list[int], note: bytes, seconds: float,
                 logs: Path, phases: list[str]) -> dict[str, Any]:
-    import subprocess
-
-    with BotApiStandIn(first_update_id=next_update_ids()) as standin:
-        env = worker_env(standin, url, **BOT_ENV)
-        log = (logs / "polling.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "app", "telegram", "run", "--mode",
-                                 "polling"], cwd=REPO, env=env, stdout=log, stderr=log)
-        try:
-            standin.wait_for(lambda: standin.calls_of("getUpdates"), timeout=240,
-                             what="the polling bot")
-            return run_phases(standin, chats, note, seconds, "polling", phases)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with (BotApiStandIn(first_update_id=next_update_ids()) as standin,
+          polling_bot(standin, url, logs / "polling.log")):
+        return run_phases(standin, chats, note, seconds, "polling", phases)
 
 
 def run_webhook(url: str, chats: list[int], note: bytes, seconds: float, workers: int,
