@@ -34,6 +34,9 @@ def worker_env(standin: BotApiStandIn, database_url: str, **extra: str) -> dict[
         "BILLTALK_TELEGRAM_WEBHOOK_SECRET": SECRET,
         "BILLTALK_TELEGRAM_MAX_SENDS_PER_S": "10000",
         "BILLTALK_TELEGRAM_OUTBOX_POLL_S": "0.5",
+        # the stand-in records a getUpdates when it returns: a short long-poll shows the
+        # bot polling within a second instead of the default 20 s
+        "BILLTALK_TELEGRAM_POLL_TIMEOUT_S": "1",
         "BILLTALK_LOG_LEVEL": "WARNING",
         **extra,
     })
