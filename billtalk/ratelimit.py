@@ -51,7 +51,8 @@ class MemoryLimiter:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._windows: dict[str, tuple[int, int]] = {}
+        #: key -> (window index, hits in it, when that window ends)
+        self._windows: dict[str, tuple[int, int, float]] = {}
         self._lock = threading.Lock()
         self._hits = 0
 
@@ -63,19 +64,22 @@ class MemoryLimiter:
             self._hits += 1
             if self._hits % 10_000 == 0:
                 self._sweep(now)
-            start, count = self._windows.get(key, (window, 0))
+            start, count, _ = self._windows.get(key, (window, 0, 0.0))
             if start != window:
                 start, count = window, 0
             count += 1
-            self._windows[key] = (start, count)
+            self._windows[key] = (start, count, (start + 1) * window_s)
         retry = max(1, math.ceil((start + 1) * window_s - now))
         return Verdict(count <= limit, count, 0 if count <= limit else retry)
 
     def _sweep(self, now: float) -> None:
-        # Drop windows that ended long ago (assumes windows of at most a day).
-        old = int(now // 86400)
-        for key in [k for k, (start, _) in self._windows.items() if start < old - 1]:
+        # Forget windows that have ended: a key seen again starts a new window anyway.
+        for key in [k for k, (_, _, end) in self._windows.items() if end <= now]:
             del self._windows[key]
+
+    def remembered(self) -> int:
+        """Keys whose window is still remembered (ended ones are swept every 10,000 hits)."""
+        return len(self._windows)
 
 
 class RedisLimiter:

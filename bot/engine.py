@@ -140,7 +140,9 @@ class DialogueEngine:
         #: Turns being handled right now (the NLU batcher waits for company only if > 1).
         self._turns_in_flight = 0
         redis_url = get_settings().redis_url
-        self.limiter = limiter or (get_limiter(redis_url) if redis_url else MemoryLimiter())
+        if limiter is None:
+            limiter = get_limiter(redis_url) if redis_url else MemoryLimiter()
+        self.limiter = limiter
         #: Messages dropped by flood control (the polite replies included).
         self.flooded = 0
 

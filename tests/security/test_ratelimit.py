@@ -57,6 +57,19 @@ def test_memory_windows() -> None:
     assert limiter.hit("k", 2, 60).allowed
 
 
+def test_memory_forgets_ended_windows() -> None:
+    """One-off senders do not pile up: ended windows are swept as hits go by."""
+    now = [1000.0]
+    limiter = MemoryLimiter(clock=lambda: now[0])
+    for i in range(9_999):
+        limiter.hit(f"once-{i}", 30, 60)
+    assert limiter.remembered() == 9_999
+    now[0] = 1100.0  # every one of those windows has ended
+    limiter.hit("late", 30, 60)  # the 10,000th hit sweeps
+    assert limiter.remembered() == 1
+    assert limiter.hit("late", 30, 60).count == 2  # a live window is kept
+
+
 def test_redis_shares_one_limit_between_processes() -> None:
     redis = pytest.importorskip("redis")
     try:
