@@ -10,7 +10,11 @@ PostgreSQL the driver's waits on the server (about one per round trip).
 
 Run (heavy: under the benchmark lock)::
 
-    flock /tmp/bench.lock nice -n 5 .venv/bin/python bench/telegram_profile.py [--db pg|sqlite]
+    flock /tmp/bench.lock nice -n 5 .venv/bin/python bench/telegram_profile.py \
+        [--db pg|sqlite] [--cprofile]
+
+``--cprofile`` adds the functions with the most CPU (own and cumulative), with the
+thread-pool work run inline so that cProfile sees it.
 
 Prints Markdown on stdout; nothing is written.
 """
@@ -72,7 +76,45 @@ class Timings:
             setattr(owner, name, timed)
 
 
-async def profile(url: str, chats: list[int], turns: int) -> None:
+def run_threads_inline() -> None:
+    """Run ``asyncio.to_thread`` and AnyIO's thread-pool calls inline (for cProfile).
+
+    cProfile sees only the thread it runs in; inline, the NLU, the store and the
+    API's sync routes are counted too. Turns run one at a time, so nothing waits.
+    """
+    import anyio.to_thread
+
+    async def inline(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    asyncio.to_thread = inline  # type: ignore[assignment]
+    anyio.to_thread.run_sync = inline  # type: ignore[assignment]
+
+
+def print_cprofile(stats_profile: Any, turns: int) -> None:
+    """The functions with the most CPU, own time and cumulative, in ms per turn."""
+    import pstats
+
+    stats = pstats.Stats(stats_profile)
+    rows = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for _cc, _nc, tt, _ct, _callers in rows.values())
+    print(f"\ncProfile: {total / turns * 1000:.1f} ms CPU per turn (profiler overhead included)\n")
+    ours = tuple(str(ROOT / p) for p in ("backend", "bot", "actions", "nlu", "billtalk"))
+    for title, index in (("own time", 2), ("cumulative, billtalk's code", 3)):
+        print(f"| function ({title}) | ms per turn | share | calls per turn |\n|---|---|---|---|")
+        candidates = [kv for kv in rows.items() if index == 2 or kv[0][0].startswith(ours)]
+        top = sorted(candidates, key=lambda kv: -kv[1][index])[:40]
+        for (path, line, name), (_cc, calls, tt, ct, _callers) in top:
+            value = tt if index == 2 else ct
+            where = "/".join(Path(path).parts[-2:])
+            print(
+                f"| `{where}:{line} {name}` | {value / turns * 1000:.2f} | "
+                f"{value / total * 100:.1f} % | {calls / turns:.2f} |"
+            )
+        print()
+
+
+async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False) -> None:
     """Warm up, then run ``turns`` text turns one at a time and print the breakdown."""
     import httpx
     from sqlalchemy import event
@@ -120,6 +162,12 @@ async def profile(url: str, chats: list[int], turns: int) -> None:
             return wait(self, *args, **kwargs)
 
         psycopg.Connection.wait = counted_wait  # type: ignore[method-assign]
+    profiler = None
+    if cprofile:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)  # CPU, not wall (server waits)
+        profiler.enable()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for i in range(turns):
         await engine.handle(
@@ -131,6 +179,8 @@ async def profile(url: str, chats: list[int], turns: int) -> None:
             )
         )
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if profiler is not None:
+        profiler.disable()
     await engine.billing.aclose()
     print(
         f"{turns} text turns one at a time: **{wall / turns * 1000:.1f} ms** wall, "
@@ -149,6 +199,8 @@ async def profile(url: str, chats: list[int], turns: int) -> None:
     print("| request | per turn |\n|---|---|")
     for request, n in requests.most_common():
         print(f"| `{request}` | {n / turns:.2f} |")
+    if profiler is not None:
+        print_cprofile(profiler, turns)
 
 
 def main() -> None:
@@ -156,6 +208,11 @@ def main() -> None:
     parser.add_argument("--db", choices=("pg", "sqlite"), default="pg")
     parser.add_argument("--turns", type=int, default=150)
     parser.add_argument("--chats", type=int, default=20)
+    parser.add_argument(
+        "--cprofile",
+        action="store_true",
+        help="also a cProfile of the measured turns, thread-pool work run inline",
+    )
     args = parser.parse_args()
     import importlib.util
 
@@ -177,7 +234,9 @@ def main() -> None:
         )
         try:
             bench.prepare(url, 10, chats)
-            asyncio.run(profile(url, chats, args.turns))
+            if args.cprofile:
+                run_threads_inline()
+            asyncio.run(profile(url, chats, args.turns, args.cprofile))
         finally:
             if args.db == "pg":
                 bench.drop_database(admin, url)
