@@ -109,6 +109,21 @@ class Repository:
             .options(selectinload(orm.Bill.lines))
         ).first()
 
+    def usages_for(
+        self, household_id: str, utility: str, period_starts: Sequence[date]
+    ) -> dict[date, Decimal | None]:
+        """The billed usage of the household's ``utility`` bills starting on any of
+        ``period_starts``, by period start (one query, no ORM objects or lines)."""
+        b = orm.Bill
+        rows = self.session.execute(
+            select(b.period_start, b.usage).where(
+                b.household_id == household_id,
+                b.utility == utility,
+                b.period_start.in_(list(period_starts)),
+            )
+        ).all()
+        return {start: usage for start, usage in rows}
+
     def unpaid_bills(self, household_id: str, utility: str | None = None) -> list[orm.Bill]:
         """Bills with something left to pay, oldest first."""
         q = select(orm.Bill).where(orm.Bill.household_id == household_id, orm.Bill.status != "paid")

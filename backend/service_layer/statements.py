@@ -114,8 +114,8 @@ def get_bill(uow: UnitOfWork, bill_id: str, *, today: date | None = None) -> sch
             raise NotFound("unknown_bill", f"no bill {bill_id!r}")
         prev_start = billing.previous_month(bill.period_start)[0]
         last_year = bill.period_start.replace(year=bill.period_start.year - 1)
-        prev = uow.repo.bill_for(bill.household_id, bill.utility, prev_start)
-        ly = uow.repo.bill_for(bill.household_id, bill.utility, last_year)
+        # Only their usage is shown: one light query for both, not two bills with lines.
+        usages = uow.repo.usages_for(bill.household_id, bill.utility, (prev_start, last_year))
         tariff = uow.session.get(orm.Tariff, bill.tariff_id) if bill.tariff_id else None
         return schemas.BillDetail(
             **_summary(bill, today).model_dump(),
@@ -134,8 +134,8 @@ def get_bill(uow: UnitOfWork, bill_id: str, *, today: date | None = None) -> sch
             tariff_name=tariff.name if tariff else None,
             start_reading=bill.start_reading,
             end_reading=bill.end_reading,
-            previous_usage=prev.usage if prev else None,
-            last_year_usage=ly.usage if ly else None,
+            previous_usage=usages.get(prev_start),
+            last_year_usage=usages.get(last_year),
         )
 
 
