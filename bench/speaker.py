@@ -216,8 +216,7 @@ async def bench_recognition(
 ) -> list[dict[str, Any]]:
     """WER and transcripts on the speaker path: 4 voices, clean and 15 dB."""
     from speech.audio import load_audio
-    from speech.numbers import normalize_transcript
-    from speech.recognize import word_error_rate
+    from speech.scoring import scored_wer
     from speech.tts import synthesize
 
     rng = np.random.default_rng(seed)
@@ -238,14 +237,13 @@ async def bench_recognition(
         wav = bench_speech.wav_bytes(samples)
         transcript = (await request(port, asr_events(wav), ("transcript",)))[-1]
         hyp = transcript.data["text"]
-        reference = normalize_transcript(text)
         rows.append(
             {
                 "text": text,
                 "voice": voice,
                 "condition": cond,
                 "transcript": hyp,
-                "wer": word_error_rate(reference, hyp),
+                "wer": scored_wer(text, hyp),
                 "weak": bool((transcript.data.get("context") or {}).get("billtalk_weak")),
             }
         )
@@ -401,8 +399,8 @@ def main() -> None:
     parser.add_argument(
         "--utterances",
         type=int,
-        default=26,
-        help="Held-out requests from bench/speech.py, each in 4 voices, clean and at 15 dB.",
+        default=200,
+        help="Held-out requests (bench/speaker_requests.py), each in 4 voices, clean and 15 dB.",
     )
     parser.add_argument(
         "--report", type=Path, help="Only print the Markdown summary of an earlier results file."

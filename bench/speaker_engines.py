@@ -5,12 +5,14 @@ recognisers themselves through the speaker's own recognition function
 (``bot.channels.speaker.wyoming_server.recognise``), every configuration on the
 *same* synthesised clips:
 
-* **English requests**: held-out bill requests (bench/speech.py's list minus every
-  sentence that occurs in the NLU training data, from which pocketsphinx's domain
-  language model is generated; see :func:`heldout_requests`) in four espeak
-  voices, clean and with pink noise at 15 dB SNR: WER, intent agreement (the
-  NLU's intent on the transcript equals its intent on the written request),
-  decode latency and real-time factor;
+* **English requests**: the held-out test requests of bench/speaker_requests.py
+  (112 written for the speaker, minus any sentence that occurs in the NLU
+  training data, from which pocketsphinx's domain language model is generated;
+  see :func:`heldout_requests`) in four espeak voices, clean and with pink noise
+  at 15 dB SNR: WER (both sides through :func:`speech.scoring.scoring_text`, the
+  same normaliser for every engine), intent agreement (the NLU's intent on the
+  transcript equals its intent on the written request), decode latency and
+  real-time factor;
 * **spoken PINs**: 6 digits said one by one, through the free-request path and
   through pocketsphinx's 6-digit grammar (what a PIN prompt can use): exact
   string and digit accuracy;
@@ -63,6 +65,12 @@ _spec = importlib.util.spec_from_file_location("bench_speech", ROOT / "bench" / 
 assert _spec is not None and _spec.loader is not None
 bench_speech = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_speech)
+_spec = importlib.util.spec_from_file_location(
+    "speaker_requests", ROOT / "bench" / "speaker_requests.py"
+)
+assert _spec is not None and _spec.loader is not None
+speaker_requests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(speaker_requests)
 
 VOICES = [("en-us", 165), ("en-us+f3", 150), ("en-gb", 175), ("en-us+m7", 140)]
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -131,17 +139,20 @@ def nlu_sentences() -> set[str]:
 
 
 def heldout_requests(n: int) -> tuple[list[str], list[str]]:
-    """The first ``n`` requests of bench/speech.py that are *not* NLU training sentences.
+    """The first ``n`` requests of bench/speaker_requests.py that are *not* NLU training sentences.
 
-    pocketsphinx's language model is generated from the NLU data, so a request that
-    is also a training sentence would be measured on its own training set. The
-    comparison is exact (annotations, case and punctuation removed); requests
-    that share a template with training data ("pay <amount> for <utility>") with
-    other amounts stay, as they would in real use. Returns (kept, dropped).
+    The test set was written for the speaker and never used to tune a recogniser
+    (bench/speech.py's requests are the development set). pocketsphinx's language
+    model is generated from the NLU data, so a request that is also a training
+    sentence would be measured on its own training set: those are dropped. The
+    comparison is exact (annotations, case and punctuation removed); requests that
+    share a template with training data ("pay <amount> for <utility>") with other
+    amounts stay, as they would in real use. Returns (kept, dropped).
     """
     seen = nlu_sentences()
-    kept = [u for u in bench_speech.UTTERANCES if _plain(u) not in seen]
-    dropped = [u for u in bench_speech.UTTERANCES if _plain(u) in seen]
+    written = [text for text, _purpose in speaker_requests.REQUESTS]
+    kept = [u for u in written if _plain(u) not in seen]
+    dropped = [u for u in written if _plain(u) in seen]
     return kept[:n], dropped
 
 
@@ -218,8 +229,8 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
     from bot.channels.speaker.channel import spoken_figures
     from bot.channels.speaker.settings import SpeakerSettings
     from bot.channels.speaker.wyoming_server import recognise
-    from speech.numbers import normalize_transcript
-    from speech.recognize import recognize_digits, word_error_rate
+    from speech.recognize import recognize_digits
+    from speech.scoring import scored_wer
 
     settings = SpeakerSettings(**CONFIGS[name])
     whisper = settings.asr_engine == "faster_whisper"
@@ -239,7 +250,7 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
         row.update(heard=heard.text, weak=heard.weak, error=heard.error, s=seconds,
                    rtf=seconds / duration)  # fmt: skip
         if clip["kind"] == "request":
-            row["wer"] = word_error_rate(normalize_transcript(clip["text"]), heard.text)
+            row["wer"] = scored_wer(clip["text"], heard.text)
             row["intent_text"] = model.parse(clip["text"])["intent"]["name"]
             row["intent_audio"] = model.parse(heard.text or "")["intent"]["name"]
         elif clip["kind"] in ("pin", "pin_real"):
@@ -391,7 +402,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--requests", type=int, default=26, help="Held-out requests (x4 voices).")
+    parser.add_argument(
+        "--requests", type=int, default=200, help="Held-out requests (x4 voices); 0: none."
+    )
     parser.add_argument("--configs", default=",".join(CONFIGS), help="Comma-separated names.")
     parser.add_argument("--out", type=Path, default=RESULTS / "speaker_engines.json")
     parser.add_argument("--report", type=Path, help="Only print the table of a results file.")
