@@ -18,6 +18,7 @@ Amounts sent to the API are serialised as strings (``"12.34"``); passing a
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
@@ -83,6 +84,9 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 
+#: An id that reads the same as a URL path segment (anything else goes over HTTP).
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_:-][A-Za-z0-9_.:-]*")
+
 
 class BillingError(Exception):
     """The billing API refused a request.
@@ -143,6 +147,10 @@ class BillingClient:
         app: the FastAPI app to call in-process through ``httpx.ASGITransport``.
         timeout: seconds per request.
         http: an existing :class:`httpx.AsyncClient` to share (advanced).
+        in_process_reads: with ``app``, make the reads a conversation turn makes
+            (balance, bills, a bill, the late-fee policy) without the HTTP hop:
+            :mod:`backend.api.reads` runs the route's own function with the same
+            token check, household scoping and errors. Writes always go over HTTP.
     """
 
     def __init__(
@@ -153,10 +161,16 @@ class BillingClient:
         app: Any = None,
         timeout: float = 10.0,
         http: httpx.AsyncClient | None = None,
+        in_process_reads: bool = True,
     ) -> None:
         self.base_url = base_url or "http://billtalk.internal"
         self.token = token
         self.app = app
+        self._reads: Any = None
+        if app is not None and in_process_reads:
+            from backend.api.reads import InProcessReads
+
+            self._reads = InProcessReads(app)
         self.household_id: str | None = None
         self.resident_id: str | None = None
         self._owns_http = http is None
@@ -232,7 +246,11 @@ class BillingClient:
             code, message = str(err["code"]), str(err["message"])
         except Exception:
             code, message = "http_error", resp.text[:200]
-        status = resp.status_code
+        return BillingClient._classify(resp.status_code, code, message)
+
+    @staticmethod
+    def _classify(status: int, code: str, message: str) -> BillingError:
+        """The exception for an API error answer."""
         if status == 404:
             return NotFound(code, message, status)
         if status == 403 and code == "step_up_required":
@@ -244,6 +262,22 @@ class BillingClient:
         if status >= 500:
             return BackendUnavailable(code, message, status)
         return ValidationFailed(code, message, status)
+
+    async def _read(self, name: str, **params: Any) -> Any:
+        """Read ``name`` in-process (:mod:`backend.api.reads`), errors as over HTTP."""
+        from backend.api.errors import describe_error
+
+        try:
+            return await self._reads.call(self.token, name, **params)
+        except Exception as exc:
+            status, code, message = describe_error(exc)
+            raise self._classify(status, code, message) from exc
+
+    def _in_process(self, *ids: str) -> bool:
+        """Whether reads go in-process (ids that are plain URL path segments only)."""
+        return self._reads is not None and all(
+            _PLAIN_ID.fullmatch(i) and i.strip(".") for i in ids
+        )
 
     async def _get(self, model: type[M], path: str, **params: Any) -> M:
         resp = await self._request("GET", path, params=params)
@@ -264,7 +298,13 @@ class BillingClient:
             "POST", "/api/v1/auth/resident-token", json={"resident_id": resident_id}
         )
         data = resp.json()
-        scoped = BillingClient(self.base_url, data["token"], app=self.app, http=self._http)
+        scoped = BillingClient(
+            self.base_url,
+            data["token"],
+            app=self.app,
+            http=self._http,
+            in_process_reads=self._reads is not None,
+        )
         scoped.household_id = data["household_id"]
         scoped.resident_id = resident_id
         return scoped
@@ -295,6 +335,9 @@ class BillingClient:
 
     async def get_balance(self, household_id: str) -> Balance:
         """What the household owes, per utility, with credits and open bills."""
+        if self._in_process(household_id):
+            result: Balance = await self._read("balance", household_id=household_id)
+            return result
         return await self._get(Balance, f"/api/v1/households/{household_id}/balance")
 
     async def list_bills(
@@ -306,6 +349,15 @@ class BillingClient:
         limit: int = 12,
     ) -> list[BillSummary]:
         """The household's bills, newest first."""
+        if self._in_process(household_id):
+            params = {"utility": utility, "status": status}
+            bills: list[BillSummary] = await self._read(
+                "list_bills",
+                household_id=household_id,
+                limit=limit,
+                **{k: v for k, v in params.items() if v is not None},
+            )
+            return bills
         return await self._get_list(
             BillSummary,
             f"/api/v1/households/{household_id}/bills",
@@ -316,6 +368,9 @@ class BillingClient:
 
     async def get_bill(self, bill_id: str) -> BillDetail:
         """A bill with its itemised lines and usage comparisons."""
+        if self._in_process(bill_id):
+            bill: BillDetail = await self._read("get_bill", bill_id=bill_id)
+            return bill
         return await self._get(BillDetail, f"/api/v1/bills/{bill_id}")
 
     # -- payments ----------------------------------------------------------------------
@@ -538,6 +593,9 @@ class BillingClient:
 
     async def late_fee_policy(self) -> LateFeePolicy:
         """The late-fee policy in force."""
+        if self._in_process():
+            policy: LateFeePolicy = await self._read("late_fee_policy")
+            return policy
         return await self._get(LateFeePolicy, "/api/v1/late-fee-policy")
 
     # -- reminders outbox --------------------------------------------------------------

@@ -142,6 +142,9 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
     timings.wrap(engine.nlu, "parse_many", "NLU parse (worker thread)")
     timings.wrap(engine, "_render", "render replies")
     timings.wrap(httpx.AsyncClient, "send", "billing API request (in-process ASGI)")
+    from backend.api.reads import InProcessReads
+
+    timings.wrap(InProcessReads, "call", "billing read (in-process, no HTTP)")
     requests: Counter[str] = Counter()
     send = httpx.AsyncClient.send
 

@@ -53,7 +53,15 @@ def get_principal(
     if credentials is None:
         code = "missing_token" if not authorization else "invalid_token"
         raise ApiError(401, code, "a bearer token is required", {"WWW-Authenticate": "Bearer"})
-    token = credentials.credentials
+    return principal_for_token(uow, credentials.credentials)
+
+
+def principal_for_token(uow: UnitOfWork, token: str) -> Principal:
+    """The caller a bearer token stands for (401 when unknown, expired or revoked).
+
+    Every request's token check, over HTTP (:func:`get_principal`) or in-process
+    (:mod:`backend.api.reads`).
+    """
     if len(token) > 200:
         raise ApiError(401, "invalid_token", "invalid token", {"WWW-Authenticate": "Bearer"})
     principal = services.authenticate(uow, token)
@@ -77,3 +85,9 @@ def require_household(principal: Principal, household_id: str) -> None:
     """Raise 403 unless the caller may access ``household_id`` (residents: only their own)."""
     if not principal.can_see(household_id):
         raise ApiError(403, "forbidden", "this token cannot access that household")
+
+
+def require_own_object(principal: Principal, household_id: str, code: str, what: str) -> None:
+    """Residents get 404 (not 403) for other households' objects: no existence leak."""
+    if not principal.can_see(household_id):
+        raise ApiError(404, code, f"no {what} with that id")

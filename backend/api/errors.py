@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -38,6 +39,35 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers
+
+
+class QueryInvalid(Exception):
+    """A query parameter refused in-process, as FastAPI's validation would refuse it."""
+
+    def __init__(self, name: str, error: ValidationError) -> None:
+        super().__init__(f"{name}: {error}")
+        self.errors: list[Any] = [
+            {**e, "loc": ("query", name, *e.get("loc", ()))} for e in error.errors()
+        ]
+
+
+def describe_error(exc: BaseException) -> tuple[int, str, str]:
+    """The status, code and message the API answers ``exc`` with (as the handlers below).
+
+    For callers in the same process that do not go through HTTP
+    (:mod:`backend.api.reads`), so an error reads the same either way.
+    """
+    if isinstance(exc, ServiceError | ApiError):
+        return exc.status, exc.code, exc.message
+    if isinstance(exc, QueryInvalid):
+        return _describe(exc.errors)
+    if isinstance(exc, DataError):
+        return 422, "invalid_input", "the request contains unstorable characters"
+    if isinstance(exc, OperationalError):
+        log.error("database_unavailable", error=repr(exc)[:300])
+        return 503, "database_unavailable", "the database is unavailable; retry"
+    log.error("unhandled_error", error=repr(exc))
+    return 500, "internal_error", "internal error"
 
 
 def error_response(

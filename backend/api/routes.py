@@ -10,9 +10,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from backend import schemas
-from backend.api import models
-from backend.api.deps import Caller, Gateway, Settings, Uow, require_household, require_scope
+from backend.api import models, reads
+from backend.api.deps import (
+    Caller,
+    Gateway,
+    Settings,
+    Uow,
+    require_household,
+    require_own_object,
+    require_scope,
+)
 from backend.api.errors import ApiError
+from backend.api.reads import Limit, StatusQ, UtilityQ
 from backend.service_layer import services
 from backend.service_layer.services import Principal
 from backend.service_layer.unit_of_work import UnitOfWork
@@ -47,8 +56,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/api/v1", responses=_ERRORS)
 
-UtilityQ = Annotated[schemas.Utility | None, Query()]
-Limit = Annotated[int, Query(ge=1, le=200)]
 PathId = Annotated[str, "path"]
 
 
@@ -68,12 +75,6 @@ def _limit(request: Request, checks: list[tuple[str, int]], window_s: int = 3600
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def _own_object(principal: Principal, household_id: str, code: str, what: str) -> None:
-    """Residents get 404 (not 403) for other households' objects: no existence leak."""
-    if not principal.can_see(household_id):
-        raise ApiError(404, code, f"no {what} with that id")
 
 
 # --- auth and residents -------------------------------------------------------------
@@ -152,8 +153,7 @@ def redeem_link_code(
 @router.get("/households/{household_id}/balance", response_model=schemas.Balance, tags=["billing"])
 def get_balance(household_id: str, caller: Caller, uow: Uow) -> Any:
     """What the household owes, in total and per utility."""
-    require_household(caller, household_id)
-    return services.balance(uow, household_id)
+    return reads.balance(caller, uow, household_id)
 
 
 @router.get(
@@ -164,19 +164,17 @@ def list_bills(
     caller: Caller,
     uow: Uow,
     utility: UtilityQ = None,
-    status: Annotated[schemas.BillStatus | None, Query()] = None,
+    status: StatusQ = None,
     limit: Limit = 12,
 ) -> Any:
     """The household's bills, newest first."""
-    require_household(caller, household_id)
-    return services.list_bills(uow, household_id, utility=utility, status=status, limit=limit)
+    return reads.list_bills(caller, uow, household_id, utility=utility, status=status, limit=limit)
 
 
 @router.get("/bills/{bill_id}", response_model=schemas.BillDetail, tags=["billing"])
 def get_bill(bill_id: str, caller: Caller, uow: Uow) -> Any:
     """A bill with its itemised lines."""
-    _own_object(caller, services.bill_household(uow, bill_id), "unknown_bill", "bill")
-    return services.get_bill(uow, bill_id)
+    return reads.get_bill(caller, uow, bill_id)
 
 
 @router.get("/households/{household_id}/usage", response_model=schemas.UsageSeries, tags=["usage"])
@@ -346,7 +344,8 @@ def list_payments(household_id: str, caller: Caller, uow: Uow, limit: Limit = 5)
 
 
 def _payment_access(uow: UnitOfWork, caller: Principal, payment_id: str) -> None:
-    _own_object(caller, services.payment_household(uow, payment_id), "unknown_payment", "payment")
+    household_id = services.payment_household(uow, payment_id)
+    require_own_object(caller, household_id, "unknown_payment", "payment")
 
 
 @router.get("/payments/{payment_id}", response_model=schemas.Payment, tags=["payments"])
@@ -559,15 +558,7 @@ def set_autopay(
 @router.get("/late-fee-policy", response_model=schemas.LateFeePolicy, tags=["billing"])
 def late_fee_policy(caller: Caller, settings: Settings) -> Any:
     """The late-fee policy in force (off by default)."""
-    p = settings.late_fee_policy()
-    return schemas.LateFeePolicy(
-        enabled=p.enabled,
-        rate_per_day=p.rate_per_day if p.fixed is None else None,
-        fixed=p.fixed,
-        grace_days=p.grace_days,
-        cap_ratio=p.cap_ratio,
-        description=p.description,
-    )
+    return reads.late_fee_policy(settings)
 
 
 # --- reminders outbox -----------------------------------------------------------------

@@ -1,0 +1,128 @@
+"""The reads a conversation turn makes, as plain functions, and an in-process way to call them.
+
+Each function here is the whole body of its HTTP route (``backend/api/routes.py``
+calls it): the caller's household check, then the service. So the rule of who may
+read what has one home, whether the read arrives over HTTP or in-process.
+
+:class:`InProcessReads` runs them for a :class:`~backend.client.BillingClient` that
+lives in the same process as the app (the embedded default), without the HTTP
+round trip through ``httpx.ASGITransport``, Starlette and FastAPI: the same bearer
+token check (:func:`~backend.api.deps.principal_for_token`), the same parameter
+validation (the routes' own annotations), the same function, and errors described
+as the API's error handlers describe them. Only reads are offered; anything that
+changes money or state (payments, step-up, autopay...) always goes through HTTP.
+
+Example::
+
+    reads = InProcessReads(app)
+    balance = await reads.call(token, "balance", household_id="hh-A0101")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Query
+from pydantic import TypeAdapter, ValidationError
+
+from backend import schemas
+from backend.api.deps import principal_for_token, require_household, require_own_object
+from backend.api.errors import QueryInvalid
+from backend.service_layer import services
+from backend.service_layer.services import Principal
+from backend.service_layer.unit_of_work import UnitOfWork
+from backend.settings import BillingSettings
+
+UtilityQ = Annotated[schemas.Utility | None, Query()]
+StatusQ = Annotated[schemas.BillStatus | None, Query()]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+def balance(caller: Principal, uow: UnitOfWork, household_id: str) -> schemas.Balance:
+    """What the household owes, in total and per utility."""
+    require_household(caller, household_id)
+    return services.balance(uow, household_id)
+
+
+def list_bills(
+    caller: Principal,
+    uow: UnitOfWork,
+    household_id: str,
+    utility: str | None = None,
+    status: str | None = None,
+    limit: int = 12,
+) -> list[schemas.BillSummary]:
+    """The household's bills, newest first."""
+    require_household(caller, household_id)
+    return services.list_bills(uow, household_id, utility=utility, status=status, limit=limit)
+
+
+def get_bill(caller: Principal, uow: UnitOfWork, bill_id: str) -> schemas.BillDetail:
+    """A bill with its itemised lines (another household's bill: 404, as unknown)."""
+    require_own_object(caller, services.bill_household(uow, bill_id), "unknown_bill", "bill")
+    return services.get_bill(uow, bill_id)
+
+
+def late_fee_policy(settings: BillingSettings) -> schemas.LateFeePolicy:
+    """The late-fee policy in force (off by default); any valid token may read it."""
+    p = settings.late_fee_policy()
+    return schemas.LateFeePolicy(
+        enabled=p.enabled,
+        rate_per_day=p.rate_per_day if p.fixed is None else None,
+        fixed=p.fixed,
+        grace_days=p.grace_days,
+        cap_ratio=p.cap_ratio,
+        description=p.description,
+    )
+
+
+#: Query parameters checked in-process with the routes' own annotations.
+_QUERY: dict[str, TypeAdapter[Any]] = {
+    "utility": TypeAdapter(UtilityQ),
+    "status": TypeAdapter(StatusQ),
+    "limit": TypeAdapter(Limit),
+}
+
+
+class InProcessReads:
+    """Call the read functions above in-process, with the HTTP route's checks.
+
+    Args:
+        app: the billing API app (``backend.api.create_app``): its engine and settings.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.engine = app.state.engine
+        self.settings: BillingSettings = app.state.billing_settings
+        self._reads: dict[str, Callable[..., Any]] = {
+            "balance": balance,
+            "list_bills": list_bills,
+            "get_bill": get_bill,
+        }
+
+    async def call(self, token: str, name: str, **params: Any) -> Any:
+        """Run read ``name`` for the bearer ``token`` in a worker thread.
+
+        Raises:
+            What the route raises for the same request (``ApiError``, ``ServiceError``,
+            database errors), or :class:`~backend.api.errors.QueryInvalid` where
+            FastAPI would refuse a query parameter; :func:`backend.api.errors.describe_error`
+            gives each the status, code and message the API answers with.
+        """
+        return await anyio.to_thread.run_sync(self._call, token, name, params)
+
+    def _call(self, token: str, name: str, params: dict[str, Any]) -> Any:
+        uow = UnitOfWork(self.engine)
+        caller = principal_for_token(uow, token)
+        if name == "late_fee_policy":
+            return late_fee_policy(self.settings)
+        for key, adapter in _QUERY.items():
+            if key in params:
+                try:
+                    params[key] = adapter.validate_python(params[key])
+                except ValidationError as exc:
+                    raise QueryInvalid(key, exc) from None
+        return self._reads[name](caller, uow, **params)
+

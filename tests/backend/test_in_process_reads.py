@@ -1,0 +1,101 @@
+"""In-process reads (``backend/api/reads.py``) answer and refuse exactly as the HTTP API does."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from backend.client import BillingClient, BillingError
+from tests.backend.conftest import Api
+
+Read = Callable[[BillingClient], Awaitable[Any]]
+
+#: Every read the in-process path offers, with the answers and refusals a resident
+#: (or a bad caller) can get: own household, another household, unknown ids, bad
+#: query values.
+READS: dict[str, Read] = {
+    "balance": lambda c: c.get_balance("hh-A0101"),
+    "balance other household": lambda c: c.get_balance("hh-B0101"),
+    "balance unknown household": lambda c: c.get_balance("hh-nope"),
+    "bills": lambda c: c.list_bills("hh-A0101"),
+    "bills water, 2": lambda c: c.list_bills("hh-A0101", utility="water", limit=2),
+    "bills overdue": lambda c: c.list_bills("hh-A0101", status="overdue"),
+    "bills other household": lambda c: c.list_bills("hh-B0101", utility="water"),
+    "bills limit 0": lambda c: c.list_bills("hh-A0101", limit=0),
+    "bills limit 201": lambda c: c.list_bills("hh-A0101", limit=201),
+    "bills unknown utility": lambda c: c.list_bills("hh-A0101", utility="steam"),
+    "bills unknown status": lambda c: c.list_bills("hh-A0101", status="late"),
+    "bill": lambda c: c.get_bill("b-hh-A0101-el-202602"),
+    "bill water": lambda c: c.get_bill("b-hh-A0101-wa-202601"),
+    "bill of another household": lambda c: c.get_bill("b-hh-B0101-el-202602"),
+    "bill unknown": lambda c: c.get_bill("b-hh-A0101-el-209901"),
+    "late-fee policy": lambda c: c.late_fee_policy(),
+}
+
+
+async def _outcome(read: Read, client: BillingClient) -> Any:
+    """The answer, or the refusal as (class, status, code, message)."""
+    try:
+        return await read(client)
+    except BillingError as exc:
+        return (type(exc).__name__, exc.status, exc.code, exc.message)
+
+
+async def test_in_process_reads_equal_http_answers_and_refusals(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service_http = BillingClient(None, api.service, app=api.app, in_process_reads=False)
+    service_fast = BillingClient(None, api.service, app=api.app)
+    resident_http = await service_http.resident_scope("r-A0101-1")
+    resident_fast = await service_fast.resident_scope("r-A0101-1")
+    bogus_http = BillingClient(None, "not-a-token", app=api.app, in_process_reads=False)
+    bogus_fast = BillingClient(None, "not-a-token", app=api.app)
+    long_fast = BillingClient(None, "x" * 300, app=api.app)
+    long_http = BillingClient(None, "x" * 300, app=api.app, in_process_reads=False)
+
+    sent: list[str] = []
+    send = httpx.AsyncClient.send
+
+    async def counting(self: httpx.AsyncClient, request: httpx.Request, **kw: Any) -> Any:
+        sent.append(request.url.path)
+        return await send(self, request, **kw)
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", counting)
+    refusals = 0
+    for who, http, fast in (
+        ("resident", resident_http, resident_fast),
+        ("service", service_http, service_fast),
+        ("bogus token", bogus_http, bogus_fast),
+        ("overlong token", long_http, long_fast),
+    ):
+        for name, read in READS.items():
+            sent.clear()
+            over_http = await _outcome(read, http)
+            assert sent, f"{who} / {name}: the reference answer went over HTTP"
+            sent.clear()
+            in_process = await _outcome(read, fast)
+            assert not sent, f"{who} / {name}: the in-process read made an HTTP request"
+            assert in_process == over_http, f"{who} / {name}"
+            refusals += isinstance(over_http, tuple)
+    # The table exercises the refusals it claims to: scoping, 404s, 422s and 401s.
+    resident = {n: await _outcome(r, resident_fast) for n, r in READS.items()}
+    assert resident["balance other household"][:3] == ("Forbidden", 403, "forbidden")
+    assert resident["bills other household"][:3] == ("Forbidden", 403, "forbidden")
+    assert resident["bill of another household"][:3] == ("NotFound", 404, "unknown_bill")
+    assert resident["bills limit 0"][:3] == ("ValidationFailed", 422, "validation_error")
+    assert resident["bills unknown utility"][:2] == ("ValidationFailed", 422)
+    assert (await _outcome(READS["bill"], bogus_fast))[:3] == ("Forbidden", 401, "invalid_token")
+    assert refusals >= 2 * len(READS)
+
+
+async def test_ids_that_are_not_plain_path_segments_go_over_http(api: Api) -> None:
+    fast = BillingClient(None, api.service, app=api.app)
+    http = BillingClient(None, api.service, app=api.app, in_process_reads=False)
+    for bill_id in ("..", "b/../x", "b?x=1", "b x", "账单"):
+        assert not fast._in_process(bill_id)
+        assert await _outcome(lambda c, b=bill_id: c.get_bill(b), fast) == await _outcome(
+            lambda c, b=bill_id: c.get_bill(b), http
+        )
