@@ -26,7 +26,9 @@ recognisers themselves through the speaker's own recognition function
   Whisper model is loaded once per process: only the first Whisper
   configuration of a run shows it).
 
-Whisper's configurations differ in the domain prompt, beam width and threads.
+``auto`` is the shipped default: pocketsphinx, and Whisper (short window, beam 5)
+on the requests pocketsphinx is unsure of. Whisper's configurations differ in the
+encoder window, beam width and the domain prompt.
 
 Run (one benchmark at a time on the shared machine)::
 
@@ -92,23 +94,16 @@ CHINESE = [
 #: Engine configurations (SpeakerSettings fields).
 CONFIGS: dict[str, dict[str, Any]] = {
     "pocketsphinx": {"asr_engine": "pocketsphinx"},
-    "whisper-prompt-greedy-30s": {"asr_engine": "faster_whisper", "whisper_short_window": False},
-    "whisper-prompt-greedy-short": {"asr_engine": "faster_whisper", "whisper_short_window": True},
-    "whisper-noprompt-greedy-short": {
-        "asr_engine": "faster_whisper",
-        "whisper_prompt": False,
-        "whisper_short_window": True,
-    },
-    "whisper-prompt-beam5-short": {
-        "asr_engine": "faster_whisper",
-        "whisper_beam_size": 5,
-        "whisper_short_window": True,
-    },
-    "whisper-prompt-greedy-30s-1thread": {
+    "auto": {"asr_engine": "auto"},
+    "whisper-short-beam5": {"asr_engine": "faster_whisper"},
+    "whisper-30s-beam5": {"asr_engine": "faster_whisper", "whisper_short_window": False},
+    "whisper-30s-greedy": {
         "asr_engine": "faster_whisper",
         "whisper_short_window": False,
-        "whisper_threads": 1,
+        "whisper_beam_size": 1,
     },
+    "whisper-short-greedy": {"asr_engine": "faster_whisper", "whisper_beam_size": 1},
+    "whisper-short-beam5-noprompt": {"asr_engine": "faster_whisper", "whisper_prompt": False},
 }
 
 
@@ -248,7 +243,7 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
         seconds = time.perf_counter() - t
         row = {k: clip[k] for k in ("kind", "text", "voice", "condition")}
         row.update(heard=heard.text, weak=heard.weak, error=heard.error, s=seconds,
-                   rtf=seconds / duration)  # fmt: skip
+                   engine=heard.engine, rtf=seconds / duration)  # fmt: skip
         if clip["kind"] == "request":
             row["wer"] = scored_wer(clip["text"], heard.text)
             row["intent_text"] = model.parse(clip["text"])["intent"]["name"]
@@ -312,6 +307,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             entry["intent_agreement"] = statistics.mean(
                 r["intent_audio"] == r["intent_text"] for r in sel
             )
+            sure = [r for r in sel if not r["weak"]]
+            entry["intent_agreement_not_weak"] = (
+                statistics.mean(r["intent_audio"] == r["intent_text"] for r in sure)
+                if sure
+                else 0.0
+            )
+            entry["by_whisper"] = statistics.mean(r.get("engine") == "faster_whisper" for r in sel)
         if kind in ("pin", "pin_real"):
             entry["exact"] = statistics.mean(r["exact"] for r in sel)
             entry["digit_acc"] = statistics.mean(r["digit_acc"] for r in sel)
@@ -331,10 +333,11 @@ def markdown(data: dict[str, Any]) -> str:
         f" {meta['load_after']} after; command: `{meta['command']}`",
         "",
         "| engine | requests WER clean / 15 dB | intent agreement clean / 15 dB | decode median"
-        " / p95 (clean) | RTF median | Chinese CER clean / 15 dB | Chinese intent agreement |"
+        " / p95 (clean) | weak clean / 15 dB (agreement when not weak) |"
+        " RTF median | Chinese CER clean / 15 dB | Chinese intent agreement |"
         " espeak PIN exact (free / 6-digit grammar) | real-voice PIN exact (free / grammar) |"
         " memory (RSS growth) | load + first decode |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in data["engines"]:
         s = r["summary"]
@@ -353,6 +356,9 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {r['config']} | {rc.get('wer', 0):.1%} / {rn.get('wer', 0):.1%} (n={rc.get('n')}"
             f" each) | {rc.get('intent_agreement', 0):.1%} / {rn.get('intent_agreement', 0):.1%} |"
             f" {rc.get('s_median', 0):.2f} / {rc.get('s_p95', 0):.2f} s |"
+            f" {rc.get('weak', 0):.0%} / {rn.get('weak', 0):.0%}"
+            f" ({rc.get('intent_agreement_not_weak', 0):.1%}"
+            f" / {rn.get('intent_agreement_not_weak', 0):.1%}) |"
             f" {rc.get('rtf_median', 0):.2f} | {zc.get('cer', 1):.1%} / {zn.get('cer', 1):.1%}"
             f" (n={zc.get('n')} each) | {zh_agree:.1%} | {pin.get('exact', 0):.0%}{grammar}"
             f" (n={pin.get('n')}) | "

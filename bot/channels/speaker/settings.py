@@ -25,7 +25,8 @@ class SpeakerSettings(BaseSettings):
     #: ``faster_whisper`` (Whisper base, int8, see
     #: :mod:`bot.channels.speaker.whisper_asr`), or ``auto`` (the default): each
     #: request to the engine measured best for it (bench/speaker_engines.py) --
-    #: English to pocketsphinx, Chinese to Whisper when it is installed.
+    #: English to pocketsphinx (and to Whisper when pocketsphinx is unsure, see
+    #: ``whisper_second_opinion``), Chinese to Whisper when it is installed.
     asr_engine: Literal["auto", "pocketsphinx", "faster_whisper"] = "auto"
     #: With pocketsphinx, also try the general en-US model on unsure decodes (about
     #: 1 s more each). Off on the speaker: an unsure transcript is said back and
@@ -35,14 +36,21 @@ class SpeakerSettings(BaseSettings):
     whisper_model_dir: str = ""
     #: CPU threads for Whisper.
     whisper_threads: int = Field(default=2, ge=1)
-    #: Whisper's beam width (1: greedy; see bench/speaker_engines.py).
-    whisper_beam_size: int = Field(default=1, ge=1, le=10)
+    #: Whisper's beam width (1: greedy; 5 measured better on the short window,
+    #: bench/RESULTS.md "Smart speaker").
+    whisper_beam_size: int = Field(default=5, ge=1, le=10)
     #: Give Whisper the one-sentence bill-domain prompt.
     whisper_prompt: bool = True
-    #: Encode only the utterance (plus 2 s) instead of Whisper's padded 30 s window:
-    #: several times faster but measured far worse (clean WER 70 % vs 22 %, mostly
-    #: repeated phrases; bench/speaker_engines.py), so off.
-    whisper_short_window: bool = False
+    #: Encode only the utterance (plus 2 s of silence) instead of Whisper's padded
+    #: 30 s window: about three times faster; with the decoder held against
+    #: repeating itself (:mod:`bot.channels.speaker.whisper_asr`) as accurate on the
+    #: development requests.
+    whisper_short_window: bool = True
+    #: Under ``auto``: an English request pocketsphinx decodes weakly (which would be
+    #: said back and asked again) is decoded by Whisper too, and Whisper's text is
+    #: used when Whisper is sure of it. Spoken digit strings stay with
+    #: pocketsphinx's digit grammar.
+    whisper_second_opinion: bool = True
     #: Longest utterance accepted; a longer stream is cut here and answered
     #: with "that was too long" (the rest of the stream is read and dropped).
     max_audio_s: float = Field(default=60.0, gt=0)

@@ -348,6 +348,25 @@ def recognise(
             digits = _digit_string(loaded, said, speech_settings)
             if digits is not None:
                 result = digits
+        elif result.weak and _second_opinion(settings):
+            from bot.channels.speaker.whisper_asr import transcribe_samples
+
+            text, confidence, weak = transcribe_samples(
+                loaded.samples,
+                language="en",
+                model_dir=settings.whisper_model_dir,
+                threads=settings.whisper_threads,
+                beam_size=settings.whisper_beam_size,
+                prompt=settings.whisper_prompt,
+                short_window=settings.whisper_short_window,
+            )
+            if not weak:
+                return HeardUtterance(
+                    text,
+                    confidence=confidence,
+                    duration_s=duration,
+                    engine="faster_whisper",
+                )
     except AudioError as exc:
         return HeardUtterance("", error=exc.code, duration_s=duration)
     return HeardUtterance(
@@ -356,6 +375,15 @@ def recognise(
         confidence=result.confidence,
         duration_s=duration,
         engine=engine,
+    )
+
+
+def _second_opinion(settings: SpeakerSettings) -> bool:
+    """Whether an unsure pocketsphinx decode goes to Whisper too (``auto``, installed)."""
+    return (
+        settings.asr_engine == "auto"
+        and settings.whisper_second_opinion
+        and _whisper_available(settings.whisper_model_dir)
     )
 
 

@@ -48,10 +48,12 @@ def test_whisper_transcribes_a_bill_request(say: Any) -> None:
     assert heard.text == heard.text.lower() and "." not in heard.text.replace("150.", "")
     silent = recognise(np.zeros(32_000, dtype="<i2").tobytes(), settings=settings)
     assert silent.error == "silent" and silent.text == ""
-    # The short encoder window (off by default) runs too.
-    short = SpeakerSettings(asr_engine="faster_whisper", whisper_short_window=True)
-    heard_short = recognise(_pcm16k(say("pay one hundred fifty yuan for water")), settings=short)
-    assert heard_short.error is None and "water" in heard_short.text, heard_short.text
+    # The full 30 s window (the short one is the default) runs too.
+    full = SpeakerSettings(
+        asr_engine="faster_whisper", whisper_short_window=False, whisper_beam_size=1
+    )
+    heard_full = recognise(_pcm16k(say("pay one hundred fifty yuan for water")), settings=full)
+    assert heard_full.error is None and "water" in heard_full.text, heard_full.text
 
 
 def test_whisper_is_listed_when_chosen() -> None:
@@ -124,11 +126,55 @@ def test_a_repetition_loop_is_weak() -> None:
     assert compression_ratio("pay one hundred fifty yuan for water") < MAX_COMPRESSION_RATIO
 
 
+def test_a_repeated_sentence_is_dropped() -> None:
+    from bot.channels.speaker.whisper_asr import drop_repeated_sentences
+
+    assert (
+        drop_repeated_sentences("Show me my gas bill. Show me, my gas.") == "Show me my gas bill."
+    )
+    assert drop_repeated_sentences("Yes. Pay it.") == "Yes. Pay it."
+    assert drop_repeated_sentences("Pay the water bill.") == "Pay the water bill."
+
+
+def test_an_unsure_english_decode_gets_whisper_s_second_opinion(
+    monkeypatch: pytest.MonkeyPatch, say: Any
+) -> None:
+    """Under ``auto`` a weak pocketsphinx decode is decoded by Whisper too, whose sure
+    transcript is used; a sure pocketsphinx decode is not sent to Whisper."""
+    import speech
+    from bot.channels.speaker import whisper_asr
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.wyoming_server import recognise
+    from speech.recognize import Transcript
+
+    weak = Transcript("read my water bill", 0.3, 1.0, "pocketsphinx/domain-lm",
+                      words="read my water bill", weak=True)  # fmt: skip
+    monkeypatch.setattr(speech, "transcribe", lambda *a, **k: weak)
+    calls: list[int] = []
+
+    def whisper(samples: Any, **_kw: Any) -> tuple[str, float, bool]:
+        calls.append(len(samples))
+        return "pay my water bill", 0.9, False
+
+    monkeypatch.setattr(whisper_asr, "transcribe_samples", whisper)
+    pcm = _pcm16k(say("pay my water bill"))
+    heard = recognise(pcm, settings=SpeakerSettings(asr_engine="auto"))
+    assert (heard.text, heard.weak, heard.engine) == ("pay my water bill", False, "faster_whisper")
+    off = SpeakerSettings(asr_engine="auto", whisper_second_opinion=False)
+    assert recognise(pcm, settings=off).text == "read my water bill" and len(calls) == 1
+    sure = Transcript("pay my water bill", 0.9, 1.0, "pocketsphinx/domain-lm",
+                      words="pay my water bill")  # fmt: skip
+    monkeypatch.setattr(speech, "transcribe", lambda *a, **k: sure)
+    assert recognise(pcm, settings=SpeakerSettings(asr_engine="auto")).engine == "pocketsphinx"
+    assert len(calls) == 1
+
+
 def test_whisper_text_normalisation() -> None:
     from bot.channels.speaker.whisper_asr import normalize
 
     assert normalize(" Pay 150 yuan for water.") == "pay 150 yuan for water"
     assert normalize("How much do I owe?") == "how much do i owe"
+    assert normalize("What's my balance?") == "what's my balance"
     assert normalize("Pay 45.50 for gas, please.") == "pay 45.50 for gas please"
 
 
