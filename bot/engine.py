@@ -67,7 +67,6 @@ from bot.turn import Turn
 from bot.verification_service import VerificationService
 from bot.verifiers import build_registry
 from bot.voice_input import VoiceInput
-from nlu.language import has_letters
 from verification import VerificationKind, Verifier
 
 log = get_logger("bot.engine")
@@ -571,10 +570,7 @@ class DialogueEngine:
             turn.say("too_long", limit=self.settings.max_message_chars)
             return
         parse = await self._parse(text, reference_date=turn.today)
-        turn.parse = parse
-        if has_letters(text):  # a link code alone keeps the chat's language
-            turn.language = parse.get("language") or turn.language
-        turn.state.language = turn.language
+        turn.read(text, parse)
         turn.entities = first_entities(parse.get("entities") or [])
         turn.intent = (parse.get("intent") or {}).get("name")
         code = turn.entities.get("link_code")

@@ -50,7 +50,6 @@ from bot.turn import Turn
 from bot.verification_service import VerificationService
 from bot.verifiers.pin import PinVerifier
 from nlu.entities import unreadable_amount
-from nlu.language import has_letters
 from verification import Evidence, VerificationKind
 
 #: Intents answered by one action each.
@@ -291,10 +290,7 @@ class Policy:
     async def on_text(self, turn: Turn, text: str) -> None:
         """A text message: parse it and route it."""
         parse = await self.parse(text, reference_date=turn.today)
-        turn.parse = parse
-        if has_letters(text):  # digits alone (a PIN, an amount) keep the conversation's language
-            turn.language = parse.get("language") or turn.language
-        turn.state.language = turn.language
+        turn.read(text, parse)
         intent = str((parse.get("intent") or {}).get("name") or "nlu_fallback")
         confidence = float((parse.get("intent") or {}).get("confidence") or 0.0)
         entities = first_entities(parse.get("entities") or [])

@@ -11,6 +11,7 @@ from bot.messages import IncomingMessage
 from bot.responses import Reply
 from bot.state import ConversationState
 from bot.store import NoticeWrite
+from nlu.language import has_letters
 
 
 @dataclass
@@ -47,6 +48,17 @@ class Turn:
     keep_buttons: bool = False
     _context: ActionContext | None = None
     _client: Any = None
+
+    def read(self, text: str, parse: dict[str, Any]) -> None:
+        """Take in the NLU's ``parse`` of ``text``: the parse and the turn's language.
+
+        The parse's language becomes the conversation's only when ``text`` has letters
+        to tell it by: digits alone (a PIN, an amount, a link code) keep the language.
+        """
+        self.parse = parse
+        if has_letters(text):
+            self.language = parse.get("language") or self.language
+        self.state.language = self.language
 
     def say(self, key: str, **params: Any) -> None:
         """Queue a reply with no buttons."""
