@@ -192,6 +192,7 @@ class Simulation:
             "answered": sum(self.replies.values()),
             "seconds": round(elapsed, 2),
             "updates_per_s": round(self.answered_in_window / elapsed, 1),
+            "answered_in_window": self.answered_in_window,
             "lost": lost,
             "duplicates": duplicates,
             "timeouts_60s": self.timeouts,
@@ -256,14 +257,68 @@ def prepare(url: str, households: int, chats: list[int]) -> None:
     store.engine.dispose()
 
 
+def _stat(pid: str) -> list[str] | None:
+    """``/proc/PID/stat`` fields after the command name (state is [0]), or None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def cpu_snapshot() -> dict[str, float]:
+    """CPU seconds so far (Linux /proc): the bot processes (this process's descendants),
+    this process (the Bot API stand-in and the simulated residents), PostgreSQL's
+    processes (every database: other users' too), and the whole machine (busy time)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {p.name: _stat(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    names = {}
+    for pid in stats:
+        try:
+            names[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            names[pid] = ""
+    children: dict[str, list[str]] = defaultdict(list)
+    for pid, fields in stats.items():
+        if fields is not None:
+            children[fields[1]].append(pid)  # [1] is the parent's pid
+    bot, todo = 0.0, list(children[str(os.getpid())])
+    while todo:
+        pid = todo.pop()
+        fields = stats.get(pid)
+        if fields is not None:
+            bot += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        todo.extend(children[pid])
+    postgres = sum((int(f[11]) + int(f[12])) / tick for pid, f in stats.items()
+                   if f is not None and names.get(pid) == "postgres")
+    cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = (sum(cpu) - cpu[3] - cpu[4]) / tick  # all but idle and iowait
+    me = os.times()
+    return {"bot": bot, "bench": me.user + me.system, "postgres": postgres, "machine": busy}
+
+
+def cpu_per_update(before: dict[str, float], after: dict[str, float],
+                   updates: int) -> dict[str, float]:
+    """CPU milliseconds per handled update, by part, between two :func:`cpu_snapshot`s;
+    ``other`` is the rest of the machine's busy time (other users' work)."""
+    used = {k: after[k] - before[k] for k in before}
+    used["other"] = used["machine"] - used["bot"] - used["bench"] - used["postgres"]
+    return {k: round(v * 1000 / max(updates, 1), 1) for k, v in used.items()}
+
+
 async def measure(standin: BotApiStandIn, chats: list[int], note: bytes, seconds: float,
                   label: str, think_s: float, voice: bool) -> dict[str, Any]:
     sim = Simulation(standin, chats, note, think_s=think_s, voice=voice)
+    load = os.getloadavg()[0]
+    before = cpu_snapshot()
     try:
         result = await sim.run(seconds, label)
     finally:
         standin.listeners.clear()
-    return {"think_s": think_s, "voice_notes": voice, **result}
+    # Over the phase and its 5 s tail, per update answered in the phase.
+    cpu = cpu_per_update(before, cpu_snapshot(), result["answered_in_window"])
+    return {"think_s": think_s, "voice_notes": voice, **result, "cpu_ms_per_update": cpu,
+            "load_average_1m": [round(load, 2), round(os.getloadavg()[0], 2)]}
 
 
 #: (name, think time between a resident's messages, whether the session has a voice note)
@@ -459,8 +514,8 @@ def main() -> None:
     if any(m != "engine" for m in modes):
         chart(results, RESULTS / f"{args.out}.png")
     print("| mode | phase | updates/s | text p50 ms | text p95 ms | voice p50 ms | voice p95 ms "
-          "| lost | duplicates |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| lost | duplicates | CPU ms/update: bot, bench, postgres, other | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for mode, phase, r in rows(results):
         if mode == "engine":
             print(f"| engine only | {phase} | {r['turns_per_s']} | {r['p50_ms']} | {r['p95_ms']} "
@@ -469,7 +524,10 @@ def main() -> None:
         voice = r["by_kind"].get("voice", {})
         print(f"| {mode} | {phase} | {r['updates_per_s']} | {r['text_p50_ms']} | "
               f"{r['text_p95_ms']} | {voice.get('p50_ms', '-')} | {voice.get('p95_ms', '-')} | "
-              f"{r['lost']} | {r['duplicates']} |")
+              f"{r['lost']} | {r['duplicates']} | "
+              + ", ".join(str(r["cpu_ms_per_update"][k])
+                          for k in ("bot", "bench", "postgres", "other"))
+              + f" | {r['load_average_1m'][0]}-{r['load_average_1m'][1]} |")
 
 
 if __name__ == "__main__":
