@@ -181,9 +181,11 @@ def enroll_from_video(
             chosen.append(u)
         if len(chosen) == frames:
             break
-    from biometrics.face.engine import encode, encode_plain, face_chip
+    from biometrics.face.engine import encode_chips, encode_plain, face_chip
 
-    vectors = [encode(rgb, obs.face) for _, _, _, obs, rgb in sorted(chosen, key=lambda c: c[0])]
+    vectors = encode_chips(
+        [face_chip(rgb, obs.face) for _, _, _, obs, rgb in sorted(chosen, key=lambda c: c[0])]
+    )
     template = np.vstack(vectors)
     # The whole clip must show one person, not only the frames kept: a few more frontal
     # frames spread over the clip (one ResNet pass each) are compared too.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from biometrics.face.engine import detect_faces, encode
+from biometrics.face.engine import detect_faces, encode_chips, face_chip
 from biometrics.face.errors import FaceError
 from biometrics.face.pose import HeadPose, head_pose
 from biometrics.face.settings import FaceSettings, get_face_settings
@@ -152,10 +152,13 @@ def analyze_video(data: bytes, settings: FaceSettings | None = None) -> VideoAna
             samples.append(FrameSample(t, len(faces), top.box, head_pose(top.landmarks)))
         else:
             samples.append(FrameSample(t, 0))
-    for i in _frames_to_encode(samples, settings.encoded_frames):
-        rgb, top = faces_by_index[i]
+    picked = _frames_to_encode(samples, settings.encoded_frames)
+    # One ResNet batch for all picked frames and their mirror images (same vectors as
+    # one-by-one passes, ~15 % cheaper).
+    vectors = encode_chips([face_chip(*faces_by_index[i]) for i in picked])
+    for i, vector in zip(picked, vectors, strict=True):
         s = samples[i]
-        samples[i] = FrameSample(s.t, s.faces, s.box, s.pose, encode(rgb, top))
+        samples[i] = FrameSample(s.t, s.faces, s.box, s.pose, vector)
     return VideoAnalysis(duration_s=duration, frames=samples)
 
 

@@ -57,3 +57,19 @@ def test_a_probe_near_the_boundary_gets_the_mirror_pass(  # type: ignore[no-unty
     assert np.allclose(near.encoding, full.encoding)
     far = observe_image(data, settings, template, ((d + 0.4, d + 0.6),))
     assert not far.mirrored
+
+
+def test_a_batch_of_chips_encodes_as_one_by_one(photo, settings: FaceSettings) -> None:  # type: ignore[no-untyped-def]
+    """Video frames are encoded in one ResNet batch: the same vectors, only cheaper."""
+    from biometrics.face.engine import analyze, encode_chip, encode_chips, face_chip
+    from biometrics.face.images import load_image
+
+    chips = []
+    for name in ("obama", "biden"):
+        image = load_image(photo(name).read_bytes(), settings)
+        chips.append(face_chip(image.rgb, analyze(image, settings, encode_face=False).face))
+    batch = encode_chips(chips)
+    assert len(batch) == 2
+    for chip, vector in zip(chips, batch, strict=True):
+        assert np.allclose(vector, encode_chip(chip), atol=1e-9)
+    assert encode_chips([]) == []
