@@ -396,17 +396,45 @@ def video_timing(photos: Sequence[Photo], n: int) -> dict[str, object]:
             )
         except (FaceError, IndexError):
             continue
-    cpu = []
+    import biometrics.face.video as video_module
+    from biometrics.face.engine import encode_chip, encode_chips
+
+    def one_by_one(chips: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Before: each frame's chip and its mirror in separate ResNet passes."""
+        return [encode_chip(c) for c in chips]
+
+    cpu: list[float] = []
+    cpu_one: list[float] = []
+    same = True
     for clip in progress(clips, "video notes"):
-        t, c = time.perf_counter(), time.process_time()
-        observe_video(clip, settings)
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
+        for _ in range(2):  # interleaved: batched (shipped), then one by one (before)
+            t, c = time.perf_counter(), time.process_time()
+            batched = observe_video(clip, settings)
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+            video_module.encode_chips = one_by_one  # type: ignore[assignment]
+            try:
+                c = time.process_time()
+                single = observe_video(clip, settings)
+                cpu_one.append(time.process_time() - c)
+            finally:
+                video_module.encode_chips = encode_chips
+            same &= all(
+                (a.encoding is None and b.encoding is None)
+                or (a.encoding is not None and b.encoding is not None
+                    and np.array_equal(a.encoding, b.encoding))
+                for a, b in zip(batched.frames, single.frames, strict=True)
+            )  # fmt: skip
     return {
-        "clips": len(times),
+        "clips": len(clips),
+        "runs": len(times),
         "p50_s": float(np.median(times)),
         "max_s": float(np.max(times)),
         "cpu_p50_s": float(np.median(cpu)),
+        "cpu_p95_s": float(np.percentile(cpu, 95)),
+        "one_by_one_cpu_p50_s": float(np.median(cpu_one)),
+        "one_by_one_cpu_p95_s": float(np.percentile(cpu_one, 95)),
+        "identical_embeddings": bool(same),
     }
 
 
@@ -529,6 +557,41 @@ def deepface_photos(folder: Path | None) -> list[Photo]:
     ]
 
 
+FACEAPI_REPO = Path("/work/.mirror/justadudewhohacks+face-api.js/repo")
+FACEAPI_COMMIT = "a86f011"
+
+
+def faceapi_photos() -> list[Photo]:
+    """justadudewhohacks/face-api.js ``examples/images/<name>/<name><i>.png`` (MIT repository).
+
+    Eight people, five different 150-px face crops each (actors of a TV series,
+    collected by the repository's author for its face-recognition example),
+    extracted from a local mirror of the repository at :data:`FACEAPI_COMMIT`.
+    """
+    import subprocess
+    import tempfile
+
+    if not FACEAPI_REPO.is_dir():
+        print("face-api.js photos not available", file=sys.stderr)
+        return []
+    tmp = Path(tempfile.mkdtemp(prefix="faceapi-"))
+    names = subprocess.run(
+        ["git", f"--git-dir={FACEAPI_REPO}", "ls-tree", "-r", "--name-only", FACEAPI_COMMIT,
+         "examples/images"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    wanted = [n for n in names if n.count("/") == 3 and n.endswith(".png")]
+    archive = subprocess.run(
+        ["git", f"--git-dir={FACEAPI_REPO}", "archive", FACEAPI_COMMIT, *wanted],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    subprocess.run(["tar", "x", "-C", str(tmp)], input=archive, check=True)
+    return [
+        Photo(str(tmp / n), f"faceapi:{n.split('/')[2]}", Path(n).stem, "pair", "face-api.js")
+        for n in sorted(wanted)
+    ]
+
+
 def protocol_encode(photos: Sequence[Photo]) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """Both embeddings of every usable photo: ``plain`` (before) and ``mirror`` (shipped).
 
@@ -563,17 +626,30 @@ def protocol(extra: Path | None) -> dict[str, object]:
     Also: gallery enrollment (3 photos, nearest decides) on held-out identities
     with enough photos, before (plain embedding, threshold 0.50) and after.
     """
-    from bench.heldout import at_threshold, calibrate, det_plot, frr_at_far, split_people
+    from bench.heldout import (
+        at_threshold,
+        calibrate,
+        cross_validate,
+        det_plot,
+        frr_at_far,
+        split_people,
+    )
 
     settings = get_face_settings()
     photos = [p for p in manifest() if p.role == "pair"] + deepface_photos(extra)
     photos = [Photo(p.path, p.person if ":" in p.person else f"shared:{p.person}", p.group,
                     p.role, p.source) for p in photos]  # fmt: skip
+    photos += faceapi_photos()
     enc, refused = protocol_encode(photos)
     usable = [p for p in photos if p.path in enc]
     people = {p.person for p in usable}
-    strata = {p: p.split(":")[0] for p in people}
-    cal, held = split_people(people, SPLIT_SEED, strata)
+    # The first issue-18 split (shared + deepface) is kept as it was; identities of
+    # sources added later are split among themselves with the same seed and appended.
+    first = {p for p in people if p.split(":")[0] in ("shared", "deepface")}
+    cal, held = split_people(first, SPLIT_SEED, {p: p.split(":")[0] for p in first})
+    later = people - first
+    cal2, held2 = split_people(later, SPLIT_SEED, {p: p.split(":")[0] for p in later})
+    cal, held = sorted(cal + cal2), sorted(held + held2)
 
     def trials(group: list[str], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Genuine, impostor, and impostor trials within one source (negated distances)."""
@@ -595,12 +671,16 @@ def protocol(extra: Path | None) -> dict[str, object]:
             "shared": "../shared/data/faces (role=pair; licences beside the images)",
             "deepface": f"github.com/serengil/deepface@{DEEPFACE_COMMIT[:7]} tests/unit/dataset, "
             "MIT licence for the repository; photos of public figures collected by its author",
+            "faceapi": f"github.com/justadudewhohacks/face-api.js@{FACEAPI_COMMIT} "
+            "examples/images/<name>/ (8 people x 5 crops of 150 px), MIT licence for the "
+            "repository; photos of actors collected by its author",
             "photos_usable": len(usable),
             "refused_by_quality_gates": refused,
             "identities": len(people),
         },
         "split": {"seed": SPLIT_SEED, "calibration": cal, "heldout": held},
         "shipped_threshold": settings.threshold,
+        "load_avg_after_encoding": os.getloadavg(),
     }
     curves = {}
     for kind, before_t in (("plain", 0.50), ("mirror", settings.threshold)):
@@ -624,7 +704,22 @@ def protocol(extra: Path | None) -> dict[str, object]:
         label = "before" if kind == "plain" else "after"
         curves[f"held-out, {label}"] = (hg, hi)
         curves[f"calibration, {label}"] = (cg, ci)
+    cv = cross_validate(
+        (cal, held),
+        lambda g: trials(g, "mirror"),
+        shipped=settings.threshold,
+        path=RESULTS / "face_twofold_det.png",
+        title="Face, two-fold cross-validation by identity (mirror-averaged, one-photo enrollment)",
+        distance=True,
+    )
+    for key, report in cv.items():  # scores were negated distances: report distances
+        report["all_identities_rule_distance"] = round(-report.pop("all_people_rule_threshold"), 4)
+        for fold in report["folds"]:
+            fold["distance"] = round(-fold.pop("threshold"), 4)
+            fold["heldout_min_impostor_distance"] = round(-fold.pop("heldout_max_impostor"), 4)
+        res[key] = report
     res["conditional_mirror"] = conditional_mirror(usable, enc, cal, held, settings)
+    res["load_avg_after"] = os.getloadavg()
     res["gallery"] = gallery_trials(usable, enc, held, settings.threshold)
     det_plot(
         curves,

@@ -405,7 +405,12 @@ def libri_folder() -> Path:
 
 
 def protocol_speakers(
-    rng: random.Random, fsdd: Path, enrollments: int, probes: int, libri: Path | None = None
+    rng: random.Random,
+    fsdd: Path,
+    enrollments: int,
+    probes: int,
+    libri: Path | None = None,
+    extra_enroll: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Per speaker: enrollments (lists of prepared utterances) and probes (prepared).
 
@@ -413,6 +418,9 @@ def protocol_speakers(
     probes are 3-7 digit strings from recordings 25-49 (a recording the product's
     decoder refuses, e.g. one it hears as noise only, is skipped).
     LibriSpeech: five 2.5-s chunks of utterances 0-4; probes are 3-s chunks of 5-9.
+    With ``extra_enroll``, each enrollment also gets that many more recordings
+    of the same kind (``"enroll_extra"``), drawn with a separate generator after
+    everything else, so the rest of the data does not depend on it.
     """
     from biometrics.voice.audio import VoiceAudioError, decode
 
@@ -427,16 +435,16 @@ def protocol_speakers(
                 cache[key] = None
         return cache[key]
 
-    def string(spk: str, digits: str, lo: int, hi: int) -> np.ndarray:
+    def string(spk: str, digits: str, lo: int, hi: int, gen: random.Random = rng) -> np.ndarray:
         gap = np.zeros(int(0.12 * vd.SR), np.float32)
         parts = [gap]
         for d in digits:
             wav = None
             while wav is None:
-                wav = load(fsdd / f"{d}_{spk}_{rng.randrange(lo, hi)}.wav")
+                wav = load(fsdd / f"{d}_{spk}_{gen.randrange(lo, hi)}.wav")
             parts += [wav, gap]
         wav = np.concatenate(parts)
-        noise = np.random.default_rng(rng.randrange(2**32)).normal(0, 1e-4, len(wav))
+        noise = np.random.default_rng(gen.randrange(2**32)).normal(0, 1e-4, len(wav))
         return (wav + noise).astype(np.float32)
 
     out: dict[str, dict[str, Any]] = {}
@@ -460,7 +468,25 @@ def protocol_speakers(
         out[f"libri:{spk}"] = {
             "enroll": [rng.sample(pool, 5) for _ in range(enrollments)],
             "probe": [c for f in files[5:] for c in vd._chunks(load(f), 3.0)],  # type: ignore[arg-type]
+            "pool": pool,
         }
+    extra = random.Random(20261207)  # not the main generator: the rest stays as it was
+    for key, d in out.items():
+        spk = key.split(":", 1)[1]
+        if key.startswith("fsdd:"):
+            d["enroll_extra"] = [
+                [string(spk, vd.random_digits(6, extra), 0, 25, extra) for _ in range(extra_enroll)]
+                for _ in d["enroll"]
+            ]
+        else:
+            pool = d.pop("pool")
+            d["enroll_extra"] = [
+                extra.sample(
+                    [c for c in pool if not any(c is e for e in en)],
+                    min(extra_enroll, len(pool) - len(en)),
+                )
+                for en in d["enroll"]
+            ]
     return out
 
 
@@ -474,7 +500,14 @@ def legacy_embed(speech: np.ndarray | None) -> np.ndarray:
 
 def protocol(args: argparse.Namespace) -> dict[str, Any]:
     """Calibrate the voice threshold on half the speakers and report on the other half."""
-    from bench.heldout import at_threshold, calibrate, det_plot, frr_at_far, split_people
+    from bench.heldout import (
+        at_threshold,
+        calibrate,
+        cross_validate,
+        det_plot,
+        frr_at_far,
+        split_people,
+    )
     from biometrics.voice.audio import VoiceAudioError
     from biometrics.voice.noise import estimate_snr_db
     from biometrics.voice.voiceprint import pooled_template, voiceprint_of_samples
@@ -483,15 +516,18 @@ def protocol(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     load_before = os.getloadavg()
     started = datetime.now(UTC)
-    speakers = protocol_speakers(rng, fsdd_folder(args.fsdd), 3, 30, libri_folder())
+    speakers = protocol_speakers(rng, fsdd_folder(args.fsdd), 3, 30, libri_folder(), extra_enroll=3)
     emb: dict[str, dict[str, Any]] = {}
     refused = Counter()
     snr_clean: list[float] = []
     kinds = ["after"] if args.skip_before else ["before", "after"]
     for spk, d in tqdm(speakers.items(), desc="voiceprints", file=sys.stderr, leave=False):
-        before, after = [], []
-        for utts in d["enroll"]:
+        before, after, recs, after8 = [], [], [], []
+        for utts, more in zip(d["enroll"], d["enroll_extra"], strict=True):
             prints = [voiceprint_of_samples(u, min_voiced_s=0.25) for u in utts]
+            recs.append([p.vector for p in prints])
+            extra_prints = [voiceprint_of_samples(u, min_voiced_s=0.25) for u in more]
+            after8.append(pooled_template(prints + extra_prints))
             # Before issue 18: mean of per-recording voiceprints, Resemblyzer's default rate.
             if not args.skip_before:
                 before.append(make_template([legacy_embed(p.speech) for p in prints]))
@@ -513,6 +549,7 @@ def protocol(args: argparse.Namespace) -> dict[str, Any]:
                 legacy.append(legacy_embed(vp.speech))
         emb[spk] = {
             "before": before, "after": after, "probes": probes, "legacy": legacy, "raw": raw,
+            "recs": recs, "after8": after8,
         }  # fmt: skip
     people = list(emb)
     cal, held = split_people(people, SPLIT_SEED, {p: p.split(":")[0] for p in people})
@@ -571,6 +608,14 @@ def protocol(args: argparse.Namespace) -> dict[str, Any]:
         }
         curves[f"held-out, {kind}"] = (hg, hi)
         curves[f"calibration, {kind}"] = (cg, ci)
+    out |= cross_validate(
+        (cal, held),
+        lambda g: trials(g, "after"),
+        shipped=settings.match_threshold,
+        path=RESULTS / "voice_twofold_det.png",
+        title="Voice, two-fold cross-validation by speaker",
+    )
+    out["fusion_diagnostic"] = fusion_diagnostic(emb, cal, held)
     out["snorm_diagnostic"], sn = snorm_diagnostic(emb, cal, held)
     curves["held-out, after + s-norm (not shipped)"] = sn
     out["noisy_probes"] = noisy_probes(emb, held, settings, rng)
@@ -581,6 +626,78 @@ def protocol(args: argparse.Namespace) -> dict[str, Any]:
         RESULTS / "voice_heldout_det.png",
         "Voice, held-out speakers (before: mean of 5 voiceprints; after: pooled, dense windows)",
     )
+    return out
+
+
+def fusion_diagnostic(
+    emb: dict[str, dict[str, Any]], cal: list[str], held: list[str]
+) -> dict[str, Any]:
+    """Other ways to score a probe against an enrollment, measured (issue 18, not shipped).
+
+    - ``pooled``: the shipped template (all enrollment speech embedded as one utterance);
+    - ``centroid``: the mean of the pooled template and the mean per-recording voiceprint;
+    - ``max_all``: the highest of the probe's similarities to the pooled template and to
+      each enrollment recording's own voiceprint;
+    - ``top3_recordings``: the mean of the probe's three best per-recording similarities;
+    - ``pooled_8_prompts``: the pooled template of eight enrollment recordings instead of
+      five (three more prompts of the same kind, drawn after all other data so the
+      rest of the protocol is unchanged).
+
+    Each is calibrated and reported by the same two-fold protocol, and compared at
+    fixed FAR within each group (FRR where no / 0.1 % of the group's impostor trials
+    pass), which shows whether the scores separate better or only move the threshold.
+    """
+    from bench.heldout import two_fold
+    from biometrics.voice.embedding import normalise
+
+    def scores(a: str, k: int, probes: np.ndarray, method: str) -> np.ndarray:
+        pooled = np.asarray(emb[a]["after"][k], dtype=np.float64).reshape(-1)
+        recs = np.array([np.asarray(r, dtype=np.float64).reshape(-1) for r in emb[a]["recs"][k]])
+        sp = probes @ pooled
+        sr = probes @ recs.T
+        if method == "pooled":
+            return sp
+        if method == "centroid":
+            c = np.asarray(normalise(normalise(pooled) + normalise(recs.mean(0))), np.float64)
+            return probes @ c
+        if method == "max_all":
+            return np.maximum(sp, sr.max(1))
+        if method == "top3_recordings":
+            return np.sort(sr, 1)[:, -3:].mean(1)
+        if method == "pooled_8_prompts":
+            return probes @ np.asarray(emb[a]["after8"][k], dtype=np.float64).reshape(-1)
+        raise ValueError(method)
+
+    def trials(group: list[str], method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gen, imp, within = [], [], []
+        for a in group:
+            for k in range(len(emb[a]["after"])):
+                for b in group:
+                    s = scores(a, k, np.array(emb[b]["probes"], dtype=np.float64), method)
+                    (gen if a == b else imp).extend(s.tolist())
+                    if a != b and a.split(":")[0] == b.split(":")[0]:
+                        within.extend(s.tolist())
+        return np.array(gen), np.array(imp), np.array(within)
+
+    out: dict[str, Any] = {}
+    methods = ["pooled", "centroid", "max_all", "top3_recordings"]
+    if all("after8" in emb[s] for s in emb):
+        methods.append("pooled_8_prompts")
+    for method in methods:
+        cv, _ = two_fold((cal, held), lambda g, m=method: trials(g, m))  # type: ignore[misc]
+        fixed = {}
+        for name, group in (("A", cal), ("B", held)):
+            g, i, _ = trials(group, method)
+            imp = np.sort(i)[::-1]
+            for far in (0.0, TARGET_FAR):
+                t = float(np.nextafter(imp[int(far * imp.size)], np.inf))
+                fixed[f"{name}_frr_at_far_{far:g}"] = float((g < t).mean())
+        out[method] = {
+            "thresholds": [f["threshold"] for f in cv["folds"]],
+            "pooled_heldout": cv["pooled_heldout"],
+            "fold_heldout": [f["heldout_at_threshold"] for f in cv["folds"]],
+            "fixed_far_within_group": fixed,
+        }
     return out
 
 
