@@ -86,12 +86,20 @@ async def engine(tg_db: str, nlu_model: Any, clock: Clock) -> AsyncIterator[Any]
     engine.store.engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def telegram_overrides() -> dict[str, Any]:
+    """Telegram settings a test module changes for its runtime (override the fixture)."""
+    return {}
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def runtime(engine: Any, standin: BotApiStandIn) -> AsyncIterator[Any]:
+async def runtime(
+    engine: Any, standin: BotApiStandIn, telegram_overrides: dict[str, Any]
+) -> AsyncIterator[Any]:
     """The real PTB application polling the stand-in, with the outbox sender."""
     from bot.channels.telegram.app import TelegramRuntime
 
-    rt = TelegramRuntime(engine, telegram_settings(standin), polling=True)
+    rt = TelegramRuntime(engine, telegram_settings(standin, **telegram_overrides), polling=True)
     await rt.start()
     yield rt
     await rt.stop()

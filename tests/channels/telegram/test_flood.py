@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from billtalk.ratelimit import MemoryLimiter, RedisLimiter
-from tests.channels.telegram.conftest import new_chat, telegram_settings
+from tests.channels.telegram.conftest import new_chat
 from tests.channels.telegram.helpers import TgChat
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -82,17 +82,6 @@ async def engine(
     yield engine
     await billing.aclose()
     engine.store.engine.dispose()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def runtime(engine: Any, standin: Any) -> AsyncIterator[Any]:
-    """The real PTB application polling the stand-in."""
-    from bot.channels.telegram.app import TelegramRuntime
-
-    rt = TelegramRuntime(engine, telegram_settings(standin), polling=True)
-    await rt.start()
-    yield rt
-    await rt.stop()
 
 
 async def _away_from_window_edge() -> None:

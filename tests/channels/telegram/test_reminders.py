@@ -8,30 +8,22 @@ quiet hours and the resident's language; the outbox sender sends it once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import update
 
-from tests.channels.telegram.botapi_standin import BotApiStandIn
-from tests.channels.telegram.conftest import new_chat, telegram_settings
+from tests.channels.telegram.conftest import new_chat
 from tests.channels.telegram.helpers import TgChat
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def runtime(engine: Any, standin: BotApiStandIn) -> AsyncIterator[Any]:
-    """The bot, polling the backend's notices twice a second."""
-    from bot.channels.telegram.app import TelegramRuntime
-
-    rt = TelegramRuntime(engine, telegram_settings(standin, notice_poll_s=0.3), polling=True)
-    await rt.start()
-    yield rt
-    await rt.stop()
+@pytest.fixture(scope="module")
+def telegram_overrides() -> dict[str, Any]:
+    """The bot polls the backend's notices about three times a second."""
+    return {"notice_poll_s": 0.3}
 
 
 async def linked(runtime: Any, standin: Any, seeded: Any, role: str, language: str) -> TgChat:
