@@ -467,6 +467,22 @@ class ConversationLog(NoticeLog):
             if also is not None:
                 also(s)
 
+    def forget_delivery_replies(self, before: datetime) -> int:
+        """Drop the stored replies of deliveries processed before ``before``; returns how many.
+
+        The replies are kept only so that a delivery taken over from a dead worker is
+        still answered; after a redelivery window has passed they are just a copy of the
+        turn log (with receipt PDFs). The delivery's id stays: it is what makes a late
+        redelivery act once.
+        """
+        with self.session() as s:
+            result = s.execute(
+                update(ProcessedDeliveryRow)
+                .where(ProcessedDeliveryRow.at < before, ProcessedDeliveryRow.replies.is_not(None))
+                .values(replies=None)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
     def processed_delivery(self, delivery_id: str) -> ProcessedDeliveryRow | None:
         """The record of an inbound delivery already acted on, or ``None``."""
         with self.reading() as s:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import Update
@@ -190,6 +191,9 @@ class TelegramRuntime:
             self._tasks.append(asyncio.create_task(self._run_outbox(), name="telegram-outbox"))
         if self.settings.notice_poll_s > 0:
             self._tasks.append(asyncio.create_task(self._run_notices(), name="telegram-notices"))
+        if self.settings.keep_handled_h > 0:
+            self._tasks.append(asyncio.create_task(self._run_housekeeping(),
+                                                   name="telegram-housekeeping"))
         log.info("telegram_started", mode="polling" if self.polling else "webhook",
                  bot=self.application.bot.username)
 
@@ -218,6 +222,33 @@ class TelegramRuntime:
                 log.error("telegram_outbox_failed", error=type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.settings.outbox_poll_s)
+
+    def housekeep(self, ahead: timedelta = timedelta(0)) -> dict[str, int]:
+        """Forget handled updates and their kept replies older than ``keep_handled_h``.
+
+        Each table is aged by the clock that wrote it: the ledger by the wall clock, the
+        engine's deliveries by the engine's clock. ``ahead`` moves both forward (tests).
+        Returns how many ledger rows were deleted and how many deliveries' replies dropped.
+        """
+        age = timedelta(hours=self.settings.keep_handled_h) - ahead
+        store = self.engine.store
+        forgotten = {
+            "updates": self.adapter.ledger.prune(datetime.now(UTC) - age),
+            "delivery_replies": store.forget_delivery_replies(self.engine.clock() - age),
+        }
+        if any(forgotten.values()):
+            log.info("telegram_housekeeping", **forgotten)
+        return forgotten
+
+    async def _run_housekeeping(self) -> None:
+        """:meth:`housekeep` now and then every ``housekeeping_every_s`` (each worker may)."""
+        while not self._stop.is_set():
+            try:
+                await asyncio.to_thread(self.housekeep)
+            except Exception as exc:  # the database away for a while: next time
+                log.warning("telegram_housekeeping_failed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.housekeeping_every_s)
 
     async def _run_notices(self) -> None:
         """Write the backend's pending notices into Telegram conversations, every so often.

@@ -221,6 +221,23 @@ class UpdateLedger:
                 ).scalar() or 0
             )
 
+    def prune(self, before: datetime) -> int:
+        """Forget updates of this bot marked done before ``before``; returns how many.
+
+        Telegram keeps an undelivered update for at most 24 hours, so a ``done`` row
+        older than that can never be redelivered. Claims still ``processing`` are kept
+        (a redelivery may take them over).
+        """
+        with self.db.begin() as conn:
+            result = conn.execute(
+                delete(updates_table).where(
+                    updates_table.c.bot_id == self.bot_id,
+                    updates_table.c.status == DONE,
+                    updates_table.c.done_at < before,
+                )
+            )
+            return int(result.rowcount or 0)
+
     # -- chat preferences ---------------------------------------------------------------
 
     def chat_language(self, chat_id: str) -> str | None:

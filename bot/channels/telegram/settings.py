@@ -59,6 +59,12 @@ class TelegramSettings(BaseSettings):
     #: payment's outcome) are fetched and written to Telegram conversations' outbox; 0: never
     #: (another process delivers them). Every worker may poll: each notice is told once.
     notice_poll_s: float = 30.0
+    #: Handled updates (and the replies kept with them for a dead worker's successor) are
+    #: forgotten after this many hours; Telegram redelivers an update for at most 24 hours.
+    #: 0: kept forever.
+    keep_handled_h: float = 48.0
+    #: How often each worker forgets what is older than :attr:`keep_handled_h`.
+    housekeeping_every_s: float = 3600.0
     #: Threads of the event loop's default executor (the engine's database calls, NLU and
     #: voice decoding run there): enough that text turns never queue behind voice notes.
     #: 0 leaves the loop's default (CPUs + 4) alone.

@@ -366,6 +366,33 @@ async def test_a_redelivered_update_acts_once(runtime: Any, standin: Any, seeded
     assert runtime.adapter.ledger.status(update["update_id"]) == "done"
 
 
+async def test_housekeeping_forgets_old_updates_yet_a_late_redelivery_acts_once(
+    runtime: Any, standin: Any, seeded: Any
+) -> None:
+    """Handled updates and the replies kept with them are forgotten after ``keep_handled_h``;
+    the delivery's id is kept, so even a redelivery after that acts once."""
+    chat = await linked(runtime, standin, seeded)
+    update = standin.message(chat.chat_id, text="how much do I owe?")
+    await chat.do(lambda: standin.inject(update))
+    delivery = f"telegram:{runtime.adapter.bot_id}:{update['update_id']}"
+    store, ledger = runtime.engine.store, runtime.adapter.ledger
+    assert store.processed_delivery(delivery).replies
+    assert runtime.housekeep() == {"updates": 0, "delivery_replies": 0}  # nothing is old yet
+    forgotten = runtime.housekeep(ahead=timedelta(hours=49))
+    assert forgotten["updates"] >= 1 and forgotten["delivery_replies"] >= 1
+    assert ledger.status(update["update_id"]) is None
+    kept = store.processed_delivery(delivery)
+    assert kept is not None and kept.replies is None
+    # a redelivery that late reaches the engine again (the ledger forgot it): nothing is
+    # done and, its replies forgotten, nothing is sent twice
+    from bot.messages import IncomingMessage
+
+    again = await runtime.engine.handle(IncomingMessage(
+        channel="telegram", external_user_id=str(chat.chat_id), text="how much do I owe?",
+        language="en", delivery_id=delivery, resend_if_processed=True))
+    assert again == []
+
+
 async def test_the_token_never_reaches_a_log_line(
     runtime: Any, standin: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 from billtalk.db import make_engine
 from bot.channels.telegram.ledger import UpdateLedger
@@ -34,5 +35,23 @@ def test_claims_redeliveries_stale_claims_and_chat_order(database_url: str) -> N
         ledger.set_chat_language("chat-1", "zh")
         assert ledger.chat_language("chat-1") == "zh" and ledger.chat_language("chat-9") is None
         assert ledger.tell_group_once("-5") is True and ledger.tell_group_once("-5") is False
+    finally:
+        db.dispose()
+
+
+def test_prune_forgets_only_old_done_updates_of_its_own_bot(database_url: str) -> None:
+    ensure_schema(database_url)
+    db = make_engine(database_url)
+    ledger, other_bot = UpdateLedger(db, "52"), UpdateLedger(db, "53")
+    try:
+        for update_id in (1, 2):
+            assert ledger.claim(update_id, "chat-1", "w") is not None
+        ledger.finish(1, "w")  # 2 stays "processing": its worker may be alive
+        assert other_bot.claim(1, "chat-1", "w") is False
+        other_bot.finish(1, "w")
+        assert ledger.prune(datetime.now(UTC) - timedelta(hours=1)) == 0  # not old yet
+        assert ledger.prune(datetime.now(UTC) + timedelta(hours=1)) == 1
+        assert ledger.status(1) is None and ledger.status(2) == "processing"
+        assert other_bot.status(1) == "done"
     finally:
         db.dispose()
