@@ -46,11 +46,17 @@ class Enrollment:
         samples: How many photos make up the template.
         max_pair_distance: The largest distance between two of the photos
             (0 for one photo); a consistency check, not a template.
+        photos_merged: Video enrollment: selfies sent earlier in the same step
+            that joined the gallery.
+        photos_left_out: Video enrollment: earlier selfies left out (unusable,
+            or not the person of the clip).
     """
 
     resident_id: str
     samples: int
     max_pair_distance: float
+    photos_merged: int = 0
+    photos_left_out: int = 0
 
 
 def observe(source: bytes | Path | str, settings: FaceSettings | None = None) -> FaceObservation:
@@ -129,6 +135,7 @@ def enroll_from_video(
     actor: str,
     settings: FaceSettings | None = None,
     frames: int = VIDEO_ENROLL_FRAMES,
+    photos: Sequence[bytes | Path | str] = (),
 ) -> Enrollment:
     """Enroll a resident's face from a video note: a small gallery of its best frames.
 
@@ -140,6 +147,13 @@ def enroll_from_video(
     with several photos). Frames of one clip must agree (each pair within the
     threshold, the gallery's frames and ``CONSISTENCY_FRAMES`` frontal frames
     spread over the clip), so a clip that cuts to another person enrolls no one.
+
+    ``photos`` are selfies the resident sent earlier in the same enrollment
+    step (at most ``MAX_ENROLL_PHOTOS``). Each goes through the photo quality
+    gates again and joins the gallery only if it is within the threshold of
+    *every* frame kept from the clip (the clip's person, never a second one);
+    the others are left out and counted. They add views the clip may lack
+    (other light, another day) without widening who matches.
 
     Raises:
         EnrollmentError: ``corrupt_video`` / ``video_too_long`` (from decoding),
@@ -206,11 +220,42 @@ def enroll_from_video(
         raise EnrollmentError(
             "inconsistent_photos", "the video shows more than one person; film only your face"
         )
+    merged, left_out = _matching_selfies(photos[:MAX_ENROLL_PHOTOS], template, settings)
+    left_out += max(0, len(photos) - MAX_ENROLL_PHOTOS)
+    if merged:
+        template = np.vstack([template, *merged])
     store.save(resident_id, KIND, template, actor=actor)
     log.info(
-        "face_enrolled", resident_id=resident_id, samples=len(vectors), actor=actor, video=True
+        "face_enrolled",
+        resident_id=resident_id,
+        samples=len(template),
+        actor=actor,
+        video=True,
+        photos_merged=len(merged),
+        photos_left_out=left_out,
     )
-    return Enrollment(resident_id, len(vectors), round(worst_pair, 4))
+    return Enrollment(resident_id, len(template), round(worst_pair, 4), len(merged), left_out)
+
+
+def _matching_selfies(
+    photos: Sequence[bytes | Path | str], frames: np.ndarray, settings: FaceSettings
+) -> tuple[list[np.ndarray], int]:
+    """The embeddings of ``photos`` that match every row of ``frames``; and how many did not."""
+    kept: list[np.ndarray] = []
+    left_out = 0
+    for photo in photos:
+        try:
+            obs = observe(photo, settings)
+        except FaceError:
+            left_out += 1
+            continue
+        assert obs.encoding is not None
+        farthest = float(np.linalg.norm(frames - obs.encoding[None, :], axis=1).max())
+        if farthest > settings.threshold:
+            left_out += 1
+            continue
+        kept.append(obs.encoding)
+    return kept, left_out
 
 
 def delete(store: TemplateStore, resident_id: str, *, actor: str) -> int:

@@ -356,11 +356,18 @@ class EnrollmentForm:
         """Enroll from a video note: its best frames (quality-checked) become the gallery.
 
         See :func:`biometrics.face.service.enroll_from_video`. Selfies collected
-        earlier in the step are dropped once the video enrolls; if the video is
-        refused they stay and the resident may send another video or more photos.
+        earlier in the step (already quality-checked) join the clip's gallery
+        when they show the clip's person, and are dropped from the pending
+        store once the video enrolls; if the video is refused they stay and the
+        resident may send another video or more photos.
         """
         from biometrics.face.service import EnrollmentError, enroll_from_video
 
+        key = self._key(turn)
+        slot = turn.state.slots.get("enroll") or {}
+        earlier = self.pending.get(key)
+        if len(earlier) != int(slot.get("photos") or 0):
+            earlier = []  # another worker or a restart: not the photos the resident sent
         try:
             result = await asyncio.to_thread(
                 enroll_from_video,
@@ -368,6 +375,7 @@ class EnrollmentForm:
                 str(turn.resident_id),
                 data,
                 actor=self._actor(turn),
+                photos=earlier,
             )
         except EnrollmentError as exc:
             turn.actions.append(f"enroll_face_video_rejected:{exc.code}")
@@ -376,11 +384,20 @@ class EnrollmentForm:
                 reason=Term("enroll_error", _code(exc.code, FACE_CODES)),
             )
             return
-        self.pending.drop(self._key(turn))
+        self.pending.drop(key)
         turn.actions.append("enroll_face_done_video")
-        log.info("face_enrolled_in_chat", samples=result.samples, video=True)
+        if result.photos_merged:
+            turn.actions.append(f"enroll_face_photos_merged:{result.photos_merged}")
+        log.info(
+            "face_enrolled_in_chat",
+            samples=result.samples,
+            video=True,
+            photos_merged=result.photos_merged,
+        )
         self._finish(turn)
-        turn.say("enroll_face_done_video", count=result.samples)
+        turn.say("enroll_face_done_video", count=result.samples - result.photos_merged)
+        if result.photos_merged:
+            turn.say("enroll_face_video_photos_merged", count=result.photos_merged)
 
     # -- voice ------------------------------------------------------------------
 

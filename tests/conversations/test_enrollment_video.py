@@ -23,6 +23,7 @@ from tests.conversations.test_enrollment import (
     Chat,
     _pair_photos,
     _verified_enrollment_menu,
+    image,
     templates,
 )
 from tests.face import synth
@@ -49,6 +50,9 @@ async def test_a_resident_enrolls_the_face_from_one_video_note(
     await _verified_enrollment_menu(chat)
     reply = await chat.press("face")
     assert "round video note" in reply, reply
+    # Selfies first: the one of the resident will join the video's gallery, the other not.
+    reply = await chat.send(files=(image(obama[3]), image(other[2])))
+    assert "2 of at most" in reply, reply
 
     # A clip cutting between two people enrolls nobody, and says why.
     reply = await chat.send(files=(video_note([obama[0], other[0]] * 2),))
@@ -57,9 +61,10 @@ async def test_a_resident_enrolls_the_face_from_one_video_note(
 
     reply = await chat.send(files=(video_note([obama[0], obama[2]]),))
     assert "face is enrolled" in reply and "frames of your video note" in reply, reply
+    assert "1 of the photos you sent before" in reply, reply
     store = templates(engine)
     gallery = store.load(resident_id, "face")
-    assert gallery is not None and 2 <= gallery.shape[0] <= 3  # a small gallery of frames
+    assert gallery is not None and 3 <= gallery.shape[0] <= 4  # 2-3 frames and the selfie
     trail = store.audit_trail(resident_id)
     assert trail[-1]["action"] == "enroll" and trail[-1]["actor"] == f"resident:{resident_id}"
     # The gallery recognises a photo that was not in the video, and not someone else.

@@ -43,3 +43,18 @@ def test_a_dark_clip_is_refused_with_a_reason(  # type: ignore[no-untyped-def]
         enroll_from_video(store, "r3", synth.encode_clip([dark] * 18, synth.FPS), actor="t")
     assert err.value.code == "no_face"
     assert "too_dark" in err.value.message or "no_face" in err.value.message
+
+
+def test_selfies_sent_earlier_join_the_clip_gallery_if_they_show_its_person(  # type: ignore[no-untyped-def]
+    store: TemplateStore, clips, photo, encodings, settings: FaceSettings
+) -> None:
+    earlier = [photo("obama2").read_bytes(), photo("biden").read_bytes(), b"not an image"]
+    result = enroll_from_video(
+        store, "r4", clips["obama_left_up"], actor="test", settings=settings, photos=earlier
+    )
+    # The clip's 3 frames and the other Obama photo; Biden and the broken file are left out.
+    assert (result.samples, result.photos_merged, result.photos_left_out) == (4, 1, 2)
+    template = store.load("r4", "face")
+    assert template is not None and template.shape == (4, 128)
+    assert best_distance(template, encodings["biden"]) > settings.threshold
+    assert store.enrolled_samples("r4", "face") == 4
