@@ -109,6 +109,26 @@ class Repository:
             .options(selectinload(orm.Bill.lines))
         ).first()
 
+    def bill_detail_row(self, bill_id: str) -> Any | None:
+        """A bill's columns and its tariff's ``tariff_name``, as a plain row (no ORM
+        object), or ``None``."""
+        b, t = orm.Bill, orm.Tariff
+        return self.session.execute(
+            select(*b.__table__.columns, t.name.label("tariff_name"))
+            .outerjoin(t, t.tariff_id == b.tariff_id)
+            .where(b.bill_id == bill_id)
+        ).first()
+
+    def bill_line_rows(self, bill_id: str) -> Sequence[Any]:
+        """A bill's lines in order, as plain rows."""
+        ln = orm.BillLine
+        return self.session.execute(
+            select(ln.kind, ln.description, ln.quantity, ln.unit_price, ln.amount,
+                   ln.tier_from, ln.tier_to)
+            .where(ln.bill_id == bill_id)
+            .order_by(ln.position)
+        ).all()
+
     def usages_for(
         self, household_id: str, utility: str, period_starts: Sequence[date]
     ) -> dict[date, Decimal | None]:

@@ -99,3 +99,26 @@ async def test_ids_that_are_not_plain_path_segments_go_over_http(api: Api) -> No
         assert await _outcome(lambda c, b=bill_id: c.get_bill(b), fast) == await _outcome(
             lambda c, b=bill_id: c.get_bill(b), http
         )
+
+
+def test_a_bill_detail_takes_three_statements(api: Api) -> None:
+    """"Why is it so high?" reads two bills: each is the bill with its tariff's name, its
+    lines, and the previous and last year's usage, as plain rows (was five or six)."""
+    from sqlalchemy import event
+
+    from backend.service_layer import services
+    from backend.service_layer.unit_of_work import UnitOfWork
+
+    uow = UnitOfWork(api.app.state.engine)
+    statements: list[str] = []
+
+    def count(_conn: object, _cur: object, stmt: str, *_args: object) -> None:
+        statements.append(stmt)
+
+    event.listen(uow.engine, "before_cursor_execute", count)
+    try:
+        bill = services.get_bill(uow, "b-hh-A0101-el-202602")
+    finally:
+        event.remove(uow.engine, "before_cursor_execute", count)
+    assert [s.split()[0] for s in statements if s.split()[0] == "SELECT"] == ["SELECT"] * 3
+    assert bill.tariff_name and bill.lines and bill.previous_usage is not None
