@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -80,12 +83,32 @@ __all__ = [
     "UsagePoint",
     "UsageSeries",
     "ValidationFailed",
+    "one_turn",
 ]
 
 M = TypeVar("M", bound=BaseModel)
 
 #: An id that reads the same as a URL path segment (anything else goes over HTTP).
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_:-][A-Za-z0-9_.:-]*")
+
+#: The callers whose tokens were checked in the current :func:`one_turn` block.
+_TURN_CALLERS: ContextVar[dict[str, Any] | None] = ContextVar("billing_turn", default=None)
+
+
+@contextmanager
+def one_turn() -> Iterator[None]:
+    """One conversation turn: in-process reads check each bearer token once in the block.
+
+    The first in-process read of a token checks it (unknown, expired, revoked: refused);
+    later reads in the same block (the same task) reuse that caller. A turn is well
+    under a second, so a revocation reaches reads from the next turn on; every read
+    over HTTP, and every write (payments, step-up), still checks the token itself.
+    """
+    reset = _TURN_CALLERS.set({})
+    try:
+        yield
+    finally:
+        _TURN_CALLERS.reset(reset)
 
 
 class BillingError(Exception):
@@ -268,7 +291,9 @@ class BillingClient:
         from backend.api.errors import describe_error
 
         try:
-            return await self._reads.call(self.token, name, **params)
+            return await self._reads.call(
+                self.token, name, callers=_TURN_CALLERS.get(), **params
+            )
         except Exception as exc:
             status, code, message = describe_error(exc)
             raise self._classify(status, code, message) from exc

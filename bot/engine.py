@@ -40,6 +40,7 @@ from sqlalchemy import Engine
 from actions.base import ActionContext
 from actions.errors import BackendUnavailable, BillingError
 from actions.link_account import redeem_link_code
+from backend.client import one_turn
 from billtalk.db import make_engine
 from billtalk.logs import get_logger
 from billtalk.ratelimit import MemoryLimiter, RateLimiter, get_limiter
@@ -371,7 +372,8 @@ class DialogueEngine:
             return flooded
         self._turns_in_flight += 1
         try:
-            return await self._handle(message)
+            with one_turn():  # the billing reads of this turn check its token once
+                return await self._handle(message)
         finally:
             self._turns_in_flight -= 1
 

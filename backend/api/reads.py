@@ -102,8 +102,14 @@ class InProcessReads:
             "get_bill": get_bill,
         }
 
-    async def call(self, token: str, name: str, **params: Any) -> Any:
+    async def call(
+        self, token: str, name: str, *, callers: dict[str, Any] | None = None, **params: Any
+    ) -> Any:
         """Run read ``name`` for the bearer ``token`` in a worker thread.
+
+        ``callers``: the callers already authenticated in this turn, by token (see
+        :func:`backend.client.one_turn`); a token found there is not checked again,
+        one checked here is added.
 
         Raises:
             What the route raises for the same request (``ApiError``, ``ServiceError``,
@@ -111,11 +117,17 @@ class InProcessReads:
             FastAPI would refuse a query parameter; :func:`backend.api.errors.describe_error`
             gives each the status, code and message the API answers with.
         """
-        return await anyio.to_thread.run_sync(self._call, token, name, params)
+        return await anyio.to_thread.run_sync(self._call, token, name, params, callers)
 
-    def _call(self, token: str, name: str, params: dict[str, Any]) -> Any:
+    def _call(
+        self, token: str, name: str, params: dict[str, Any], callers: dict[str, Any] | None
+    ) -> Any:
         uow = UnitOfWork(self.engine)
-        caller = principal_for_token(uow, token)
+        caller = callers.get(token) if callers is not None else None
+        if caller is None:
+            caller = principal_for_token(uow, token)
+            if callers is not None:
+                callers[token] = caller
         if name == "late_fee_policy":
             return late_fee_policy(self.settings)
         for key, adapter in _QUERY.items():

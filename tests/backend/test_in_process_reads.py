@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.client import BillingClient, BillingError
+from backend.client import BillingClient, BillingError, Forbidden, one_turn
 from tests.backend.conftest import Api
 
 Read = Callable[[BillingClient], Awaitable[Any]]
@@ -99,6 +99,43 @@ async def test_ids_that_are_not_plain_path_segments_go_over_http(api: Api) -> No
         assert await _outcome(lambda c, b=bill_id: c.get_bill(b), fast) == await _outcome(
             lambda c, b=bill_id: c.get_bill(b), http
         )
+
+
+async def test_one_turn_checks_each_token_once_and_only_within_the_turn(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.api import deps
+    from backend.service_layer import services
+
+    service = BillingClient(None, api.service, app=api.app)
+    me = await service.resident_scope("r-A0101-1")
+    checked: list[str] = []
+    authenticate = services.authenticate
+
+    def counting(uow: Any, token: str) -> Any:
+        checked.append(token)
+        return authenticate(uow, token)
+
+    monkeypatch.setattr(deps.services, "authenticate", counting)
+    with one_turn():
+        await me.get_balance("hh-A0101")
+        bills = await me.list_bills("hh-A0101")
+        await me.get_bill(bills[0].bill_id)
+        await service.late_fee_policy()
+        with pytest.raises(Forbidden):  # scoping still applies to a remembered caller
+            await me.get_balance("hh-B0101")
+    assert checked == [me.token, service.token]
+    checked.clear()
+    await me.get_balance("hh-A0101")
+    await me.get_balance("hh-A0101")
+    assert checked == [me.token, me.token]  # outside a turn: every read checks
+    checked.clear()
+    bogus = BillingClient(None, "not-a-token", app=api.app)
+    with one_turn():
+        for _ in range(2):  # a refused token is never remembered
+            with pytest.raises(Forbidden):
+                await bogus.get_balance("hh-A0101")
+    assert checked == ["not-a-token", "not-a-token"]
 
 
 def test_a_bill_detail_takes_three_statements(api: Api) -> None:
