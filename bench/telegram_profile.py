@@ -11,10 +11,11 @@ PostgreSQL the driver's waits on the server (about one per round trip).
 Run (heavy: under the benchmark lock)::
 
     flock /tmp/bench.lock nice -n 5 .venv/bin/python bench/telegram_profile.py \
-        [--db pg|sqlite] [--cprofile]
+        [--db pg|sqlite] [--cprofile] [--voice N]
 
 ``--cprofile`` adds the functions with the most CPU (own and cumulative), with the
-thread-pool work run inline so that cProfile sees it.
+thread-pool work run inline so that cProfile sees it; ``--voice N`` the CPU of
+transcribing the benchmark's voice note (N times).
 
 Prints Markdown on stdout; nothing is written.
 """
@@ -206,6 +207,25 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
         print_cprofile(profiler, turns)
 
 
+def voice_cost(notes: int, tmp: Path) -> None:
+    """CPU per voice note: the benchmark's note decoded and transcribed ``notes`` times the
+    way the engine does it (``VoiceInput``, pocketsphinx, in this thread)."""
+    from bot.voice_input import VoiceInput
+    from tests.channels.telegram.helpers import ogg_note
+
+    note = ogg_note("how much do I owe", tmp)
+    heard = VoiceInput._transcribe(note)  # warm: decoders and models loaded
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(notes):
+        VoiceInput._transcribe(note)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    print(
+        f"\nVoice note ({heard.duration_s:.2f} s of speech, heard {heard.text!r} by "
+        f"{heard.engine}): **{cpu / notes * 1000:.0f} ms CPU** and {wall / notes * 1000:.0f} ms "
+        f"wall per note ({notes} notes, load average {os.getloadavg()[0]:.2f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=("pg", "sqlite"), default="pg")
@@ -215,6 +235,10 @@ def main() -> None:
         "--cprofile",
         action="store_true",
         help="also a cProfile of the measured turns, thread-pool work run inline",
+    )
+    parser.add_argument(
+        "--voice", type=int, default=0, metavar="N",
+        help="also the CPU of transcribing the benchmark's voice note, N times",
     )
     args = parser.parse_args()
     import importlib.util
@@ -240,6 +264,8 @@ def main() -> None:
             if args.cprofile:
                 run_threads_inline()
             asyncio.run(profile(url, chats, args.turns, args.cprofile))
+            if args.voice:
+                voice_cost(args.voice, Path(tmp))
         finally:
             if args.db == "pg":
                 bench.drop_database(admin, url)
