@@ -404,6 +404,21 @@ def plot(data: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def rescore(path: Path) -> None:
+    """Recompute WERs and summaries of a results file with the current scoring normaliser."""
+    from speech.scoring import scored_wer
+
+    data = json.loads(path.read_text())
+    for engine in data["engines"]:
+        for row in engine["rows"]:
+            if row["kind"] == "request":
+                row["wer"] = scored_wer(row["text"], row["heard"])
+        engine["summary"] = summarise(engine["rows"])
+    data["meta"]["rescored"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    print(markdown(data))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -414,7 +429,15 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="Comma-separated names.")
     parser.add_argument("--out", type=Path, default=RESULTS / "speaker_engines.json")
     parser.add_argument("--report", type=Path, help="Only print the table of a results file.")
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        help="Score a results file's transcripts again with speech.scoring (rewrites it).",
+    )
     args = parser.parse_args()
+    if args.rescore:
+        rescore(args.rescore)
+        return
     if args.report:
         print(markdown(json.loads(args.report.read_text())))
         return

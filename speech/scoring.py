@@ -13,8 +13,8 @@ request) and every hypothesis to one form:
   other apostrophes are dropped ("today's" -> "todays");
 * numbers as figures (:func:`speech.numbers.normalize_transcript`): "one hundred
   fifty yuan" and "150 yuan" and "¥150" all become "150 yuan"; whole amounts lose
-  ".00"; runs of single digits said one by one ("4 7 1 9", "four seven one nine")
-  become one digit string;
+  ".00"; figures next to each other become one digit string ("4 7 1 9", "835 012",
+  "four seven one nine": a PIN or code however it was grouped);
 * a few words with two accepted spellings take one ("auto pay" -> "autopay",
   "we chat" -> "wechat", "ok" -> "okay").
 
@@ -73,8 +73,9 @@ def scoring_text(text: str) -> str:
     text = normalize_transcript(text.strip())
     text = re.sub(r"zzdecimal([a-j]+)", lambda m: decimals[_index(m.group(1))], text)
     text = re.sub(r"\b(\d+)\.00\b", r"\1", text)
-    # Digits said one by one and written as separate figures: one digit string.
-    text = re.sub(r"\b\d(?: \d\b)+", lambda m: m.group(0).replace(" ", ""), text)
+    # Figures next to each other are one digit string said in pieces ("4 7 1 9",
+    # "835 012", "8 35 0 1 2"): a PIN or code however the recogniser grouped it.
+    text = re.sub(r"(?<![\d.])\d+(?: \d+)+(?![\d.])", lambda m: m.group(0).replace(" ", ""), text)
     return " ".join(text.split())
 
 

@@ -17,6 +17,7 @@ from speech.scoring import scored_wer, scoring_text
         ("what's my balance today", "What is my balance today?"),
         ("my link code is four seven one nine two six", "My link code is 4 7 1 9 2 6."),
         ("five two nine one eight zero", "529180"),
+        ("the code is eight three five zero one two", "The code is 835 012."),
         ("turn on autopay", "Turn on auto-pay."),
         ("okay pay it now", "OK, pay it now."),
     ],
