@@ -178,14 +178,29 @@ async def bench_handle(port: int, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-async def bench_turns(port: int, n: int) -> list[dict[str, Any]]:
+def turn_audio(seed: int = 7) -> dict[tuple[str, str], bytes]:
+    """The voice turns' WAVs: each request clean (en-us, which pocketsphinx decodes surely)
+    and in en-us+f3 with pink noise at 15 dB (mostly weak for pocketsphinx, so under
+    ``auto`` Whisper decodes it too: the slow path)."""
+    from speech.audio import load_audio
     from speech.tts import synthesize
 
-    audio = {t: synthesize(t, voice="en-us", speed=165) for t in THREE_SECONDS}
+    rng = np.random.default_rng(seed)
+    audio: dict[tuple[str, str], bytes] = {}
+    for text in THREE_SECONDS:
+        audio[(text, "clean")] = synthesize(text, voice="en-us", speed=165)
+        samples = load_audio(synthesize(text, voice="en-us+f3", speed=150), trim=False).samples
+        audio[(text, "snr15")] = bench_speech.wav_bytes(bench_speech.mix(samples, 15.0, rng))
+    return audio
+
+
+async def bench_turns(port: int, n: int) -> list[dict[str, Any]]:
+    audio = turn_audio()
     rows = []
     for i in tqdm(range(n), desc="voice turns", file=sys.stderr):
         text = THREE_SECONDS[i % len(THREE_SECONDS)]
-        wav = audio[text]
+        condition = "clean" if (i // len(THREE_SECONDS)) % 2 == 0 else "snr15"
+        wav = audio[(text, condition)]
         with wave.open(io.BytesIO(wav), "rb") as r:
             seconds = r.getnframes() / r.getframerate()
         t0 = time.perf_counter()
@@ -203,6 +218,8 @@ async def bench_turns(port: int, n: int) -> list[dict[str, Any]]:
         rows.append(
             {
                 "text": text,
+                "condition": condition,
+                "engine": (transcript.data.get("context") or {}).get("billtalk_asr"),
                 "transcript": transcript.data["text"],
                 "audio_s": seconds,
                 "asr_s": t1 - t0,
@@ -292,6 +309,18 @@ def summarise(handle_rows: list[dict], turns: list[dict], recog: list[dict]) -> 
         },
         "recognition": {},
     }
+    by_condition = {}
+    for cond in ("clean", "snr15"):
+        part = [r for r in turns if r.get("condition", "clean") == cond]
+        if part:
+            by_condition[cond] = {
+                "n": len(part),
+                "p50": percentile([r["turn_s"] for r in part], 0.5),
+                "p95": percentile([r["turn_s"] for r in part], 0.95),
+                "asr_p95": percentile([r["asr_s"] for r in part], 0.95),
+                "by_whisper": statistics.mean(r.get("engine") == "faster_whisper" for r in part),
+            }
+    summary["turn_s"]["by_condition"] = by_condition
     for cond in ("clean", "snr15"):
         rows = [r for r in recog if r["condition"] == cond]
         if not rows:
@@ -361,6 +390,12 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"Turn parts (p50): asr {t['asr_s_p50']:.2f} s, handle {t['handle_s_p50']:.3f} s, "
         f"tts {t['tts_s_p50']:.2f} s. Real-time factors (median): asr {r['asr_median']:.3f}, "
         f"tts {r['tts_median']:.3f}.",
+        "",
+        *(
+            f"Turns {cond}: n = {c['n']}, p50 {c['p50']:.2f} s, p95 {c['p95']:.2f} s, asr p95"
+            f" {c['asr_p95']:.2f} s, decoded by Whisper too: {c['by_whisper']:.0%}."
+            for cond, c in t.get("by_condition", {}).items()
+        ),
         "",
         "| condition | n | WER (target <= 8 %) | intent agreement (target >= 97 %) |"
         " weak (re-asked) | agreement when not weak |",
