@@ -57,7 +57,9 @@ _ZH_DIGITS = {
     "八": "8",
     "九": "9",
 }
-_ZH_RUN = re.compile(f"[{''.join(_ZH_DIGITS)}]{{4,}}")
+_ZH_DIGIT = f"[{''.join(_ZH_DIGITS)}]"
+#: Four or more Chinese digit words, maybe spaced as Whisper writes them ("二 四 六 八").
+_ZH_RUN = re.compile(f"{_ZH_DIGIT}(?:[ \u3000]?{_ZH_DIGIT}){{3,}}")
 
 #: What the speaker says that the written dialogue can't (pairing, weak audio).
 PHRASES: dict[str, dict[str, str]] = {
@@ -142,7 +144,7 @@ def spoken_figures(text: str) -> str:
     stripped = text.strip()
     if not stripped:
         return stripped
-    zh = _ZH_RUN.sub(lambda m: "".join(_ZH_DIGITS[c] for c in m[0]), stripped)
+    zh = _ZH_RUN.sub(lambda m: "".join(_ZH_DIGITS[c] for c in m[0] if c in _ZH_DIGITS), stripped)
     if zh != stripped:
         return zh
     if re.search(r"[a-zA-Z]", stripped):

@@ -94,3 +94,11 @@ def test_at_most_two_sentences_before_the_question() -> None:
     text = "One thing. Two things. Three things. Four things. Shall we go on?"
     assert limit_sentences(text, "en") == "One thing. Two things. Shall we go on?"
     assert limit_sentences("一。二。三。要继续吗？", "zh") == "一。二。要继续吗？"
+
+
+def test_chinese_digits_spaced_as_whisper_writes_them_become_figures() -> None:
+    from bot.channels.speaker.channel import spoken_figures
+
+    assert spoken_figures("二 四 六 八 一 三") == "246813"
+    assert spoken_figures("我的密码是 二四六八一三") == "我的密码是 246813"
+    assert spoken_figures("一共多少钱") == "一共多少钱"  # not a digit run
