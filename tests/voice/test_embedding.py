@@ -102,3 +102,19 @@ def test_single_word_is_too_short(voice_data: Path) -> None:
     with pytest.raises(VoiceAudioError) as err:
         voiceprint_of(path, min_voiced_s=get_voice_settings().min_voiced_s)
     assert err.value.code == "audio_too_short"
+
+
+def test_a_full_six_digit_answer_clears_the_speech_gate_and_a_fragment_does_not(
+    fsdd_wav: FsddFactory,
+) -> None:
+    # The step-up gate (MIN_VOICED_S) sits below any complete 6-digit answer.
+    from biometrics.voice.audio import decode
+    from biometrics.voice.embedding import prepare
+
+    gate = get_voice_settings().min_voiced_s
+    for speaker in ("nicolas", "george"):
+        for seed, digits in ((3, "602857"), (4, "111111"), (5, "314159")):
+            full = prepare(decode(fsdd_wav(speaker, digits, "probe", seed)).samples).voiced_s
+            assert full > gate + 0.5, (speaker, digits, full)
+        fragment = prepare(decode(fsdd_wav(speaker, "60", "probe", 3)).samples).voiced_s
+        assert fragment < gate, (speaker, fragment)
