@@ -10,39 +10,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
+
+from biometrics.cli_output import emit, require_resident
 
 face_app = typer.Typer(
     name="face",
     help="Face verification: enroll photos, compare photos, delete templates.",
     no_args_is_help=True,
 )
-
-
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-def _require_resident(resident: str, *, erasing: str | None = None) -> None:
-    """Exit with 2 and ``{"error": {"code": "unknown_resident", ...}}`` for an unknown id.
-
-    With ``erasing`` (a template kind), an id the billing records no longer
-    hold is still accepted when the store has its template: erasure is never
-    refused.
-    """
-    from biometrics.residents import UnknownResident, ensure_known_resident, holds_templates
-
-    try:
-        ensure_known_resident(resident)
-    except UnknownResident as exc:
-        if erasing is not None and holds_templates(resident, erasing):
-            return
-        _emit({"error": exc.to_dict()})
-        sys.stderr.write(f"error: {exc.message}\n")
-        raise typer.Exit(2) from None
 
 
 class _UsageError(ValueError):
@@ -119,11 +96,11 @@ def verify_command(ctx: typer.Context) -> None:
             probe = observe(Path(path), settings)
         except FaceError as exc:
             failed = True
-            _emit({"probe": path, "error": exc.to_dict()})
+            emit({"probe": path, "error": exc.to_dict()})
             continue
         assert probe.encoding is not None
         distance = best_distance(template, probe.encoding)
-        _emit(
+        emit(
             {
                 "probe": path,
                 "match": bool(distance <= settings.threshold),
@@ -151,14 +128,14 @@ def enroll_command(
     from biometrics.face.service import EnrollmentError, enroll
     from biometrics.store import TemplateStore
 
-    _require_resident(resident)
+    require_resident(resident)
     store = TemplateStore.from_settings()
     try:
         result = enroll(store, resident, images, actor=actor)
     except EnrollmentError as exc:
-        _emit({"error": {**exc.to_dict(), "index": exc.index}})
+        emit({"error": {**exc.to_dict(), "index": exc.index}})
         raise typer.Exit(2) from None
-    _emit(
+    emit(
         {
             "resident_id": result.resident_id,
             "samples": result.samples,
@@ -180,9 +157,9 @@ def delete_command(
     from biometrics.face.service import KIND, delete
     from biometrics.store import TemplateStore
 
-    _require_resident(resident, erasing=KIND)
+    require_resident(resident, erasing=KIND)
     removed = delete(TemplateStore.from_settings(), resident, actor=actor)
-    _emit({"resident_id": resident, "removed": removed})
+    emit({"resident_id": resident, "removed": removed})
 
 
 def register(app: typer.Typer) -> None:

@@ -6,11 +6,12 @@ pocketsphinx) are imported inside the commands.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from biometrics.cli_output import emit, require_resident
 
 #: ``voice verify`` enrolls from whatever recordings it is given, so it only asks
 #: each to hold some speech; the probes must meet ``min_voiced_s``.
@@ -20,29 +21,6 @@ voice_app = typer.Typer(
     help="Voice biometrics: enroll a resident, compare recordings, delete templates.",
     no_args_is_help=True,
 )
-
-
-def _emit(obj: dict[str, Any]) -> None:
-    typer.echo(json.dumps(obj, ensure_ascii=False))
-
-
-def _require_resident(resident: str, *, erasing: str | None = None) -> None:
-    """Exit with 2 and ``{"error": {"code": "unknown_resident", ...}}`` for an unknown id.
-
-    With ``erasing`` (a template kind), an id the billing records no longer
-    hold is still accepted when the store has its template: erasure is never
-    refused.
-    """
-    from biometrics.residents import UnknownResident, ensure_known_resident, holds_templates
-
-    try:
-        ensure_known_resident(resident)
-    except UnknownResident as exc:
-        if erasing is not None and holds_templates(resident, erasing):
-            return
-        _emit({"error": exc.to_dict()})
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
 
 
 @voice_app.command("enroll")
@@ -79,10 +57,10 @@ def enroll_command(
     from biometrics.store import TemplateStore
     from biometrics.voice.enrollment import EnrollmentError, EnrollmentSample, enroll
 
-    _require_resident(resident)
+    require_resident(resident)
     prompts = list(digits or [])
     if not no_digit_check and len(prompts) != len(audio):
-        _emit(
+        emit(
             {
                 "error": {
                     "code": "missing_digits",
@@ -105,9 +83,9 @@ def enroll_command(
         error: dict[str, Any] = {"code": exc.code, "message": exc.message}
         if exc.index is not None:
             error["file"] = str(audio[exc.index])
-        _emit({"error": error})
+        emit({"error": error})
         raise typer.Exit(2) from None
-    _emit(
+    emit(
         {
             "resident_id": report.resident_id,
             "samples": report.samples,
@@ -195,10 +173,10 @@ def verify_command(
             vp = voiceprint_of(path, min_voiced_s=settings.min_voiced_s)
         except VoiceAudioError as exc:
             failed = True
-            _emit({"probe": str(path), "error": {"code": exc.code, "message": exc.message}})
+            emit({"probe": str(path), "error": {"code": exc.code, "message": exc.message}})
             continue
         value = round(score(template, vp), 4)
-        _emit(
+        emit(
             {
                 "probe": str(path),
                 "match": value >= settings.match_threshold,
@@ -223,9 +201,9 @@ def delete_command(
     from biometrics.store import TemplateStore
     from biometrics.voice.enrollment import KIND
 
-    _require_resident(resident, erasing=KIND)
+    require_resident(resident, erasing=KIND)
     removed = TemplateStore.from_settings().delete(resident, KIND, actor=actor)
-    _emit({"resident_id": resident, "removed": removed})
+    emit({"resident_id": resident, "removed": removed})
 
 
 def register(app: typer.Typer) -> None:
