@@ -143,9 +143,27 @@ def _shot(driver: Any, tmp_path: Path, name: str) -> None:
 
 
 def _wait(driver: Any, condition: Any, timeout: float = 30) -> Any:
+    """Wait for ``condition``, looking again when HTMX swapped the node being read.
+
+    The console's polling replaces parts of the page; chromedriver then sometimes reports
+    the node it just found as "not belonging to the document" (a plain WebDriverException,
+    not a stale-element one). That is a race of the test's reading, not a failure: the
+    condition is checked again on the new node.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    def check(d: Any) -> Any:
+        try:
+            return condition(d)
+        except StaleElementReferenceException:
+            return False
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(check)
 
 
 def test_handoff_from_a_real_chat_filter_annotate_and_script_as_text(
