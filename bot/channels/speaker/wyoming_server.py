@@ -317,18 +317,8 @@ def recognise(
         return HeardUtterance("", error="empty")
     try:
         if engine == "faster_whisper":
-            from bot.channels.speaker.whisper_asr import transcribe_samples
-
             audio = audio_from_pcm16(pcm, max_seconds=settings.max_audio_s)
-            text, confidence, weak = transcribe_samples(
-                audio.samples,
-                language="zh" if chinese else "en",
-                model_dir=settings.whisper_model_dir,
-                threads=settings.whisper_threads,
-                beam_size=settings.whisper_beam_size,
-                prompt=settings.whisper_prompt,
-                short_window=settings.whisper_short_window,
-            )
+            text, confidence, weak = _whisper(audio.samples, "zh" if chinese else "en", settings)
             return HeardUtterance(
                 text, weak=weak, confidence=confidence, duration_s=duration, engine=engine
             )
@@ -349,17 +339,7 @@ def recognise(
             if digits is not None:
                 result = digits
         elif result.weak and _second_opinion(settings):
-            from bot.channels.speaker.whisper_asr import transcribe_samples
-
-            text, confidence, weak = transcribe_samples(
-                loaded.samples,
-                language="en",
-                model_dir=settings.whisper_model_dir,
-                threads=settings.whisper_threads,
-                beam_size=settings.whisper_beam_size,
-                prompt=settings.whisper_prompt,
-                short_window=settings.whisper_short_window,
-            )
+            text, confidence, weak = _whisper(loaded.samples, "en", settings)
             if not weak:
                 return HeardUtterance(
                     text,
@@ -375,6 +355,21 @@ def recognise(
         confidence=result.confidence,
         duration_s=duration,
         engine=engine,
+    )
+
+
+def _whisper(samples: Any, language: str, settings: SpeakerSettings) -> tuple[str, float, bool]:
+    """Whisper's ``(text, confidence, weak)`` for ``samples``, as the settings configure it."""
+    from bot.channels.speaker.whisper_asr import transcribe_samples
+
+    return transcribe_samples(
+        samples,
+        language=language,
+        model_dir=settings.whisper_model_dir,
+        threads=settings.whisper_threads,
+        beam_size=settings.whisper_beam_size,
+        prompt=settings.whisper_prompt,
+        short_window=settings.whisper_short_window,
     )
 
 
