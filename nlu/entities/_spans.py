@@ -95,3 +95,22 @@ def words_re(words: list[str]) -> str:
     """An alternation of ``words``, longest first, with spaces matching any whitespace."""
     ordered = sorted(set(words), key=len, reverse=True)
     return "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in ordered)
+
+
+def synonym_matchers(
+    english: dict[str, list[str]], chinese: dict[str, str]
+) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The English and Chinese matchers of a synonym table, one named group per value.
+
+    ``english`` maps a value to its words and phrases (matched whole, case-insensitively,
+    never inside a longer word); ``chinese`` maps a value to a ready regular expression.
+    A match's ``lastgroup`` is the value it names.
+    """
+    en = re.compile(
+        r"(?<![A-Za-z])(?:"
+        + "|".join(f"(?P<{value}>{words_re(words)})" for value, words in english.items())
+        + r")(?![A-Za-z])",
+        re.I,
+    )
+    zh = re.compile("|".join(f"(?P<{value}>{rx})" for value, rx in chinese.items()))
+    return en, zh

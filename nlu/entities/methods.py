@@ -11,7 +11,7 @@ import re
 
 from billtalk import vocabulary
 from nlu.entities._fuzzy import fuzzy_words
-from nlu.entities._spans import Span, SpanSet, words_re
+from nlu.entities._spans import Span, SpanSet, synonym_matchers
 
 METHODS = vocabulary.PAYMENT_METHODS
 
@@ -44,13 +44,7 @@ ZH_PATTERNS: dict[str, str] = {
     "wechat_pay": r"微信支付|微信钱包|微信(?![号群名好友聊公])",
 }
 
-_EN_RE = re.compile(
-    r"(?<![A-Za-z])(?:"
-    + "|".join(f"(?P<{v}>{words_re(w)})" for v, w in EN_SYNONYMS.items())
-    + r")(?![A-Za-z])",
-    re.I,
-)
-_ZH_RE = re.compile("|".join(f"(?P<{k}>{v})" for k, v in ZH_PATTERNS.items()))
+_EN_RE, _ZH_RE = synonym_matchers(EN_SYNONYMS, ZH_PATTERNS)
 _BAD_AFTER = re.compile(
     r"^\s+(?:game|games|number\s+of\s+the\s+friend|sticker|stickers|group|groups|moments|"
     r"message|messages|call|id\s+of)\b",

@@ -12,7 +12,7 @@ import re
 
 from billtalk import vocabulary
 from nlu.entities._fuzzy import fuzzy_words
-from nlu.entities._spans import Span, SpanSet, words_re
+from nlu.entities._spans import Span, SpanSet, synonym_matchers
 
 UTILITIES = vocabulary.UTILITIES
 
@@ -47,13 +47,7 @@ ZH_PATTERNS: dict[str, str] = {
 }
 
 # "property" alone is a utility only next to a bill word; see _needs_bill_word.
-_EN_RE = re.compile(
-    r"(?<![A-Za-z])(?:"
-    + "|".join(f"(?P<{value}>{words_re(words)})" for value, words in EN_SYNONYMS.items())
-    + r")(?![A-Za-z])",
-    re.I,
-)
-_ZH_RE = re.compile("|".join(f"(?P<{k}>{v})" for k, v in ZH_PATTERNS.items()))
+_EN_RE, _ZH_RE = synonym_matchers(EN_SYNONYMS, ZH_PATTERNS)
 
 #: Words right before a match that make it something else ("bottled water").
 _BAD_BEFORE = re.compile(
