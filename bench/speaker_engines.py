@@ -27,8 +27,23 @@ recognisers themselves through the speaker's own recognition function
   configuration of a run shows it).
 
 ``auto`` is the shipped default: pocketsphinx, and Whisper (short window, beam 5)
-on the requests pocketsphinx is unsure of. Whisper's configurations differ in the
-encoder window, beam width and the domain prompt.
+on the requests pocketsphinx is unsure of.
+
+**Dialogue states.** Each request is decoded in the state in which a resident
+would say it (:data:`STATE_OF_PURPOSE`): a PIN after the PIN prompt (``pin``), a
+yes / no answer after a payment confirmation (``yes_no``), a link-code request on
+an unpaired speaker (``link_code``), everything else in the idle state (no
+expectation); the spoken PINs are decoded in the ``pin`` state. The state is
+written in every row (``state``). ``--no-states`` decodes everything freely (the
+earlier measurement); the ``-nostate`` configurations do that per engine.
+Intent agreement is reported two ways: on the raw transcripts (as before), and on
+what the speaker hands the dialogue for both texts
+(``bot.channels.speaker.channel.dialogue_text``: spoken digits as figures, a PIN's
+carrier phrase dropped after the PIN prompt), so "five two nine one eight zero"
+and the transcript "529180" count as the same request. ``--set dev`` runs the
+development requests (bench/speaker_dev_requests.py) instead of the test set.
+Whisper's configurations differ in the encoder window, beam width and the domain
+prompt.
 
 Run (one benchmark at a time on the shared machine)::
 
@@ -73,6 +88,15 @@ _spec = importlib.util.spec_from_file_location(
 assert _spec is not None and _spec.loader is not None
 speaker_requests = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(speaker_requests)
+_spec = importlib.util.spec_from_file_location(
+    "speaker_dev_requests", ROOT / "bench" / "speaker_dev_requests.py"
+)
+assert _spec is not None and _spec.loader is not None
+speaker_dev_requests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(speaker_dev_requests)
+
+#: The dialogue state a request of each purpose is said in (others: idle, None).
+STATE_OF_PURPOSE = {"pin": "pin", "confirm": "yes_no", "deny": "yes_no", "link": "link_code"}
 
 VOICES = [("en-us", 165), ("en-us+f3", 150), ("en-gb", 175), ("en-us+m7", 140)]
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -95,7 +119,9 @@ CHINESE = [
 CONFIGS: dict[str, dict[str, Any]] = {
     "pocketsphinx": {"asr_engine": "pocketsphinx"},
     "auto": {"asr_engine": "auto"},
+    "auto-nostate": {"asr_engine": "auto", "expectations": False},
     "whisper-short-beam5": {"asr_engine": "faster_whisper"},
+    "whisper-short-beam5-nostate": {"asr_engine": "faster_whisper", "expectations": False},
     "whisper-30s-beam5": {"asr_engine": "faster_whisper", "whisper_short_window": False},
     "whisper-30s-greedy": {
         "asr_engine": "faster_whisper",
@@ -133,7 +159,13 @@ def nlu_sentences() -> set[str]:
     return out
 
 
-def heldout_requests(n: int) -> tuple[list[str], list[str]]:
+def purposes(dataset: str = "test") -> dict[str, str]:
+    """Request -> purpose, of the test (bench/speaker_requests.py) or development set."""
+    source = speaker_dev_requests if dataset == "dev" else speaker_requests
+    return dict(source.REQUESTS)
+
+
+def heldout_requests(n: int, dataset: str = "test") -> tuple[list[str], list[str]]:
     """The first ``n`` requests of bench/speaker_requests.py that are *not* NLU training sentences.
 
     The test set was written for the speaker and never used to tune a recogniser
@@ -145,7 +177,7 @@ def heldout_requests(n: int) -> tuple[list[str], list[str]]:
     amounts stay, as they would in real use. Returns (kept, dropped).
     """
     seen = nlu_sentences()
-    written = [text for text, _purpose in speaker_requests.REQUESTS]
+    written = list(purposes(dataset))
     kept = [u for u in written if _plain(u) not in seen]
     dropped = [u for u in written if _plain(u) in seen]
     return kept[:n], dropped
@@ -175,28 +207,34 @@ def cer(reference: str, hypothesis: str) -> float:
     return word_error_rate(chars(reference), chars(hypothesis))
 
 
-def build_clips(quick: bool, seed: int, n_requests: int) -> dict[str, Any]:
-    """The shared audio: requests, PINs and Chinese, each clip with its reference."""
+def build_clips(
+    quick: bool, seed: int, n_requests: int, dataset: str = "test", states: bool = True
+) -> dict[str, Any]:
+    """The shared audio: requests, PINs and Chinese, each clip with its reference and the
+    dialogue state it is decoded in (``state``; None everywhere without ``states``)."""
     rng = np.random.default_rng(seed)
     pyrng = random.Random(seed)
-    requests, dropped = heldout_requests(6 if quick else n_requests)
+    requests, dropped = heldout_requests(6 if quick else n_requests, dataset)
+    purpose = purposes(dataset)
     clips: list[dict[str, Any]] = []
     for text in tqdm(requests, desc="synthesise requests", file=sys.stderr):
+        state = STATE_OF_PURPOSE.get(purpose[text]) if states else None
         for voice, speed in VOICES:
             clean = pcm_of(text, voice, speed)
             for cond in ("clean", "snr15"):
                 samples = clean if cond == "clean" else bench_speech.mix(clean, 15.0, rng)
                 clips.append(
                     {"kind": "request", "text": text, "voice": voice, "condition": cond,
-                     "samples": samples}
+                     "samples": samples, "state": state, "purpose": purpose[text]}
                 )  # fmt: skip
+    pin_state = "pin" if states else None
     for voice, speed in VOICES:
         for _ in range(2 if quick else 5):
             digits = "".join(pyrng.choice("0123456789") for _ in range(6))
             said = " ".join(DIGIT_WORDS[int(d)] for d in digits)
             clips.append(
                 {"kind": "pin", "text": digits, "voice": voice, "condition": "clean",
-                 "samples": pcm_of(said, voice, speed)}
+                 "samples": pcm_of(said, voice, speed), "state": pin_state}
             )  # fmt: skip
     for digits, files, speaker in bench_speech.fsdd_strings(6 if quick else 20, 6, seed):
         from speech.audio import load_audio
@@ -206,7 +244,7 @@ def build_clips(quick: bool, seed: int, n_requests: int) -> dict[str, Any]:
             parts += [load_audio(f, trim=False).samples, np.zeros(2400, np.float32)]
         clips.append(
             {"kind": "pin_real", "text": digits, "voice": f"fsdd-{speaker}",
-             "condition": "clean", "samples": np.concatenate(parts)}
+             "condition": "clean", "samples": np.concatenate(parts), "state": pin_state}
         )  # fmt: skip
     for text in CHINESE[:4] if quick else CHINESE:
         clean = pcm_of(text, "cmn", 160, "zh")
@@ -214,14 +252,14 @@ def build_clips(quick: bool, seed: int, n_requests: int) -> dict[str, Any]:
             samples = clean if cond == "clean" else bench_speech.mix(clean, 15.0, rng)
             clips.append(
                 {"kind": "zh", "text": text, "voice": "cmn", "condition": cond,
-                 "samples": samples}
+                 "samples": samples, "state": None}
             )  # fmt: skip
     return {"clips": clips, "requests": requests, "dropped_as_training": dropped}
 
 
 def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, Any]:
     """Every clip through the speaker's recogniser with configuration ``name``."""
-    from bot.channels.speaker.channel import spoken_figures
+    from bot.channels.speaker.channel import dialogue_text, spoken_figures
     from bot.channels.speaker.settings import SpeakerSettings
     from bot.channels.speaker.wyoming_server import recognise
     from speech.recognize import recognize_digits
@@ -239,21 +277,29 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
         duration = len(clip["samples"]) / 16_000
         lang = "zh" if clip["kind"] == "zh" else "en"
         t = time.perf_counter()
-        heard = recognise(to_pcm(clip["samples"]), settings=settings, language=lang)
+        state = clip.get("state")
+        heard = recognise(to_pcm(clip["samples"]), settings=settings, language=lang, expect=state)
         seconds = time.perf_counter() - t
-        row = {k: clip[k] for k in ("kind", "text", "voice", "condition")}
+        row = {k: clip.get(k) for k in ("kind", "text", "voice", "condition", "state", "purpose")}
         row.update(heard=heard.text, weak=heard.weak, error=heard.error, s=seconds,
-                   engine=heard.engine, rtf=seconds / duration)  # fmt: skip
+                   engine=heard.engine, rtf=seconds / duration,
+                   decoded_in=heard.expect)  # fmt: skip
         if clip["kind"] == "request":
             row["wer"] = scored_wer(clip["text"], heard.text)
             row["intent_text"] = model.parse(clip["text"])["intent"]["name"]
             row["intent_audio"] = model.parse(heard.text or "")["intent"]["name"]
+            row["intent_text_dialogue"] = model.parse(dialogue_text(clip["text"], state))["intent"][
+                "name"
+            ]
+            row["intent_audio_dialogue"] = model.parse(dialogue_text(heard.text or "", state))[
+                "intent"
+            ]["name"]
         elif clip["kind"] in ("pin", "pin_real"):
             got = "".join(c for c in spoken_figures(heard.text) if c.isdigit())
             row["got"] = got
             row["exact"] = got == clip["text"]
             row["digit_acc"] = sum(a == b for a, b in zip(got, clip["text"], strict=False)) / 6
-            if not whisper:  # the PIN prompt's own grammar (a known length of 6)
+            if not whisper and not state:  # the bare 6-digit grammar (a known length of 6)
                 from bot.channels.speaker.wyoming_server import pcm_to_wav
 
                 t = time.perf_counter()
@@ -280,6 +326,31 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
     }
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson 95 % interval of a proportion k/n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def bootstrap_wer(rows: list[dict[str, Any]], n: int = 2000, seed: int = 1) -> tuple[float, float]:
+    """95 % interval of the mean WER, resampling requests (a request's voices stay together)."""
+    by_text: dict[str, list[float]] = {}
+    for r in rows:
+        by_text.setdefault(r["text"], []).append(r["wer"])
+    groups = list(by_text.values())
+    rng = np.random.default_rng(seed)
+    means = []
+    for _ in range(n):
+        pick = rng.integers(0, len(groups), len(groups))
+        values = [v for i in pick for v in groups[i]]
+        means.append(sum(values) / len(values))
+    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+
+
 def _q(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q * 100)) if values else 0.0
 
@@ -303,6 +374,23 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             entry["wer"] = statistics.mean(r["wer"] for r in sel)
         if kind == "zh":
             entry["cer"] = statistics.mean(r["cer"] for r in sel)
+        if kind == "request":
+            entry["wer_ci95"] = bootstrap_wer(sel)
+            agree = [r["intent_audio_dialogue"] == r["intent_text_dialogue"] for r in sel]
+            entry["intent_agreement_dialogue"] = statistics.mean(agree)
+            entry["intent_agreement_dialogue_ci95"] = wilson(sum(agree), len(agree))
+            entry["by_purpose"] = {
+                p: {
+                    "n": len(group),
+                    "wer": statistics.mean(r["wer"] for r in group),
+                    "agreement_dialogue": statistics.mean(
+                        r["intent_audio_dialogue"] == r["intent_text_dialogue"] for r in group
+                    ),
+                    "state": group[0].get("state"),
+                }
+                for p in sorted({r.get("purpose") or "" for r in sel})
+                for group in [[r for r in sel if (r.get("purpose") or "") == p]]
+            }
         if kind in ("request", "zh"):
             entry["intent_agreement"] = statistics.mean(
                 r["intent_audio"] == r["intent_text"] for r in sel
@@ -367,6 +455,49 @@ def markdown(data: dict[str, Any]) -> str:
             f" {r['rss_growth_mb']:.0f} MB |"
             f" {r['load_and_first_decode_s']:.1f} s |"
         )
+    lines += [
+        "",
+        "| engine | WER clean (95 % CI) | WER 15 dB (95 % CI) | agreement, dialogue text,"
+        " clean (95 % CI) | 15 dB (95 % CI) | agreement, raw transcripts, clean / 15 dB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in data["engines"]:
+        s = r["summary"]
+        cells = []
+        for key in ("request_clean", "request_snr15"):
+            e = s.get(key, {})
+            lo, hi = e.get("wer_ci95", (0, 0))
+            cells.append(f"{e.get('wer', 0):.1%} ({lo:.1%}-{hi:.1%})")
+        for key in ("request_clean", "request_snr15"):
+            e = s.get(key, {})
+            lo, hi = e.get("intent_agreement_dialogue_ci95", (0, 0))
+            cells.append(f"{e.get('intent_agreement_dialogue', 0):.1%} ({lo:.1%}-{hi:.1%})")
+        rc, rn = s.get("request_clean", {}), s.get("request_snr15", {})
+        cells.append(f"{rc.get('intent_agreement', 0):.1%} / {rn.get('intent_agreement', 0):.1%}")
+        lines.append(f"| {r['config']} | " + " | ".join(cells) + " |")
+    lines += ["", "WER / agreement (dialogue text) by purpose, clean | 15 dB:", ""]
+    purposes_seen = sorted(
+        {
+            p
+            for r in data["engines"]
+            for p in r["summary"].get("request_clean", {}).get("by_purpose", {})
+        }
+    )
+    lines.append("| engine | " + " | ".join(purposes_seen) + " |")
+    lines.append("|---|" + "---|" * len(purposes_seen))
+    for r in data["engines"]:
+        cells = []
+        for p in purposes_seen:
+            c = r["summary"].get("request_clean", {}).get("by_purpose", {}).get(p, {})
+            n = r["summary"].get("request_snr15", {}).get("by_purpose", {}).get(p, {})
+            cells.append(
+                f"{c.get('wer', 0):.0%} {c.get('agreement_dialogue', 0):.0%} |"
+                f" {n.get('wer', 0):.0%} {n.get('agreement_dialogue', 0):.0%}"
+                f" ({c.get('state') or 'idle'})"
+            )
+        lines.append(
+            f"| {r['config']} | " + " | ".join(c.replace(" | ", " / ") for c in cells) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -427,6 +558,13 @@ def main() -> None:
         "--requests", type=int, default=200, help="Held-out requests (x4 voices); 0: none."
     )
     parser.add_argument("--configs", default=",".join(CONFIGS), help="Comma-separated names.")
+    parser.add_argument(
+        "--set", dest="dataset", choices=("test", "dev"), default="test",
+        help="test: bench/speaker_requests.py (held out); dev: bench/speaker_dev_requests.py.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-states", action="store_true", help="Decode every request freely (no dialogue state)."
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "speaker_engines.json")
     parser.add_argument("--report", type=Path, help="Only print the table of a results file.")
     parser.add_argument(
@@ -450,7 +588,9 @@ def main() -> None:
     model = nlu.load_model()
     load_before = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     started = time.time()
-    audio = build_clips(args.quick, args.seed, args.requests)
+    audio = build_clips(
+        args.quick, args.seed, args.requests, args.dataset, states=not args.no_states
+    )
     results = [run_config(name, audio["clips"], model) for name in args.configs.split(",")]
     meta = {
         "machine": f"{platform.machine()}, {platform.python_version()}, shared 2 vCPU, "
@@ -458,7 +598,12 @@ def main() -> None:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "flock /tmp/bench.lock nice -n 5 .venv/bin/python bench/speaker_engines.py"
         + (" --quick" if args.quick else "")
-        + (f" --configs {args.configs}" if args.configs != ",".join(CONFIGS) else ""),
+        + (f" --configs {args.configs}" if args.configs != ",".join(CONFIGS) else "")
+        + (" --set dev" if args.dataset == "dev" else "")
+        + (" --no-states" if args.no_states else ""),
+        "dataset": args.dataset,
+        "states": not args.no_states,
+        "state_of_purpose": STATE_OF_PURPOSE,
         "elapsed_s": round(time.time() - started, 1),
         "load_before": load_before,
         "load_after": ", ".join(f"{v:.2f}" for v in os.getloadavg()),

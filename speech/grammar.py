@@ -61,6 +61,23 @@ ANSWERS = (
     "that's right", "that's wrong", "correct", "pay it", "go ahead",
 )  # fmt: skip
 
+#: The speaker's own command, which the NLU data does not hold: removing a speaker
+#: ("remove the kitchen speaker", bot/channels/speaker/chat_commands.py accepts these
+#: verbs before "[the|my|our|this] [name] speaker"). Generated from that rule.
+SPEAKER_COMMAND_VERBS = ("remove", "unpair", "forget", "disconnect", "unlink", "delete")
+SPEAKER_NAMES = ("", "kitchen", "living room", "bedroom", "smart")
+
+
+def speaker_commands() -> list[list[str]]:
+    """Sentences of the speaker-removal command, for the domain LM."""
+    return [
+        [verb, *([det] if det else []), *name.split(), "speaker"]
+        for verb in SPEAKER_COMMAND_VERBS
+        for det in ("", "the", "my", "our", "this")
+        for name in SPEAKER_NAMES
+    ]
+
+
 _SLOT_OF_ENTITY = {
     "amount": "<amount>",
     "meter_reading": "<number>",
@@ -277,6 +294,7 @@ def build_domain_model(
     """
     sentences = read_nlu_sentences(nlu_paths)
     sentences += [a.split() for a in ANSWERS]
+    sentences += speaker_commands()
     sentences += [["<amount>"], ["<digits>"], ["<utility>"], ["<method>"], ["<month>"],
                   ["<number>"], ["<month>", "<utility>", "bill"]]  # fmt: skip
     known = set(cmudict()) | set(EXTRA_PRONUNCIATIONS)

@@ -39,6 +39,8 @@ EXTRA_PRONUNCIATIONS: dict[str, str] = {
     "biometrics": "B AY OW M EH T R IH K S",
     "enrol": "EH N R OW L",
     "autopaying": "AO T OW P EY IH NG",
+    "unpair": "AH N P EH R",
+    "unlink": "AH N L IH NG K",
 }
 
 

@@ -18,8 +18,14 @@ share. For each request it
    amount, see :mod:`bot.channels.speaker.payment_rule`), pushes a step-up
    request to the resident's linked chat.
 
-Spoken digits ("one two three four five six", "一二三四五六") are turned into
-figures first, so a spoken PIN or link code reaches the dialogue as digits.
+Spoken digits ("one two three four five six", "一二三四五六", "5 2 9 1 8 0") are
+turned into figures first, so a spoken PIN or link code reaches the dialogue as
+digits; after a PIN prompt, a PIN said with its carrier phrase ("my PIN is ...")
+reaches it as the digits alone.
+
+:meth:`SpeakerChannel.expectation` tells the recogniser what the dialogue waits
+for on a device (a PIN, a yes/no confirmation, a link code on an unpaired
+speaker), so the answer is decoded with that in mind (:mod:`speech.expectation`).
 """
 
 from __future__ import annotations
@@ -60,6 +66,15 @@ _ZH_DIGITS = {
 _ZH_DIGIT = f"[{''.join(_ZH_DIGITS)}]"
 #: Four or more Chinese digit words, maybe spaced as Whisper writes them ("二 四 六 八").
 _ZH_RUN = re.compile(f"{_ZH_DIGIT}(?:[ \u3000]?{_ZH_DIGIT}){{3,}}")
+#: Four or more single figures spaced as Whisper writes a spoken PIN ("5 2 9 1").
+_SPACED_FIGURES = re.compile(r"(?<![\d.])\d(?: \d){3,}(?![\d.])")
+#: A PIN said with a carrier phrase, after a PIN prompt ("my pin is 610384").
+_PIN_CARRIER = re.compile(
+    r"(?:(?:here is |here's |it's |it is )?(?:my |the )?(?:pin|pin code|code|password)"
+    r"(?: is| number is)?|it's|it is) (\d{4,8})"
+)
+#: Form steps at which the dialogue waits for a PIN said as digits.
+_PIN_STEPS = frozenset({"pin_code", "pin_new", "pin_repeat", "enroll_pin"})
 
 #: What the speaker says that the written dialogue can't (pairing, weak audio).
 PHRASES: dict[str, dict[str, str]] = {
@@ -144,6 +159,7 @@ def spoken_figures(text: str) -> str:
     stripped = text.strip()
     if not stripped:
         return stripped
+    stripped = _SPACED_FIGURES.sub(lambda m: m[0].replace(" ", ""), stripped)
     zh = _ZH_RUN.sub(lambda m: "".join(_ZH_DIGITS[c] for c in m[0] if c in _ZH_DIGITS), stripped)
     if zh != stripped:
         return zh
@@ -153,6 +169,34 @@ def spoken_figures(text: str) -> str:
             return digits
         return normalize_transcript(stripped)
     return stripped
+
+
+def dialogue_text(text: str, expect: str | None = None) -> str:
+    """What the dialogue gets for a transcript: :func:`spoken_figures`, and after a PIN
+    prompt (``expect="pin"``) a PIN said with its carrier phrase as the digits alone."""
+    figures = spoken_figures(text)
+    if expect == "pin":
+        said = _PIN_CARRIER.fullmatch(figures.lower().rstrip(".!?"))
+        if said is not None:
+            return said[1]
+    return figures
+
+
+def expectation_of(state: dict[str, Any]) -> str | None:
+    """What a conversation state waits for: ``pin``, ``yes_no`` or None.
+
+    Args:
+        state: A :class:`~bot.state.ConversationState` as saved (``to_dict``).
+    """
+    step = state.get("form_step")
+    if step in _PIN_STEPS:
+        return "pin"
+    verification = state.get("verification") or {}
+    if step == "verify" and isinstance(verification, dict) and verification.get("kind") == "pin":
+        return "pin"
+    if step == "confirm" and state.get("pending_confirmation"):
+        return "yes_no"
+    return None
 
 
 @dataclass(frozen=True)
@@ -218,6 +262,38 @@ class SpeakerChannel:
     def _now(self) -> datetime:
         now: datetime = self.engine.clock()
         return now
+
+    async def expectation(self, device_id: str) -> str | None:
+        """What the dialogue waits for from ``device_id`` (for the recogniser).
+
+        ``link_code`` on an unpaired speaker (it has been told to say its link code),
+        else :func:`expectation_of` the device's conversation while its session is
+        live: ``pin`` after a PIN prompt, ``yes_no`` after a payment confirmation, None.
+        """
+        return await asyncio.to_thread(self._expectation, device_id)
+
+    def _expectation(self, device_id: str) -> str | None:
+        store = self.engine.store
+        if store.linked_resident(CHANNEL, device_id) is None:
+            return "link_code"
+        now = self._now()
+        row = store.get_conversation(store.conversation_id_for(CHANNEL, device_id, None, now))
+        if row is None:
+            return None
+        try:
+            state = json.loads(row.state or "{}")
+        except ValueError:
+            return None
+        last = state.get("last_activity_at")
+        timeout = getattr(getattr(self.engine, "settings", None), "session_timeout_s", 600)
+        if isinstance(last, str):
+            try:
+                idle = (now - datetime.fromisoformat(last)).total_seconds()
+            except (TypeError, ValueError):
+                return None
+            if idle > timeout:
+                return None  # the session idled out: the question is no longer pending
+        return expectation_of(state)
 
     async def ask(
         self,
@@ -328,11 +404,15 @@ class SpeakerChannel:
     # -- paired -------------------------------------------------------------------------
 
     async def _paired(self, device_id: str, text: str, lang: str, resident_id: str) -> SpokenReply:
+        said_text = spoken_figures(text)
+        if _PIN_CARRIER.fullmatch(said_text.lower().rstrip(".!?")):
+            # "my PIN is 610384" after a PIN prompt: the dialogue takes the digits alone.
+            said_text = dialogue_text(said_text, await self.expectation(device_id))
         messages = await self.engine.handle(
             IncomingMessage(
                 channel=CHANNEL,
                 external_user_id=device_id,
-                text=spoken_figures(text),
+                text=said_text,
                 language=lang,
                 supports_files=False,
             )

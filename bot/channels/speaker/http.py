@@ -106,9 +106,10 @@ def _device_key(request: Request) -> str:
 
 
 def _transcribe(
-    audio: bytes, settings: SpeakerSettings, language: str | None = None
+    audio: bytes, settings: SpeakerSettings, language: str | None = None, expect: str | None = None
 ) -> tuple[str, bool, str | None]:
-    """(text, weak, error code) for an uploaded recording in ``language`` (blocking)."""
+    """(text, weak, error code) for an uploaded recording in ``language``, decoded with what
+    the dialogue expects from the device (blocking)."""
     from bot.channels.speaker.wyoming_server import RATE, recognise
     from speech import AudioError, load_audio
     from speech.audio import to_pcm16
@@ -119,7 +120,7 @@ def _transcribe(
         return "", False, exc.code
     if loaded.sample_rate != RATE:  # pragma: no cover - load_audio always gives 16 kHz
         return "", False, "unsupported_format"
-    heard = recognise(to_pcm16(loaded.samples), settings=settings, language=language)
+    heard = recognise(to_pcm16(loaded.samples), settings=settings, language=language, expect=expect)
     return heard.text, heard.weak, heard.error
 
 
@@ -163,7 +164,10 @@ def mount(
             log.warning("speaker_http_body_too_large", device=device)
             return _error(413, "too_large", "The recording is too large.")
         lang_hint = request.query_params.get("lang")
-        text, weak, error = await asyncio.to_thread(_transcribe, body, web.settings, lang_hint)
+        expect = await channel.expectation(device) if web.settings.expectations else None
+        text, weak, error = await asyncio.to_thread(
+            _transcribe, body, web.settings, lang_hint, expect
+        )
         if error in ("corrupt", "unsupported_format", "truncated", "empty"):
             log.warning("speaker_http_bad_audio", device=device, code=error)
             return _error(422, error, "The body is not a usable WAV or OGG recording.")

@@ -51,6 +51,11 @@ class SpeakerSettings(BaseSettings):
     #: used when Whisper is sure of it. Spoken digit strings stay with
     #: pocketsphinx's digit grammar.
     whisper_second_opinion: bool = True
+    #: Decode an answer with what the dialogue expects after its question (a PIN, a
+    #: yes/no confirmation, a link code on an unpaired speaker): pocketsphinx's state
+    #: language model and carrier-phrase digit grammar, Whisper's state prompt
+    #: (:mod:`speech.expectation`); a weak decode falls back to free recognition.
+    expectations: bool = True
     #: Longest utterance accepted; a longer stream is cut here and answered
     #: with "that was too long" (the rest of the stream is read and dropped).
     max_audio_s: float = Field(default=60.0, gt=0)

@@ -51,6 +51,13 @@ PROMPT = (
 _FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 #: The same for Chinese requests (simplified characters, as the NLU's Chinese data).
 PROMPT_ZH = "以下是关于水费、电费、燃气费和物业费账单、余额、缴费、收据和抄表的问题。"
+#: Prompts for an answer the dialogue expects (:mod:`speech.expectation`): written for
+#: the prompts the speaker says, not from any benchmark's test requests.
+STATE_PROMPTS = {
+    "pin": "My PIN is 4 7 1 9 2 3. 8 0 5 2 6 1.",
+    "yes_no": "Yes, go ahead. No, cancel. Yes please. No thanks. Okay, pay it.",
+    "link_code": "My link code is 4 7 1 9 2 3.",
+}
 #: Mean token log-probability below which a transcript is weak (re-asked).
 MIN_AVG_LOGPROB = -0.8
 #: A segment more likely silence than speech.
@@ -170,6 +177,7 @@ def transcribe_samples(
     beam_size: int = 1,
     prompt: bool = True,
     short_window: bool = False,
+    expect: str | None = None,
 ) -> tuple[str, float, bool]:
     """(text, confidence, weak) for 16 kHz float samples.
 
@@ -182,6 +190,8 @@ def transcribe_samples(
         prompt: Give the one-sentence domain prompt (:data:`PROMPT`, :data:`PROMPT_ZH`).
         short_window: Encode only the audio plus :data:`PAD_FRAMES` (one decode, no
             temperature fallback) instead of faster-whisper's padded 30 s window.
+        expect: What the dialogue expects (``pin``, ``yes_no``, ``link_code``): the
+            prompt is :data:`STATE_PROMPTS`' for it instead (English only).
 
     Raises:
         WhisperUnavailable: faster-whisper or the model is missing.
@@ -189,6 +199,8 @@ def transcribe_samples(
     model = get_model(model_dir, threads)
     audio = samples.astype(np.float32, copy=False)
     initial = (PROMPT_ZH if language == "zh" else PROMPT) if prompt else None
+    if prompt and language != "zh" and expect in STATE_PROMPTS:
+        initial = STATE_PROMPTS[expect]
     if short_window and len(audio) < (FULL_FRAMES - PAD_FRAMES) * 160:
         text, logprob, no_speech = _decode_short(model, audio, language, initial, beam_size)
     else:

@@ -263,6 +263,9 @@ class HeardUtterance:
     error: str | None = None
     duration_s: float = 0.0
     engine: str = ""
+    #: The dialogue's expectation the audio was decoded with (``pin``, ``yes_no``,
+    #: ``link_code``), or None for a free request.
+    expect: str | None = None
 
 
 @dataclass
@@ -292,8 +295,14 @@ def recognise(
     cut: bool = False,
     settings: SpeakerSettings | None = None,
     language: str | None = None,
+    expect: str | None = None,
 ) -> HeardUtterance:
     """Transcribe 16 kHz 16-bit mono PCM with the speaker's recogniser (blocking).
+
+    ``expect`` is what the dialogue asked for (:data:`speech.expectation.EXPECTATIONS`:
+    ``pin``, ``yes_no``, ``link_code``; see :meth:`SpeakerChannel.expectation`). With
+    pocketsphinx the answer is first decoded in that state (:func:`decode_in_state`),
+    and decoded freely only when that is weak; Whisper gets the state's prompt.
 
     The engine is :func:`asr_engine_for` the request's ``language``: pocketsphinx
     with the bill-domain model (:mod:`speech`, English only), or Whisper base
@@ -315,12 +324,22 @@ def recognise(
         return HeardUtterance("", error="language_unsupported", duration_s=duration)
     if not pcm:
         return HeardUtterance("", error="empty")
+    from speech.expectation import EXPECTATIONS
+
+    expect = expect if settings.expectations and expect in EXPECTATIONS and not chinese else None
     try:
         if engine == "faster_whisper":
             audio = audio_from_pcm16(pcm, max_seconds=settings.max_audio_s)
-            text, confidence, weak = _whisper(audio.samples, "zh" if chinese else "en", settings)
+            text, confidence, weak = _whisper(
+                audio.samples, "zh" if chinese else "en", settings, expect
+            )
             return HeardUtterance(
-                text, weak=weak, confidence=confidence, duration_s=duration, engine=engine
+                text,
+                weak=weak,
+                confidence=confidence,
+                duration_s=duration,
+                engine=engine,
+                expect=expect,
             )
         from speech.settings import get_speech_settings
 
@@ -332,6 +351,19 @@ def recognise(
             max_seconds=speech_settings.max_seconds,
             vad_aggressiveness=speech_settings.vad_aggressiveness,
         )
+        if expect is not None:
+            from speech.expectation import decode_in_state
+            from speech.numbers import normalize_transcript
+
+            state = decode_in_state(loaded, expect, speech_settings)
+            if state.words and state.confidence >= speech_settings.min_confidence:
+                return HeardUtterance(
+                    normalize_transcript(state.words),
+                    confidence=state.confidence,
+                    duration_s=duration,
+                    engine=engine,
+                    expect=expect,
+                )
         result = transcribe(loaded, settings=speech_settings)
         said = spoken_digit_count(result.words)
         if said is not None:
@@ -339,27 +371,32 @@ def recognise(
             if digits is not None:
                 result = digits
         elif result.weak and _second_opinion(settings):
-            text, confidence, weak = _whisper(loaded.samples, "en", settings)
+            text, confidence, weak = _whisper(loaded.samples, "en", settings, expect)
             if not weak:
                 return HeardUtterance(
                     text,
                     confidence=confidence,
                     duration_s=duration,
                     engine="faster_whisper",
+                    expect=expect,
                 )
     except AudioError as exc:
-        return HeardUtterance("", error=exc.code, duration_s=duration)
+        return HeardUtterance("", error=exc.code, duration_s=duration, expect=expect)
     return HeardUtterance(
         result.text,
         weak=result.weak,
         confidence=result.confidence,
         duration_s=duration,
         engine=engine,
+        expect=expect,
     )
 
 
-def _whisper(samples: Any, language: str, settings: SpeakerSettings) -> tuple[str, float, bool]:
-    """Whisper's ``(text, confidence, weak)`` for ``samples``, as the settings configure it."""
+def _whisper(
+    samples: Any, language: str, settings: SpeakerSettings, expect: str | None = None
+) -> tuple[str, float, bool]:
+    """Whisper's ``(text, confidence, weak)`` for ``samples``, as the settings configure it
+    (with the prompt of what the dialogue expects, if anything)."""
     from bot.channels.speaker.whisper_asr import transcribe_samples
 
     return transcribe_samples(
@@ -370,6 +407,7 @@ def _whisper(samples: Any, language: str, settings: SpeakerSettings) -> tuple[st
         beam_size=settings.whisper_beam_size,
         prompt=settings.whisper_prompt,
         short_window=settings.whisper_short_window,
+        expect=expect,
     )
 
 
@@ -421,6 +459,10 @@ def warm_up(settings: SpeakerSettings | None = None) -> None:
 
     settings = settings or get_speaker_settings()
     warm_up_sphinx()
+    if settings.expectations:
+        from speech.expectation import warm_up as warm_up_states
+
+        warm_up_states()
     if asr_engine_for(settings, "zh") == "faster_whisper":
         from bot.channels.speaker.whisper_asr import get_model
 
@@ -585,14 +627,16 @@ class BilltalkHandler(AsyncEventHandler):
     async def _finish_stream(self) -> None:
         stream = self._stream or _Stream()
         self._stream = None
+        context: dict[str, Any] = dict((self._transcribe.context or {}) if self._transcribe else {})
+        expect = await self._expectation(context) if stream.pcm and not stream.cut else None
         heard = await asyncio.to_thread(
             recognise,
             bytes(stream.pcm),
             cut=stream.cut,
             settings=self.settings,
             language=stream.language,
+            expect=expect,
         )
-        context: dict[str, Any] = dict((self._transcribe.context or {}) if self._transcribe else {})
         if heard.error:
             log.warning(
                 "wyoming_audio_unusable",
@@ -608,9 +652,28 @@ class BilltalkHandler(AsyncEventHandler):
             context["billtalk_confidence"] = round(heard.confidence, 3)
         if heard.engine:
             context["billtalk_asr"] = heard.engine
+        if heard.expect:
+            context["billtalk_expect"] = heard.expect
         await self.write_event(
             Transcript(text=heard.text, language=stream.language or "en", context=context).event()
         )
+
+    async def _expectation(self, context: dict[str, Any]) -> str | None:
+        """What the dialogue waits for from the device the ``transcribe`` context names
+        (``device_id``, else ``satellite_id``, else ``conversation_id``, as for handle);
+        None when it names none or expectations are off."""
+        device = (
+            context.get("device_id")
+            or context.get("satellite_id")
+            or context.get("conversation_id")
+        )
+        if not device or not self.settings.expectations:
+            return None
+        try:
+            return await self.service.channel.expectation(str(device)[:128])
+        except Exception:  # the transcript must not fail because of the hint
+            log.warning("wyoming_expectation_failed", peer=self.peer)
+            return None
 
     # -- handle -------------------------------------------------------------------------
 

@@ -1,0 +1,93 @@
+"""The recogniser is told what the dialogue expects (a PIN, yes/no, a link code).
+
+Driven over Wyoming with the ``wyoming`` package's client: the ``transcribe``
+event names the device in its ``context`` (as the ``handle`` event does), and the
+server decodes the audio in the state the device's conversation is in.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+from collections.abc import Callable
+from typing import Any
+
+from wyoming.asr import Transcribe
+from wyoming.audio import wav_to_chunks
+from wyoming.event import Event
+
+from bot.channels.speaker.channel import dialogue_text, expectation_of, spoken_figures
+from tests.channels.speaker.conftest import WyomingServer
+
+PIN = "482913"
+DEVICE = "kitchen-satellite"
+
+
+async def _transcribe(server: WyomingServer, wav: bytes, context: dict[str, Any]) -> Event:
+    with wave.open(io.BytesIO(wav), "rb") as reader:
+        chunks = [c.event() for c in wav_to_chunks(reader, 1024, start_event=True, stop_event=True)]
+    events = await server.request(
+        [Transcribe(language="en", context=context).event(), *chunks], ("transcript", "error")
+    )
+    return events[-1]
+
+
+def test_spoken_figures_join_spaced_figures_as_whisper_writes_a_pin() -> None:
+    assert spoken_figures("5 2 9 1 8 0") == "529180"
+    assert spoken_figures("my pin is 6 1 0 3 8 4") == "my pin is 610384"
+    assert spoken_figures("pay 5 yuan for water") == "pay 5 yuan for water"
+
+
+def test_a_pin_with_its_carrier_phrase_reaches_the_dialogue_as_digits_only_after_the_prompt() -> (
+    None
+):
+    assert dialogue_text("my pin is six one zero three eight four", "pin") == "610384"
+    assert dialogue_text("the pin is 3 5 8 1", "pin") == "3581"
+    assert dialogue_text("my code is 206851", None) == "my code is 206851"
+    assert dialogue_text("my pin is not working", "pin") == "my pin is not working"
+
+
+def test_the_expectation_of_a_conversation_state() -> None:
+    assert expectation_of({"form_step": "pin_code"}) == "pin"
+    assert expectation_of({"form_step": "verify", "verification": {"kind": "pin"}}) == "pin"
+    assert expectation_of({"form_step": "verify", "verification": {"kind": "face"}}) is None
+    assert expectation_of({"form_step": "confirm", "pending_confirmation": {"token": "t"}}) == (
+        "yes_no"
+    )
+    assert expectation_of({"form_step": "confirm"}) is None
+    assert expectation_of({}) is None
+
+
+async def test_the_speaker_decodes_a_spoken_pin_in_the_pin_state(
+    wyoming_server: WyomingServer, seeded: Any, say: Callable[..., bytes]
+) -> None:
+    from bot.verifiers.pin import hash_pin
+
+    server = wyoming_server
+    channel = server.service.channel
+    payer = seeded.roles["payer"]
+    server.engine.store.set_pin_hash(payer["resident_id"], hash_pin(PIN), server.engine.clock())
+    context = {"device_id": DEVICE, "satellite_id": "sat-kitchen"}
+
+    assert await channel.expectation(DEVICE) == "link_code"  # unpaired: told to say its code
+    paired = await server.handle(f"my link code is {payer['link_code']}", device=DEVICE)
+    assert paired.type == "handled"
+    assert await channel.expectation(DEVICE) is None
+    await server.handle("pay the water bill", device=DEVICE)
+    assert await channel.expectation(DEVICE) == "yes_no"
+    asked = await server.handle("yes", device=DEVICE)
+    assert "PIN" in asked.data["text"]
+    assert await channel.expectation(DEVICE) == "pin"
+
+    heard = await _transcribe(server, say("my pin is four eight two nine one three"), context)
+    assert heard.type == "transcript"
+    assert heard.data["context"]["billtalk_expect"] == "pin"
+    assert PIN in heard.data["text"].replace(" ", ""), heard.data["text"]
+
+    # Without a device in the context, the same audio is decoded freely.
+    free = await _transcribe(server, say("my pin is four eight two nine one three"), {})
+    assert "billtalk_expect" not in free.data["context"]
+
+    paid = await server.handle(heard.data["text"], device=DEVICE)
+    assert "Paid" in paid.data["text"], paid.data["text"]
+    assert await channel.expectation(DEVICE) is None
