@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import inspect
 import os
 import sys
@@ -35,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/ itself off the path: bench/telegram.py would shadow python-telegram-bot's package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("BILLTALK_SECRET_KEY", "bench-secret-key-for-the-telegram-benchmark")
 os.environ.setdefault("BILLTALK_DIALOGUE_MESSAGES_PER_WINDOW", "0")
@@ -55,6 +58,7 @@ class Timings:
         timings = self
         if inspect.iscoroutinefunction(func):
 
+            @functools.wraps(func)
             async def timed_async(*args: Any, **kwargs: Any) -> Any:
                 started = time.perf_counter()
                 try:
@@ -66,6 +70,7 @@ class Timings:
             setattr(owner, name, timed_async)
         else:
 
+            @functools.wraps(func)
             def timed(*args: Any, **kwargs: Any) -> Any:
                 started = time.perf_counter()
                 try:
@@ -115,8 +120,63 @@ def print_cprofile(stats_profile: Any, turns: int) -> None:
         print()
 
 
-async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False) -> None:
-    """Warm up, then run ``turns`` text turns one at a time and print the breakdown."""
+def thread_cpu_s(native_id: int) -> float:
+    """CPU seconds (user + system) of one thread of this process, from ``/proc``."""
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class TelegramDriver:
+    """Whole webhook updates through ``TelegramRuntime.process`` (the webhook route's call):
+    the ledger, PTB's parsing and handlers, the engine's turn, ``sendMessage`` to a Bot API
+    stand-in running in a thread of this process (its CPU is measured and left out)."""
+
+    def __init__(self, url: str) -> None:
+        from tests.channels.telegram.botapi_standin import TOKEN, BotApiStandIn
+
+        self.standin = BotApiStandIn().start()
+        os.environ.update({
+            "BILLTALK_TELEGRAM_TOKEN": TOKEN,
+            "BILLTALK_TELEGRAM_API_URL": self.standin.api_url,
+            "BILLTALK_TELEGRAM_FILE_URL": self.standin.file_url,
+            "BILLTALK_TELEGRAM_WEBHOOK_SECRET": "profile",
+            "BILLTALK_TELEGRAM_MAX_SENDS_PER_S": "10000",
+            "BILLTALK_TELEGRAM_NOTICE_POLL_S": "0",
+            "BILLTALK_TELEGRAM_KEEP_HANDLED_H": "0",
+        })
+        self.url = url
+        self.runtime: Any = None
+
+    async def start(self, engine: Any) -> None:
+        """The runtime in webhook mode (no outbox sender, no notice poller)."""
+        from bot.channels.telegram.app import TelegramRuntime
+        from bot.channels.telegram.settings import TelegramSettings
+
+        self.runtime = TelegramRuntime(engine, TelegramSettings(), polling=False, outbox=False)
+        await self.runtime.start()
+
+    async def text(self, chat: int, text: str) -> None:
+        """One text update, handled the way the webhook route handles it."""
+        await self.runtime.process(self.standin.message(chat, text=text))
+
+    def standin_cpu_s(self) -> float:
+        """CPU seconds the stand-in's server thread used so far."""
+        thread = self.standin._thread
+        assert thread is not None and thread.native_id is not None
+        return thread_cpu_s(thread.native_id)
+
+    async def stop(self) -> None:
+        """Stop the runtime and the stand-in."""
+        await self.runtime.stop()
+        self.standin.stop()
+
+
+async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False,
+                  telegram: bool = False) -> None:
+    """Warm up, then run ``turns`` text turns one at a time and print the breakdown.
+
+    With ``telegram``, each turn is a whole webhook update (:class:`TelegramDriver`).
+    """
     import httpx
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
@@ -125,8 +185,14 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
     from bot.messages import IncomingMessage
 
     engine = await DialogueEngine.embedded(url)
+    driver = TelegramDriver(url) if telegram else None
+    if driver is not None:
+        await driver.start(engine)
     for chat in chats:  # warm: conversations exist, scoped clients and NLU are loaded
         for text in TEXTS:
+            if driver is not None:
+                await driver.text(chat, text)
+                continue
             await engine.handle(
                 IncomingMessage(channel="telegram", external_user_id=str(chat), text=text)
             )
@@ -137,6 +203,20 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
         words = statement.split()
         statements[" ".join(words[:4])[:60]] += 1
 
+    transactions = [0]
+
+    def in_transaction(conn: Any) -> bool:
+        """Whether the connection ran in a server transaction (not autocommit)."""
+        return conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT"
+
+    @event.listens_for(Engine, "commit")
+    def count_commit(conn: Any) -> None:
+        transactions[0] += in_transaction(conn)
+
+    @event.listens_for(Engine, "rollback")
+    def count_rollback(conn: Any) -> None:
+        transactions[0] += in_transaction(conn)
+
     timings = Timings()
     for name in ("linked_resident", "acquire", "processed_delivery", "commit_turn"):
         timings.wrap(engine.store, name, f"store.{name}")
@@ -146,6 +226,11 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
     from backend.api.reads import InProcessReads
 
     timings.wrap(InProcessReads, "call", "billing read (in-process, no HTTP)")
+    if driver is not None:
+        ledger = driver.runtime.adapter.ledger
+        for name in ("status", "claim", "finish"):
+            timings.wrap(ledger, name, f"ledger.{name}")
+        timings.wrap(driver.runtime.adapter.channel, "send", "Bot API send (sendMessage)")
     requests: Counter[str] = Counter()
     send = httpx.AsyncClient.send
 
@@ -172,8 +257,25 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
 
         profiler = cProfile.Profile(time.process_time)  # CPU, not wall (server waits)
         profiler.enable()
+    hops: Counter[str] = Counter()
+    loop = asyncio.get_running_loop()
+    run_in_executor = loop.run_in_executor
+
+    def counted_hop(executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+        target: Any = func
+        if isinstance(func, functools.partial) and func.args:  # asyncio.to_thread's
+            target = func.args[0]
+        hops[getattr(target, "__qualname__", type(target).__name__)] += 1
+        return run_in_executor(executor, func, *args)
+
+    loop.run_in_executor = counted_hop  # type: ignore[method-assign]
+    calls_before = len(driver.standin.calls) if driver is not None else 0
+    standin_cpu0 = driver.standin_cpu_s() if driver is not None else 0.0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for i in range(turns):
+        if driver is not None:
+            await driver.text(chats[i % len(chats)], TEXTS[i % len(TEXTS)])
+            continue
         await engine.handle(
             IncomingMessage(
                 channel="telegram",
@@ -183,19 +285,36 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
             )
         )
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    loop.run_in_executor = run_in_executor  # type: ignore[method-assign]
     if profiler is not None:
         profiler.disable()
+    standin_cpu = driver.standin_cpu_s() - standin_cpu0 if driver is not None else 0.0
+    bot_api = Counter(c.method for c in driver.standin.calls[calls_before:]) if driver else None
+    if driver is not None:
+        await driver.stop()
     await engine.billing.aclose()
+    what = "webhook updates (TelegramRuntime.process)" if driver else "text turns"
     print(
-        f"{turns} text turns one at a time: **{wall / turns * 1000:.1f} ms** wall, "
-        f"{cpu / turns * 1000:.1f} ms process CPU per turn; load average "
-        f"{os.getloadavg()[0]:.2f}"
+        f"{turns} {what} one at a time: **{wall / turns * 1000:.1f} ms** wall, "
+        f"{(cpu - standin_cpu) / turns * 1000:.1f} ms process CPU per turn"
+        + (f" (the stand-in's {standin_cpu / turns * 1000:.1f} ms left out)" if driver else "")
+        + f"; load average {os.getloadavg()[0]:.2f}"
         + (f"; {waits[0] / turns:.1f} driver waits on the server per turn" if waits[0] else "")
     )
+    print(f"\nThread-pool hops per turn: {sum(hops.values()) / turns:.2f}\n")
+    print("| function run in a worker thread | per turn |\n|---|---|")
+    for name, n in hops.most_common():
+        print(f"| `{name}` | {n / turns:.2f} |")
+    if bot_api is not None:
+        print(f"\nBot API calls per turn: {sum(bot_api.values()) / turns:.2f} "
+              + ", ".join(f"{m} {n / turns:.2f}" for m, n in bot_api.most_common()))
     print("\n| part | ms per turn | calls per turn |\n|---|---|---|")
     for label, seconds in sorted(timings.seconds.items(), key=lambda kv: -kv[1]):
         print(f"| {label} | {seconds / turns * 1000:.2f} | {timings.calls[label] / turns:.2f} |")
-    print(f"\nSQL statements per turn: {sum(statements.values()) / turns:.1f}\n")
+    print(f"\nSQL statements per turn: {sum(statements.values()) / turns:.1f}; transactions "
+          f"(BEGIN ... COMMIT/ROLLBACK, not autocommit) {transactions[0] / turns:.2f}, so about "
+          f"{(sum(statements.values()) + 2 * transactions[0]) / turns:.1f} round trips to the "
+          "server (a statement, or BEGIN or COMMIT, each one)\n")
     print("| statement | per turn |\n|---|---|")
     for statement, n in statements.most_common(25):
         print(f"| `{statement}` | {n / turns:.2f} |")
@@ -237,6 +356,11 @@ def main() -> None:
         help="also a cProfile of the measured turns, thread-pool work run inline",
     )
     parser.add_argument(
+        "--telegram", action="store_true",
+        help="whole webhook updates (ledger, PTB, sendMessage to a stand-in) instead of "
+        "engine turns",
+    )
+    parser.add_argument(
         "--voice", type=int, default=0, metavar="N",
         help="also the CPU of transcribing the benchmark's voice note, N times",
     )
@@ -263,7 +387,7 @@ def main() -> None:
             bench.prepare(url, 10, chats)
             if args.cprofile:
                 run_threads_inline()
-            asyncio.run(profile(url, chats, args.turns, args.cprofile))
+            asyncio.run(profile(url, chats, args.turns, args.cprofile, args.telegram))
             if args.voice:
                 voice_cost(args.voice, Path(tmp))
         finally:

@@ -9,10 +9,11 @@ one database (the embedded default) or in separate ones.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, exc
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -57,6 +58,33 @@ def make_engine(url: str, *, ping_idle_s: float | None = PING_IDLE_S, **kwargs: 
     if ping_idle_s is not None and not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine, ping_idle_s)
     return engine
+
+
+class SingleStatement:
+    """Connections for work that is exactly one statement, atomic on its own.
+
+    On a server database the connection is in autocommit: the statement is one round
+    trip instead of three (``BEGIN``, the statement, ``COMMIT``); a single ``INSERT``,
+    ``UPDATE ... RETURNING`` or ``SELECT`` is atomic without a transaction around it.
+    On SQLite it gets the engine's ordinary transaction (``BEGIN IMMEDIATE``: the write
+    lock, see :func:`make_engine`); there is no round trip to save.
+
+    Only for one statement: two statements in one such connection would not share a
+    snapshot nor commit together.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._autocommit = (
+            None if engine.dialect.name == "sqlite"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+
+    def __call__(self) -> AbstractContextManager[Connection]:
+        """A connection for one statement (closed, or committed on SQLite, on exit)."""
+        if self._autocommit is not None:
+            return self._autocommit.connect()
+        return self.engine.begin()
 
 
 def _ping_when_idle(engine: Engine, idle_s: float) -> None:

@@ -41,7 +41,7 @@ from actions.base import ActionContext
 from actions.errors import BackendUnavailable, BillingError
 from actions.link_account import redeem_link_code
 from backend.client import one_turn
-from billtalk.db import make_engine
+from billtalk.db import is_sqlite, make_engine
 from billtalk.logs import get_logger
 from billtalk.ratelimit import MemoryLimiter, RateLimiter, get_limiter
 from billtalk.settings import get_settings
@@ -167,7 +167,10 @@ class DialogueEngine:
         url = database_url or get_settings().database_url
         dialogue_url = get_dialogue_settings().database_url or url
         ensure_schema(dialogue_url)
-        store = ConversationStore(make_engine(dialogue_url))
+        # A pool as large as the turns' database work in flight (the channels run it in up
+        # to 32 worker threads): connections are kept, not made and dropped under load.
+        pool = {} if is_sqlite(dialogue_url) else {"pool_size": 16, "max_overflow": 8}
+        store = ConversationStore(make_engine(dialogue_url, **pool))
         if billing is None:
             billing = BillingClient.embedded(url)
         if nlu is None:
@@ -407,27 +410,15 @@ class DialogueEngine:
     async def _handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         started = time.perf_counter()
         now = self.clock()
-        resident_id, household_id = message.resident_id, None
-        if resident_id is None:
-            link = await asyncio.to_thread(
-                self.store.linked_resident, message.channel, message.external_user_id
-            )
-            if link is not None:
-                resident_id, household_id = link
-        conversation_id = await asyncio.to_thread(
-            self.store.conversation_id_for,
-            message.channel,
-            message.external_user_id,
-            resident_id,
-            now,
+        resident_id, household_id, conversation_id = await asyncio.to_thread(
+            self._find_conversation, message, now
         )
         owner = uuid.uuid4().hex
-        loaded = await self.store.acquire(conversation_id, owner, self.settings.lease_s)
-        processed = (
-            None
-            if message.delivery_id is None
-            else await asyncio.to_thread(self.store.processed_delivery, message.delivery_id)
+        # The delivery's record is read under the lease, in the lease's worker-thread call.
+        loaded = await self.store.acquire(
+            conversation_id, owner, self.settings.lease_s, delivery_id=message.delivery_id
         )
+        processed = loaded.processed
         if processed is not None:
             await asyncio.to_thread(self.store.release, conversation_id, owner)
             if message.resend_if_processed and processed.replies:
@@ -499,6 +490,24 @@ class DialogueEngine:
         if turn.notices:
             await self.notices.mark_told_in_turn(turn.notices)
         return outgoing
+
+    def _find_conversation(
+        self, message: IncomingMessage, now: datetime
+    ) -> tuple[str | None, str | None, str]:
+        """The sender's linked resident and household (if any) and the conversation's id.
+
+        One worker-thread call for both reads (the id is cached after a conversation's
+        first turn in this process).
+        """
+        resident_id, household_id = message.resident_id, None
+        if resident_id is None:
+            link = self.store.linked_resident(message.channel, message.external_user_id)
+            if link is not None:
+                resident_id, household_id = link
+        conversation_id = self.store.conversation_id_for(
+            message.channel, message.external_user_id, resident_id, now
+        )
+        return resident_id, household_id, conversation_id
 
     def _load_state(
         self, data: dict[str, Any], message: IncomingMessage, now: datetime

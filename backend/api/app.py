@@ -114,9 +114,11 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    # Sync routes run in a thread pool (40 threads): give PostgreSQL enough connections.
+    # Sync routes and in-process reads run in a thread pool (40 threads): give PostgreSQL
+    # enough connections, and keep 16 of them (a pool of 10 made and dropped overflow
+    # connections all the time under a Telegram worker's load).
     app.state.engine = (
-        make_engine(url) if is_sqlite(url) else make_engine(url, pool_size=10, max_overflow=30)
+        make_engine(url) if is_sqlite(url) else make_engine(url, pool_size=16, max_overflow=24)
     )
     app.state.gateway = gateway or get_gateway()
     app.state.billing_settings = billing_settings

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -27,9 +27,12 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
+    insert,
     or_,
     select,
     update,
@@ -132,6 +135,38 @@ class ProcessedDeliveryRow(Base):
     replies: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+#: The tables, for Core statements in the per-turn path (no ORM unit of work there).
+CONVERSATIONS = cast(Table, ConversationRow.__table__)
+TURNS = cast(Table, TurnRow.__table__)
+DELIVERIES = cast(Table, ProcessedDeliveryRow.__table__)
+_c = CONVERSATIONS.c
+#: Statements of every turn, built once (their construction costs more CPU than running
+#: them); the values are bound at execution. ``b_`` names are the WHERE clauses' parameters.
+_ACQUIRE = (
+    update(CONVERSATIONS)
+    .where(_c.id == bindparam("b_id"),
+           or_(_c.lease_until.is_(None), _c.lease_until < bindparam("b_now")))
+    .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
+    .returning(_c.id, _c.channel, _c.external_user_id, _c.resident_id, _c.household_id,
+               _c.status, _c.flagged, _c.flag_reason, _c.state, _c.version, _c.turns)
+)
+_RELEASE = (
+    update(CONVERSATIONS)
+    .where(_c.id == bindparam("b_id"), _c.lease_owner == bindparam("b_owner"))
+    .values(lease_owner=None, lease_until=None)
+)
+#: The new state, if the version and the lease still hold; the SET clause is the
+#: columns given at execution.
+_WRITE_BACK = update(CONVERSATIONS).where(
+    _c.id == bindparam("b_id"),
+    _c.version == bindparam("b_version"),
+    _c.lease_owner == bindparam("b_owner"),
+)
+_INSERT_TURN = insert(TURNS)
+_INSERT_DELIVERY = insert(DELIVERIES)
+_DELIVERY = select(DELIVERIES).where(DELIVERIES.c.delivery_id == bindparam("b_id"))
+
+
 class ConcurrentTurnError(RuntimeError):
     """Another worker changed the conversation (or took its lease) during this turn."""
 
@@ -155,6 +190,9 @@ class LoadedConversation:
     state: dict[str, Any]
     version: int
     turns: int
+    #: The record of the delivery asked about in :meth:`ConversationLog.acquire`, read
+    #: under the lease (``None``: not processed, or not asked).
+    processed: ProcessedDeliveryRow | None = None
 
 
 @dataclass
@@ -198,21 +236,18 @@ def _write_back(
         ConcurrentTurnError: the row's version or lease changed since it was acquired.
     """
     changed = s.execute(
-        update(ConversationRow)
-        .where(
-            ConversationRow.id == loaded.conversation_id,
-            ConversationRow.version == loaded.version,
-            ConversationRow.lease_owner == owner,
-        )
-        .values(
-            state=_dumps(state),
-            version=loaded.version + 1,
-            lease_owner=None,
-            lease_until=None,
-            updated_at=at,
+        _WRITE_BACK,
+        {
+            "b_id": loaded.conversation_id,
+            "b_version": loaded.version,
+            "b_owner": owner,
+            "state": _dumps(state),
+            "version": loaded.version + 1,
+            "lease_owner": None,
+            "lease_until": None,
+            "updated_at": at,
             **values,
-        )
-        .execution_options(synchronize_session=False)
+        },
     ).rowcount  # type: ignore[attr-defined]
     if changed != 1:
         raise ConcurrentTurnError(loaded.conversation_id)
@@ -281,13 +316,22 @@ class ConversationLog(NoticeLog):
         return conv_id
 
     async def acquire(
-        self, conversation_id: str, owner: str, lease_s: float, wait_s: float = 15.0
+        self,
+        conversation_id: str,
+        owner: str,
+        lease_s: float,
+        wait_s: float = 15.0,
+        *,
+        delivery_id: str | None = None,
     ) -> LoadedConversation:
         """Take the conversation's lease and read it.
 
         Waits (polling) while another worker holds an unexpired lease. Each attempt
-        is one statement (``UPDATE ... RETURNING``) in a worker thread, so the event
-        loop never waits for the database.
+        is one statement (``UPDATE ... RETURNING``, in autocommit on PostgreSQL: one
+        round trip) in a worker thread, so the event loop never waits for the database.
+        With ``delivery_id``, the same worker-thread call then reads that delivery's
+        record (:meth:`processed_delivery`) into ``processed``: a statement of its own,
+        after the lease is held, so it sees every turn committed by earlier holders.
 
         Raises:
             ConversationBusyError: the lease was not free within ``wait_s``.
@@ -295,7 +339,9 @@ class ConversationLog(NoticeLog):
         deadline = time.monotonic() + wait_s
         delay = 0.002
         while True:
-            loaded = await asyncio.to_thread(self._try_acquire, conversation_id, owner, lease_s)
+            loaded = await asyncio.to_thread(
+                self._try_acquire, conversation_id, owner, lease_s, delivery_id
+            )
             if loaded is not None:
                 return loaded
             if time.monotonic() > deadline:
@@ -304,36 +350,17 @@ class ConversationLog(NoticeLog):
             delay = min(delay * 2, 0.05)
 
     def _try_acquire(
-        self, conversation_id: str, owner: str, lease_s: float
+        self, conversation_id: str, owner: str, lease_s: float, delivery_id: str | None = None
     ) -> LoadedConversation | None:
         """Take the lease if it is free and return the row as read; ``None`` if it is held."""
         now = datetime.now(UTC)
-        c = ConversationRow
-        with self.session() as s:
-            row = s.execute(
-                update(ConversationRow)
-                .where(
-                    c.id == conversation_id,
-                    or_(c.lease_until.is_(None), c.lease_until < now),
-                )
-                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s))
-                .execution_options(synchronize_session=False)
-                .returning(
-                    c.id,
-                    c.channel,
-                    c.external_user_id,
-                    c.resident_id,
-                    c.household_id,
-                    c.status,
-                    c.flagged,
-                    c.flag_reason,
-                    c.state,
-                    c.version,
-                    c.turns,
-                )
-            ).one_or_none()
+        params = {"b_id": conversation_id, "b_now": now, "b_owner": owner,
+                  "b_until": now + timedelta(seconds=lease_s)}
+        with self.single() as conn:
+            row = conn.execute(_ACQUIRE, params).one_or_none()
         if row is None:
             return None
+        processed = None if delivery_id is None else self.processed_delivery(delivery_id)
         return LoadedConversation(
             conversation_id=row.id,
             channel=row.channel,
@@ -346,17 +373,13 @@ class ConversationLog(NoticeLog):
             state=json.loads(row.state or "{}"),
             version=row.version,
             turns=row.turns,
+            processed=processed,
         )
 
     def release(self, conversation_id: str, owner: str) -> None:
         """Give the lease back without writing anything (the turn failed)."""
-        with self.session() as s:
-            s.execute(
-                update(ConversationRow)
-                .where(ConversationRow.id == conversation_id, ConversationRow.lease_owner == owner)
-                .values(lease_owner=None, lease_until=None)
-                .execution_options(synchronize_session=False)
-            )
+        with self.single() as conn:
+            conn.execute(_RELEASE, {"b_id": conversation_id, "b_owner": owner})
 
     def commit_turn(
         self,
@@ -393,8 +416,10 @@ class ConversationLog(NoticeLog):
                 household_id=household_id,
                 **_changed_status(loaded, status, flagged, flag_reason),
             )
-            s.add(
-                TurnRow(
+            # Core inserts: the rows' ids are not needed back (no ORM flush, no RETURNING).
+            s.execute(
+                _INSERT_TURN,
+                dict(
                     conversation_id=loaded.conversation_id,
                     turn=loaded.turns + 1,
                     at=record.at,
@@ -422,8 +447,9 @@ class ConversationLog(NoticeLog):
                 )
             )
             if record.delivery_id is not None:
-                s.add(
-                    ProcessedDeliveryRow(
+                s.execute(
+                    _INSERT_DELIVERY,
+                    dict(
                         delivery_id=record.delivery_id,
                         conversation_id=loaded.conversation_id,
                         at=record.at,
@@ -485,8 +511,8 @@ class ConversationLog(NoticeLog):
 
     def processed_delivery(self, delivery_id: str) -> ProcessedDeliveryRow | None:
         """The record of an inbound delivery already acted on, or ``None``."""
-        with self.reading() as s:
-            return s.get(ProcessedDeliveryRow, delivery_id)
+        row = self.read_one(_DELIVERY, {"b_id": delivery_id})
+        return None if row is None else ProcessedDeliveryRow(**row._mapping)
 
     def get_conversation(self, conversation_id: str) -> ConversationRow | None:
         """The conversation row, or ``None``."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     DateTime,
     String,
+    Table,
+    bindparam,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,14 +29,20 @@ class LinkRow(Base):
     unreachable_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+_links = cast(Table, LinkRow.__table__)
+#: A channel user's link (built once: a turn runs it, statement construction is not free).
+_LINKED = select(_links.c.resident_id, _links.c.household_id).where(
+    _links.c.channel == bindparam("b_channel"), _links.c.external_id == bindparam("b_external_id")
+)
+
+
 class Links(StoreBase):
     """Channel users linked to residents."""
 
     def linked_resident(self, channel: str, external_id: str) -> tuple[str, str] | None:
         """``(resident_id, household_id)`` linked to a channel user, or ``None``."""
-        with self.reading() as s:
-            row = s.get(LinkRow, (channel, external_id))
-            return (row.resident_id, row.household_id) if row else None
+        row = self.read_one(_LINKED, {"b_channel": channel, "b_external_id": external_id})
+        return (row.resident_id, row.household_id) if row else None
 
     def link(
         self, channel: str, external_id: str, resident_id: str, household_id: str, now: datetime

@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from billtalk.db import upgrade
+from billtalk.db import SingleStatement, upgrade
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "alembic_version_bot"
@@ -57,6 +57,8 @@ class StoreBase:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: Connections for one statement atomic on its own (autocommit on PostgreSQL).
+        self.single = SingleStatement(engine)
         # (channel, external user) -> conversation id. The mapping never changes
         # once the row exists (rows are not deleted), so a turn needs no query
         # for it after the conversation's first turn in this process.
@@ -77,14 +79,25 @@ class StoreBase:
         and so does not take the write lock. Only for one statement that writes
         nothing: two reads in it would not share a snapshot.
         """
-        reader = self.__dict__.get("_reader")
+        with Session(self._reader(), expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def read_one(self, statement: Any, params: dict[str, Any]) -> Any:
+        """The first row of one read-only statement (Core, no ``Session``), or ``None``.
+
+        Runs like :meth:`reading`: autocommit on PostgreSQL, a deferred ``BEGIN`` on SQLite.
+        """
+        with self._reader().connect() as conn:
+            return conn.execute(statement, params).first()
+
+    def _reader(self) -> Engine:
+        reader = self.__dict__.get("_reader_engine")
         if reader is None:
             options: dict[str, Any] = (
                 {"sqlite_read_only": True}
                 if self.engine.dialect.name == "sqlite"
                 else {"isolation_level": "AUTOCOMMIT"}
             )
-            reader = self.__dict__["_reader"] = self.engine.execution_options(**options)
-        with Session(reader, expire_on_commit=False) as session, session.begin():
-            yield session
+            reader = self.__dict__["_reader_engine"] = self.engine.execution_options(**options)
+        return reader
 

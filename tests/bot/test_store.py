@@ -221,3 +221,21 @@ async def test_a_turn_telling_an_already_written_notice_writes_nothing(
     store.release(other, "w2")
     assert store.turns(other) == []
     assert store.notice_delivery(notice.notice_id).conversation_id == conv  # type: ignore[union-attr]
+
+
+async def test_acquire_reads_the_delivery_record_under_the_lease(store: ConversationStore) -> None:
+    conv = store.conversation_id_for("telegram", uuid.uuid4().hex, "r-1", NOW)
+    delivery = f"telegram:1:{uuid.uuid4().hex}"
+    loaded = await store.acquire(conv, "w1", 30, delivery_id=delivery)
+    assert loaded.processed is None  # not processed yet
+    done = record()
+    done.delivery_id, done.delivery_replies = delivery, '["kept"]'
+    store.commit_turn(loaded, "w1", {"n": 1}, done, status="active", flagged=False,
+                      flag_reason=None, resident_id="r-1", household_id="hh-1")
+    again = await store.acquire(conv, "w2", 30, delivery_id=delivery)
+    assert again.processed is not None and again.processed.replies == '["kept"]'
+    assert again.processed.conversation_id == conv
+    assert again.version == 1  # the turn's state was written once
+    store.release(conv, "w2")
+    plain = await store.acquire(conv, "w3", 30)  # no delivery asked: none read
+    assert plain.processed is None and plain.state == {"n": 1}

@@ -28,7 +28,6 @@ from telegram.request import HTTPXRequest
 from billtalk.logs import get_logger
 from bot.channels.telegram.adapter import ChatOrderedUpdateProcessor, TelegramAdapter, chat_key
 from bot.channels.telegram.channel import NAME
-from bot.channels.telegram.ledger import DONE
 from bot.channels.telegram.masking import install_token_masking
 from bot.channels.telegram.settings import TelegramSettings
 
@@ -267,14 +266,11 @@ class TelegramRuntime:
                 await asyncio.wait_for(self._stop.wait(), every_s)
 
     async def process(self, data: dict[str, Any]) -> None:
-        """Handle one update received by the webhook (in its chat's order)."""
-        update_id = data.get("update_id")
-        if isinstance(update_id, int) and await asyncio.to_thread(
-            self.adapter.ledger.status, update_id
-        ) == DONE:
-            # A redelivery of an update done already: acknowledge it. One still being
-            # processed goes on to the ledger's claim, which drops it unless its worker died.
-            return
+        """Handle one update received by the webhook (in its chat's order).
+
+        A redelivery of an update done already, or being processed by a live worker, is
+        dropped by the ledger's claim (the first thing every handler does), as in polling.
+        """
         update = parse_update(data, self.application.bot)
 
         async with self.adapter.sequencer.hold(chat_key(update)):

@@ -33,8 +33,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    and_,
+    bindparam,
     delete,
+    exists,
     func,
     insert,
     select,
@@ -44,6 +45,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+
+from billtalk.db import SingleStatement
 
 metadata = MetaData()
 
@@ -72,6 +75,40 @@ chats_table = Table(
 PROCESSING = "processing"
 DONE = "done"
 
+_u = updates_table.c
+#: Whether an earlier update of the chat is being processed and its claim is not stale
+#: (never for an update without a chat: ``chat_id = NULL`` holds for no row). Built once,
+#: like the statements below: every update runs them.
+_EARLIER = exists().where(
+    _u.bot_id == bindparam("b_bot"),
+    _u.chat_id == bindparam("b_chat"),
+    _u.update_id < bindparam("b_update"),
+    _u.status == PROCESSING,
+    _u.claimed_at >= bindparam("b_stale"),
+)
+#: PostgreSQL's claim in one statement: the insert (a CTE) and :data:`_EARLIER`. The look
+#: sees the claims committed before the statement began (the SELECT it replaces, run after
+#: the INSERT in one transaction, saw those committed before it began: the same race with
+#: another worker, a few hundred microseconds wider).
+_CLAIM_PG = select(
+    select(func.count()).select_from(
+        postgresql_insert(updates_table)
+        .values(bot_id=bindparam("b_bot"), update_id=bindparam("b_update"),
+                chat_id=bindparam("b_chat"), status=PROCESSING, owner=bindparam("b_owner"),
+                claimed_at=bindparam("b_now"))
+        .on_conflict_do_nothing()
+        .returning(_u.update_id)
+        .cte("claimed")
+    ).scalar_subquery(),
+    _EARLIER,
+)
+_FINISH = (
+    update(updates_table)
+    .where(_u.bot_id == bindparam("b_bot"), _u.update_id == bindparam("b_update"),
+           _u.owner == bindparam("b_owner"))
+    .values(status=DONE, done_at=bindparam("b_now"))
+)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -92,6 +129,8 @@ class UpdateLedger:
         self.stale_claim_s = stale_claim_s
         self.language_cache_s = 30.0
         self._languages: dict[str, tuple[str | None, float]] = {}
+        #: One statement, one round trip on PostgreSQL (autocommit); a transaction on SQLite.
+        self._single = SingleStatement(db)
 
     def claim(self, update_id: int, chat_id: str | None, owner: str) -> bool | None:
         """Claim an update for ``owner``.
@@ -99,17 +138,26 @@ class UpdateLedger:
         Returns:
             ``None`` if the update is done or being processed elsewhere (drop it);
             otherwise whether an earlier update of the same chat is still in progress
-            in some worker (then :meth:`wait_for_turn` before acting). One transaction.
+            in some worker (then :meth:`wait_for_turn` before acting). One statement on
+            PostgreSQL (a taken-over stale claim: one more transaction), one transaction
+            on SQLite.
         """
         now = _now()
         values = {"bot_id": self.bot_id, "update_id": update_id, "chat_id": chat_id,
                   "status": PROCESSING, "owner": owner, "claimed_at": now}
+        if self.db.dialect.name == "postgresql":  # one statement, one round trip
+            with self._single() as conn:
+                taken, earlier = conn.execute(_CLAIM_PG, {
+                    "b_bot": self.bot_id, "b_update": update_id, "b_chat": chat_id,
+                    "b_owner": owner, "b_now": now, "b_stale": self._stale(now),
+                }).one()
+            if taken:
+                return bool(earlier)
+            return self._take_over_stale(update_id, chat_id, owner, now)
         with self.db.begin() as conn:
-            if self.db.dialect.name in ("postgresql", "sqlite"):
-                dialect_insert = (postgresql_insert if self.db.dialect.name == "postgresql"
-                                  else sqlite_insert)
+            if self.db.dialect.name == "sqlite":
                 inserted = conn.execute(
-                    dialect_insert(updates_table)
+                    sqlite_insert(updates_table)
                     .values(**values)
                     .on_conflict_do_nothing()
                     .returning(updates_table.c.update_id)
@@ -147,16 +195,9 @@ class UpdateLedger:
 
     def finish(self, update_id: int, owner: str) -> None:
         """Mark a claimed update done (its turn ran and its replies were sent)."""
-        with self.db.begin() as conn:
-            conn.execute(
-                update(updates_table)
-                .where(
-                    updates_table.c.bot_id == self.bot_id,
-                    updates_table.c.update_id == update_id,
-                    updates_table.c.owner == owner,
-                )
-                .values(status=DONE, done_at=_now())
-            )
+        with self._single() as conn:
+            conn.execute(_FINISH, {"b_bot": self.bot_id, "b_update": update_id,
+                                   "b_owner": owner, "b_now": _now()})
 
     def abandon(self, update_id: int, owner: str) -> None:
         """Give a claim back (the turn failed before acting): a redelivery may process it."""
@@ -172,37 +213,30 @@ class UpdateLedger:
 
     def earlier_in_progress(self, update_id: int, chat_id: str) -> bool:
         """Whether an earlier update of ``chat_id`` is still being processed (and not stale)."""
-        with self.db.connect() as conn:
+        with self._single() as conn:
             return self._earlier(conn, update_id, chat_id)
 
     def _earlier(self, conn: Connection, update_id: int, chat_id: str) -> bool:
-        stale = _now() - timedelta(seconds=self.stale_claim_s)
-        found = conn.execute(
-            select(func.count())
-            .select_from(updates_table)
-            .where(
-                and_(
-                    updates_table.c.bot_id == self.bot_id,
-                    updates_table.c.chat_id == chat_id,
-                    updates_table.c.update_id < update_id,
-                    updates_table.c.status == PROCESSING,
-                    updates_table.c.claimed_at >= stale,
-                )
-            )
-        ).scalar()
-        return bool(found)
+        params = {"b_bot": self.bot_id, "b_chat": chat_id, "b_update": update_id,
+                  "b_stale": self._stale(_now())}
+        return bool(conn.execute(select(_EARLIER), params).scalar())
+
+    def _stale(self, now: datetime) -> datetime:
+        """Claims made before this are stale (their worker is presumed dead)."""
+        return now - timedelta(seconds=self.stale_claim_s)
 
     async def wait_for_turn(self, update_id: int, chat_id: str, timeout_s: float) -> None:
         """Wait (polling) until no earlier update of the chat is in progress, or ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         delay = 0.005
-        while self.earlier_in_progress(update_id, chat_id) and time.monotonic() < deadline:
+        while (await asyncio.to_thread(self.earlier_in_progress, update_id, chat_id)
+               and time.monotonic() < deadline):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
     def status(self, update_id: int) -> str | None:
         """The recorded status of an update (``processing``, ``done``), or ``None``."""
-        with self.db.connect() as conn:
+        with self._single() as conn:
             return conn.execute(
                 select(updates_table.c.status).where(
                     updates_table.c.bot_id == self.bot_id,
@@ -250,7 +284,7 @@ class UpdateLedger:
         cached = self._languages.get(chat_id)
         if cached is not None and cached[1] > now:
             return cached[0]
-        with self.db.connect() as conn:
+        with self._single() as conn:
             language = conn.execute(
                 select(chats_table.c.language).where(
                     chats_table.c.bot_id == self.bot_id, chats_table.c.chat_id == chat_id
