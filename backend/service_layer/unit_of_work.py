@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,6 +12,16 @@ from backend.adapters.repository import Repository
 from billtalk.db import make_engine
 
 _FACTORIES_ATTR = "_billtalk_uow_factories"
+
+
+#: How a read-only unit of work runs, by "is it SQLite": SQLite gets a deferred ``BEGIN``
+#: (no write lock); PostgreSQL runs the reads in autocommit, without the ``BEGIN`` and
+#: ``ROLLBACK`` round trips. At PostgreSQL's default READ COMMITTED (billtalk sets no other) every
+#: statement reads its own snapshot inside a transaction too, so the reads see the same.
+_READ_ONLY: dict[bool, dict[str, Any]] = {
+    True: {"sqlite_read_only": True},
+    False: {"sqlite_read_only": True, "isolation_level": "AUTOCOMMIT"},
+}
 
 
 def _factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
@@ -29,7 +39,8 @@ def _factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Sess
         made = (
             sessionmaker(bind=engine, expire_on_commit=False),
             sessionmaker(
-                bind=engine.execution_options(sqlite_read_only=True), expire_on_commit=False
+                bind=engine.execution_options(**_READ_ONLY[engine.dialect.name == "sqlite"]),
+                expire_on_commit=False,
             ),
         )
         setattr(engine, _FACTORIES_ATTR, made)
