@@ -167,9 +167,11 @@ class DialogueEngine:
         url = database_url or get_settings().database_url
         dialogue_url = get_dialogue_settings().database_url or url
         ensure_schema(dialogue_url)
-        # A pool as large as the turns' database work in flight (the channels run it in up
-        # to 32 worker threads): connections are kept, not made and dropped under load.
-        pool = {} if is_sqlite(dialogue_url) else {"pool_size": 16, "max_overflow": 8}
+        # 16 connections kept (SQLAlchemy's default keeps 5 and makes and drops up to 10 more
+        # under load); no overflow, so a worker opens at most 16 + the API's 40, about what
+        # it did before (15 + 40): two workers stay near PostgreSQL's default 100. Turns
+        # beyond 16 at once wait a moment for a connection.
+        pool = {} if is_sqlite(dialogue_url) else {"pool_size": 16, "max_overflow": 0}
         store = ConversationStore(make_engine(dialogue_url, **pool))
         if billing is None:
             billing = BillingClient.embedded(url)
