@@ -337,6 +337,17 @@ def timing(
                 c = time.process_time()
                 observe_image(data, settings, templates[i], ())
                 single_cpu.append(time.process_time() - c)
+    # Which window sent a selfie to the second pass: its single-pass distance to the template.
+    single_distances: list[float] = []
+    if templates is not None:
+        from biometrics.face.matching import best_distance
+
+        for data, template in zip(selfies, templates, strict=True):
+            try:
+                plain = observe_image(data, settings, template, ()).encoding
+            except FaceError:
+                continue
+            single_distances.append(round(float(best_distance(template, plain)), 4))
     for data in selfies:
         rgb = load_image(data, settings).rgb
         for up, acc in ((0, det0), (1, det1)):
@@ -362,6 +373,12 @@ def timing(
         "always_mirror_cpu_p95_s": float(np.percentile(before_cpu, 95)) if before_cpu else None,
         "single_pass_cpu_p50_s": float(np.percentile(single_cpu, 50)) if single_cpu else None,
         "single_pass_cpu_p95_s": float(np.percentile(single_cpu, 95)) if single_cpu else None,
+        "mirror_windows": [list(w) for w in windows],
+        "single_pass_distances": single_distances,
+        "in_window": [
+            next((f"{lo:.2f}-{hi:.2f}" for lo, hi in windows if lo <= d <= hi), None)
+            for d in single_distances
+        ],
     }
 
 
