@@ -3,8 +3,8 @@
 The two-fold protocol of ``bench/voice.py --protocol-only`` had 16 real speakers
 (FSDD 6, LibriSpeech test-other 10), too few for a FAR-0.1 % threshold chosen on
 eight of them to carry to the other eight. This benchmark adds the 250 speakers
-of speechocean762 (non-native English read by Mandarin speakers, 125 children
-and 125 adults, 16 kHz, about 20 sentences of ~3 s each per speaker) and runs the
+of speechocean762 (non-native English read by Mandarin speakers, 122 children
+and 128 adults, 16 kHz, about 20 sentences of ~3 s each per speaker) and runs the
 same protocol on all 266, then measures three ways of scoring:
 
 - ``raw``: cosine similarity of the pooled enrollment template and the probe (shipped);
