@@ -120,6 +120,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "pocketsphinx": {"asr_engine": "pocketsphinx"},
     "auto": {"asr_engine": "auto"},
     "auto-nostate": {"asr_engine": "auto", "expectations": False},
+    "auto-grammar-digits": {"asr_engine": "auto", "whisper_reads_digits": False},
     "whisper-short-beam5": {"asr_engine": "faster_whisper"},
     "whisper-short-beam5-nostate": {"asr_engine": "faster_whisper", "expectations": False},
     "whisper-30s-beam5": {"asr_engine": "faster_whisper", "whisper_short_window": False},

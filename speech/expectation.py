@@ -12,7 +12,7 @@ the speaker passes that *expectation* to the recogniser:
   (``affirm``/``deny``/``cancel`` for a confirmation, ``link_account`` for a link
   code; a PIN's carrier phrases are the link code's with "code" said as "pin"),
   never from a benchmark's test requests;
-* for a PIN or link code, a **digit grammar with the carrier phrase**
+* for a PIN or link code said with words before it, a **digit grammar with the carrier phrase**
   (``[my pin is] <d> <d> ...``) re-decodes an answer that holds a run of 4-8
   digits, held to the heard length and to 6 (the better-scored wins), as the
   bare digit grammar did for digit-only answers.
@@ -233,7 +233,8 @@ def decode_in_state(
     lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
     best = StateDecode(lm.text, _confidence(lm), f"pocketsphinx/state-{state}")
     run = digit_run(lm.text) if model.digit_grammars else None
-    if run is not None:
+    # Digits alone are left to the caller's bare digit grammar (speaker: ``_digit_string``).
+    if run is not None and len(lm.text.split()) > run:
         # As the bare digit grammar for digit-only answers: the grammar's reading of
         # the digits replaces the LM's (the better-scored of the heard length and 6).
         from speech.recognize import DIGIT_SEARCH

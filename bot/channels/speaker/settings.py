@@ -56,6 +56,12 @@ class SpeakerSettings(BaseSettings):
     #: language model and carrier-phrase digit grammar, Whisper's state prompt
     #: (:mod:`speech.expectation`); a weak decode falls back to free recognition.
     expectations: bool = True
+    #: Under ``auto`` with expectations: digits said after a PIN or link-code prompt are
+    #: read by Whisper (with the state's prompt) first, pocketsphinx's digit grammar when
+    #: Whisper is unsure or hears no 4-8 digits. On the development run real voices' PINs
+    #: (FSDD) were exactly right 75 % instead of 50 % with the grammar first, espeak's 60 %
+    #: instead of 75 % (bench/RESULTS.md, "Smart speaker", 2026-12-07 10:12-10:25).
+    whisper_reads_digits: bool = True
     #: Longest utterance accepted; a longer stream is cut here and answered
     #: with "that was too long" (the rest of the stream is read and dropped).
     max_audio_s: float = Field(default=60.0, gt=0)

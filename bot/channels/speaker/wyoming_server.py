@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import io
 import json
+import re
 import time
 import wave
 from dataclasses import dataclass, field
@@ -356,7 +357,30 @@ def recognise(
             from speech.numbers import normalize_transcript
 
             state = decode_in_state(loaded, expect, speech_settings)
-            if state.words and state.confidence >= speech_settings.min_confidence:
+            bare = spoken_digit_count(state.words)
+            if bare is not None and settings.whisper_reads_digits and _second_opinion(settings):
+                text, confidence, weak = _whisper(loaded.samples, "en", settings, expect)
+                if not weak and re.fullmatch(r"\d{4,8}", text.replace(" ", "")):
+                    return HeardUtterance(
+                        text.replace(" ", ""),
+                        confidence=confidence,
+                        duration_s=duration,
+                        engine="faster_whisper",
+                        expect=expect,
+                    )
+            if bare is not None:
+                # Digits alone: the bare digit grammar, as for a free decode of digits
+                # (on real voices it read PINs better than the carrier-phrase grammar).
+                digits = _digit_string(loaded, bare, speech_settings)
+                if digits is not None and not digits.weak:
+                    return HeardUtterance(
+                        digits.text,
+                        confidence=digits.confidence,
+                        duration_s=duration,
+                        engine=engine,
+                        expect=expect,
+                    )
+            elif state.words and state.confidence >= speech_settings.min_confidence:
                 return HeardUtterance(
                     normalize_transcript(state.words),
                     confidence=state.confidence,

@@ -12,6 +12,7 @@ import wave
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from wyoming.asr import Transcribe
 from wyoming.audio import wav_to_chunks
 from wyoming.event import Event
@@ -91,3 +92,21 @@ async def test_the_speaker_decodes_a_spoken_pin_in_the_pin_state(
     paid = await server.handle(heard.data["text"], device=DEVICE)
     assert "Paid" in paid.data["text"], paid.data["text"]
     assert await channel.expectation(DEVICE) is None
+
+
+@pytest.mark.parametrize("whisper_reads_digits", [True, False])
+def test_a_bare_pin_is_read_as_digits_in_the_pin_state(
+    say: Callable[..., bytes], whisper_reads_digits: bool
+) -> None:
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.wyoming_server import recognise
+    from speech.audio import load_audio, to_pcm16
+
+    pcm = to_pcm16(load_audio(say("four eight two nine one three"), trim=False).samples)
+    settings = SpeakerSettings(whisper_reads_digits=whisper_reads_digits)
+    heard = recognise(pcm, settings=settings, expect="pin")
+    assert heard.expect == "pin"
+    assert heard.text.replace(" ", "") == PIN, heard
+
+    off = recognise(pcm, settings=SpeakerSettings(expectations=False), expect="pin")
+    assert off.expect is None
