@@ -194,8 +194,10 @@ class DialogueEngine:
         # Off the event loop and batched with concurrent turns' messages
         # (bot/nlu_batcher.py); a new batcher if the NLU object was swapped.
         if self._batcher is None or self._batcher.model is not self.nlu:
-            old, self._batcher = self._batcher, BatchingParser(
-                self.nlu, company=lambda: self._turns_in_flight > 1)
+            old, self._batcher = (
+                self._batcher,
+                BatchingParser(self.nlu, company=lambda: self._turns_in_flight > 1),
+            )
             if old is not None:
                 await old.aclose()
         return dict(await self._batcher.parse(text, reference_date))
@@ -381,6 +383,27 @@ class DialogueEngine:
                 return await self._handle(message)
         finally:
             self._turns_in_flight -= 1
+
+    def expectation(self, channel: str, external_user_id: str) -> str | None:
+        """The spoken answer this channel user's conversation waits for, if any.
+
+        ``"pin"`` or ``"yes_no"`` as :meth:`ConversationState.expecting` says, for a
+        channel that recognises speech to tell its recogniser. Blocking (it reads the
+        store): call it in a worker thread.
+        """
+        now = self.clock()
+        link = self.store.linked_resident(channel, external_user_id)
+        conversation_id = self.store.conversation_id_for(
+            channel, external_user_id, link[0] if link else None, now
+        )
+        row = self.store.get_conversation(conversation_id)
+        if row is None or not row.state:
+            return None
+        try:
+            state = ConversationState.from_dict(json.loads(row.state))
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: expect nothing, recognise freely
+        return state.expecting(now, self.settings.session_timeout_s)
 
     def flood_check(
         self, channel: str, external_user_id: str, language: str | None = None

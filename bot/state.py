@@ -17,6 +17,10 @@ from typing import Any
 PERSISTENT_SLOTS = frozenset({"language", "pending_payment_id"})
 
 
+#: Form steps at which the dialogue waits for a PIN said as digits.
+PIN_STEPS = frozenset({"pin_code", "pin_new", "pin_repeat", "enroll_pin"})
+
+
 @dataclass
 class ConversationState:
     """Everything remembered about one conversation.
@@ -91,6 +95,23 @@ class ConversationState:
         self.pin_setup = None
         for name in ("pay_utility", "pay_amount", "pay_method", "pay_all"):
             self.slots.pop(name, None)
+
+    def expecting(self, now: datetime, timeout_s: float) -> str | None:
+        """The spoken answer this conversation waits for, for a recogniser to expect.
+
+        ``"pin"`` after a PIN prompt (setting one up, or a PIN step-up), ``"yes_no"``
+        after a payment confirmation, else None; None too once the session has idled
+        out (``timeout_s`` since the last turn), because the question is then dropped.
+        """
+        if (now - self.last_activity_at).total_seconds() > timeout_s:
+            return None
+        if self.form_step in PIN_STEPS:
+            return "pin"
+        if self.form_step == "verify" and (self.verification or {}).get("kind") == "pin":
+            return "pin"
+        if self.form_step == "confirm" and self.pending_confirmation:
+            return "yes_no"
+        return None
 
     def new_session(self, session_id: str, now: datetime) -> None:
         """Start a fresh session: the form, confirmation and buttons are dropped."""

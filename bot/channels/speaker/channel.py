@@ -73,8 +73,6 @@ _PIN_CARRIER = re.compile(
     r"(?:(?:here is |here's |it's |it is )?(?:my |the )?(?:pin|pin code|code|password)"
     r"(?: is| number is)?|it's|it is) (\d{4,8})"
 )
-#: Form steps at which the dialogue waits for a PIN said as digits.
-_PIN_STEPS = frozenset({"pin_code", "pin_new", "pin_repeat", "enroll_pin"})
 
 #: What the speaker says that the written dialogue can't (pairing, weak audio).
 PHRASES: dict[str, dict[str, str]] = {
@@ -182,23 +180,6 @@ def dialogue_text(text: str, expect: str | None = None) -> str:
     return figures
 
 
-def expectation_of(state: dict[str, Any]) -> str | None:
-    """What a conversation state waits for: ``pin``, ``yes_no`` or None.
-
-    Args:
-        state: A :class:`~bot.state.ConversationState` as saved (``to_dict``).
-    """
-    step = state.get("form_step")
-    if step in _PIN_STEPS:
-        return "pin"
-    verification = state.get("verification") or {}
-    if step == "verify" and isinstance(verification, dict) and verification.get("kind") == "pin":
-        return "pin"
-    if step == "confirm" and state.get("pending_confirmation"):
-        return "yes_no"
-    return None
-
-
 @dataclass(frozen=True)
 class SpokenReply:
     """What the speaker says for one request.
@@ -267,33 +248,16 @@ class SpeakerChannel:
         """What the dialogue waits for from ``device_id`` (for the recogniser).
 
         ``link_code`` on an unpaired speaker (it has been told to say its link code),
-        else :func:`expectation_of` the device's conversation while its session is
-        live: ``pin`` after a PIN prompt, ``yes_no`` after a payment confirmation, None.
+        else what the device's conversation waits for
+        (:meth:`~bot.engine.DialogueEngine.expectation`): ``pin`` after a PIN prompt,
+        ``yes_no`` after a payment confirmation, None.
         """
         return await asyncio.to_thread(self._expectation, device_id)
 
     def _expectation(self, device_id: str) -> str | None:
-        store = self.engine.store
-        if store.linked_resident(CHANNEL, device_id) is None:
+        if self.engine.store.linked_resident(CHANNEL, device_id) is None:
             return "link_code"
-        now = self._now()
-        row = store.get_conversation(store.conversation_id_for(CHANNEL, device_id, None, now))
-        if row is None:
-            return None
-        try:
-            state = json.loads(row.state or "{}")
-        except ValueError:
-            return None
-        last = state.get("last_activity_at")
-        timeout = getattr(getattr(self.engine, "settings", None), "session_timeout_s", 600)
-        if isinstance(last, str):
-            try:
-                idle = (now - datetime.fromisoformat(last)).total_seconds()
-            except (TypeError, ValueError):
-                return None
-            if idle > timeout:
-                return None  # the session idled out: the question is no longer pending
-        return expectation_of(state)
+        return self.engine.expectation(CHANNEL, device_id)
 
     async def ask(
         self,

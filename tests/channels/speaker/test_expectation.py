@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import wave
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ from wyoming.asr import Transcribe
 from wyoming.audio import wav_to_chunks
 from wyoming.event import Event
 
-from bot.channels.speaker.channel import dialogue_text, expectation_of, spoken_figures
+from bot.channels.speaker.channel import dialogue_text, spoken_figures
+from bot.state import ConversationState
 from tests.channels.speaker.conftest import WyomingServer
 
 PIN = "482913"
@@ -49,14 +51,23 @@ def test_a_pin_with_its_carrier_phrase_reaches_the_dialogue_as_digits_only_after
 
 
 def test_the_expectation_of_a_conversation_state() -> None:
-    assert expectation_of({"form_step": "pin_code"}) == "pin"
-    assert expectation_of({"form_step": "verify", "verification": {"kind": "pin"}}) == "pin"
-    assert expectation_of({"form_step": "verify", "verification": {"kind": "face"}}) is None
-    assert expectation_of({"form_step": "confirm", "pending_confirmation": {"token": "t"}}) == (
-        "yes_no"
-    )
-    assert expectation_of({"form_step": "confirm"}) is None
-    assert expectation_of({}) is None
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+    def expecting(**values: Any) -> str | None:
+        state = ConversationState(
+            session_id="s", session_started_at=now, last_activity_at=values.pop("at", now), **values
+        )
+        return state.expecting(now, timeout_s=600)
+
+    assert expecting(form_step="pin_code") == "pin"
+    assert expecting(form_step="verify", verification={"kind": "pin"}) == "pin"
+    assert expecting(form_step="verify", verification={"kind": "face"}) is None
+    assert expecting(form_step="confirm", pending_confirmation={"token": "t"}) == "yes_no"
+    assert expecting(form_step="confirm") is None
+    assert expecting() is None
+    # A question left unanswered past the session timeout is no longer pending.
+    stale = now - timedelta(seconds=601)
+    assert expecting(form_step="pin_code", at=stale) is None
 
 
 async def test_the_speaker_decodes_a_spoken_pin_in_the_pin_state(
