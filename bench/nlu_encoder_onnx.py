@@ -26,10 +26,10 @@ What it does:
 
 Writes ``bench/results/nlu_encoder_onnx.json``.
 
-``onnx`` (needed by the exporter's checker and by ``quantize_dynamic``) is not a
-project dependency; install it outside the venv and point this script at it:
-``.venv/bin/pip install --no-deps --target /tmp/onnx-bench-site onnx==1.23.2 ml_dtypes``
-(``BILLTALK_ONNX_SITE`` overrides the folder).
+``onnx`` (needed by ``quantize_dynamic``) is a project dependency since the ONNX
+encoder became the product's default runtime (:mod:`nlu.encoder_onnx`); before that
+it was installed outside the venv (``BILLTALK_ONNX_SITE``, still looked in if ``onnx``
+is not importable).
 
 Run (under the benchmark lock):
 ``flock /tmp/bench.lock nice -n 5 .venv/bin/python bench/nlu_encoder_onnx.py [--quick]``
@@ -47,7 +47,6 @@ import random
 import sys
 import tempfile
 import time
-import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,80 +81,17 @@ def _need_onnx() -> None:
 def export(folder: Path, out_dir: Path) -> tuple[Path, Path]:
     """Export MiniLM (forward + mean pooling + L2 norm) to ONNX; quantise a copy to int8.
 
+    The fp32 graph is the product's (:func:`nlu.encoder_onnx.export`).
+
     Returns:
         The fp32 and int8 model paths.
     """
-    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from torch.nn import functional as F
 
-    from nlu.bert import LeanBert
+    from nlu.encoder_onnx import export as export_fp32
 
-    lean = LeanBert.from_folder(folder)
-
-    def param(t: torch.Tensor) -> torch.nn.Parameter:
-        return torch.nn.Parameter(t, requires_grad=False)
-
-    class Graph(torch.nn.Module):
-        """LeanBert's arithmetic with a mask always applied (traceable), pooled.
-
-        The weights are registered parameters so the exporter writes them as
-        initializers (``quantize_dynamic`` only quantises MatMuls on initializers).
-        """
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb = torch.nn.ParameterDict({
-                "word": param(lean.word), "positions": param(lean.positions),
-                "token_type": param(lean.token_type),
-                "norm_w": param(lean.embedding_norm[0]), "norm_b": param(lean.embedding_norm[1])})
-            self.layers = torch.nn.ModuleList(torch.nn.ParameterDict({
-                "qkv_w": param(ly.qkv_weight), "qkv_b": param(ly.qkv_bias),
-                "out_w": param(ly.out_weight), "out_b": param(ly.out_bias),
-                "an_w": param(ly.attention_norm[0]), "an_b": param(ly.attention_norm[1]),
-                "up_w": param(ly.up_weight), "up_b": param(ly.up_bias),
-                "down_w": param(ly.down_weight), "down_b": param(ly.down_bias),
-                "on_w": param(ly.output_norm[0]), "on_b": param(ly.output_norm[1]),
-            }) for ly in lean.layers)
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-                    ) -> torch.Tensor:
-            e, eps = self.emb, lean.eps
-            length = input_ids.shape[1]
-            shape = (lean.hidden,)
-            x = F.embedding(input_ids, e["word"]) + e["positions"][:length] + e["token_type"]
-            x = F.layer_norm(x, shape, e["norm_w"], e["norm_b"], eps=eps)
-            keep = attention_mask.to(x.dtype)
-            bias = ((1.0 - keep) * -1e9)[:, None, None, :]
-            heads, head_dim = lean.heads, lean.hidden // lean.heads
-            for ly in self.layers:
-                qkv = F.linear(x, ly["qkv_w"], ly["qkv_b"])
-                q, k, v = qkv.view(qkv.shape[0], qkv.shape[1], 3, heads, head_dim
-                                   ).permute(2, 0, 3, 1, 4)
-                scores = q @ k.transpose(-1, -2) / float(head_dim) ** 0.5 + bias
-                context = torch.softmax(scores, dim=-1) @ v
-                context = context.transpose(1, 2).reshape(x.shape)
-                x = F.layer_norm(F.linear(context, ly["out_w"], ly["out_b"]) + x,
-                                 shape, ly["an_w"], ly["an_b"], eps=eps)
-                up = F.gelu(F.linear(x, ly["up_w"], ly["up_b"]))
-                x = F.layer_norm(F.linear(up, ly["down_w"], ly["down_b"]) + x,
-                                 shape, ly["on_w"], ly["on_b"], eps=eps)
-            mask = keep.unsqueeze(-1)
-            pooled = (x * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return F.normalize(pooled, dim=1)
-
-    fp32 = out_dir / "minilm.onnx"
+    fp32 = export_fp32(out_dir / "minilm.onnx", weights_folder=folder)
     int8 = out_dir / "minilm.int8.onnx"
-    ids = torch.tensor([[101, 2129, 2172, 2079, 1045, 12533, 102], [101, 3477, 102, 0, 0, 0, 0]])
-    mask = (ids != 0).long()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # legacy-exporter and tracer notices
-        torch.onnx.export(Graph(), (ids, mask), str(fp32), dynamo=False, opset_version=17,
-                          input_names=["input_ids", "attention_mask"],
-                          output_names=["embedding"],
-                          dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                        "attention_mask": {0: "batch", 1: "tokens"},
-                                        "embedding": {0: "batch"}})
     logging.disable(logging.WARNING)  # the quantiser logs every MatMul it skips
     try:
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
@@ -168,18 +104,12 @@ class OrtEncoder:
     """Same interface as :class:`nlu.encoder.SentenceEncoder`, on ONNX Runtime."""
 
     def __init__(self, model: Path, folder: Path, threads: int = 1) -> None:
-        import onnxruntime as ort
         from transformers import AutoTokenizer
 
         from nlu.encoder import SentenceEncoder
+        from nlu.encoder_onnx import session
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(model), opts,
-                                             providers=["CPUExecutionProvider"])
+        self._session = session(model, threads)
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         self._max = SentenceEncoder.MAX_TOKENS
 
@@ -293,7 +223,7 @@ def main() -> None:
                  "onnx_int8_mb": round(int8_path.stat().st_size / 1e6, 1),
                  "safetensors_mb": round((folder / "model.safetensors").stat().st_size / 1e6, 1)}
         encoders: dict[str, Any] = {
-            "torch": SentenceEncoder(folder, threads=1),
+            "torch": SentenceEncoder(folder, threads=1, runtime="torch"),
             "onnx_fp32": OrtEncoder(fp32_path, folder),
             "onnx_int8": OrtEncoder(int8_path, folder),
         }

@@ -24,6 +24,9 @@ class NluSettings(BaseSettings):
             (entities are still looked for in the whole text up to this bound).
         use_encoder: Use the MiniLM sentence encoder when training (models trained
             without it never load torch).
+        encoder_runtime: The MiniLM forward pass: ``"onnx"`` (ONNX Runtime on the graph
+            exported by :mod:`nlu.encoder_onnx`; about half torch's CPU per message,
+            same vectors to rounding) or ``"torch"`` (:class:`nlu.bert.LeanBert`).
     """
 
     model_config = SettingsConfigDict(env_prefix="BILLTALK_NLU_", extra="ignore", frozen=True)
@@ -35,6 +38,7 @@ class NluSettings(BaseSettings):
     rasa_timeout_s: float = 10.0
     max_chars: int = Field(default=2000, ge=1)
     use_encoder: bool = True
+    encoder_runtime: Literal["onnx", "torch"] = "onnx"
 
 
 @lru_cache

