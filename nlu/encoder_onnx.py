@@ -1,6 +1,6 @@
 """MiniLM as an ONNX graph, the sentence encoder's default runtime (issue 13).
 
-:func:`export` writes the hash-checked MiniLM weights (:func:`nlu.encoder.verify_files`)
+:func:`export` writes the hash-checked MiniLM weights (:func:`nlu.encoder_files.verify_files`)
 as one ONNX file: the same arithmetic as :class:`nlu.bert.LeanBert` (with an additive
 padding mask always applied, so the graph is traceable), then attention-masked mean
 pooling and the L2 norm, fp32. ``torch.onnx.export`` (TorchScript exporter, opset 17);
@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from nlu.encoder import WEIGHTS_SHA256, model_path, verify_files
+from nlu.encoder_files import WEIGHTS_SHA256, model_path, verify_files
 
 #: ONNX opset of the export.
 OPSET = 17
