@@ -30,11 +30,8 @@ import importlib.util
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -142,46 +139,13 @@ def serve(port: int) -> None:
 @contextmanager
 def echo_workers(standin: Any, count: int, log_dir: Path) -> Iterator[list[str]]:
     """``count`` echo worker processes behind ``standin``; yields their webhook URLs."""
-    import httpx
+    from tests.channels.telegram.workers import serving_processes, worker_env
 
-    from tests.channels.telegram.botapi_standin import free_port
-    from tests.channels.telegram.workers import REPO, worker_env
-
-    procs: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
-    try:
-        for i in range(count):
-            port = free_port()
-            log = (log_dir / f"echo-{i}.log").open("wb")
-            procs.append(subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "--serve", str(port)],
-                cwd=REPO, env=worker_env(standin, "sqlite://"), stdout=log, stderr=log))
-            urls.append(f"http://127.0.0.1:{port}/telegram/webhook")
-        deadline = time.monotonic() + 120
-        for proc, url in zip(procs, urls, strict=True):
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"echo worker exited with {proc.returncode}; see {log_dir}")
-                try:
-                    health = url.replace("/telegram/webhook", "/healthz")
-                    if httpx.get(health, timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"echo worker at {url} did not start; see {log_dir}")
-                time.sleep(0.2)
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve"]
+    with serving_processes(
+        command, worker_env(standin, "sqlite://"), count, log_dir, "echo", 120
+    ) as urls:
         yield urls
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def main() -> None:

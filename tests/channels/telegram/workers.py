@@ -52,17 +52,32 @@ def webhook_workers(
 
     ``extra_env`` is added to each worker's environment (:func:`worker_env`).
     """
+    command = [sys.executable, "-m", "app", "telegram", "run", "--mode", "webhook", "--port"]
+    with serving_processes(
+        command, worker_env(standin, database_url, **extra_env), count, log_dir, "worker",
+        timeout_s,
+    ) as urls:
+        yield urls
+
+
+@contextmanager
+def serving_processes(
+    command: list[str], env: dict[str, str], count: int, log_dir: Path, name: str,
+    timeout_s: float,
+) -> Iterator[list[str]]:
+    """Start ``count`` processes of ``command`` + a free port each, wait until each answers
+    ``/healthz``, and yield their webhook URLs; stop them (SIGTERM, then kill) after.
+
+    Each process logs to ``log_dir/<name>-<i>.log``.
+    """
     procs: list[subprocess.Popen[bytes]] = []
     urls: list[str] = []
     try:
         for i in range(count):
             port = free_port()
-            log = (log_dir / f"worker-{i}.log").open("wb")
+            log = (log_dir / f"{name}-{i}.log").open("wb")
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "app", "telegram", "run", "--mode", "webhook",
-                 "--port", str(port)],
-                cwd=REPO, env=worker_env(standin, database_url, **extra_env), stdout=log,
-                stderr=log,
+                [*command, str(port)], cwd=REPO, env=env, stdout=log, stderr=log,
             ))
             urls.append(f"http://127.0.0.1:{port}/telegram/webhook")
         deadline = time.monotonic() + timeout_s
@@ -70,14 +85,14 @@ def webhook_workers(
             health = url.replace("/telegram/webhook", "/healthz")
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"worker exited with {proc.returncode}; see {log_dir}")
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see {log_dir}")
                 try:
                     if httpx.get(health, timeout=1).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"worker at {url} did not start; see {log_dir}")
+                    raise RuntimeError(f"{name} at {url} did not start; see {log_dir}")
                 time.sleep(0.2)
         yield urls
     finally:
