@@ -329,14 +329,14 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
 def voice_cost(notes: int, tmp: Path) -> None:
     """CPU per voice note: the benchmark's note decoded and transcribed ``notes`` times the
     way the engine does it (``VoiceInput``, pocketsphinx, in this thread)."""
-    from bot.voice_input import VoiceInput
+    from bot.voice_input import decode
     from tests.channels.telegram.helpers import ogg_note
 
     note = ogg_note("how much do I owe", tmp)
-    heard = VoiceInput._transcribe(note)  # warm: decoders and models loaded
+    heard = decode(note)  # warm: decoders and models loaded
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(notes):
-        VoiceInput._transcribe(note)
+        decode(note)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     print(
         f"\nVoice note ({heard.duration_s:.2f} s of speech, heard {heard.text!r} by "

@@ -67,7 +67,7 @@ from bot.store import ConversationStore, TurnRecord, ensure_schema
 from bot.turn import Turn
 from bot.verification_service import VerificationService
 from bot.verifiers import build_registry
-from bot.voice_input import VoiceInput
+from bot.voice_input import DECODER_FAILED, VoiceInput
 from verification import VerificationKind, Verifier
 
 log = get_logger("bot.engine")
@@ -132,7 +132,11 @@ class DialogueEngine:
         self.policy = Policy(self.settings, store, self.verification, self._context, self._parse)
         self.notices = NoticeCourier(self)
         self.outbox = Outbox(store, clock)
-        self.voice_input = VoiceInput()
+        self.voice_input = VoiceInput(
+            self.settings.voice_decoding or None,
+            processes=self.settings.voice_processes,
+            nice=self.settings.voice_nice,
+        )
         self.policy.claim_notice = self._claim_payment_notice
         self._scopes: dict[str, _ScopedCache] = {}
         self._scope_ttl = scope_ttl_s
@@ -560,6 +564,10 @@ class DialogueEngine:
         heard = await self.voice_input.transcribe(message.attachments[0])
         turn.transcript = heard.to_log()
         turn.actions.append("transcribed")
+        if heard.error == DECODER_FAILED:  # our fault, not the recording's
+            turn.keep_buttons = True
+            turn.say("voice_failed")
+            return True
         if heard.error is not None:
             turn.keep_buttons = True
             turn.say("voice_unusable", reason=heard.error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -50,6 +51,15 @@ class DialogueSettings(BaseSettings):
     messages_per_window: int = 30
     #: The flood-control window, in seconds.
     message_window_s: int = 60
+    #: Where voice notes are decoded: "thread" (a worker thread of this process) or
+    #: "process" (a pool of lower-priority child processes, so decoding does not take the
+    #: cores from text turns); empty: the channel runtime's choice (the Telegram runtime:
+    #: process; everything else: thread). See bot/voice_input.py.
+    voice_decoding: Literal["", "thread", "process"] = ""
+    #: Child processes that decode voice notes, with process decoding (per engine process).
+    voice_processes: int = 1
+    #: How much lower the decoding processes' CPU priority is (an ``os.nice`` increment).
+    voice_nice: int = 10
 
 
 @lru_cache(maxsize=1)

@@ -174,6 +174,9 @@ class TelegramRuntime:
             asyncio.get_running_loop().set_default_executor(
                 ThreadPoolExecutor(self.settings.threads, thread_name_prefix="telegram")
             )
+        voice = getattr(self.engine, "voice_input", None)
+        if voice is not None:  # decoding must not take the cores from text turns
+            voice.prefer_processes()
         await self.application.initialize()
         await self.adapter.set_commands(self.application.bot)
         await self._warm_up()
@@ -277,7 +280,7 @@ class TelegramRuntime:
             await self.application.process_update(update)
 
     async def stop(self) -> None:
-        """Stop polling, the outbox sender and the application."""
+        """Stop polling, the outbox sender, the application and the voice decoding processes."""
         self._stop.set()
         for task in self._tasks:
             task.cancel()
@@ -289,6 +292,9 @@ class TelegramRuntime:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        voice = getattr(self.engine, "voice_input", None)
+        if voice is not None:
+            await asyncio.to_thread(voice.close)
 
 
 async def run_polling(engine: Any, settings: TelegramSettings, stop: asyncio.Event) -> None:

@@ -8,6 +8,7 @@ challenged head moves), the real verifiers and template store.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ async def test_a_voice_note_is_fetched_and_answered_like_text(
     assert len(standin.downloads) == downloads + 1
     assert standin.calls_of("getFile")
     assert standin.calls_of("sendChatAction", chat.chat_id)
+    # The Telegram runtime decodes in a lower-priority child process, not in the bot's own.
+    voice = runtime.engine.voice_input
+    assert voice.decoding == "process" and voice.child_pids()
+    assert os.getpid() not in voice.child_pids()
 
 
 async def test_silent_and_corrupt_voice_notes_get_a_clear_reply(
