@@ -86,7 +86,14 @@ _EARLIER = exists().where(
     _u.status == PROCESSING,
     _u.claimed_at >= bindparam("b_stale"),
 )
-#: PostgreSQL's claim in one statement: the insert (a CTE) and :data:`_EARLIER`. The look
+#: The language chosen with ``/lang`` in the chat (NULL: none).
+_CHAT_LANGUAGE = (
+    select(chats_table.c.language)
+    .where(chats_table.c.bot_id == bindparam("b_bot"), chats_table.c.chat_id == bindparam("b_chat"))
+    .scalar_subquery()
+)
+#: PostgreSQL's claim in one statement: the insert (a CTE), :data:`_EARLIER` and the chat's
+#: language (read here, so the turn needs no read of its own on the event loop). The look
 #: sees the claims committed before the statement began (the SELECT it replaces, run after
 #: the INSERT in one transaction, saw those committed before it began: the same race with
 #: another worker, a few hundred microseconds wider).
@@ -101,6 +108,7 @@ _CLAIM_PG = select(
         .cte("claimed")
     ).scalar_subquery(),
     _EARLIER,
+    _CHAT_LANGUAGE,
 )
 _FINISH = (
     update(updates_table)
@@ -147,10 +155,12 @@ class UpdateLedger:
                   "status": PROCESSING, "owner": owner, "claimed_at": now}
         if self.db.dialect.name == "postgresql":  # one statement, one round trip
             with self._single() as conn:
-                taken, earlier = conn.execute(_CLAIM_PG, {
+                taken, earlier, language = conn.execute(_CLAIM_PG, {
                     "b_bot": self.bot_id, "b_update": update_id, "b_chat": chat_id,
                     "b_owner": owner, "b_now": now, "b_stale": self._stale(now),
                 }).one()
+            if chat_id is not None:  # fresh for this update's turn (see chat_language)
+                self._remember_language(chat_id, language)
             if taken:
                 return bool(earlier)
             return self._take_over_stale(update_id, chat_id, owner, now)
@@ -278,7 +288,8 @@ class UpdateLedger:
         """The language chosen with ``/lang`` in this chat, if any.
 
         Cached in the process for :attr:`language_cache_s` (a choice made through
-        another worker shows here within that time).
+        another worker shows here within that time). On PostgreSQL each claim reads it
+        afresh in its own statement, so a turn finds it here without a read.
         """
         now = time.monotonic()
         cached = self._languages.get(chat_id)
@@ -286,19 +297,20 @@ class UpdateLedger:
             return cached[0]
         with self._single() as conn:
             language = conn.execute(
-                select(chats_table.c.language).where(
-                    chats_table.c.bot_id == self.bot_id, chats_table.c.chat_id == chat_id
-                )
+                select(_CHAT_LANGUAGE), {"b_bot": self.bot_id, "b_chat": chat_id}
             ).scalar()
+        self._remember_language(chat_id, language)
+        return language
+
+    def _remember_language(self, chat_id: str, language: str | None) -> None:
         if len(self._languages) > 100_000:
             self._languages.clear()
-        self._languages[chat_id] = (language, now + self.language_cache_s)
-        return language
+        self._languages[chat_id] = (language, time.monotonic() + self.language_cache_s)
 
     def set_chat_language(self, chat_id: str, language: str) -> None:
         """Remember the language chosen with ``/lang``."""
         self._upsert(chat_id, language=language)
-        self._languages[chat_id] = (language, time.monotonic() + self.language_cache_s)
+        self._remember_language(chat_id, language)
 
     def tell_group_once(self, chat_id: str) -> bool:
         """``True`` the first time it is called for a group chat, ``False`` after."""

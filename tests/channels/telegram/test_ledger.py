@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import event
+
 from billtalk.db import make_engine
 from bot.channels.telegram.ledger import UpdateLedger
 from bot.store import ensure_schema
@@ -53,5 +55,29 @@ def test_prune_forgets_only_old_done_updates_of_its_own_bot(database_url: str) -
         assert ledger.prune(datetime.now(UTC) + timedelta(hours=1)) == 1
         assert ledger.status(1) is None and ledger.status(2) == "processing"
         assert other_bot.status(1) == "done"
+    finally:
+        db.dispose()
+
+
+def test_a_claim_brings_the_chat_language_chosen_through_another_worker(database_url: str) -> None:
+    ensure_schema(database_url)
+    db = make_engine(database_url)
+    ledger, other_worker = UpdateLedger(db, "62"), UpdateLedger(db, "62")
+    statements: list[str] = []
+    event.listen(db, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        assert ledger.claim(1, "chat-1", "a") is False
+        ledger.finish(1, "a")
+        assert ledger.chat_language("chat-1") is None  # none chosen: remembered as such
+        other_worker.set_chat_language("chat-1", "zh")
+        assert ledger.claim(2, "chat-1", "a") is False
+        statements.clear()
+        language = ledger.chat_language("chat-1")
+        if db.dialect.name == "postgresql":  # the claim read it: fresh, and no read of its own
+            assert language == "zh" and statements == []
+        else:  # SQLite: the process's cache until language_cache_s runs out
+            assert language is None
+            ledger._languages.clear()
+            assert ledger.chat_language("chat-1") == "zh"
     finally:
         db.dispose()
