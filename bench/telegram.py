@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -329,13 +329,34 @@ PHASES = {
 }
 
 
+def worker_stats(urls: list[str]) -> dict[str, int]:
+    """The webhook workers' counters (``/healthz``: updates handled, NLU cache hits and
+    misses), summed over the workers."""
+    import httpx
+
+    total: Counter[str] = Counter()
+    for url in urls:
+        body = httpx.get(url.replace("/telegram/webhook", "/healthz"), timeout=10).json()
+        total.update({k: v for k, v in body.items() if isinstance(v, int)})
+    return dict(total)
+
+
 def run_phases(standin: BotApiStandIn, chats: list[int], note: bytes, seconds: float,
-               mode: str, phases: list[str]) -> dict[str, Any]:
+               mode: str, phases: list[str], urls: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for phase in phases:
         think_s, voice = PHASES[phase]
+        before = worker_stats(urls) if urls else {}
         out[phase] = asyncio.run(measure(standin, chats, note, seconds, f"{mode} {phase}",
                                          think_s, voice))
+        if urls:  # the NLU cache's share of this phase's parses
+            after = worker_stats(urls)
+            hits = after.get("nlu_cache_hits", 0) - before.get("nlu_cache_hits", 0)
+            misses = after.get("nlu_cache_misses", 0) - before.get("nlu_cache_misses", 0)
+            out[phase]["nlu_cache"] = {
+                "hits": hits, "misses": misses,
+                "hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
+            }
         print(f"{mode} {phase}: {json.dumps(out[phase])}", file=sys.stderr)
     return out
 
@@ -386,7 +407,7 @@ def run_webhook(url: str, chats: list[int], note: bytes, seconds: float, workers
     with standin, webhook_workers(standin, url, workers, logs, **BOT_ENV) as urls:
         standin.webhook = {"url": urls[0], "secret_token": SECRET}
         standin.deliver_to = urls
-        return run_phases(standin, chats, note, seconds, f"webhook{workers}", phases)
+        return run_phases(standin, chats, note, seconds, f"webhook{workers}", phases, urls)
 
 
 async def engine_only(url: str, chats: list[int], seconds: float) -> dict[str, Any]:

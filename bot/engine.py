@@ -200,11 +200,22 @@ class DialogueEngine:
         if self._batcher is None or self._batcher.model is not self.nlu:
             old, self._batcher = (
                 self._batcher,
-                BatchingParser(self.nlu, company=lambda: self._turns_in_flight > 1),
+                BatchingParser(
+                    self.nlu,
+                    company=lambda: self._turns_in_flight > 1,
+                    cache_size=self.settings.nlu_cache_size,
+                ),
             )
             if old is not None:
                 await old.aclose()
         return dict(await self._batcher.parse(text, reference_date))
+
+    def nlu_cache_stats(self) -> dict[str, int]:
+        """Parses answered from the NLU cache and parses the model ran, since the start."""
+        batcher = self._batcher
+        if batcher is None:
+            return {"nlu_cache_hits": 0, "nlu_cache_misses": 0}
+        return {"nlu_cache_hits": batcher.cache_hits, "nlu_cache_misses": batcher.cache_misses}
 
     async def _scoped(self, resident_id: str) -> _ScopedCache:
         now = time.monotonic()

@@ -15,6 +15,11 @@ Example::
     parse = await parser.parse("how much do I owe?", date(2026, 11, 20))
     await parser.aclose()
 
+With ``cache_size`` > 0 it remembers the parses of the last ``cache_size`` distinct
+messages (the exact text and the reference date; a parse depends on nothing else):
+a repeated message (a command's fixed words, "balance", "yes") is answered from the
+cache without the encoder. :attr:`cache_hits` and :attr:`cache_misses` count them.
+
 A failing batch is retried message by message, so an error reaches only the
 caller whose message caused it. A caller that is cancelled while queued is
 skipped; one cancelled while its batch runs simply gets no result.
@@ -24,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -53,6 +60,7 @@ class BatchingParser:
         company: Optional; returns whether other turns are in progress. When it
             returns False nobody can join the batch, so the worker does not wait
             the window (a lone conversation's turn is not delayed by it).
+        cache_size: Parses remembered, least recently used dropped first (0: none).
 
     The parser binds to the event loop of its first :meth:`parse`; used from
     another loop (e.g. a later ``asyncio.run``) it starts a fresh queue and worker
@@ -60,7 +68,7 @@ class BatchingParser:
     """
 
     def __init__(self, model: Any, *, max_batch: int = 32, window_s: float = 0.002,
-                 company: Callable[[], bool] | None = None) -> None:
+                 company: Callable[[], bool] | None = None, cache_size: int = 0) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if window_s < 0:
@@ -74,6 +82,11 @@ class BatchingParser:
         self._worker: asyncio.Task[None] | None = None
         #: Sizes of the batches run so far (for benchmarks and tests).
         self.batch_sizes: list[int] = []
+        self.cache_size = max(0, cache_size)
+        self._cache: OrderedDict[tuple[str, date | None], dict[str, Any]] = OrderedDict()
+        #: Parses answered from the cache, and parses the model ran (with a cache).
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     async def parse(self, text: str, reference_date: date | None = None) -> dict[str, Any]:
         """Parse one message; resolves when its batch has run.
@@ -81,6 +94,22 @@ class BatchingParser:
         Raises:
             Whatever the model raises for this message.
         """
+        if not self.cache_size:
+            return await self._queued(text, reference_date)
+        key = (text, reference_date)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self.cache_hits += 1
+            self._cache.move_to_end(key)
+            return copy.deepcopy(cached)
+        self.cache_misses += 1
+        result = await self._queued(text, reference_date)
+        self._cache[key] = copy.deepcopy(result)
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    async def _queued(self, text: str, reference_date: date | None) -> dict[str, Any]:
         queue = self._ensure_worker()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         queue.put_nowait(_Request(text, reference_date, future))

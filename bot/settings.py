@@ -51,6 +51,9 @@ class DialogueSettings(BaseSettings):
     messages_per_window: int = 30
     #: The flood-control window, in seconds.
     message_window_s: int = 60
+    #: NLU parses remembered per engine (exact text and reference date; least recently used
+    #: dropped): a repeated message ("balance", a command's words) skips the encoder. 0: off.
+    nlu_cache_size: int = 1024
     #: Where voice notes are decoded: "thread" (a worker thread of this process) or
     #: "process" (a pool of lower-priority child processes, so decoding does not take the
     #: cores from text turns); empty: the channel runtime's choice (the Telegram runtime:

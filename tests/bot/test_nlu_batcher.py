@@ -189,3 +189,28 @@ async def test_with_company_the_window_gathers_later_arrivals() -> None:
     assert (await first)["text"] == "first" and second["text"] == "second"
     assert model.calls == [(["first", "second"], TODAY)]
     await parser.aclose()
+
+
+async def test_the_cache_answers_a_repeated_message_without_the_model() -> None:
+    model = RecordingModel()
+    parser = BatchingParser(model, cache_size=2)
+    first = await parser.parse("balance", TODAY)
+    first["intent"]["name"] = "changed by the caller"  # a caller's change stays its own
+    again = await parser.parse("balance", TODAY)
+    assert again["intent"]["name"] == "i-balance"
+    assert model.calls == [(["balance"], TODAY)]
+    await parser.parse("balance", date(2026, 11, 21))  # another day: parsed again
+    await parser.parse("Balance", TODAY)  # another text: parsed again (offsets would differ)
+    assert (parser.cache_hits, parser.cache_misses) == (1, 3)
+    await parser.parse("balance", TODAY)  # the oldest of 3 in a cache of 2: dropped
+    assert len(model.calls) == 4 and (parser.cache_hits, parser.cache_misses) == (1, 4)
+    await parser.aclose()
+
+
+async def test_without_a_cache_every_message_is_parsed() -> None:
+    model = RecordingModel()
+    parser = BatchingParser(model)
+    for _ in range(3):
+        await parser.parse("balance", TODAY)
+    assert len(model.calls) == 3 and (parser.cache_hits, parser.cache_misses) == (0, 0)
+    await parser.aclose()

@@ -111,6 +111,14 @@ class WebhookService:
                     await aclose()
                 self._engine = None
 
+    def stats(self) -> dict[str, int]:
+        """Counters of this worker since it started: updates handled, NLU cache use."""
+        runtime, engine = self.runtime, self._engine
+        out = {"updates_handled": runtime.adapter.handled if runtime is not None else 0}
+        if engine is not None and hasattr(engine, "nlu_cache_stats"):
+            out.update(engine.nlu_cache_stats())
+        return out
+
     async def handle(self, request: Request) -> Response:
         """The route: check the secret, handle the update, answer."""
         given = request.headers.get(SECRET_HEADER, "")
@@ -177,13 +185,14 @@ def create_app(
 ) -> FastAPI:
     """An app with only the webhook and ``/healthz`` (``billtalk telegram run --mode webhook``)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    service = mount(app, settings=settings, database_url=database_url)
+    if service is None:
+        raise RuntimeError("BILLTALK_TELEGRAM_TOKEN is not set")
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", **service.stats()}
 
-    if mount(app, settings=settings, database_url=database_url) is None:
-        raise RuntimeError("BILLTALK_TELEGRAM_TOKEN is not set")
     return app
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -113,4 +114,11 @@ def test_two_workers_on_postgresql_act_once_per_update_and_keep_each_chat_in_ord
         assert len(twice_deliveries) == 2
         timeouts = [d for d in standin.deliveries if d.status is None]
         assert timeouts, "the slow answer made the stand-in redeliver"
+        # /healthz counts each worker's updates and NLU cache use: every update handled once,
+        # and the same messages from four chats partly parsed from the cache
+        stats = [httpx.get(u.replace("/telegram/webhook", "/healthz")).json() for u in urls]
+        assert sum(s["updates_handled"] for s in stats) == expected, stats
+        hits = sum(s["nlu_cache_hits"] for s in stats)
+        parsed = hits + sum(s["nlu_cache_misses"] for s in stats)
+        assert parsed >= len(chats) * len(TEXTS) and hits >= len(TEXTS), stats
     db.dispose()
