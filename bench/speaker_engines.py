@@ -96,7 +96,10 @@ speaker_dev_requests = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(speaker_dev_requests)
 
 #: The dialogue state a request of each purpose is said in (others: idle, None).
-STATE_OF_PURPOSE = {"pin": "pin", "confirm": "yes_no", "deny": "yes_no", "link": "link_code"}
+STATE_OF_PURPOSE = {
+    "pin": "pin", "confirm": "yes_no", "deny": "yes_no", "link": "link_code",
+    "choose_utility": "utility", "choose_method": "method",
+}  # fmt: skip
 
 VOICES = [("en-us", 165), ("en-us+f3", 150), ("en-gb", 175), ("en-us+m7", 140)]
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -121,6 +124,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "auto": {"asr_engine": "auto"},
     "auto-nostate": {"asr_engine": "auto", "expectations": False},
     "auto-grammar-digits": {"asr_engine": "auto", "whisper_reads_digits": False},
+    "auto-nolexicon": {"asr_engine": "auto", "whisper_lexicon": False},
+    "whisper-short-beam5-nolexicon": {"asr_engine": "faster_whisper", "whisper_lexicon": False},
     "whisper-short-beam5": {"asr_engine": "faster_whisper"},
     "whisper-short-beam5-nostate": {"asr_engine": "faster_whisper", "expectations": False},
     "whisper-30s-beam5": {"asr_engine": "faster_whisper", "whisper_short_window": False},
@@ -179,6 +184,10 @@ def heldout_requests(n: int, dataset: str = "test") -> tuple[list[str], list[str
     """
     seen = nlu_sentences()
     written = list(purposes(dataset))
+    if dataset == "dev":
+        leaked = set(written) & set(purposes("test"))
+        if leaked:
+            raise SystemExit(f"development requests that are test requests: {sorted(leaked)}")
     kept = [u for u in written if _plain(u) not in seen]
     dropped = [u for u in written if _plain(u) in seen]
     return kept[:n], dropped

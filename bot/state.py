@@ -19,6 +19,9 @@ PERSISTENT_SLOTS = frozenset({"language", "pending_payment_id"})
 
 #: Form steps at which the dialogue waits for a PIN said as digits.
 PIN_STEPS = frozenset({"pin_code", "pin_new", "pin_repeat", "enroll_pin"})
+#: Form steps that offer spoken choices, and the expectation they give a recogniser:
+#: which bill ("water, electricity or gas?"), which payment method.
+CHOICE_STEPS = {"utility": "utility", "method": "method"}
 
 
 @dataclass
@@ -100,8 +103,10 @@ class ConversationState:
         """The spoken answer this conversation waits for, for a recogniser to expect.
 
         ``"pin"`` after a PIN prompt (setting one up, or a PIN step-up), ``"yes_no"``
-        after a payment confirmation, else None; None too once the session has idled
-        out (``timeout_s`` since the last turn), because the question is then dropped.
+        after a payment confirmation, ``"utility"`` / ``"method"`` after the payment
+        form asked which bill / which method (:data:`CHOICE_STEPS`), else None; None too
+        once the session has idled out (``timeout_s`` since the last turn), because the
+        question is then dropped.
         """
         if (now - self.last_activity_at).total_seconds() > timeout_s:
             return None
@@ -111,7 +116,7 @@ class ConversationState:
             return "pin"
         if self.form_step == "confirm" and self.pending_confirmation:
             return "yes_no"
-        return None
+        return CHOICE_STEPS.get(self.form_step or "")
 
     def new_session(self, session_id: str, now: datetime) -> None:
         """Start a fresh session: the form, confirmation and buttons are dropped."""

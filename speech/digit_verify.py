@@ -37,7 +37,7 @@ from pathlib import Path
 from speech.audio import Audio
 from speech.grammar import digit_grammar
 from speech.numbers import DIGIT_WORDS
-from speech.recognize import DIGIT_SEARCH, _as_audio, _pcm_for
+from speech.recognize import DIGIT_SEARCH, _as_audio, pcm_for
 from speech.settings import SpeechSettings, get_speech_settings
 
 __all__ = ["NO_PATH", "DigitScore", "DigitScorer", "digit_scorer", "score_expected_digits"]
@@ -229,5 +229,5 @@ def score_expected_digits(
     expected_body(expected)
     settings = settings or get_speech_settings()
     loaded = _as_audio(audio, settings)
-    pcm, rate = _pcm_for(loaded, settings)
+    pcm, rate = pcm_for(loaded, settings)
     return digit_scorer(rate).score(pcm, expected)

@@ -3,12 +3,13 @@
 When the dialogue has just asked for a PIN, a yes/no confirmation or (on an
 unpaired speaker) a link code, the answer is far more predictable than a free
 request. As Alexa's dialog model and Home Assistant's expected responses do,
-the speaker passes that *expectation* to the recogniser:
+the speaker passes that *expectation* to the recogniser (also after the payment
+form asked which bill or which method, :data:`CHOICE_ANSWERS`):
 
 * a **state language model**: the domain trigram LM's sentences (everything a
   resident may say, so a change of subject is still heard) plus the answers
   the state expects, weighted so that they carry about as much mass as all the
-  rest (:data:`STATE_WEIGHT`). The answers come from the NLU training data
+  rest (:data:`STATE_WEIGHTS`). The answers come from the NLU training data
   (``affirm``/``deny``/``cancel`` for a confirmation, ``link_account`` for a link
   code; a PIN's carrier phrases are the link code's with "code" said as "pin"),
   never from a benchmark's test requests;
@@ -49,18 +50,38 @@ from speech.sphinx import Decoded, content_hash, get_decoder, write_dictionary
 log = get_logger("speech.expectation")
 
 #: What the dialogue can expect a spoken answer to be.
-EXPECTATIONS = ("pin", "yes_no", "link_code")
+EXPECTATIONS = ("pin", "yes_no", "link_code", "utility", "method")
 
 #: Share of the state LM's sentences that are the expected answers (the rest are
-#: the domain LM's). Chosen on the development requests (bench/speaker_dev_requests.py).
-STATE_WEIGHT = 0.5
+#: the domain LM's), per state. Chosen on the development requests
+#: (bench/speaker_dev_requests.py).
+STATE_WEIGHTS: dict[str, float] = {
+    "pin": 0.5, "yes_no": 0.5, "link_code": 0.5, "utility": 0.5, "method": 0.5,
+}  # fmt: skip
 
 #: NLU intents whose examples are the expected answers of each state.
 STATE_INTENTS: dict[str, tuple[str, ...]] = {
     "yes_no": ("affirm", "deny", "cancel"),
     "link_code": ("link_account",),
     "pin": ("cancel",),
+    "utility": ("cancel",),
+    "method": ("cancel",),
 }
+
+#: The spoken choices of a choice state (slots filled from the domain grammar's
+#: utilities and methods): answers to "Which bill: water, electricity or gas?" and
+#: "How would you like to pay?".
+CHOICE_ANSWERS: dict[str, tuple[str, ...]] = {
+    "utility": (
+        "<utility>", "the <utility>", "the <utility> bill", "<utility> bill", "<utility> please",
+        "the <utility> please", "pay the <utility> bill", "pay <utility>", "all of them",
+        "everything", "pay everything", "all the bills", "all of it",
+    ),
+    "method": (
+        "<method>", "by <method>", "with <method>", "pay with <method>", "pay by <method>",
+        "<method> please", "use <method>", "use my <method>", "from my wallet", "my <method>",
+    ),
+}  # fmt: skip
 
 _DIGITS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 #: Lengths of a digit run that is re-decoded with the carrier-phrase digit grammar.
@@ -73,7 +94,7 @@ class StateDecode:
 
     Attributes:
         words: The recognised words (lower case, digits as words).
-        confidence: 0-1, as :func:`speech.recognize._confidence` (grammar decodes:
+        confidence: 0-1, as :func:`speech.recognize.decode_confidence` (grammar decodes:
             half their own, half their agreement with the state LM's words).
         engine: ``pocketsphinx/state-<name>`` or ``pocketsphinx/state-<name>-digits``.
     """
@@ -132,6 +153,7 @@ def state_sentences(state: str) -> list[list[str]]:
         sentences += [a.split() for a in ANSWERS]
     if state in ("pin", "link_code"):
         sentences += [[*p, "<digits>"] for p in carrier_phrases(state)]
+    sentences += [a.split() for a in CHOICE_ANSWERS.get(state, ())]
     return [list(s) for s in dict.fromkeys(tuple(s) for s in sentences)]
 
 
@@ -156,15 +178,16 @@ def state_model(state: str) -> _StateModel:
         domain = _expand([list(s) for s in dict.fromkeys(map(tuple, read_nlu_sentences()))])
         expected = state_sentences(state)
         with_slot = [s for s in expected if any(t.startswith("<") for t in s)]
-        # As many expected sentences as domain ones (STATE_WEIGHT = 0.5).
-        want = int(len(domain) * STATE_WEIGHT / (1 - STATE_WEIGHT))
+        # weight 0.5: as many expected sentences as domain ones.
+        weight = STATE_WEIGHTS[state]
+        want = int(len(domain) * weight / (1 - weight))
         plain = [s for s in expected if s not in with_slot]
         copies = max(1, want // max(1, len(expected)))
         state_lm = [s for s in plain for _ in range(copies)]
         state_lm += _expand(with_slot, copies=copies, seed=11)
         carriers = carrier_phrases(state) if state in ("pin", "link_code") else []
         key = content_hash(
-            base.lm.name, base.lm.parent.name, state, str(STATE_WEIGHT),
+            base.lm.name, base.lm.parent.name, state, str(weight),
             *(" ".join(s) for s in expected),
         )  # fmt: skip
         out = speech_dir() / f"state-{state}-{key}"
@@ -225,13 +248,13 @@ def decode_in_state(
         The :class:`StateDecode`; a weak one (confidence below ``min_confidence``)
         should be decoded freely by the caller.
     """
-    from speech.recognize import _agreement, _confidence, _pcm_for
+    from speech.recognize import decode_confidence, pcm_for, word_agreement
 
     settings = settings or get_speech_settings()
     model = state_model(state)
-    pcm, rate = _pcm_for(audio, settings)
+    pcm, rate = pcm_for(audio, settings)
     lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
-    best = StateDecode(lm.text, _confidence(lm), f"pocketsphinx/state-{state}")
+    best = StateDecode(lm.text, decode_confidence(lm), f"pocketsphinx/state-{state}")
     run = digit_run(lm.text) if model.digit_grammars else None
     # Digits alone are left to the caller's bare digit grammar (speaker: ``_digit_string``).
     if run is not None and len(lm.text.split()) > run:
@@ -247,7 +270,9 @@ def decode_in_state(
             ).decode(pcm)
             if not fixed.text:
                 continue
-            conf = round(0.5 * _confidence(fixed) + 0.5 * _agreement(fixed.text, lm.text), 4)
+            conf = round(
+                0.5 * decode_confidence(fixed) + 0.5 * word_agreement(fixed.text, lm.text), 4
+            )
             if grammar_best is None or conf > grammar_best.confidence:
                 grammar_best = StateDecode(fixed.text, conf, f"pocketsphinx/state-{state}-digits")
         if grammar_best is not None:

@@ -215,6 +215,15 @@ def read_nlu_sentences(paths: Iterable[Path] | None = None) -> list[list[str]]:
     return sentences
 
 
+#: Typed spellings that are one spoken word: the language model keeps one of them, the
+#: one Whisper and the scoring use (the NLU data has "whats" beside "what's").
+SPOKEN_SPELLINGS = {
+    "whats": "what's", "thats": "that's", "dont": "don't", "im": "i'm", "ive": "i've",
+    "cant": "can't", "didnt": "didn't", "doesnt": "doesn't", "isnt": "isn't",
+    "wheres": "where's", "whens": "when's", "hows": "how's", "theres": "there's",
+}  # fmt: skip
+
+
 def example_tokens(example: str) -> list[str]:
     """Turn one annotated example into spoken tokens with slots.
 
@@ -237,7 +246,7 @@ def example_tokens(example: str) -> list[str]:
     text = re.sub(r"\d[\d,]*(?:\.\d+)?", lambda m: _say_figure(m[0]), text)
     text = text.replace("&", " and ").replace("%", " percent")
     tokens = re.findall(r"<[a-z]+>|[a-z]+(?:'[a-z]+)?", text)
-    return tokens
+    return [SPOKEN_SPELLINGS.get(t, t) for t in tokens]
 
 
 def _ordinal_word(n: int) -> str:

@@ -99,16 +99,22 @@ def _edit_distance(a: list[str], b: list[str]) -> int:
     return prev[-1]
 
 
-def _agreement(a: str, b: str) -> float:
-    """1 - normalised word edit distance between two hypotheses (symmetric)."""
+def word_agreement(a: str, b: str) -> float:
+    """How far two hypotheses agree word by word: 1 - their word edit distance over the
+    longer one's length (symmetric; 0.0 when both are empty).
+
+    A grammar decode that agrees with the free LM decode of the same audio is more
+    believable than one that does not (:func:`recognize_digits`,
+    :func:`speech.expectation.decode_in_state`).
+    """
     wa, wb = a.split(), b.split()
     if not wa and not wb:
         return 0.0
     return 1.0 - _edit_distance(wa, wb) / max(len(wa), len(wb))
 
 
-def _confidence(decoded: Decoded) -> float:
-    """Confidence of one decode from its words' lattice posteriors.
+def decode_confidence(decoded: Decoded) -> float:
+    """Confidence (0-1) of one pocketsphinx decode from its words' lattice posteriors.
 
     The mean says how sure the decoder is overall, the minimum catches the one
     wrong word (an amount, a utility) that matters most in a payment request;
@@ -128,7 +134,12 @@ def _as_audio(audio: bytes | Path | str | Audio, settings: SpeechSettings) -> Au
     )
 
 
-def _pcm_for(audio: Audio, settings: SpeechSettings) -> tuple[bytes, int]:
+def pcm_for(audio: Audio, settings: SpeechSettings) -> tuple[bytes, int]:
+    """The 16-bit PCM and sample rate pocketsphinx decodes ``audio`` at.
+
+    The settings' noise floor (``dither_db``) is added; in ``narrowband`` telephone
+    mode audio that arrived at 8 kHz or less is decoded at 8 kHz.
+    """
     samples = add_noise_floor(audio.samples, settings.dither_db)
     if settings.telephone_mode == "narrowband" and audio.source_rate <= 8000:
         import librosa
@@ -136,6 +147,10 @@ def _pcm_for(audio: Audio, settings: SpeechSettings) -> tuple[bytes, int]:
         samples = librosa.resample(samples, orig_sr=SAMPLE_RATE, target_sr=8000)
         return to_pcm16(samples), 8000
     return to_pcm16(samples), SAMPLE_RATE
+
+
+#: The old private name, still imported by the voice-verification benches and tests.
+_pcm_for = pcm_for
 
 
 def transcribe(
@@ -198,11 +213,13 @@ def _result(
 def _transcribe_sphinx(
     audio: Audio, grammar: str | Path | None, settings: SpeechSettings
 ) -> Transcript:
-    pcm, rate = _pcm_for(audio, settings)
+    pcm, rate = pcm_for(audio, settings)
     model = domain_model()
     if grammar == "general":
         general = get_decoder("lm", None, None, sample_rate=rate).decode(pcm)
-        return _result(general.text, _confidence(general), audio, "pocketsphinx/general", settings)
+        return _result(
+            general.text, decode_confidence(general), audio, "pocketsphinx/general", settings
+        )
     lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
     if grammar is not None:
         path = model.answers.get(str(grammar)) or Path(grammar)
@@ -212,13 +229,14 @@ def _transcribe_sphinx(
         # A grammar always finds *some* sentence; trust it as far as its own
         # lattice does and as far as the freer domain LM agrees.
         conf = round(
-            0.5 * _confidence(constrained) + 0.5 * _agreement(constrained.text, lm.text), 4
+            0.5 * decode_confidence(constrained) + 0.5 * word_agreement(constrained.text, lm.text),
+            4,
         )
         return _result(constrained.text, conf, audio, f"pocketsphinx/{path.stem}", settings)
-    best = (_confidence(lm), lm.text, "pocketsphinx/domain-lm")
+    best = (decode_confidence(lm), lm.text, "pocketsphinx/domain-lm")
     if best[0] < settings.min_confidence and settings.general_fallback:
         general = get_decoder("lm", None, None, sample_rate=rate).decode(pcm)
-        candidate = (_confidence(general), general.text, "pocketsphinx/general")
+        candidate = (decode_confidence(general), general.text, "pocketsphinx/general")
         best = max(best, candidate)
     confidence, words, engine = best
     return _result(words, confidence, audio, engine, settings)
@@ -291,7 +309,7 @@ def recognize_digits(
     settings = settings or get_speech_settings()
     loaded = _as_audio(audio, settings)
     started = time.perf_counter()
-    pcm, rate = _pcm_for(loaded, settings)
+    pcm, rate = pcm_for(loaded, settings)
     gram_any, dic = digit_grammar(None)
     free = get_decoder("jsgf", gram_any, dic, sample_rate=rate, options=DIGIT_SEARCH).decode(pcm)
     free_digits = _digits_of(free.text)
@@ -301,8 +319,8 @@ def recognize_digits(
             pcm
         )
         digits = _digits_of(fixed.text)
-        agree = _agreement(" ".join(digits), " ".join(free_digits))
-        confidence = round(0.5 * _confidence(fixed) + 0.5 * agree, 4)
+        agree = word_agreement(" ".join(digits), " ".join(free_digits))
+        confidence = round(0.5 * decode_confidence(fixed) + 0.5 * agree, 4)
         words = fixed.text
     else:
         # Without a known length the digit loop may insert or drop digits; the
@@ -310,8 +328,8 @@ def recognize_digits(
         model = domain_model()
         lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
         digits = free_digits
-        agree = _agreement(" ".join(digits), " ".join(_digits_of(lm.text)))
-        confidence = round(0.5 * _confidence(free) + 0.5 * agree, 4) if digits else 0.0
+        agree = word_agreement(" ".join(digits), " ".join(_digits_of(lm.text)))
+        confidence = round(0.5 * decode_confidence(free) + 0.5 * agree, 4) if digits else 0.0
         words = free.text
     elapsed = time.perf_counter() - started
     log.info(

@@ -23,6 +23,9 @@ def test_state_answers_come_from_the_nlu_data() -> None:
     assert [] in pin and ["my", "pin", "is"] in pin
     assert all("code" not in p for p in pin)
     assert ["my", "link", "code", "is"] in carrier_phrases("link_code")
+    utility = {" ".join(s) for s in state_sentences("utility")}
+    assert {"the <utility> bill", "all of them", "cancel"} <= utility
+    assert "with <method>" in {" ".join(s) for s in state_sentences("method")}
     with pytest.raises(ValueError, match="unknown expectation"):
         state_sentences("colour")
 
@@ -40,6 +43,8 @@ def test_digit_run() -> None:
         ("pin", "three one four one five nine", "314159"),
         ("link_code", "my link code is five five two nine zero one", "my link code is 552901"),
         ("yes_no", "yes go ahead", "yes go ahead"),
+        ("utility", "the electricity bill", "the electricity bill"),
+        ("method", "from my wallet", "from my wallet"),
     ],
 )
 def test_an_expected_answer_is_decoded_in_its_state(state: str, said: str, expected: str) -> None:

@@ -66,8 +66,20 @@ _ZH_DIGITS = {
 _ZH_DIGIT = f"[{''.join(_ZH_DIGITS)}]"
 #: Four or more Chinese digit words, maybe spaced as Whisper writes them ("二 四 六 八").
 _ZH_RUN = re.compile(f"{_ZH_DIGIT}(?:[ \u3000]?{_ZH_DIGIT}){{3,}}")
-#: Four or more single figures spaced as Whisper writes a spoken PIN ("5 2 9 1").
-_SPACED_FIGURES = re.compile(r"(?<![\d.])\d(?: \d){3,}(?![\d.])")
+#: Groups of figures spaced as Whisper writes a spoken PIN ("5 2 9 1", "551 9 0 7"):
+#: joined when they hold 4-8 digits together (:data:`SPACED_DIGITS`) in three groups or
+#: more, or in groups of three ("835 012"); "pay 12 40" stays.
+_SPACED_FIGURES = re.compile(r"(?<![\d.])\d{1,3}(?: \d{1,3})+(?![\d.])")
+SPACED_DIGITS = range(4, 9)
+
+
+def _join_spaced(match: re.Match[str]) -> str:
+    groups = match[0].split(" ")
+    joined = "".join(groups)
+    grouped = len(groups) >= 3 or all(len(g) == 3 for g in groups)
+    return joined if grouped and len(joined) in SPACED_DIGITS else match[0]
+
+
 #: A PIN said with a carrier phrase, after a PIN prompt ("my pin is 610384").
 _PIN_CARRIER = re.compile(
     r"(?:(?:here is |here's |it's |it is )?(?:my |the )?(?:pin|pin code|code|password)"
@@ -157,7 +169,7 @@ def spoken_figures(text: str) -> str:
     stripped = text.strip()
     if not stripped:
         return stripped
-    stripped = _SPACED_FIGURES.sub(lambda m: m[0].replace(" ", ""), stripped)
+    stripped = _SPACED_FIGURES.sub(_join_spaced, stripped)
     zh = _ZH_RUN.sub(lambda m: "".join(_ZH_DIGITS[c] for c in m[0] if c in _ZH_DIGITS), stripped)
     if zh != stripped:
         return zh
@@ -250,7 +262,8 @@ class SpeakerChannel:
         ``link_code`` on an unpaired speaker (it has been told to say its link code),
         else what the device's conversation waits for
         (:meth:`~bot.engine.DialogueEngine.expectation`): ``pin`` after a PIN prompt,
-        ``yes_no`` after a payment confirmation, None.
+        ``yes_no`` after a payment confirmation, ``utility`` / ``method`` after "which
+        bill?" / "how would you like to pay?", None.
         """
         return await asyncio.to_thread(self._expectation, device_id)
 

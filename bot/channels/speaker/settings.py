@@ -46,6 +46,11 @@ class SpeakerSettings(BaseSettings):
     #: repeating itself (:mod:`bot.channels.speaker.whisper_asr`) as accurate on the
     #: development requests.
     whisper_short_window: bool = True
+    #: English: a word in Whisper's text that the bill-domain language model
+    #: (pocketsphinx's, from the NLU training data) has never seen is replaced by
+    #: the domain word that sounds closest, when that makes the sentence far likelier
+    #: (:mod:`speech.lm_score`). Off until measured on the development requests.
+    whisper_lexicon: bool = False
     #: Under ``auto``: an English request pocketsphinx decodes weakly (which would be
     #: said back and asked again) is decoded by Whisper too, and Whisper's text is
     #: used when Whisper is sure of it. Spoken digit strings stay with

@@ -57,6 +57,8 @@ STATE_PROMPTS = {
     "pin": "My PIN is 4 7 1 9 2 3. 8 0 5 2 6 1.",
     "yes_no": "Yes, go ahead. No, cancel. Yes please. No thanks. Okay, pay it.",
     "link_code": "My link code is 4 7 1 9 2 3.",
+    "utility": "Water. The electricity bill. Gas, please. The property fee. All of them.",
+    "method": "Alipay. WeChat Pay. By card. From my wallet. Bank transfer.",
 }
 #: Mean token log-probability below which a transcript is weak (re-asked).
 MIN_AVG_LOGPROB = -0.8
@@ -147,7 +149,7 @@ def normalize(text: str) -> str:
     text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)
     text = re.sub(r"[^\w\s.'¥$元]", " ", text)
     text = re.sub(r"(?<![a-z])'|'(?![a-z])", " ", text)  # quotes; "what's" keeps its own
-    text = " ".join(text.split())
+    text = " ".join(text.split()).replace("good bye", "goodbye")  # one word to the NLU
     if not text or not text.isascii() or re.search(r"\d\.\d", text):
         return text  # Chinese, or figures already (the number words pass keeps no decimals)
     return normalize_transcript(text)
@@ -178,6 +180,7 @@ def transcribe_samples(
     prompt: bool = True,
     short_window: bool = False,
     expect: str | None = None,
+    lexicon: bool = False,
 ) -> tuple[str, float, bool]:
     """(text, confidence, weak) for 16 kHz float samples.
 
@@ -192,6 +195,10 @@ def transcribe_samples(
             temperature fallback) instead of faster-whisper's padded 30 s window.
         expect: What the dialogue expects (``pin``, ``yes_no``, ``link_code``): the
             prompt is :data:`STATE_PROMPTS`' for it instead (English only).
+        lexicon: English only: words the bill-domain language model has never seen
+            are replaced by the domain word that sounds closest when that makes the
+            sentence far likelier (:meth:`speech.lm_score.DomainLexicon.correct`:
+            "check my rails please" -> "check my bills please").
 
     Raises:
         WhisperUnavailable: faster-whisper or the model is missing.
@@ -223,6 +230,10 @@ def transcribe_samples(
     text = drop_repeated_sentences(text)
     looping = compression_ratio(text) > MAX_COMPRESSION_RATIO
     text = normalize(text)
+    if lexicon and language != "zh" and text:
+        from speech.lm_score import domain_lexicon
+
+        text = domain_lexicon().correct(text)
     weak = not text or looping or logprob < MIN_AVG_LOGPROB or no_speech > MAX_NO_SPEECH
     return text, round(math.exp(logprob), 4), weak
 

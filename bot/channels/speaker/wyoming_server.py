@@ -40,7 +40,7 @@ import json
 import re
 import time
 import wave
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -265,7 +265,7 @@ class HeardUtterance:
     duration_s: float = 0.0
     engine: str = ""
     #: The dialogue's expectation the audio was decoded with (``pin``, ``yes_no``,
-    #: ``link_code``), or None for a free request.
+    #: ``link_code``, ``utility``, ``method``), or None for a free request.
     expect: str | None = None
 
 
@@ -301,9 +301,11 @@ def recognise(
     """Transcribe 16 kHz 16-bit mono PCM with the speaker's recogniser (blocking).
 
     ``expect`` is what the dialogue asked for (:data:`speech.expectation.EXPECTATIONS`:
-    ``pin``, ``yes_no``, ``link_code``; see :meth:`SpeakerChannel.expectation`). With
-    pocketsphinx the answer is first decoded in that state (:func:`decode_in_state`),
-    and decoded freely only when that is weak; Whisper gets the state's prompt.
+    ``pin``, ``yes_no``, ``link_code``, ``utility``, ``method``; see
+    :meth:`SpeakerChannel.expectation`). With
+    pocketsphinx the answer is first decoded in that state (:func:`_recognise_in_state`),
+    and decoded freely (:func:`_recognise_free`) only when that is weak; Whisper gets
+    the state's prompt.
 
     The engine is :func:`asr_engine_for` the request's ``language``: pocketsphinx
     with the bill-domain model (:mod:`speech`, English only), or Whisper base
@@ -312,8 +314,9 @@ def recognise(
     Both refuse silence, noise only and over-long audio the same way
     (:func:`speech.load_audio`).
     """
-    from speech import AudioError, transcribe
+    from speech import AudioError
     from speech.audio import audio_from_pcm16
+    from speech.expectation import EXPECTATIONS
 
     settings = settings or get_speaker_settings()
     duration = len(pcm) / (RATE * WIDTH)
@@ -325,95 +328,113 @@ def recognise(
         return HeardUtterance("", error="language_unsupported", duration_s=duration)
     if not pcm:
         return HeardUtterance("", error="empty")
-    from speech.expectation import EXPECTATIONS
-
     expect = expect if settings.expectations and expect in EXPECTATIONS and not chinese else None
     try:
         if engine == "faster_whisper":
             audio = audio_from_pcm16(pcm, max_seconds=settings.max_audio_s)
-            text, confidence, weak = _whisper(
-                audio.samples, "zh" if chinese else "en", settings, expect
-            )
-            return HeardUtterance(
-                text,
-                weak=weak,
-                confidence=confidence,
-                duration_s=duration,
-                engine=engine,
-                expect=expect,
-            )
+            said = _Utterance(audio, settings, None, duration, expect)
+            return said.by_whisper("zh" if chinese else "en")
         from speech.settings import get_speech_settings
 
         speech_settings = get_speech_settings().model_copy(
             update={"general_fallback": settings.general_fallback}
         )
-        loaded = audio_from_pcm16(
+        audio = audio_from_pcm16(
             pcm,
             max_seconds=speech_settings.max_seconds,
             vad_aggressiveness=speech_settings.vad_aggressiveness,
         )
-        if expect is not None:
-            from speech.expectation import decode_in_state
-            from speech.numbers import normalize_transcript
-
-            state = decode_in_state(loaded, expect, speech_settings)
-            bare = spoken_digit_count(state.words)
-            if bare is not None and settings.whisper_reads_digits and _second_opinion(settings):
-                text, confidence, weak = _whisper(loaded.samples, "en", settings, expect)
-                if not weak and re.fullmatch(r"\d{4,8}", text.replace(" ", "")):
-                    return HeardUtterance(
-                        text.replace(" ", ""),
-                        confidence=confidence,
-                        duration_s=duration,
-                        engine="faster_whisper",
-                        expect=expect,
-                    )
-            if bare is not None:
-                # Digits alone: the bare digit grammar, as for a free decode of digits
-                # (on real voices it read PINs better than the carrier-phrase grammar).
-                digits = _digit_string(loaded, bare, speech_settings)
-                if digits is not None and not digits.weak:
-                    return HeardUtterance(
-                        digits.text,
-                        confidence=digits.confidence,
-                        duration_s=duration,
-                        engine=engine,
-                        expect=expect,
-                    )
-            elif state.words and state.confidence >= speech_settings.min_confidence:
-                return HeardUtterance(
-                    normalize_transcript(state.words),
-                    confidence=state.confidence,
-                    duration_s=duration,
-                    engine=engine,
-                    expect=expect,
-                )
-        result = transcribe(loaded, settings=speech_settings)
-        said = spoken_digit_count(result.words)
-        if said is not None:
-            digits = _digit_string(loaded, said, speech_settings)
-            if digits is not None:
-                result = digits
-        elif result.weak and _second_opinion(settings):
-            text, confidence, weak = _whisper(loaded.samples, "en", settings, expect)
-            if not weak:
-                return HeardUtterance(
-                    text,
-                    confidence=confidence,
-                    duration_s=duration,
-                    engine="faster_whisper",
-                    expect=expect,
-                )
+        said = _Utterance(audio, settings, speech_settings, duration, expect)
+        heard = _recognise_in_state(said) if expect is not None else None
+        return heard or _recognise_free(said)
     except AudioError as exc:
         return HeardUtterance("", error=exc.code, duration_s=duration, expect=expect)
-    return HeardUtterance(
-        result.text,
-        weak=result.weak,
-        confidence=result.confidence,
-        duration_s=duration,
-        engine=engine,
-        expect=expect,
-    )
+
+
+@dataclass(frozen=True)
+class _Utterance:
+    """One utterance on its way through the speaker's recognisers."""
+
+    audio: Any  # speech.audio.Audio, 16 kHz
+    settings: SpeakerSettings
+    speech_settings: Any  # speech.settings.SpeechSettings (None for Whisper alone)
+    duration: float
+    expect: str | None
+
+    def heard(
+        self, text: str, confidence: float, engine: str, *, weak: bool = False
+    ) -> HeardUtterance:
+        """The :class:`HeardUtterance` of this audio."""
+        return HeardUtterance(
+            text,
+            weak=weak,
+            confidence=confidence,
+            duration_s=self.duration,
+            engine=engine,
+            expect=self.expect,
+        )
+
+    def by_whisper(self, language: str = "en") -> HeardUtterance:
+        """Whisper's transcript of this audio (with the state's prompt, if any)."""
+        text, confidence, weak = _whisper(self.audio.samples, language, self.settings, self.expect)
+        return self.heard(text, confidence, "faster_whisper", weak=weak)
+
+
+def _recognise_in_state(said: _Utterance) -> HeardUtterance | None:
+    """The answer decoded with what the dialogue expects (:func:`decode_in_state`);
+    None when that decode is weak (the caller then decodes it freely)."""
+    from speech.expectation import decode_in_state
+    from speech.numbers import normalize_transcript
+
+    assert said.expect is not None
+    state = decode_in_state(said.audio, said.expect, said.speech_settings)
+    bare = spoken_digit_count(state.words)
+    if bare is not None:
+        return _digits_alone(said, bare)
+    if state.words and state.confidence >= said.speech_settings.min_confidence:
+        return said.heard(normalize_transcript(state.words), state.confidence, "pocketsphinx")
+    return None
+
+
+#: Digits a PIN and a link code have (bot.verifiers.pin, the link code).
+CODE_LENGTH = 6
+
+
+def _digits_alone(said: _Utterance, heard: int) -> HeardUtterance | None:
+    """Digits said alone after a PIN or link-code prompt (``heard`` of them in the state
+    decode): Whisper with the state's prompt first (``whisper_reads_digits``), kept when
+    sure and of :data:`CODE_LENGTH` or the heard length; else the bare digit grammar
+    (also held to the length Whisper heard); None when that is weak too."""
+    lengths = {heard, CODE_LENGTH}
+    if said.settings.whisper_reads_digits and _second_opinion(said.settings):
+        whisper = said.by_whisper()
+        figures = whisper.text.replace(" ", "")
+        if not whisper.weak and re.fullmatch(r"\d{4,8}", figures):
+            if len(figures) in lengths:
+                return replace(whisper, text=figures)
+            lengths.add(len(figures))
+    digits = _digit_string(said.audio, lengths, said.speech_settings)
+    if digits is None or digits.weak:
+        return None
+    return said.heard(digits.text, digits.confidence, "pocketsphinx")
+
+
+def _recognise_free(said: _Utterance) -> HeardUtterance:
+    """A free request: pocketsphinx with the domain model; said digits re-read by the
+    digit grammar; an unsure decode goes to Whisper too (``auto``), whose sure text wins."""
+    from speech import transcribe
+
+    result = transcribe(said.audio, settings=said.speech_settings)
+    count = spoken_digit_count(result.words)
+    if count is not None:
+        digits = _digit_string(said.audio, {count, CODE_LENGTH}, said.speech_settings)
+        if digits is not None:
+            result = digits
+    elif result.weak and _second_opinion(said.settings):
+        whisper = said.by_whisper()
+        if not whisper.weak:
+            return whisper
+    return said.heard(result.text, result.confidence, "pocketsphinx", weak=result.weak)
 
 
 def _whisper(
@@ -432,6 +453,7 @@ def _whisper(
         prompt=settings.whisper_prompt,
         short_window=settings.whisper_short_window,
         expect=expect,
+        lexicon=settings.whisper_lexicon,
     )
 
 
@@ -458,21 +480,20 @@ def spoken_digit_count(words: str) -> int | None:
     return None
 
 
-def _digit_string(audio: Any, heard: int, speech_settings: Any) -> Any:
-    """A spoken PIN or code decoded again with the digit grammar (the better of the heard
-    length and 6, the link code's): on espeak-voiced 6-digit PINs the free decode got 40 %
-    exactly right, the grammar 85 % (bench/speaker_engines.py)."""
+def _digit_string(audio: Any, lengths: set[int], speech_settings: Any) -> Any:
+    """A spoken PIN or code decoded again with the digit grammar, the best-scored of
+    ``lengths`` (the heard length and 6, the PIN's and link code's): on espeak-voiced
+    6-digit PINs the free decode got 40 % exactly right, the grammar 85 %
+    (bench/speaker_engines.py)."""
     from speech.recognize import recognize_digits
 
     best = None
-    for length in sorted({heard, 6}):
+    for length in sorted(n for n in lengths if n in DIGIT_STRING_LENGTHS):
         candidate = recognize_digits(audio, expected_len=length, settings=speech_settings)
         if best is None or candidate.confidence > best.confidence:
             best = candidate
     if best is None or not best.digits:
         return None
-    from dataclasses import replace
-
     return replace(best, text=best.digits)
 
 

@@ -39,6 +39,12 @@ def test_spoken_figures_join_spaced_figures_as_whisper_writes_a_pin() -> None:
     assert spoken_figures("5 2 9 1 8 0") == "529180"
     assert spoken_figures("my pin is 6 1 0 3 8 4") == "my pin is 610384"
     assert spoken_figures("pay 5 yuan for water") == "pay 5 yuan for water"
+    # Whisper groups some digits of a PIN ("551 9 0 7", "835 012").
+    assert spoken_figures("my pin is 551 9 0 7") == "my pin is 551907"
+    assert spoken_figures("835 012") == "835012"
+    # Not numbers that only stand side by side as amounts or too many digits.
+    assert spoken_figures("pay 12 40") == "pay 12 40"
+    assert spoken_figures("1 2 3 4 5 6 7 8 9") == "1 2 3 4 5 6 7 8 9"
 
 
 def test_a_pin_with_its_carrier_phrase_reaches_the_dialogue_as_digits_only_after_the_prompt() -> (
@@ -64,6 +70,9 @@ def test_the_expectation_of_a_conversation_state() -> None:
     assert expecting(form_step="verify", verification={"kind": "face"}) is None
     assert expecting(form_step="confirm", pending_confirmation={"token": "t"}) == "yes_no"
     assert expecting(form_step="confirm") is None
+    assert expecting(form_step="utility") == "utility"  # "which bill: water or gas?"
+    assert expecting(form_step="method") == "method"
+    assert expecting(form_step="amount") is None
     assert expecting() is None
     # A question left unanswered past the session timeout is no longer pending.
     stale = now - timedelta(seconds=601)
@@ -121,3 +130,38 @@ def test_a_bare_pin_is_read_as_digits_in_the_pin_state(
 
     off = recognise(pcm, settings=SpeakerSettings(expectations=False), expect="pin")
     assert off.expect is None
+
+
+def test_digits_whisper_hears_too_few_of_are_read_by_the_grammar(
+    say: Callable[..., bytes],
+) -> None:
+    """A PIN is 6 digits: Whisper's reading of another length (here 5, one "eight"
+    swallowed) is not taken; the digit grammar, held to 6 and to Whisper's length, is."""
+    pytest.importorskip("faster_whisper")
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.wyoming_server import recognise
+    from speech.audio import load_audio, to_pcm16
+
+    pcm = to_pcm16(load_audio(say("eight eight zero two six one"), trim=False).samples)
+    whisper = recognise(pcm, settings=SpeakerSettings(asr_engine="faster_whisper"), expect="pin")
+    assert whisper.text.replace(" ", "") == "80261", whisper
+    heard = recognise(pcm, settings=SpeakerSettings(), expect="pin")
+    assert heard.text == "880261" and heard.engine == "pocketsphinx", heard
+
+
+async def test_the_answer_to_which_bill_is_decoded_against_the_choices(
+    wyoming_server: WyomingServer, seeded: Any, say: Callable[..., bytes]
+) -> None:
+    link_code = seeded.roles["payer"]["link_code"]
+    await wyoming_server.handle(f"my link code is {link_code}", device=DEVICE)
+    asked = await wyoming_server.handle("pay my bill", device=DEVICE)
+    assert "which bill" in asked.data["text"].lower(), asked.data["text"]
+    expectation = wyoming_server.service.channel.expectation
+    assert await expectation(DEVICE) == "utility"
+
+    heard = await _transcribe(wyoming_server, say("the water bill"), {"device_id": DEVICE})
+    assert heard.data["context"]["billtalk_expect"] == "utility"
+    assert heard.data["text"] == "the water bill", heard.data
+    confirm = await wyoming_server.handle(heard.data["text"], device=DEVICE)
+    assert "water" in confirm.data["text"].lower(), confirm.data["text"]
+    assert await expectation(DEVICE) in ("yes_no", "method")

@@ -190,3 +190,16 @@ def test_warm_up_loads_whisper_once_under_auto() -> None:
     after = get_model.cache_info()
     assert after.hits == before.hits + 1 and after.misses == before.misses
     assert model is get_model(settings.whisper_model_dir, settings.whisper_threads)
+
+
+def test_whispers_near_misses_are_corrected_into_the_domain_vocabulary(say: Any) -> None:
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.wyoming_server import recognise
+
+    pcm = _pcm16k(say("check my bills please", "en-gb"))
+    off = SpeakerSettings(asr_engine="faster_whisper", whisper_lexicon=False)
+    plain = recognise(pcm, settings=off)
+    assert plain.text == "check my wheels please", plain.text  # what Whisper base hears
+    on = SpeakerSettings(asr_engine="faster_whisper", whisper_lexicon=True)
+    heard = recognise(pcm, settings=on)
+    assert heard.text == "check my bills please", heard.text
