@@ -155,6 +155,10 @@ def session(model: Path, threads: int) -> Any:
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No busy-waiting between parallel sections: the intra-op threads sleep instead of
+    # spinning (a 16-text batch on 2 threads: 34.1 -> 25.7 ms CPU, wall 14.7 -> 14.2 ms);
+    # the spin took cores from the other turns and worker processes on the same machine.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
 
 

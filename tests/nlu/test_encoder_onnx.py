@@ -95,3 +95,11 @@ def test_a_missing_onnx_file_is_exported_on_first_use(tmp_path: Path,
     mtime = target.stat().st_mtime_ns
     SentenceEncoder(runtime="onnx", onnx_file=target).encode(texts)
     assert target.stat().st_mtime_ns == mtime
+
+
+def test_the_sessions_threads_do_not_spin(onnx_encoder: SentenceEncoder) -> None:
+    onnx_encoder.encode(["how much do I owe?"] * 16)  # the batch session (2+ threads)
+    assert onnx_encoder._sessions
+    for session in onnx_encoder._sessions.values():
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
