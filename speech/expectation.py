@@ -54,9 +54,10 @@ EXPECTATIONS = ("pin", "yes_no", "link_code", "utility", "method")
 
 #: Share of the state LM's sentences that are the expected answers (the rest are
 #: the domain LM's), per state. Chosen on the development requests
-#: (bench/speaker_dev_requests.py).
+#: (bench/speaker_dev_requests.py): ``yes_no`` 0.35 of 0.25 / 0.35 / 0.5 (2026-12-07
+#: 13:41 run, WER on the 144 yes / no clips 30.4 / 29.2 / 29.4 %: about the same).
 STATE_WEIGHTS: dict[str, float] = {
-    "pin": 0.5, "yes_no": 0.5, "link_code": 0.5, "utility": 0.5, "method": 0.5,
+    "pin": 0.5, "yes_no": 0.35, "link_code": 0.5, "utility": 0.5, "method": 0.5,
 }  # fmt: skip
 
 #: NLU intents whose examples are the expected answers of each state.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: log10 probability of a word the domain LM has never seen (about its rarest words').
@@ -138,23 +138,29 @@ class DomainLexicon:
 
     lm: ArpaModel
     phones: dict[str, list[list[str]]]
+    _heard: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def candidates(self, word: str) -> list[str]:
-        """Domain words that sound close to ``word`` (CMUdict pronunciations)."""
+        """Domain words that sound close to ``word`` (CMUdict pronunciations); cached."""
+        cached = self._heard.get(word)
+        if cached is not None:
+            return cached
         from speech.sphinx import cmudict
 
-        said = [p.split() for p in cmudict().get(word, [])]
-        out = []
-        for pron in said:
+        out: set[str] = set()
+        for pron in (p.split() for p in cmudict().get(word, [])):
             limit = MAX_DISTANCE_PER_PHONE * len(pron)
             for other, prons in self.phones.items():
-                if any(
-                    (len(q) == len(pron) or len(pron) > SHORT_WORD)
-                    and phone_distance(pron, q) <= limit
-                    for q in prons
-                ):
-                    out.append(other)
-        return sorted(set(out))
+                for q in prons:
+                    same = len(q) == len(pron)
+                    if not same and (len(pron) <= SHORT_WORD or abs(len(q) - len(pron)) > limit):
+                        continue
+                    if phone_distance(pron, q) <= limit:
+                        out.add(other)
+                        break
+        found = sorted(out)
+        self._heard[word] = found
+        return found
 
     def correct(self, text: str) -> str:
         """``text`` with each word the domain LM has never seen replaced by the domain

@@ -49,8 +49,11 @@ class SpeakerSettings(BaseSettings):
     #: English: a word in Whisper's text that the bill-domain language model
     #: (pocketsphinx's, from the NLU training data) has never seen is replaced by
     #: the domain word that sounds closest, when that makes the sentence far likelier
-    #: (:mod:`speech.lm_score`). Off until measured on the development requests.
-    whisper_lexicon: bool = False
+    #: (:mod:`speech.lm_score`). On the development requests (2026-12-07 13:41) it
+    #: changed 58 of 736 transcripts, WER 15.8 / 21.5 -> 15.9 / 20.9 % (clean / 15 dB),
+    #: agreement 89.9 / 88.3 -> 90.2 / 88.6 %: a small gain, and it also "corrects"
+    #: right words the domain LM lacks ("how big" -> "how bill").
+    whisper_lexicon: bool = True
     #: Under ``auto``: an English request pocketsphinx decodes weakly (which would be
     #: said back and asked again) is decoded by Whisper too, and Whisper's text is
     #: used when Whisper is sure of it. Spoken digit strings stay with
