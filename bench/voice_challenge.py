@@ -50,7 +50,7 @@ from biometrics.voice.challenge import digit_errors  # noqa: E402
 from biometrics.voice.settings import get_voice_settings  # noqa: E402
 from speech.audio import load_audio  # noqa: E402
 from speech.digit_verify import digit_scorer  # noqa: E402
-from speech.recognize import _pcm_for, recognize_digits  # noqa: E402
+from speech.recognize import pcm_for, recognize_digits  # noqa: E402
 from speech.settings import get_speech_settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -93,7 +93,7 @@ def score_case(case: dict[str, Any], rng: random.Random, n_random: int) -> dict[
     """Scores of one recording against its challenge and against wrong ones."""
     settings = get_speech_settings()
     audio = load_audio(case["wav"])
-    pcm, _ = _pcm_for(audio, settings)
+    pcm, _ = pcm_for(audio, settings)
     scorer = digit_scorer()
     digits = case["digits"]
     w0, c0 = time.perf_counter(), time.process_time()
@@ -185,7 +185,7 @@ def main() -> None:
         per_speaker, per_condition = (6, 1) if args.quick else (40, 4)
         cases = make_cases(rng, per_speaker, per_condition)
         scorer = digit_scorer()
-        scorer.score(_pcm_for(load_audio(cases[0]["wav"]), get_speech_settings())[0], "0")
+        scorer.score(pcm_for(load_audio(cases[0]["wav"]), get_speech_settings())[0], "0")
         rows = [score_case(c, rng, args.random) for c in tqdm(cases, desc="cases", file=sys.stderr)]
     calib, evaluation = rows[0::2], rows[1::2]
     threshold = calibrate(calib)

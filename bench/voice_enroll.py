@@ -55,7 +55,7 @@ from biometrics.voice.enrollment import (  # noqa: E402
 )
 from biometrics.voice.settings import get_voice_settings  # noqa: E402
 from speech.digit_verify import digit_scorer  # noqa: E402
-from speech.recognize import _pcm_for  # noqa: E402
+from speech.recognize import pcm_for  # noqa: E402
 from speech.settings import get_speech_settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -88,7 +88,7 @@ def run_case(spk: str, rng: random.Random, n_random: int) -> dict[str, Any]:
     after, _ = passes(d6, six, shipped)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     # The same scores again (decoding is deterministic), with other prompts for the same pcm.
-    pcm, _ = _pcm_for(d6, get_speech_settings())
+    pcm, _ = pcm_for(d6, get_speech_settings())
     others = [vd.random_digits(6, rng) for _ in range(n_random)]
     scored, *wrong = [s.score for s in digit_scorer().score_all(pcm, [six, *others])]
     return {

@@ -149,10 +149,6 @@ def pcm_for(audio: Audio, settings: SpeechSettings) -> tuple[bytes, int]:
     return to_pcm16(samples), SAMPLE_RATE
 
 
-#: The old private name, still imported by the voice-verification benches and tests.
-_pcm_for = pcm_for
-
-
 def transcribe(
     audio: bytes | Path | str | Audio,
     *,

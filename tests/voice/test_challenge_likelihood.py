@@ -18,7 +18,7 @@ from biometrics.voice.challenge import check_digits, hear_digits
 from biometrics.voice.settings import get_voice_settings
 from speech.audio import load_audio
 from speech.digit_verify import NO_PATH, digit_scorer, score_expected_digits
-from speech.recognize import _pcm_for
+from speech.recognize import pcm_for
 from speech.settings import get_speech_settings
 
 from .conftest import FsddFactory
@@ -51,7 +51,7 @@ def real_scores(fsdd_wav: FsddFactory) -> list[dict[str, float]]:
     settings = get_speech_settings()
     out = []
     for i, (speaker, digits, other) in enumerate(REAL):
-        pcm, _ = _pcm_for(load_audio(fsdd_wav(speaker, digits, "probe", 100 + i)), settings)
+        pcm, _ = pcm_for(load_audio(fsdd_wav(speaker, digits, "probe", 100 + i)), settings)
         candidates = [digits, other, off_by(digits, (0, 2, 4)), off_by(digits, (1, 4))]
         scores = [s.score for s in digit_scorer().score_all(pcm, candidates)]
         out.append(dict(zip(("genuine", "other", "off3", "off2"), scores, strict=True)))
@@ -127,7 +127,7 @@ def test_bad_expected_digits_are_refused(fsdd_wav: FsddFactory) -> None:
     for bad in ("", "47a9", "٤٧١٩"):
         with pytest.raises(ValueError, match="digits"):
             score_expected_digits(wav, bad)
-    pcm, _ = _pcm_for(load_audio(wav), get_speech_settings())
+    pcm, _ = pcm_for(load_audio(wav), get_speech_settings())
     with pytest.raises(ValueError, match="one length"):
         digit_scorer().score_all(pcm, ["4719", "47190"])
     assert score_expected_digits(wav, "4719").score >= NO_PATH

@@ -52,8 +52,10 @@ class SpeakerSettings(BaseSettings):
     #: (:mod:`speech.lm_score`). On the development requests (2026-12-07 13:41) it
     #: changed 58 of 736 transcripts, WER 15.8 / 21.5 -> 15.9 / 20.9 % (clean / 15 dB),
     #: agreement 89.9 / 88.3 -> 90.2 / 88.6 %: a small gain, and it also "corrects"
-    #: right words the domain LM lacks ("how big" -> "how bill").
-    whisper_lexicon: bool = True
+    #: right words the domain LM lacks ("how big" -> "how bill"). Off: clean WER went
+    #: the wrong way, every change is inside the intervals, and a corrector that
+    #: rewrites right words needs a measured gain before it ships.
+    whisper_lexicon: bool = False
     #: Under ``auto``: an English request pocketsphinx decodes weakly (which would be
     #: said back and asked again) is decoded by Whisper too, and Whisper's text is
     #: used when Whisper is sure of it. Spoken digit strings stay with
