@@ -114,11 +114,15 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    # Sync routes and in-process reads run in a thread pool (40 threads): give PostgreSQL
-    # enough connections, and keep 16 of them (a pool of 10 made and dropped overflow
-    # connections all the time under a Telegram worker's load).
+    # Sync routes and in-process reads run in a thread pool (40 threads). Keep 16
+    # connections (a pool of 10 made and dropped overflow connections all the time under
+    # a Telegram worker's load) and allow 8 more: with the dialogue store's 16 a worker
+    # process opens at most 40, so two workers stay well inside PostgreSQL's default
+    # max_connections of 100. At 16 + 24 two workers could open 112, and under load
+    # PostgreSQL refused them ("too many clients"); past 24 a request now waits for a
+    # connection instead.
     app.state.engine = (
-        make_engine(url) if is_sqlite(url) else make_engine(url, pool_size=16, max_overflow=24)
+        make_engine(url) if is_sqlite(url) else make_engine(url, pool_size=16, max_overflow=8)
     )
     app.state.gateway = gateway or get_gateway()
     app.state.billing_settings = billing_settings

@@ -27,7 +27,12 @@ Concurrency: appending takes a lock for the rest of the transaction
 serialises writers), reads the last entry and writes the next one, so two
 transactions never chain onto the same predecessor. :func:`record` appends in the
 caller's transaction, so the entry commits (or rolls back) with the change it
-describes.
+describes, but it only notes the entry: the entries are chained and written just
+before the transaction commits, after every other statement of it. Taking the
+chain's lock mid-transaction deadlocked under load: a payment that had recorded
+``payment.requested`` held the lock while it waited for a row another payment had
+locked, and that payment waited for the lock to record its own entry. Now the
+holder of the lock never waits for anything else.
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.orm import Session
 
 from backend.adapters import orm
@@ -70,6 +76,28 @@ def _lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
 
 
+@dataclass
+class Pending:
+    """An entry :func:`record` noted; ``entry`` is set when its transaction commits."""
+
+    kind: str
+    actor: str
+    subject: str
+    data: str
+    at: str
+    entry: orm.AuditEntry | None = None
+
+    @property
+    def seq(self) -> int:
+        """The entry's place in the chain (known once its transaction has committed)."""
+        if self.entry is None:
+            raise RuntimeError("the audit entry is written when its transaction commits")
+        return self.entry.seq
+
+
+_PENDING = "billtalk_audit_pending"
+
+
 def record(
     session: Session | UnitOfWork,
     kind: str,
@@ -78,8 +106,8 @@ def record(
     subject: str = "",
     data: dict[str, Any] | None = None,
     at: datetime | None = None,
-) -> orm.AuditEntry:
-    """Append one entry in the caller's open transaction (it commits with it).
+) -> Pending:
+    """Note one entry for the caller's open transaction (written when it commits).
 
     Args:
         session: the transaction (a SQLAlchemy session or a unit of work inside ``with``).
@@ -91,27 +119,49 @@ def record(
     """
     if isinstance(session, UnitOfWork):
         session = session.session
+    pending = Pending(
+        kind=kind[:40],
+        actor=actor[:80],
+        subject=subject[:120],
+        data=_canonical(data or {}),
+        at=(at or utcnow()).isoformat(),
+    )
+    session.info.setdefault(_PENDING, []).append(pending)
+    return pending
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    """Chain and write the transaction's noted entries, its last statements."""
+    pending: list[Pending] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
     _lock(session)
     last = session.execute(
         select(orm.AuditEntry.seq, orm.AuditEntry.hash).order_by(orm.AuditEntry.seq.desc()).limit(1)
     ).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-    stamp = (at or utcnow()).isoformat()
-    body = _canonical(data or {})
-    actor, subject, kind = actor[:80], subject[:120], kind[:40]
-    entry = orm.AuditEntry(
-        seq=seq,
-        at=stamp,
-        kind=kind,
-        actor=actor,
-        subject=subject,
-        data=body,
-        prev_hash=prev,
-        hash=entry_hash(prev, seq, stamp, kind, actor, subject, body),
-    )
-    session.add(entry)
+    for note in pending:
+        note.entry = orm.AuditEntry(
+            seq=seq,
+            at=note.at,
+            kind=note.kind,
+            actor=note.actor,
+            subject=note.subject,
+            data=note.data,
+            prev_hash=prev,
+            hash=entry_hash(prev, seq, note.at, note.kind, note.actor, note.subject, note.data),
+        )
+        session.add(note.entry)
+        seq, prev = seq + 1, note.entry.hash
     session.flush()
-    return entry
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_pending(session: Session, transaction: Any) -> None:
+    """A transaction that ended without committing (rolled back, closed) writes nothing."""
+    if transaction.parent is None:  # the session's outermost transaction, not a savepoint
+        session.info.pop(_PENDING, None)
 
 
 def append(
@@ -126,9 +176,8 @@ def append(
     uow = target if isinstance(target, UnitOfWork) else UnitOfWork(target)
     with uow:
         entry = record(uow, kind, actor=actor, subject=subject, data=data)
-        seq = entry.seq
         uow.commit()
-    return seq
+    return entry.seq
 
 
 def _entries(uow: UnitOfWork, batch: int = 1000) -> Iterator[orm.AuditEntry]:

@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, text
 
 from backend.adapters import orm
@@ -143,6 +145,70 @@ def test_concurrent_appends_keep_one_chain(uow: UnitOfWork, db_url: str) -> None
     assert not errors, errors
     report = audit.verify(uow)
     assert report["ok"] and report["entries"] == 80
+
+
+def test_an_entry_is_chained_at_commit_so_a_row_lock_wait_cannot_deadlock(
+    uow: UnitOfWork,
+) -> None:
+    """Recording takes no lock: the chain's lock is taken at commit, after every other lock.
+
+    Two payments under load deadlocked when the chain's lock was taken where the entry
+    was recorded: A recorded, then waited for a lock B held; B then recorded and waited
+    for the chain's lock A held. Here B holds a second lock (an advisory lock stands in
+    for a row lock), A records and waits for it, then B records and commits.
+    """
+    if uow.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers with BEGIN IMMEDIATE: no lock to order")
+    other_lock = text("SELECT pg_advisory_xact_lock(4242)")
+    b_holds, a_recorded = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def a() -> None:
+        try:
+            b_holds.wait(10)
+            with UnitOfWork(uow.engine) as work:
+                audit.record(work, "test.a", subject="a")
+                a_recorded.set()
+                work.session.execute(other_lock)  # waits until B commits
+                work.commit()
+        except BaseException as exc:
+            errors.append(exc)
+            a_recorded.set()
+
+    def b() -> None:
+        try:
+            with UnitOfWork(uow.engine) as work:
+                work.session.execute(other_lock)
+                b_holds.set()
+                a_recorded.wait(10)
+                time.sleep(0.5)  # A is now waiting for the lock B holds
+                audit.record(work, "test.b", subject="b")
+                work.commit()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    report = audit.verify(uow)
+    assert report["ok"] and report["entries"] == 2
+    with uow.reading():
+        kinds = list(uow.session.scalars(select(orm.AuditEntry.kind).order_by(orm.AuditEntry.seq)))
+    assert kinds == ["test.b", "test.a"]
+
+
+def test_a_rolled_back_transaction_writes_no_entry(uow: UnitOfWork) -> None:
+    with UnitOfWork(uow.engine) as work:
+        audit.record(work, "test.rolled_back")
+        work.rollback()
+    with UnitOfWork(uow.engine) as work:
+        pending = audit.record(work, "test.kept")
+        work.commit()
+    assert pending.seq == 1
+    assert audit.verify(uow)["entries"] == 1
 
 
 def test_audit_verify_over_the_api_is_for_staff(live: LiveApi) -> None:
