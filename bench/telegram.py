@@ -14,7 +14,10 @@ records what the bot sent. Measured:
 * first-reply latency (update injected -> the bot's first ``sendMessage`` or
   ``editMessageText`` to that chat), p50 / p95, per kind of turn;
 * updates handled per second;
-* lost updates (never answered) and duplicate answers (an update answered twice).
+* lost updates (never answered) and duplicate answers (an update answered twice);
+* failed turns: answered, but with the engine's apology because the billing backend
+  or the engine failed (``FAILURE_REPLIES``); an apology is not a lost update, and
+  not a turn done either.
 
 Run (the machine is shared, so nice it)::
 
@@ -78,6 +81,17 @@ SESSION = (
     ("voice", None),
 )
 TEXT_KINDS = ("balance", "explain", "pay", "press")
+#: Replies that answer a turn without doing it: the engine's apologies when the billing
+#: backend or the engine itself failed. An answer, so not "lost", but a failed turn.
+FAILURE_REPLIES = ("backend_down", "backend_error", "internal_error", "voice_failed")
+
+
+def failure_texts() -> tuple[str, ...]:
+    """The English text of every failure reply (the residents are English)."""
+    from bot.responses import Responses
+
+    responses = Responses()
+    return tuple(responses.template(key, "en") for key in FAILURE_REPLIES)
 
 
 _update_blocks = iter(range(1_000, 10**9, 10_000_000))
@@ -121,6 +135,8 @@ class Simulation:
         self.latency: dict[str, list[float]] = defaultdict(list)
         self.timeouts = 0
         self.answered_in_window = 0
+        self.failure_texts = failure_texts()
+        self.failed: Counter[str] = Counter()
         standin.listeners.append(self._on_call)
 
     def _on_call(self, call: Call) -> None:
@@ -148,6 +164,8 @@ class Simulation:
             return None
         self.latency[kind].append((at - started) * 1000)
         self.answered_in_window += 1
+        if str(call.params.get("text", "")).startswith(self.failure_texts):
+            self.failed[kind] += 1
         progress.update(1)
         return call
 
@@ -196,6 +214,8 @@ class Simulation:
             "lost": lost,
             "duplicates": duplicates,
             "timeouts_60s": self.timeouts,
+            "failed_turns": sum(self.failed.values()),
+            "failed_by_kind": dict(sorted(self.failed.items())),
             "text_p50_ms": round(percentile(text_latency, 0.5), 1),
             "text_p95_ms": round(percentile(text_latency, 0.95), 1),
             "by_kind": {
@@ -528,15 +548,16 @@ def main() -> None:
         "database": "postgresql",
         "modes": modes,
         "targets": {"text_p95_ms": 150, "updates_per_s_2_workers": 150, "lost": 0,
-                    "duplicates": 0},
+                    "duplicates": 0, "failed_turns": 0},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=2) + "\n")
     if any(m != "engine" for m in modes):
         chart(results, RESULTS / f"{args.out}.png")
     print("| mode | phase | updates/s | text p50 ms | text p95 ms | voice p50 ms | voice p95 ms "
-          "| lost | duplicates | CPU ms/update: bot, bench, postgres, other | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| lost | duplicates | failed turns | CPU ms/update: bot, bench, postgres, other "
+          "| load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for mode, phase, r in rows(results):
         if mode == "engine":
             print(f"| engine only | {phase} | {r['turns_per_s']} | {r['p50_ms']} | {r['p95_ms']} "
@@ -545,7 +566,7 @@ def main() -> None:
         voice = r["by_kind"].get("voice", {})
         print(f"| {mode} | {phase} | {r['updates_per_s']} | {r['text_p50_ms']} | "
               f"{r['text_p95_ms']} | {voice.get('p50_ms', '-')} | {voice.get('p95_ms', '-')} | "
-              f"{r['lost']} | {r['duplicates']} | "
+              f"{r['lost']} | {r['duplicates']} | {r.get('failed_turns', '-')} | "
               + ", ".join(str(r["cpu_ms_per_update"][k])
                           for k in ("bot", "bench", "postgres", "other"))
               + f" | {r['load_average_1m'][0]}-{r['load_average_1m'][1]} |")
