@@ -196,6 +196,8 @@ class BillingClient:
             self._reads = InProcessReads(app)
         self.household_id: str | None = None
         self.resident_id: str | None = None
+        #: When a resident-scoped client's token expires (None: never, or not scoped).
+        self.token_expires_at: datetime | None = None
         self._owns_http = http is None
         if http is None:
             transport = httpx.ASGITransport(app=app) if app is not None else None
@@ -332,6 +334,8 @@ class BillingClient:
         )
         scoped.household_id = data["household_id"]
         scoped.resident_id = resident_id
+        if data.get("expires_at"):
+            scoped.token_expires_at = datetime.fromisoformat(data["expires_at"])
         return scoped
 
     async def get_resident(self, resident_id: str) -> Resident:

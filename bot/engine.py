@@ -27,12 +27,13 @@ import asyncio
 import copy
 import dataclasses
 import json
+import math
 import secrets
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -78,7 +79,22 @@ class _ScopedCache:
     client: Any
     resident: Any
     expires: float
+    #: Until when (monotonic) the client's token may still be used.
+    token_until: float = math.inf
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: A scoped token is replaced this long before it expires (a turn's calls must not outlive it).
+_TOKEN_MARGIN_S = 120.0
+
+
+def _usable_until(client: Any, now: float) -> float:
+    """Until when (monotonic, from ``now``) ``client``'s scoped token may be used."""
+    expires_at = client.token_expires_at
+    if expires_at is None:
+        return math.inf
+    left = (expires_at - datetime.now(UTC)).total_seconds() - _TOKEN_MARGIN_S
+    return now + max(0.0, left)
 
 
 class DialogueEngine:
@@ -218,12 +234,22 @@ class DialogueEngine:
         return {"nlu_cache_hits": batcher.cache_hits, "nlu_cache_misses": batcher.cache_misses}
 
     async def _scoped(self, resident_id: str) -> _ScopedCache:
+        """The resident's scoped client and profile, read again every ``scope_ttl_s``.
+
+        The scoped token is kept until shortly before it expires: minting one is an
+        audited write, and re-minting it with every profile read put one into the
+        audit chain per active resident per minute.
+        """
         now = time.monotonic()
         cached = self._scopes.get(resident_id)
         if cached is None or cached.expires < now:
-            client = await self.billing.resident_scope(resident_id)
+            if cached is not None and cached.token_until > now:
+                client, token_until = cached.client, cached.token_until
+            else:
+                client = await self.billing.resident_scope(resident_id)
+                token_until = _usable_until(client, now)
             resident = await client.get_resident(resident_id)
-            cached = _ScopedCache(client, resident, now + self._scope_ttl)
+            cached = _ScopedCache(client, resident, now + self._scope_ttl, token_until)
             self._scopes[resident_id] = cached
         return cached
 

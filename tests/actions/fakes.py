@@ -69,6 +69,7 @@ class FakeBillingClient:
     """In-memory stand-in for a resident-scoped ``BillingClient``."""
 
     def __init__(self) -> None:
+        self.token_expires_at: datetime | None = None  # a scoped token that never expires
         self.resident = Resident(
             resident_id="r-1",
             household_id="hh-1",
