@@ -226,6 +226,18 @@ class DialogueEngine:
                 await old.aclose()
         return dict(await self._batcher.parse(text, reference_date))
 
+    def serve_voice_from_processes(self) -> None:
+        """A server runtime's choice: voice notes decode in lower-priority child processes.
+
+        Unless ``BILLTALK_DIALOGUE_VOICE_DECODING`` says otherwise (:mod:`bot.voice_input`):
+        a decode then never takes the cores from other residents' text turns.
+        """
+        self.voice_input.prefer_processes()
+
+    async def stop_voice_processes(self) -> None:
+        """Stop the voice-decoding child processes, if any (a runtime's shutdown)."""
+        await asyncio.to_thread(self.voice_input.close)
+
     def nlu_cache_stats(self) -> dict[str, int]:
         """Parses answered from the NLU cache and parses the model ran, since the start."""
         batcher = self._batcher

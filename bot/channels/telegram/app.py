@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -30,6 +30,9 @@ from bot.channels.telegram.adapter import ChatOrderedUpdateProcessor, TelegramAd
 from bot.channels.telegram.channel import NAME
 from bot.channels.telegram.masking import install_token_masking
 from bot.channels.telegram.settings import TelegramSettings
+
+if TYPE_CHECKING:
+    from bot.engine import DialogueEngine
 
 log = get_logger("bot.channels.telegram")
 
@@ -152,7 +155,12 @@ class TelegramRuntime:
     """
 
     def __init__(
-        self, engine: Any, settings: TelegramSettings, *, polling: bool = True, outbox: bool = True
+        self,
+        engine: DialogueEngine,
+        settings: TelegramSettings,
+        *,
+        polling: bool = True,
+        outbox: bool = True,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -174,9 +182,7 @@ class TelegramRuntime:
             asyncio.get_running_loop().set_default_executor(
                 ThreadPoolExecutor(self.settings.threads, thread_name_prefix="telegram")
             )
-        voice = getattr(self.engine, "voice_input", None)
-        if voice is not None:  # decoding must not take the cores from text turns
-            voice.prefer_processes()
+        self.engine.serve_voice_from_processes()
         await self.application.initialize()
         await self.adapter.set_commands(self.application.bot)
         await self._warm_up()
@@ -292,12 +298,12 @@ class TelegramRuntime:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
-        voice = getattr(self.engine, "voice_input", None)
-        if voice is not None:
-            await asyncio.to_thread(voice.close)
+        await self.engine.stop_voice_processes()
 
 
-async def run_polling(engine: Any, settings: TelegramSettings, stop: asyncio.Event) -> None:
+async def run_polling(
+    engine: DialogueEngine, settings: TelegramSettings, stop: asyncio.Event
+) -> None:
     """Run the bot in polling mode until ``stop`` is set."""
     runtime = TelegramRuntime(engine, settings, polling=True)
     await runtime.start()
