@@ -106,14 +106,9 @@ def _child_init(nice: int) -> None:
     """A decoding child's start: lower its priority, load the recogniser once."""
     if nice:
         os.nice(nice)
-    from speech.audio import SAMPLE_RATE
-    from speech.grammar import domain_model
-    from speech.settings import get_speech_settings
-    from speech.sphinx import get_decoder
+    from speech.recognize import warm_up
 
-    if get_speech_settings().engine == "pocketsphinx":
-        model = domain_model()
-        get_decoder("lm", model.lm, model.dictionary, sample_rate=SAMPLE_RATE)
+    warm_up()
 
 
 class VoiceInput:
