@@ -113,11 +113,10 @@ class WebhookService:
 
     def stats(self) -> dict[str, int]:
         """Counters of this worker since it started: updates handled, NLU cache use."""
-        runtime, engine = self.runtime, self._engine
-        out = {"updates_handled": runtime.adapter.handled if runtime is not None else 0}
-        if engine is not None and hasattr(engine, "nlu_cache_stats"):
-            out.update(engine.nlu_cache_stats())
-        return out
+        runtime = self.runtime
+        if runtime is None:
+            return {"updates_handled": 0}
+        return {"updates_handled": runtime.adapter.handled, **runtime.engine.nlu_cache_stats()}
 
     async def handle(self, request: Request) -> Response:
         """The route: check the secret, handle the update, answer."""
