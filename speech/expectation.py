@@ -96,7 +96,7 @@ class StateDecode:
     Attributes:
         words: The recognised words (lower case, digits as words).
         confidence: 0-1, as :func:`speech.recognize.decode_confidence` (grammar decodes:
-            half their own, half their agreement with the state LM's words).
+            :func:`speech.recognize.checked_confidence` against the state LM's words).
         engine: ``pocketsphinx/state-<name>`` or ``pocketsphinx/state-<name>-digits``.
     """
 
@@ -249,7 +249,7 @@ def decode_in_state(
         The :class:`StateDecode`; a weak one (confidence below ``min_confidence``)
         should be decoded freely by the caller.
     """
-    from speech.recognize import decode_confidence, pcm_for, word_agreement
+    from speech.recognize import checked_confidence, decode_confidence, pcm_for, word_agreement
 
     settings = settings or get_speech_settings()
     model = state_model(state)
@@ -271,9 +271,7 @@ def decode_in_state(
             ).decode(pcm)
             if not fixed.text:
                 continue
-            conf = round(
-                0.5 * decode_confidence(fixed) + 0.5 * word_agreement(fixed.text, lm.text), 4
-            )
+            conf = checked_confidence(fixed, word_agreement(fixed.text, lm.text))
             if grammar_best is None or conf > grammar_best.confidence:
                 grammar_best = StateDecode(fixed.text, conf, f"pocketsphinx/state-{state}-digits")
         if grammar_best is not None:

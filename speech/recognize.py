@@ -126,6 +126,16 @@ def decode_confidence(decoded: Decoded) -> float:
     return round(0.5 * sum(posts) / len(posts) + 0.5 * min(posts), 4)
 
 
+def checked_confidence(decoded: Decoded, agreement: float) -> float:
+    """Confidence of a constrained decode (a grammar, a digit loop): half its own
+    lattice's (:func:`decode_confidence`), half how far an independent decode of the
+    same audio agrees with it (``agreement``, 0-1, e.g. :func:`word_agreement`).
+
+    A grammar always finds *some* sentence; it is trusted only as far as both say.
+    """
+    return round(0.5 * decode_confidence(decoded) + 0.5 * agreement, 4)
+
+
 def _as_audio(audio: bytes | Path | str | Audio, settings: SpeechSettings) -> Audio:
     if isinstance(audio, Audio):
         return audio
@@ -222,12 +232,7 @@ def _transcribe_sphinx(
         if not path.is_file():
             raise ValueError(f"unknown grammar {grammar!r}: use one of {sorted(model.answers)}")
         constrained = get_decoder("jsgf", path, model.dictionary, sample_rate=rate).decode(pcm)
-        # A grammar always finds *some* sentence; trust it as far as its own
-        # lattice does and as far as the freer domain LM agrees.
-        conf = round(
-            0.5 * decode_confidence(constrained) + 0.5 * word_agreement(constrained.text, lm.text),
-            4,
-        )
+        conf = checked_confidence(constrained, word_agreement(constrained.text, lm.text))
         return _result(constrained.text, conf, audio, f"pocketsphinx/{path.stem}", settings)
     best = (decode_confidence(lm), lm.text, "pocketsphinx/domain-lm")
     if best[0] < settings.min_confidence and settings.general_fallback:
@@ -316,7 +321,7 @@ def recognize_digits(
         )
         digits = _digits_of(fixed.text)
         agree = word_agreement(" ".join(digits), " ".join(free_digits))
-        confidence = round(0.5 * decode_confidence(fixed) + 0.5 * agree, 4)
+        confidence = checked_confidence(fixed, agree)
         words = fixed.text
     else:
         # Without a known length the digit loop may insert or drop digits; the
@@ -325,7 +330,7 @@ def recognize_digits(
         lm = get_decoder("lm", model.lm, model.dictionary, sample_rate=rate).decode(pcm)
         digits = free_digits
         agree = word_agreement(" ".join(digits), " ".join(_digits_of(lm.text)))
-        confidence = round(0.5 * decode_confidence(free) + 0.5 * agree, 4) if digits else 0.0
+        confidence = checked_confidence(free, agree) if digits else 0.0
         words = free.text
     elapsed = time.perf_counter() - started
     log.info(
