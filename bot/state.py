@@ -19,9 +19,9 @@ PERSISTENT_SLOTS = frozenset({"language", "pending_payment_id"})
 
 #: Form steps at which the dialogue waits for a PIN said as digits.
 PIN_STEPS = frozenset({"pin_code", "pin_new", "pin_repeat", "enroll_pin"})
-#: Form steps that offer spoken choices, and the expectation they give a recogniser:
-#: which bill ("water, electricity or gas?"), which payment method.
-CHOICE_STEPS = {"utility": "utility", "method": "method"}
+#: Form steps that offer spoken choices (which bill: "water, electricity or gas?", which
+#: payment method); a recogniser expects the step's own name.
+CHOICE_STEPS = frozenset({"utility", "method"})
 
 
 @dataclass
@@ -116,7 +116,7 @@ class ConversationState:
             return "pin"
         if self.form_step == "confirm" and self.pending_confirmation:
             return "yes_no"
-        return CHOICE_STEPS.get(self.form_step or "")
+        return self.form_step if self.form_step in CHOICE_STEPS else None
 
     def new_session(self, session_id: str, now: datetime) -> None:
         """Start a fresh session: the form, confirmation and buttons are dropped."""
