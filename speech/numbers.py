@@ -253,7 +253,29 @@ def normalize_transcript(text: str) -> str:
             continue
         out.append(tok)
         i += 1
-    return " ".join(out)
+    return _join_figure_amounts(" ".join(out))
+
+
+#: An amount said in figures with its minor unit ("12 yuan and 40 fen", as Whisper
+#: writes what pocketsphinx's words make "12.40 yuan"), or the minor unit alone.
+_FIGURE_AMOUNT = re.compile(
+    r"(?<!\d )(?<![\d.])(\d+)(?:\.00)? (yuan|kuai|dollars?|bucks) (?:and )?"
+    r"(?:(\d{1,2}) (?:fen|cents?)|0\.(\d\d))(?![\w.])"
+)
+_FIGURE_MINOR = re.compile(r"(?<![\d.])(\d{1,2}) (?:fen|cents?)(?![\w.])")
+
+
+def _join_figure_amounts(text: str) -> str:
+    """``12 yuan and 40 fen`` -> ``12.40 yuan`` and ``40 fen`` -> ``0.40``: figures read
+    the way the word pass reads "twelve yuan and forty fen" (the NLU would otherwise
+    see two amounts, 12 and 40)."""
+
+    def whole(m: re.Match[str]) -> str:
+        minor = int(m[3]) if m[3] is not None else int(m[4])
+        return f"{int(m[1])}.{minor:02d} {_text_currency(m[2])}"
+
+    text = _FIGURE_AMOUNT.sub(whole, text)
+    return _FIGURE_MINOR.sub(lambda m: f"0.{int(m[1]):02d}", text)
 
 
 def _starts_number(tokens: list[str], i: int) -> bool:

@@ -64,6 +64,13 @@ def test_digit_strings() -> None:
         ("my meter reads twelve thousand three hundred", "my meter reads 12300"),
         ("is it a bill", "is it a bill"),
         ("i don't want to pay", "i don't want to pay"),
+        # Figures with a minor unit (Whisper's spelling) read as the words are.
+        ("pay 12 yuan and 40 fen for gas", "pay 12.40 yuan for gas"),
+        ("pay 12 yuan 5 fen", "pay 12.05 yuan"),
+        ("pay 12 yuan and forty fen", "pay 12.40 yuan"),
+        ("pay 3 dollars and 5 cents", "pay 3.05 dollars"),
+        ("pay 40 fen", "pay 0.40"),
+        ("my meter reads 12 and 40", "my meter reads 12 and 40"),
     ],
 )
 def test_normalize_transcript(words: str, text: str) -> None:

@@ -14,6 +14,7 @@ from speech.scoring import scored_wer, scoring_text
         ("pay one hundred fifty yuan for water", "pay 150.00 yuan for water"),
         ("pay one hundred fifty yuan for water", "Pay ¥150 for water"),
         ("pay thirty yuan and fifty fen for water", "Pay 30.50 yuan for water"),
+        ("pay twelve yuan and forty fen for gas", "Pay 12 yuan and 40 fen for gas."),
         ("what's my balance today", "What is my balance today?"),
         ("my link code is four seven one nine two six", "My link code is 4 7 1 9 2 6."),
         ("five two nine one eight zero", "529180"),
