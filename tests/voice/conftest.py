@@ -19,6 +19,7 @@ from bench.voice_synth import spoken_digits, write_wav
 from billtalk.db import make_engine
 from biometrics.crypto import TemplateCipher
 from biometrics.store import TemplateStore, ensure_schema
+from biometrics.voice import campplus
 from biometrics.voice.embedding import get_encoder
 
 torch.set_num_threads(1)
@@ -26,8 +27,9 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session", autouse=True)
 def _encoder_loaded() -> None:
-    """Load the encoder once for the session (its first call pays a warm-up)."""
+    """Load both encoders once for the session (their first call pays a warm-up)."""
     get_encoder()
+    campplus.get_encoder()
 
 
 @pytest.fixture
