@@ -176,6 +176,8 @@ def test_whisper_text_normalisation() -> None:
     assert normalize("How much do I owe?") == "how much do i owe"
     assert normalize("What's my balance?") == "what's my balance"
     assert normalize("Pay 45.50 for gas, please.") == "pay 45.50 for gas please"
+    # One amount for the dialogue, as "twelve yuan and forty fen" gives (not 12 and 40).
+    assert normalize("Pay 12 yuan and 40 fen for gas.") == "pay 12.40 yuan for gas"
 
 
 def test_warm_up_loads_whisper_once_under_auto() -> None:
