@@ -60,9 +60,16 @@ def list_bills(
 
 
 def get_bill(caller: Principal, uow: UnitOfWork, bill_id: str) -> schemas.BillDetail:
-    """A bill with its itemised lines (another household's bill: 404, as unknown)."""
-    require_own_object(caller, services.bill_household(uow, bill_id), "unknown_bill", "bill")
-    return services.get_bill(uow, bill_id)
+    """A bill with its itemised lines (another household's bill: 404, as unknown).
+
+    The access check runs on the bill's row as the service reads it, before its lines
+    are read (no query of its own).
+    """
+
+    def own(household_id: str) -> None:
+        require_own_object(caller, household_id, "unknown_bill", "bill")
+
+    return services.get_bill(uow, bill_id, check=own)
 
 
 def late_fee_policy(settings: BillingSettings) -> schemas.LateFeePolicy:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -86,10 +87,11 @@ def list_bills(
         raise Invalid("invalid_status", f"status must be one of {billing.BILL_STATUSES}")
     today = today or utcnow().date()
     with uow.reading():
-        get_household(uow, household_id)
         rows = uow.repo.bills(
             household_id, utility=utility, limit=max(limit, 1) * (4 if status else 1)
         )
+        if not rows:  # a bill's household exists: only an empty list needs the check
+            get_household(uow, household_id)  # NotFound for an unknown household
         out = [_summary(b, today) for b in rows]
         if status:
             out = [b for b in out if b.status == status]
@@ -105,8 +107,19 @@ def bill_household(uow: UnitOfWork, bill_id: str) -> str:
         return hid
 
 
-def get_bill(uow: UnitOfWork, bill_id: str, *, today: date | None = None) -> schemas.BillDetail:
-    """A bill with its lines and usage comparisons."""
+def get_bill(
+    uow: UnitOfWork,
+    bill_id: str,
+    *,
+    today: date | None = None,
+    check: Callable[[str], None] | None = None,
+) -> schemas.BillDetail:
+    """A bill with its lines and usage comparisons.
+
+    ``check``: called with the bill's household once the bill is found, before anything
+    else is read; it raises to refuse (the caller's access check, see
+    :func:`backend.api.reads.get_bill`), so the check needs no query of its own.
+    """
     today = today or utcnow().date()
     # Plain rows, three queries (the bill with its tariff's name, its lines, the usage
     # of the previous and last year's bills), no ORM objects: "why is it so high?"
@@ -115,6 +128,8 @@ def get_bill(uow: UnitOfWork, bill_id: str, *, today: date | None = None) -> sch
         bill = uow.repo.bill_detail_row(bill_id)
         if bill is None:
             raise NotFound("unknown_bill", f"no bill {bill_id!r}")
+        if check is not None:
+            check(bill.household_id)
         lines = uow.repo.bill_line_rows(bill_id)
         prev_start = billing.previous_month(bill.period_start)[0]
         last_year = bill.period_start.replace(year=bill.period_start.year - 1)

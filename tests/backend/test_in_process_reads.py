@@ -24,6 +24,7 @@ READS: dict[str, Read] = {
     "bills water, 2": lambda c: c.list_bills("hh-A0101", utility="water", limit=2),
     "bills overdue": lambda c: c.list_bills("hh-A0101", status="overdue"),
     "bills other household": lambda c: c.list_bills("hh-B0101", utility="water"),
+    "bills unknown household": lambda c: c.list_bills("hh-nope"),
     "bills limit 0": lambda c: c.list_bills("hh-A0101", limit=0),
     "bills limit 201": lambda c: c.list_bills("hh-A0101", limit=201),
     "bills unknown utility": lambda c: c.list_bills("hh-A0101", utility="steam"),
@@ -159,3 +160,43 @@ def test_a_bill_detail_takes_three_statements(api: Api) -> None:
         event.remove(uow.engine, "before_cursor_execute", count)
     assert [s.split()[0] for s in statements if s.split()[0] == "SELECT"] == ["SELECT"] * 3
     assert bill.tariff_name and bill.lines and bill.previous_usage is not None
+
+
+async def test_a_turns_bill_reads_check_access_and_the_household_without_queries_of_their_own(
+    api: Api,
+) -> None:
+    """"Why is my bill so high?" reads the bill list and two bills: the bill's access check
+    is made on its own row (no query of its own), and the list checks that the household
+    exists only when it has no bills. A foreign bill is refused before its lines are read."""
+    from sqlalchemy import event
+
+    service = BillingClient(None, api.service, app=api.app)
+    me = await service.resident_scope("r-A0101-1")
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.split()[0] == "SELECT":  # (SQLite's reads also send a BEGIN)
+            statements.append(statement)
+
+    event.listen(api.app.state.engine, "before_cursor_execute", count)
+    try:
+        with one_turn():
+            await me.get_balance("hh-A0101")  # the token is checked once, here
+            statements.clear()
+            bills = await me.list_bills("hh-A0101")
+            assert len(statements) == 1  # the bills (was 2: the household, then the bills)
+            statements.clear()
+            await me.get_bill(bills[0].bill_id)
+            assert len(statements) == 3  # bill, lines, usages (was 4: its household first)
+            statements.clear()
+            with pytest.raises(BillingError) as refused:
+                await me.get_bill("b-hh-B0101-el-202602")
+            assert (refused.value.status, refused.value.code) == (404, "unknown_bill")
+            assert len(statements) == 1  # the bill's row only: nothing of it read further
+            statements.clear()
+            with pytest.raises(BillingError) as unknown:
+                await service.list_bills("hh-nope")
+            assert (unknown.value.status, unknown.value.code) == (404, "unknown_household")
+            assert len(statements) == 3  # the token, no bills, so the household: not there
+    finally:
+        event.remove(api.app.state.engine, "before_cursor_execute", count)
