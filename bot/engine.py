@@ -64,7 +64,7 @@ from bot.responses import Reply, ResponseError, Responses, default_responses
 from bot.settings import DialogueSettings, get_dialogue_settings
 from bot.spoken import speak, speak_replies
 from bot.state import ConversationState
-from bot.store import ConversationStore, TurnRecord, ensure_schema
+from bot.store import ConversationStore, LoadedConversation, TurnRecord, ensure_schema
 from bot.turn import Turn
 from bot.verification_service import VerificationService
 from bot.verifiers import build_registry
@@ -488,14 +488,9 @@ class DialogueEngine:
     async def _handle(self, message: IncomingMessage) -> list[OutgoingMessage]:
         started = time.perf_counter()
         now = self.clock()
-        resident_id, household_id, conversation_id = await asyncio.to_thread(
-            self._find_conversation, message, now
-        )
         owner = uuid.uuid4().hex
-        # The delivery's record is read under the lease, in the lease's worker-thread call.
-        loaded = await self.store.acquire(
-            conversation_id, owner, self.settings.lease_s, delivery_id=message.delivery_id
-        )
+        resident_id, household_id, loaded = await self._find_and_acquire(message, now, owner)
+        conversation_id = loaded.conversation_id
         processed = loaded.processed
         if processed is not None:
             await asyncio.to_thread(self.store.release, conversation_id, owner)
@@ -568,6 +563,37 @@ class DialogueEngine:
         if turn.notices:
             await self.notices.mark_told_in_turn(turn.notices)
         return outgoing
+
+    async def _find_and_acquire(
+        self, message: IncomingMessage, now: datetime, owner: str
+    ) -> tuple[str | None, str | None, LoadedConversation]:
+        """The sender's linked resident and household (if any) and the conversation, its
+        lease taken by ``owner`` (the delivery's record read under the lease).
+
+        Once this process knows the conversation's id, the link is read in the lease's own
+        statement (one round trip and one worker-thread call for both); before that, in
+        the call that finds or creates the conversation.
+        """
+        known = self.store.known_conversation_id(message.channel, message.external_user_id)
+        if known is None:
+            resident_id, household_id, conversation_id = await asyncio.to_thread(
+                self._find_conversation, message, now
+            )
+        else:
+            resident_id, household_id, conversation_id = message.resident_id, None, known
+        link = None
+        if known is not None and resident_id is None:
+            link = (message.channel, message.external_user_id)
+        loaded = await self.store.acquire(
+            conversation_id,
+            owner,
+            self.settings.lease_s,
+            delivery_id=message.delivery_id,
+            link=link,
+        )
+        if link is not None and loaded.link is not None:
+            resident_id, household_id = loaded.link
+        return resident_id, household_id, loaded
 
     def _find_conversation(
         self, message: IncomingMessage, now: datetime

@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from bot.store.links import LINK_COLUMNS
 from bot.store.notice_log import NoticeAlreadyWrittenError, NoticeLog, NoticeWrite
 from bot.store.schema import Base, _dumps
 
@@ -150,6 +151,9 @@ _ACQUIRE = (
     .returning(_c.id, _c.channel, _c.external_user_id, _c.resident_id, _c.household_id,
                _c.status, _c.flagged, _c.flag_reason, _c.state, _c.version, _c.turns)
 )
+#: The lease with the channel user's link read in the same statement (``b_channel``,
+#: ``b_external_id``): a turn whose conversation id is known needs no read of its own for it.
+_ACQUIRE_LINKED = _ACQUIRE.returning(*LINK_COLUMNS)
 _RELEASE = (
     update(CONVERSATIONS)
     .where(_c.id == bindparam("b_id"), _c.lease_owner == bindparam("b_owner"))
@@ -193,6 +197,9 @@ class LoadedConversation:
     #: The record of the delivery asked about in :meth:`ConversationLog.acquire`, read
     #: under the lease (``None``: not processed, or not asked).
     processed: ProcessedDeliveryRow | None = None
+    #: The channel user's link ``(resident_id, household_id)`` if :meth:`ConversationLog.acquire`
+    #: was asked for it (``None``: not linked, or not asked).
+    link: tuple[str, str] | None = None
 
 
 @dataclass
@@ -285,6 +292,11 @@ class ConversationLog(NoticeLog):
         self._ids[key] = conv_id
         return conv_id
 
+    def known_conversation_id(self, channel: str, external_user_id: str) -> str | None:
+        """The conversation id of this channel user if this process already knows it
+        (no database read; ``None``: ask :meth:`conversation_id_for`)."""
+        return self._ids.get((channel, external_user_id))
+
     def _conversation_id_for(
         self, channel: str, external_user_id: str, resident_id: str | None, now: datetime
     ) -> str:
@@ -323,6 +335,7 @@ class ConversationLog(NoticeLog):
         wait_s: float = 15.0,
         *,
         delivery_id: str | None = None,
+        link: tuple[str, str] | None = None,
     ) -> LoadedConversation:
         """Take the conversation's lease and read it.
 
@@ -332,6 +345,9 @@ class ConversationLog(NoticeLog):
         With ``delivery_id``, the same worker-thread call then reads that delivery's
         record (:meth:`processed_delivery`) into ``processed``: a statement of its own,
         after the lease is held, so it sees every turn committed by earlier holders.
+        With ``link`` (channel, external user id), the lease's statement also reads that
+        user's link (:meth:`Links.linked_resident`) into ``link``: as fresh as a read of its
+        own made just before the lease, without the round trip.
 
         Raises:
             ConversationBusyError: the lease was not free within ``wait_s``.
@@ -340,7 +356,7 @@ class ConversationLog(NoticeLog):
         delay = 0.002
         while True:
             loaded = await asyncio.to_thread(
-                self._try_acquire, conversation_id, owner, lease_s, delivery_id
+                self._try_acquire, conversation_id, owner, lease_s, delivery_id, link
             )
             if loaded is not None:
                 return loaded
@@ -350,16 +366,28 @@ class ConversationLog(NoticeLog):
             delay = min(delay * 2, 0.05)
 
     def _try_acquire(
-        self, conversation_id: str, owner: str, lease_s: float, delivery_id: str | None = None
+        self,
+        conversation_id: str,
+        owner: str,
+        lease_s: float,
+        delivery_id: str | None = None,
+        link: tuple[str, str] | None = None,
     ) -> LoadedConversation | None:
         """Take the lease if it is free and return the row as read; ``None`` if it is held."""
         now = datetime.now(UTC)
         params = {"b_id": conversation_id, "b_now": now, "b_owner": owner,
                   "b_until": now + timedelta(seconds=lease_s)}
+        statement = _ACQUIRE
+        if link is not None:
+            statement = _ACQUIRE_LINKED
+            params.update(b_channel=link[0], b_external_id=link[1])
         with self.single() as conn:
-            row = conn.execute(_ACQUIRE, params).one_or_none()
+            row = conn.execute(statement, params).one_or_none()
         if row is None:
             return None
+        linked = None
+        if link is not None and row.link_resident_id is not None:
+            linked = (row.link_resident_id, row.link_household_id)
         processed = None if delivery_id is None else self.processed_delivery(delivery_id)
         return LoadedConversation(
             conversation_id=row.id,
@@ -374,6 +402,7 @@ class ConversationLog(NoticeLog):
             version=row.version,
             turns=row.turns,
             processed=processed,
+            link=linked,
         )
 
     def release(self, conversation_id: str, owner: str) -> None:

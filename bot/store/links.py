@@ -34,6 +34,15 @@ _links = cast(Table, LinkRow.__table__)
 _LINKED = select(_links.c.resident_id, _links.c.household_id).where(
     _links.c.channel == bindparam("b_channel"), _links.c.external_id == bindparam("b_external_id")
 )
+#: The same link as two scalar subqueries (``link_resident_id``, ``link_household_id``), for a
+#: statement that reads it along with something else (the turn's lease: one round trip).
+LINK_COLUMNS = tuple(
+    select(column).where(
+        _links.c.channel == bindparam("b_channel"),
+        _links.c.external_id == bindparam("b_external_id"),
+    ).scalar_subquery().label(f"link_{column.name}")
+    for column in (_links.c.resident_id, _links.c.household_id)
+)
 
 
 class Links(StoreBase):
