@@ -1,10 +1,12 @@
 """Benchmark of the Telegram channel: simulated residents through the Bot API stand-in.
 
 200 residents (Telegram chats, each linked to a seeded resident) run a realistic
-session over and over for 60 s: ask the balance, ask why electricity is so high,
-pay 1.00 of water and press the Pay button, send a voice note ("how much do I
-owe", espeak-ng, OGG/Opus). Each resident waits for the bot's answer before the
-next message (a closed loop, no think time: the bot is kept saturated).
+session over and over for 60 s: ask the balance, ask why a bill is so high, pay
+1.00-1.99 of a utility and press the Pay button, send a voice note ("how much do I
+owe", espeak-ng, OGG/Opus). Each text is drawn from a few dozen phrasings and amounts
+(``--texts fixed``: the three fixed texts of runs 1-8, which the NLU cache answers).
+Each resident waits for the bot's answer before the next message (a closed loop, no
+think time: the bot is kept saturated).
 
 Everything is real and separate: the bot runs as ``billtalk telegram run``
 processes (polling, or 1 and 2 webhook workers) on PostgreSQL; the stand-in
@@ -80,6 +82,52 @@ SESSION = (
     ("pay", "pay 1 for water"),
     ("voice", None),
 )
+#: What residents type, by kind (``--texts varied``, the default): each turn draws one, so the
+#: NLU parse cache sees what real residents would give it, not three texts repeated (runs 1-8
+#: used :data:`SESSION`'s fixed texts, ``--texts fixed``). Every phrasing parses to its kind's
+#: intent (check_balance, explain_bill, pay_bill with its amount and utility).
+BALANCE_TEXTS = (
+    "how much do I owe?", "what's my balance", "what do I owe right now?",
+    "how much is outstanding on my account", "can you tell me my balance please", "balance?",
+    "do I owe anything", "what's the total I need to pay", "how much money do I owe you",
+    "show me what's due", "am I behind on any bills?", "what is my current balance",
+    "how much is my bill", "how much do i have to pay this month",
+    "tell me my outstanding amount", "whats due on my account",
+)
+EXPLAIN_TEXTS = (
+    "why is my electricity bill so high?", "why did my electricity bill go up",
+    "explain my water bill", "why is my gas bill higher than last month",
+    "what are the charges on my electricity bill", "can you explain my latest bill",
+    "my water bill looks too high, why?", "why is my bill so expensive this time",
+    "break down my electricity charges", "why am I paying more for water",
+    "what makes up my gas bill", "why has my electric bill increased",
+    "explain the charges on my water bill please", "why is the power bill so big",
+)
+#: Payments: a phrasing, a utility and an amount of 1.00-1.99 (small: no step-up, and about the
+#: money the fixed "pay 1 for water" moved). A utility with nothing due is answered "nothing is
+#: due", with no button to press, as for the fixed text's households with no water due.
+PAY_TEMPLATES = (
+    "pay {amount} for {utility}", "I want to pay {amount} for {utility}",
+    "please pay {amount} for my {utility} bill", "can I pay {amount} for {utility}",
+    "make a payment of {amount} for {utility}", "i'd like to pay {amount} on the {utility} bill",
+    "pay {amount} towards my {utility} bill", "pay ¥{amount} for {utility}",
+    "pay {amount} yuan for {utility}",
+)
+PAY_UTILITIES = ("water", "electricity", "gas")
+
+
+def session_text(kind: str, rng: random.Random, varied: bool) -> str | None:
+    """What a resident types for a turn of ``kind`` (None: a voice note)."""
+    fixed = dict(SESSION)[kind]
+    if not varied or fixed is None:
+        return fixed
+    if kind == "balance":
+        return rng.choice(BALANCE_TEXTS)
+    if kind == "explain":
+        return rng.choice(EXPLAIN_TEXTS)
+    amount = f"1.{rng.randrange(100):02d}"
+    return rng.choice(PAY_TEMPLATES).format(amount=amount, utility=rng.choice(PAY_UTILITIES))
+
 TEXT_KINDS = ("balance", "explain", "pay", "press")
 #: Replies that answer a turn without doing it: the engine's apologies when the billing
 #: backend or the engine itself failed. An answer, so not "lost", but a failed turn.
@@ -121,12 +169,14 @@ class Simulation:
         *,
         think_s: float = 0.0,
         voice: bool = True,
+        varied: bool = True,
     ) -> None:
         self.standin = standin
         self.chats = chats
         self.voice_note = voice_note
         self.think_s = think_s
-        self.session = [s for s in SESSION if voice or s[0] != "voice"]
+        self.session = [kind for kind, _ in SESSION if voice or kind != "voice"]
+        self.varied = varied
         self.random = random.Random(7)
         self.loop = asyncio.get_running_loop()
         self.waiting: dict[int, asyncio.Future[tuple[float, Call]]] = {}
@@ -175,7 +225,8 @@ class Simulation:
         if self.think_s:  # residents start at different moments
             await asyncio.sleep(self.random.uniform(0, self.think_s))
         while time.monotonic() < until:
-            for kind, text in self.session:
+            for kind in self.session:
+                text = session_text(kind, self.random, self.varied)
                 if time.monotonic() >= until:
                     return
                 if self.think_s:
@@ -327,8 +378,8 @@ def cpu_per_update(before: dict[str, float], after: dict[str, float],
 
 
 async def measure(standin: BotApiStandIn, chats: list[int], note: bytes, seconds: float,
-                  label: str, think_s: float, voice: bool) -> dict[str, Any]:
-    sim = Simulation(standin, chats, note, think_s=think_s, voice=voice)
+                  label: str, think_s: float, voice: bool, varied: bool = True) -> dict[str, Any]:
+    sim = Simulation(standin, chats, note, think_s=think_s, voice=voice, varied=varied)
     load = os.getloadavg()[0]
     before = cpu_snapshot()
     try:
@@ -362,13 +413,14 @@ def worker_stats(urls: list[str]) -> dict[str, int]:
 
 
 def run_phases(standin: BotApiStandIn, chats: list[int], note: bytes, seconds: float,
-               mode: str, phases: list[str], urls: list[str] | None = None) -> dict[str, Any]:
+               mode: str, phases: list[str], urls: list[str] | None = None,
+               varied: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for phase in phases:
         think_s, voice = PHASES[phase]
         before = worker_stats(urls) if urls else {}
         out[phase] = asyncio.run(measure(standin, chats, note, seconds, f"{mode} {phase}",
-                                         think_s, voice))
+                                         think_s, voice, varied))
         if urls:  # the NLU cache's share of this phase's parses
             after = worker_stats(urls)
             hits = after.get("nlu_cache_hits", 0) - before.get("nlu_cache_hits", 0)
@@ -414,20 +466,21 @@ def polling_bot(standin: BotApiStandIn, url: str, log_path: Path,
 
 
 def run_polling(url: str, chats: list[int], note: bytes, seconds: float,
-                logs: Path, phases: list[str]) -> dict[str, Any]:
+                logs: Path, phases: list[str], varied: bool = True) -> dict[str, Any]:
     with (BotApiStandIn(first_update_id=next_update_ids()) as standin,
           polling_bot(standin, url, logs / "polling.log")):
-        return run_phases(standin, chats, note, seconds, "polling", phases)
+        return run_phases(standin, chats, note, seconds, "polling", phases, varied=varied)
 
 
 def run_webhook(url: str, chats: list[int], note: bytes, seconds: float, workers: int,
-                logs: Path, phases: list[str]) -> dict[str, Any]:
+                logs: Path, phases: list[str], varied: bool = True) -> dict[str, Any]:
     standin = BotApiStandIn(webhook_timeout_s=60, webhook_connections=100,
                             first_update_id=next_update_ids())
     with standin, webhook_workers(standin, url, workers, logs, **BOT_ENV) as urls:
         standin.webhook = {"url": urls[0], "secret_token": SECRET}
         standin.deliver_to = urls
-        return run_phases(standin, chats, note, seconds, f"webhook{workers}", phases, urls)
+        return run_phases(standin, chats, note, seconds, f"webhook{workers}", phases, urls,
+                          varied)
 
 
 async def engine_only(url: str, chats: list[int], seconds: float) -> dict[str, Any]:
@@ -507,7 +560,11 @@ def main() -> None:
                         help="mode:phase+phase,... (modes: polling, webhookN)")
     parser.add_argument("--logs", default="", help="keep the bot processes' logs here")
     parser.add_argument("--out", default="telegram", help="results file stem in bench/results")
+    parser.add_argument("--texts", choices=("varied", "fixed"), default="varied",
+                        help="what residents type: phrasings drawn per turn (default), or the "
+                        "three fixed texts of runs 1-8")
     args = parser.parse_args()
+    varied = args.texts == "varied"
     admin = os.environ.get("BILLTALK_TEST_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     chats = [8_000_001 + i for i in range(args.residents)]
@@ -528,11 +585,12 @@ def main() -> None:
                         engine_only(url, chats, args.seconds))}
                     print(f"engine: {json.dumps(modes[mode])}", file=sys.stderr)
                 elif mode == "polling":
-                    modes[mode] = run_polling(url, chats, note, args.seconds, tmp_path, phases)
+                    modes[mode] = run_polling(url, chats, note, args.seconds, tmp_path, phases,
+                                              varied)
                 else:
                     workers = int(mode.removeprefix("webhook"))
                     modes[mode] = run_webhook(url, chats, note, args.seconds, workers, tmp_path,
-                                              phases)
+                                              phases, varied)
     finally:
         drop_database(admin, url)
     results = {
@@ -544,6 +602,7 @@ def main() -> None:
         "households": args.households,
         "seconds": args.seconds,
         "session": [k for k, _ in SESSION] + ["press (after pay)"],
+        "texts": args.texts,
         "phases": {k: {"think_s": v[0], "voice_notes": v[1]} for k, v in PHASES.items()},
         "database": "postgresql",
         "modes": modes,

@@ -1,7 +1,7 @@
 """Where a text turn's milliseconds go: the engine's parts, SQL statements, API requests.
 
-The Telegram benchmark's text turns ("how much do I owe?", "why is my electricity
-bill so high?", "pay 1 for water"), one at a time into ``DialogueEngine.handle``
+The Telegram benchmark's text turns (balance, explain, pay: its varied phrasings, or
+with ``--texts fixed`` its three fixed texts), one at a time into ``DialogueEngine.handle``
 (no Telegram: the engine is most of a turn's cost), on a fresh seeded database.
 Prints per turn: wall time and process CPU time, the wall time of each part
 (backend API requests through the in-process ASGI transport, NLU parse, the
@@ -11,7 +11,7 @@ PostgreSQL the driver's waits on the server (about one per round trip).
 Run (heavy: under the benchmark lock)::
 
     flock /tmp/bench.lock nice -n 5 .venv/bin/python bench/telegram_profile.py \
-        [--db pg|sqlite] [--cprofile] [--voice N]
+        [--db pg|sqlite] [--cprofile] [--voice N] [--texts varied|fixed]
 
 ``--cprofile`` adds the functions with the most CPU (own and cumulative), with the
 thread-pool work run inline so that cProfile sees it; ``--voice N`` the CPU of
@@ -27,6 +27,7 @@ import asyncio
 import functools
 import inspect
 import os
+import random
 import sys
 import tempfile
 import time
@@ -172,11 +173,13 @@ class TelegramDriver:
 
 
 async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False,
-                  telegram: bool = False) -> None:
+                  telegram: bool = False, texts: list[str] | None = None) -> None:
     """Warm up, then run ``turns`` text turns one at a time and print the breakdown.
 
     With ``telegram``, each turn is a whole webhook update (:class:`TelegramDriver`).
+    ``texts``: the measured turns' texts, in turn (default: :data:`TEXTS` over and over).
     """
+    texts = texts or list(TEXTS)
     import httpx
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
@@ -274,13 +277,13 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for i in range(turns):
         if driver is not None:
-            await driver.text(chats[i % len(chats)], TEXTS[i % len(TEXTS)])
+            await driver.text(chats[i % len(chats)], texts[i % len(texts)])
             continue
         await engine.handle(
             IncomingMessage(
                 channel="telegram",
                 external_user_id=str(chats[i % len(chats)]),
-                text=TEXTS[i % len(TEXTS)],
+                text=texts[i % len(texts)],
                 delivery_id=f"telegram:profile:{wall0}:{i}",
             )
         )
@@ -324,6 +327,8 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
         print(f"| `{request}` | {n / turns:.2f} |")
     if profiler is not None:
         print_cprofile(profiler, turns)
+        if os.environ.get("BILLTALK_PROFILE_DUMP"):  # the raw stats, for pstats / snakeviz
+            profiler.dump_stats(os.environ["BILLTALK_PROFILE_DUMP"])
 
 
 def voice_cost(notes: int, tmp: Path) -> None:
@@ -364,6 +369,10 @@ def main() -> None:
         "--voice", type=int, default=0, metavar="N",
         help="also the CPU of transcribing the benchmark's voice note, N times",
     )
+    parser.add_argument(
+        "--texts", choices=("varied", "fixed"), default="varied",
+        help="the benchmark's phrasings drawn per turn (default), or its three fixed texts",
+    )
     args = parser.parse_args()
     import importlib.util
 
@@ -387,7 +396,11 @@ def main() -> None:
             bench.prepare(url, 10, chats)
             if args.cprofile:
                 run_threads_inline()
-            asyncio.run(profile(url, chats, args.turns, args.cprofile, args.telegram))
+            rng = random.Random(7)
+            texts = [bench.session_text(("balance", "explain", "pay")[i % 3], rng,
+                                        args.texts == "varied") or "" for i in range(args.turns)]
+            print(f"Texts: {args.texts}, {len(set(texts))} different in {args.turns} turns\n")
+            asyncio.run(profile(url, chats, args.turns, args.cprofile, args.telegram, texts))
             if args.voice:
                 voice_cost(args.voice, Path(tmp))
         finally:
