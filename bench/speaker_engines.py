@@ -136,7 +136,25 @@ CONFIGS: dict[str, dict[str, Any]] = {
     },
     "whisper-short-greedy": {"asr_engine": "faster_whisper", "whisper_beam_size": 1},
     "whisper-short-beam5-noprompt": {"asr_engine": "faster_whisper", "whisper_prompt": False},
+    "whisper-fp32": {"asr_engine": "faster_whisper", "whisper_compute_type": "float32"},
+    # Whisper alone with a longer idle prompt (PROMPT_VOCABULARY below): the domain's
+    # words Whisper base misheard on the development set, in sentences of its own.
+    "whisper-prompt-vocab": {"asr_engine": "faster_whisper", "_prompt": "vocabulary"},
+    "auto-fp32": {"asr_engine": "auto", "whisper_compute_type": "float32"},
+    "auto-prompt-vocab": {"asr_engine": "auto", "_prompt": "vocabulary"},
 }
+
+
+#: A longer idle prompt for Whisper (bench configuration ``_prompt: vocabulary``): the
+#: shipped prompt's sentences plus the bill words Whisper base misheard on the
+#: development requests ("bills", "balance", "overdue", "payments", "speaker"), in
+#: sentences written for it, none of them a development or test request.
+PROMPT_VOCABULARY = (
+    "How much is my electricity bill? What is my balance? Pay 150 yuan for water with "
+    "Alipay or WeChat Pay. When is the gas bill due, and is any bill overdue? Show my "
+    "payments. Why is my property fee so high? Pair or remove this speaker. Yes. No. "
+    "My PIN is 4 7 1 9 2 3."
+)
 
 
 def rss_mb() -> float:
@@ -269,13 +287,18 @@ def build_clips(
 
 def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, Any]:
     """Every clip through the speaker's recogniser with configuration ``name``."""
+    from bot.channels.speaker import whisper_asr
     from bot.channels.speaker.channel import dialogue_text, spoken_figures
     from bot.channels.speaker.settings import SpeakerSettings
     from bot.channels.speaker.wyoming_server import recognise
     from speech.recognize import recognize_digits
     from speech.scoring import scored_wer
 
-    settings = SpeakerSettings(**CONFIGS[name])
+    fields = {k: v for k, v in CONFIGS[name].items() if not k.startswith("_")}
+    settings = SpeakerSettings(**fields)
+    shipped_prompt = whisper_asr.PROMPT
+    if CONFIGS[name].get("_prompt") == "vocabulary":
+        whisper_asr.PROMPT = PROMPT_VOCABULARY  # this process only; restored below
     whisper = settings.asr_engine == "faster_whisper"
     before = rss_mb()
     t0 = time.perf_counter()
@@ -292,6 +315,7 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
         seconds = time.perf_counter() - t
         row = {k: clip.get(k) for k in ("kind", "text", "voice", "condition", "state", "purpose")}
         row.update(heard=heard.text, weak=heard.weak, error=heard.error, s=seconds,
+                   confidence=heard.confidence,
                    engine=heard.engine, rtf=seconds / duration,
                    decoded_in=heard.expect)  # fmt: skip
         if clip["kind"] == "request":
@@ -326,6 +350,7 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
             row["intent_text"] = model.parse(clip["text"])["intent"]["name"]
             row["intent_audio"] = model.parse(heard.text or "")["intent"]["name"]
         rows.append(row)
+    whisper_asr.PROMPT = shipped_prompt
     return {
         "config": name,
         "settings": CONFIGS[name],

@@ -128,9 +128,19 @@ def unpack(target: Path | None = None) -> Path:
     return target
 
 
+#: CTranslate2 compute types the speaker may load the model with (``int8`` is the
+#: default: the smallest and fastest on the CPU).
+COMPUTE_TYPES = ("int8", "int8_float32", "float32")
+
+
+def get_model(model_dir: str, threads: int, compute_type: str = "int8") -> Any:
+    """The loaded model (CPU, ``compute_type``: :data:`COMPUTE_TYPES`), once per process
+    for each combination (however the arguments are passed)."""
+    return _load_model(model_dir, threads, compute_type)
+
+
 @lru_cache(maxsize=2)
-def get_model(model_dir: str, threads: int) -> Any:
-    """The loaded model (int8, CPU), once per process."""
+def _load_model(model_dir: str, threads: int, compute_type: str) -> Any:
     try:
         from faster_whisper import WhisperModel
     except ImportError as exc:
@@ -138,7 +148,7 @@ def get_model(model_dir: str, threads: int) -> Any:
     path = Path(model_dir) if model_dir else default_model_dir()
     if not (path / "model.bin").is_file():
         unpack(path)
-    return WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
+    return WhisperModel(str(path), device="cpu", compute_type=compute_type, cpu_threads=threads)
 
 
 def normalize(text: str) -> str:
@@ -181,6 +191,7 @@ def transcribe_samples(
     short_window: bool = False,
     expect: str | None = None,
     lexicon: bool = False,
+    compute_type: str = "int8",
 ) -> tuple[str, float, bool]:
     """(text, confidence, weak) for 16 kHz float samples.
 
@@ -199,11 +210,12 @@ def transcribe_samples(
             are replaced by the domain word that sounds closest when that makes the
             sentence far likelier (:meth:`speech.lm_score.DomainLexicon.correct`:
             "check my rails please" -> "check my bills please").
+        compute_type: How the weights are computed (:data:`COMPUTE_TYPES`).
 
     Raises:
         WhisperUnavailable: faster-whisper or the model is missing.
     """
-    model = get_model(model_dir, threads)
+    model = get_model(model_dir, threads, compute_type)
     audio = samples.astype(np.float32, copy=False)
     initial = (PROMPT_ZH if language == "zh" else PROMPT) if prompt else None
     if prompt and language != "zh" and expect in STATE_PROMPTS:

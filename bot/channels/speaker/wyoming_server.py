@@ -454,6 +454,7 @@ def _whisper(
         short_window=settings.whisper_short_window,
         expect=expect,
         lexicon=settings.whisper_lexicon,
+        compute_type=settings.whisper_compute_type,
     )
 
 
@@ -511,7 +512,9 @@ def warm_up(settings: SpeakerSettings | None = None) -> None:
     if asr_engine_for(settings, "zh") == "faster_whisper":
         from bot.channels.speaker.whisper_asr import get_model
 
-        get_model(settings.whisper_model_dir, settings.whisper_threads)
+        get_model(
+            settings.whisper_model_dir, settings.whisper_threads, settings.whisper_compute_type
+        )
 
 
 def synthesize_pcm(text: str, language: str, settings: SpeakerSettings) -> tuple[bytes, int]:

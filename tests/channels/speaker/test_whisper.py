@@ -182,14 +182,14 @@ def test_whisper_text_normalisation() -> None:
 
 def test_warm_up_loads_whisper_once_under_auto() -> None:
     from bot.channels.speaker.settings import SpeakerSettings
-    from bot.channels.speaker.whisper_asr import get_model
+    from bot.channels.speaker.whisper_asr import _load_model, get_model
     from bot.channels.speaker.wyoming_server import warm_up
 
     settings = SpeakerSettings(asr_engine="auto")
     warm_up(settings)
-    before = get_model.cache_info()
+    before = _load_model.cache_info()
     model = get_model(settings.whisper_model_dir, settings.whisper_threads)
-    after = get_model.cache_info()
+    after = _load_model.cache_info()
     assert after.hits == before.hits + 1 and after.misses == before.misses
     assert model is get_model(settings.whisper_model_dir, settings.whisper_threads)
 
@@ -205,3 +205,19 @@ def test_whispers_near_misses_are_corrected_into_the_domain_vocabulary(say: Any)
     on = SpeakerSettings(asr_engine="faster_whisper", whisper_lexicon=True)
     heard = recognise(pcm, settings=on)
     assert heard.text == "check my bills please", heard.text
+
+
+def test_the_compute_type_is_a_setting(say: Any) -> None:
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.whisper_asr import get_model
+    from bot.channels.speaker.wyoming_server import recognise, warm_up
+
+    settings = SpeakerSettings(asr_engine="faster_whisper", whisper_compute_type="float32")
+    warm_up(settings)
+    model = get_model(settings.whisper_model_dir, settings.whisper_threads, "float32")
+    assert model.model.compute_type == "float32"
+    assert model is not get_model(settings.whisper_model_dir, settings.whisper_threads)
+    heard = recognise(_pcm16k(say("pay one hundred fifty yuan for water")), settings=settings)
+    assert "150" in heard.text and "water" in heard.text, heard.text
+    with pytest.raises(ValueError):
+        SpeakerSettings(whisper_compute_type="float16")  # no half precision on this CPU path
