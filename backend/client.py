@@ -171,7 +171,8 @@ class BillingClient:
         timeout: seconds per request.
         http: an existing :class:`httpx.AsyncClient` to share (advanced).
         in_process_reads: with ``app``, make the reads a conversation turn makes
-            (balance, bills, a bill, the late-fee policy) without the HTTP hop:
+            (balance, bills, a bill, a payment's preview, the late-fee policy) without
+            the HTTP hop:
             :mod:`backend.api.reads` runs the route's own function with the same
             token check, household scoping and errors. Writes always go over HTTP.
     """
@@ -423,6 +424,11 @@ class BillingClient:
             body["method"] = method
         if channel is not None:
             body["channel"] = channel
+        if self._in_process(household_id):  # a read: no money moves
+            preview: PaymentPreview = await self._read(
+                "preview_payment", household_id=household_id, body=body
+            )
+            return preview
         resp = await self._request(
             "POST", f"/api/v1/households/{household_id}/payment-preview", json=body
         )

@@ -51,6 +51,14 @@ class QueryInvalid(Exception):
         ]
 
 
+class BodyInvalid(Exception):
+    """A request body refused in-process, as FastAPI's validation would refuse it."""
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__(str(error))
+        self.errors: list[Any] = [{**e, "loc": ("body", *e.get("loc", ()))} for e in error.errors()]
+
+
 def describe_error(exc: BaseException) -> tuple[int, str, str]:
     """The status, code and message the API answers ``exc`` with (as the handlers below).
 
@@ -59,7 +67,7 @@ def describe_error(exc: BaseException) -> tuple[int, str, str]:
     """
     if isinstance(exc, ServiceError | ApiError):
         return exc.status, exc.code, exc.message
-    if isinstance(exc, QueryInvalid):
+    if isinstance(exc, QueryInvalid | BodyInvalid):
         return _describe(exc.errors)
     if isinstance(exc, DataError):
         return 422, "invalid_input", "the request contains unstorable characters"

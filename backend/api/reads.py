@@ -9,7 +9,8 @@ lives in the same process as the app (the embedded default), without the HTTP
 round trip through ``httpx.ASGITransport``, Starlette and FastAPI: the same bearer
 token check (:func:`~backend.api.deps.principal_for_token`), the same parameter
 validation (the routes' own annotations), the same function, and errors described
-as the API's error handlers describe them. Only reads are offered; anything that
+as the API's error handlers describe them. Only reads are offered (the payment
+preview too: it reads what a payment would do and writes nothing); anything that
 changes money or state (payments, step-up, autopay...) always goes through HTTP.
 
 Example::
@@ -28,8 +29,9 @@ from fastapi import FastAPI, Query
 from pydantic import TypeAdapter, ValidationError
 
 from backend import schemas
+from backend.api import models
 from backend.api.deps import principal_for_token, require_household, require_own_object
-from backend.api.errors import QueryInvalid
+from backend.api.errors import BodyInvalid, QueryInvalid
 from backend.service_layer import services
 from backend.service_layer.services import Principal
 from backend.service_layer.unit_of_work import UnitOfWork
@@ -72,6 +74,27 @@ def get_bill(caller: Principal, uow: UnitOfWork, bill_id: str) -> schemas.BillDe
     return services.get_bill(uow, bill_id, check=own)
 
 
+def preview_payment(
+    caller: Principal,
+    uow: UnitOfWork,
+    household_id: str,
+    body: models.PreviewIn,
+    settings: BillingSettings,
+) -> schemas.PaymentPreview:
+    """What a payment would pay, whether it overpays, and whether it needs step-up
+    verification (the household's own caller only). Reads only: no money moves."""
+    require_household(caller, household_id)
+    return services.preview_payment(
+        uow,
+        household_id,
+        body.amount,
+        utility=body.utility,
+        settings=settings,
+        method=body.method,
+        channel=body.channel,
+    )
+
+
 def late_fee_policy(settings: BillingSettings) -> schemas.LateFeePolicy:
     """The late-fee policy in force (off by default); any valid token may read it."""
     p = settings.late_fee_policy()
@@ -93,6 +116,10 @@ _QUERY: dict[str, TypeAdapter[Any]] = {
 }
 
 
+#: The reads with a JSON body (POST routes that write nothing), by the route's body model.
+_BODIES: dict[str, type[models.Body]] = {"preview_payment": models.PreviewIn}
+
+
 class InProcessReads:
     """Call the read functions above in-process, with the HTTP route's checks.
 
@@ -107,6 +134,7 @@ class InProcessReads:
             "balance": balance,
             "list_bills": list_bills,
             "get_bill": get_bill,
+            "preview_payment": self._preview_payment,
         }
 
     async def call(
@@ -143,5 +171,16 @@ class InProcessReads:
                     params[key] = adapter.validate_python(params[key])
                 except ValidationError as exc:
                     raise QueryInvalid(key, exc) from None
+        body = _BODIES.get(name)
+        if body is not None:  # the JSON body the route would get, checked by its model
+            try:
+                params["body"] = body.model_validate(params["body"])
+            except ValidationError as exc:
+                raise BodyInvalid(exc) from None
         return self._reads[name](caller, uow, **params)
+
+    def _preview_payment(
+        self, caller: Principal, uow: UnitOfWork, household_id: str, body: models.PreviewIn
+    ) -> schemas.PaymentPreview:
+        return preview_payment(caller, uow, household_id, body, self.settings)
 

@@ -264,16 +264,7 @@ def preview_payment(
     household_id: str, body: models.PreviewIn, caller: Caller, uow: Uow, settings: Settings
 ) -> Any:
     """What a payment would pay, whether it overpays, and whether it needs step-up verification."""
-    require_household(caller, household_id)
-    return services.preview_payment(
-        uow,
-        household_id,
-        body.amount,
-        utility=body.utility,
-        settings=settings,
-        method=body.method,
-        channel=body.channel,
-    )
+    return reads.preview_payment(caller, uow, household_id, body, settings)
 
 
 @router.post(

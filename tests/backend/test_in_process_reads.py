@@ -34,6 +34,19 @@ READS: dict[str, Read] = {
     "bill of another household": lambda c: c.get_bill("b-hh-B0101-el-202602"),
     "bill unknown": lambda c: c.get_bill("b-hh-A0101-el-209901"),
     "late-fee policy": lambda c: c.late_fee_policy(),
+    "preview": lambda c: c.preview_payment("hh-A0101", amount="1.00", utility="water"),
+    "preview, method and channel": lambda c: c.preview_payment(
+        "hh-A0101", amount="12.34", method="card", channel="telegram"
+    ),
+    "preview overpaying": lambda c: c.preview_payment("hh-A0101", amount="300", utility="water"),
+    "preview far over the limit": lambda c: c.preview_payment("hh-A0101", amount="9999999"),
+    "preview other household": lambda c: c.preview_payment("hh-B0101", amount="1.00"),
+    "preview unknown household": lambda c: c.preview_payment("hh-nope", amount="1.00"),
+    "preview amount 0": lambda c: c.preview_payment("hh-A0101", amount="0"),
+    "preview amount 3 decimals": lambda c: c.preview_payment("hh-A0101", amount="1.005"),
+    "preview amount not a number": lambda c: c.preview_payment("hh-A0101", amount="lots"),
+    "preview unknown utility": lambda c: c.preview_payment("hh-A0101", amount="1", utility="steam"),
+    "preview unknown method": lambda c: c.preview_payment("hh-A0101", amount="1", method="gold"),
 }
 
 
@@ -89,6 +102,11 @@ async def test_in_process_reads_equal_http_answers_and_refusals(
     assert resident["bills limit 0"][:3] == ("ValidationFailed", 422, "validation_error")
     assert resident["bills unknown utility"][:2] == ("ValidationFailed", 422)
     assert (await _outcome(READS["bill"], bogus_fast))[:3] == ("Forbidden", 401, "invalid_token")
+    assert resident["preview"].step_up_required is False
+    assert resident["preview other household"][:3] == ("Forbidden", 403, "forbidden")
+    assert resident["preview amount 0"][:3] == ("ValidationFailed", 422, "invalid_amount")
+    assert resident["preview unknown method"][:3] == ("ValidationFailed", 422, "validation_error")
+    assert resident["preview far over the limit"][:2] == ("ValidationFailed", 422)
     assert refusals >= 2 * len(READS)
 
 
