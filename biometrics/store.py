@@ -3,7 +3,9 @@
 A template is the set of embedding vectors enrolled for one resident and kind
 (``face``: one 128-d vector per enrollment photo; ``voice``: the mean speaker
 embedding). Vectors are serialised as float32, sealed with
-:class:`~biometrics.crypto.TemplateCipher` and stored in ``biometric_templates``.
+:class:`~biometrics.crypto.TemplateCipher` and stored in ``biometric_templates``,
+with the name of the model that made them where a kind has more than one
+(``voice``: ``ge2e`` or ``campplus``; see :mod:`biometrics.voice.models`).
 Enrollment and deletion are recorded in ``biometric_audit`` (who, what, when;
 never the template).
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,8 @@ class TemplateRow(Base):
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     samples: Mapped[int] = mapped_column(Integer)
+    #: The model that made the vectors (``None`` where a kind has only one).
+    model: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -90,6 +96,22 @@ def _unpack(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4", offset=_HEADER.size).reshape(rows, dims).copy()
 
 
+@dataclass(frozen=True)
+class StoredTemplate:
+    """A decrypted template and the model recorded with it.
+
+    Attributes:
+        vectors: The template's rows (biometric data: never log them).
+        model: The model that made them, as recorded (``None``: not recorded).
+    """
+
+    vectors: np.ndarray
+    model: str | None
+
+    def __repr__(self) -> str:  # keep the vectors out of logs and tracebacks
+        return f"StoredTemplate(model={self.model!r}, shape={self.vectors.shape})"
+
+
 class TemplateStore:
     """Save, load and delete encrypted templates.
 
@@ -115,8 +137,20 @@ class TemplateStore:
             ensure_schema(url)
         return cls(make_engine(url))
 
-    def save(self, resident_id: str, kind: str, vectors: np.ndarray, *, actor: str) -> None:
-        """Store (or replace) the resident's template of ``kind`` and audit it."""
+    def save(
+        self,
+        resident_id: str,
+        kind: str,
+        vectors: np.ndarray,
+        *,
+        actor: str,
+        model: str | None = None,
+    ) -> None:
+        """Store (or replace) the resident's template of ``kind`` and audit it.
+
+        ``model`` names the model that made ``vectors`` (recorded beside them; the
+        audit entry says it too).
+        """
         sealed = self.cipher.seal(_pack(vectors), resident_id=resident_id, kind=kind)
         samples = int(np.atleast_2d(vectors).shape[0])
         now = datetime.now(UTC)
@@ -130,11 +164,19 @@ class TemplateStore:
                 row = TemplateRow(resident_id=resident_id, kind=kind, created_at=now)
                 session.add(row)
             row.key_id, row.nonce, row.ciphertext = sealed.key_id, sealed.nonce, sealed.ciphertext
-            row.samples, row.updated_at = samples, now
-            session.add(_audit(resident_id, kind, "enroll", actor, {"samples": samples}))
+            row.samples, row.updated_at, row.model = samples, now, model
+            detail: dict[str, int | str] = {"samples": samples}
+            if model is not None:
+                detail["model"] = model
+            session.add(_audit(resident_id, kind, "enroll", actor, detail))
 
     def load(self, resident_id: str, kind: str) -> np.ndarray | None:
         """The resident's template vectors of ``kind``, or ``None`` if not enrolled."""
+        stored = self.load_stored(resident_id, kind)
+        return None if stored is None else stored.vectors
+
+    def load_stored(self, resident_id: str, kind: str) -> StoredTemplate | None:
+        """The resident's template of ``kind`` with its recorded model, or ``None``."""
         with Session(self.engine) as session:
             row = session.scalar(
                 select(TemplateRow).where(
@@ -143,8 +185,9 @@ class TemplateStore:
             )
             if row is None:
                 return None
-            sealed = Sealed(row.key_id, row.nonce, row.ciphertext)
-        return _unpack(self.cipher.open(sealed, resident_id=resident_id, kind=kind))
+            sealed, model = Sealed(row.key_id, row.nonce, row.ciphertext), row.model
+        vectors = _unpack(self.cipher.open(sealed, resident_id=resident_id, kind=kind))
+        return StoredTemplate(vectors, model)
 
     def is_enrolled(self, resident_id: str, kind: str) -> bool:
         """Whether a template of ``kind`` exists for the resident."""
@@ -208,26 +251,30 @@ class TemplateStore:
 
         The current template is re-sealed as ``<kind>:previous`` (one version is
         kept, so :meth:`restore_previous` can undo the last refresh) and
-        ``vectors`` become the template. Audited as ``refresh`` with ``detail``
-        (counts and rounded scores only, never vectors).
+        ``vectors`` become the template, recorded with the current template's
+        model (a refresh never changes the model). Audited as ``refresh`` with
+        ``detail`` (counts and rounded scores only, never vectors).
 
         Raises:
             LookupError: The resident has no template of ``kind``.
+            ValueError: ``vectors`` do not have the current template's size.
         """
-        current = self.load(resident_id, kind)
+        current = self.load_stored(resident_id, kind)
         if current is None:
             raise LookupError(f"no {kind} template to refresh")
-        self._put(resident_id, previous_kind(kind), current)
-        self._put(resident_id, kind, vectors)
+        if np.atleast_2d(vectors).shape[1] != current.vectors.shape[1]:
+            raise ValueError("a refresh must keep the template's model and size")
+        self._put(resident_id, previous_kind(kind), current.vectors, current.model)
+        self._put(resident_id, kind, vectors, current.model)
         with Session(self.engine) as session, session.begin():
             session.add(_audit(resident_id, kind, "refresh", actor, detail))
 
     def restore_previous(self, resident_id: str, kind: str, *, actor: str) -> bool:
         """Undo the last :meth:`refresh` (audited as ``restore``); ``False`` if nothing to undo."""
-        previous = self.load(resident_id, previous_kind(kind))
+        previous = self.load_stored(resident_id, previous_kind(kind))
         if previous is None:
             return False
-        self._put(resident_id, kind, previous)
+        self._put(resident_id, kind, previous.vectors, previous.model)
         with Session(self.engine) as session, session.begin():
             session.execute(
                 delete(TemplateRow).where(
@@ -238,7 +285,7 @@ class TemplateStore:
             session.add(_audit(resident_id, kind, "restore", actor, {}))
         return True
 
-    def _put(self, resident_id: str, kind: str, vectors: np.ndarray) -> None:
+    def _put(self, resident_id: str, kind: str, vectors: np.ndarray, model: str | None) -> None:
         sealed = self.cipher.seal(_pack(vectors), resident_id=resident_id, kind=kind)
         now = datetime.now(UTC)
         with Session(self.engine) as session, session.begin():
@@ -252,6 +299,7 @@ class TemplateStore:
                 session.add(row)
             row.key_id, row.nonce, row.ciphertext = sealed.key_id, sealed.nonce, sealed.ciphertext
             row.samples, row.updated_at = int(np.atleast_2d(vectors).shape[0]), now
+            row.model = model
 
     def rotate_keys(self) -> int:
         """Re-encrypt every template under the current key; returns how many changed."""
@@ -297,7 +345,7 @@ def previous_kind(kind: str) -> str:
 
 
 def _audit(
-    resident_id: str, kind: str, action: str, actor: str, detail: dict[str, int]
+    resident_id: str, kind: str, action: str, actor: str, detail: Mapping[str, int | str]
 ) -> AuditRow:
     return AuditRow(
         at=datetime.now(UTC),

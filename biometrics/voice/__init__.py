@@ -14,8 +14,11 @@ Public API (import from the submodules; this package stays light to import):
 * :func:`biometrics.voice.voiceprint.voiceprint_of` and
   :func:`biometrics.voice.voiceprint.score` - a voiceprint of a recording and its
   similarity to a template (what ``billtalk voice verify`` uses).
-* :func:`biometrics.voice.settings.get_voice_settings` - the shipped threshold
-  and tolerances (``BILLTALK_VOICE_*``).
+* :class:`biometrics.voice.models.VoiceModel` - the speaker model recorded with
+  each template: CAM++ (:mod:`biometrics.voice.campplus`, every enrollment since
+  issue 18) or GE2E (:mod:`biometrics.voice.embedding`, templates enrolled before).
+* :func:`biometrics.voice.settings.get_voice_settings` - the shipped thresholds
+  (one per model) and tolerances (``BILLTALK_VOICE_*``).
 
 Design, calibration and policy: ``docs/voice.md``.
 """

@@ -140,8 +140,9 @@ def verify_command(
     Prints one JSON line per probe, in order: ``{"probe", "match", "score",
     "threshold"}``, or ``{"probe", "error": {"code", "message"}}`` for audio that is
     too short, silent, noise only or corrupt (then the exit code is 2). The
-    threshold is the shipped ``BILLTALK_VOICE_MATCH_THRESHOLD``, the same one the
-    dialogue's step-up uses. Digits are not checked here (there is no challenge).
+    speaker model is the one new enrollments use (``BILLTALK_VOICE_ENROLL_MODEL``,
+    CAM++ by default) and the threshold that model's, the same one the dialogue's
+    step-up uses for such a template. Digits are not checked here (there is no challenge).
     Each ``--enrolled`` recording only needs to contain speech; one that does
     not is reported on stderr and the command exits with 2 before any probe.
     """
@@ -158,10 +159,12 @@ def verify_command(
 
     torch.set_num_threads(1)
     settings = get_voice_settings()
+    model = settings.enroll_model
+    threshold = settings.threshold(model)
     prints = []
     for path in enrolled:
         try:
-            prints.append(voiceprint_of(path, min_voiced_s=ENROLLED_MIN_VOICED_S))
+            prints.append(voiceprint_of(path, min_voiced_s=ENROLLED_MIN_VOICED_S, model=model))
         except VoiceAudioError as exc:
             typer.echo(f"enrolled recording {path}: {exc.code}: {exc.message}", err=True)
             raise typer.Exit(2) from None
@@ -170,7 +173,7 @@ def verify_command(
     failed = False
     for path in probe:
         try:
-            vp = voiceprint_of(path, min_voiced_s=settings.min_voiced_s)
+            vp = voiceprint_of(path, min_voiced_s=settings.min_voiced_s, model=model)
         except VoiceAudioError as exc:
             failed = True
             emit({"probe": str(path), "error": {"code": exc.code, "message": exc.message}})
@@ -179,9 +182,9 @@ def verify_command(
         emit(
             {
                 "probe": str(path),
-                "match": value >= settings.match_threshold,
+                "match": value >= threshold,
                 "score": value,
-                "threshold": settings.match_threshold,
+                "threshold": threshold,
             }
         )
     if failed:

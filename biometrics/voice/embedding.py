@@ -1,4 +1,9 @@
-"""Speaker embeddings ("voiceprints") with Resemblyzer's GE2E encoder.
+"""Speaker embeddings ("voiceprints") with Resemblyzer's GE2E encoder, and speech preparation.
+
+GE2E is the model of the voice templates enrolled before issue 18 (they keep
+verifying with it); every enrollment since makes a CAM++ template
+(:mod:`biometrics.voice.campplus`). :func:`prepare` (level, voice activity, pause
+removal) feeds both models.
 
 The encoder (a 3-layer LSTM trained with the generalised end-to-end loss, whose
 weights ship inside the ``resemblyzer`` wheel) maps an utterance to a 256-d,

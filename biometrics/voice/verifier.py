@@ -9,7 +9,12 @@
   recognised digits are within ``max_digit_errors``). A recording of an earlier
   challenge says other digits and fails;
 - *identity*: the cosine similarity between the utterance's voiceprint and the
-  enrolled template reaches ``match_threshold`` (calibrated for FAR <= 0.1%).
+  enrolled template reaches the threshold of the template's model (calibrated
+  for FAR <= 0.1%). The probe is embedded by the model recorded with the
+  template (:mod:`biometrics.voice.models`): CAM++ templates (every enrollment
+  since issue 18) at ``match_threshold``, GE2E templates enrolled before at
+  ``ge2e_match_threshold``, until the resident re-enrolls. Callers never say
+  which model: the stored template does.
 
 There is no other anti-spoofing: a voice clone speaking the fresh digits in real
 time would not be detected. The lockout after 5 failures (15 minutes, falling
@@ -30,7 +35,7 @@ from typing import Any
 
 from billtalk.logs import get_logger
 from biometrics.crypto import TemplateDecryptionError
-from biometrics.refresh import refreshed_voice
+from biometrics.refresh import VOICE_POLICIES, refreshed_voice
 from biometrics.store import TemplateStore
 from biometrics.voice.audio import AudioError, VoiceAudioError, decode, voice_code
 from biometrics.voice.challenge import (
@@ -41,6 +46,7 @@ from biometrics.voice.challenge import (
     spaced,
 )
 from biometrics.voice.enrollment import KIND
+from biometrics.voice.models import DIMS, VoiceModel, recorded_model
 from biometrics.voice.noise import estimate_snr_db
 from biometrics.voice.settings import VoiceSettings, get_voice_settings
 from biometrics.voice.voiceprint import score, voiceprint_of_samples
@@ -122,7 +128,8 @@ class VoiceVerifier:
         Returns:
             ``accept``/``match`` when both checks pass. ``reject`` with
             ``expired``, ``wrong_challenge``, ``not_enrolled``,
-            ``template_unavailable`` (it cannot be decrypted), ``wrong_digits`` or
+            ``template_unavailable`` (it cannot be decrypted, or its recorded
+            model is unknown or does not fit its size), ``wrong_digits`` or
             ``no_match``. ``retry`` when the audio cannot be judged:
             ``wrong_media``, ``corrupt_audio``, ``empty_audio``, ``silent``,
             ``audio_too_short``, ``audio_too_long``, ``no_speech``, ``too_noisy``
@@ -155,13 +162,23 @@ class VoiceVerifier:
         if not expected or not expected.isdigit():
             return self._result(Decision.REJECT, "wrong_challenge")
         try:
-            template = self.store.load(resident_id, KIND)
+            stored = self.store.load_stored(resident_id, KIND)
         except TemplateDecryptionError:
             # A key problem is an operations issue; refuse, and say so in the log.
             log.error("voice_template_undecryptable", resident_id=resident_id)
             return self._result(Decision.REJECT, "template_unavailable")
-        if template is None:
+        if stored is None:
             return self._result(Decision.REJECT, "not_enrolled")
+        try:
+            model = recorded_model(stored.model)
+        except ValueError:
+            log.error("voice_template_unknown_model", resident_id=resident_id)
+            return self._result(Decision.REJECT, "template_unavailable")
+        template = stored.vectors
+        if template.shape[-1] != DIMS[model]:
+            log.error("voice_template_size_mismatch", resident_id=resident_id, model=model.value)
+            return self._result(Decision.REJECT, "template_unavailable")
+        threshold = s.threshold(model)
         try:
             decoded = decode(audio)
             snr_db = estimate_snr_db(decoded.samples)
@@ -174,12 +191,18 @@ class VoiceVerifier:
                         "message": "there is too much background noise; move somewhere "
                         "quieter, hold the phone close and read the digits again",
                     },
+                    threshold=threshold,
                 )
             probe = voiceprint_of_samples(
-                decoded.samples, min_voiced_s=s.min_voiced_s, duration_s=decoded.duration_s
+                decoded.samples,
+                min_voiced_s=s.min_voiced_s,
+                duration_s=decoded.duration_s,
+                model=model,
             )
         except VoiceAudioError as exc:
-            return self._result(Decision.RETRY, exc.code, details={"message": exc.message})
+            return self._result(
+                Decision.RETRY, exc.code, details={"message": exc.message}, threshold=threshold
+            )
         similarity = round(score(template, probe), 4)
         try:
             heard, check = check_answer(
@@ -191,8 +214,11 @@ class VoiceVerifier:
             )
         except (VoiceAudioError, AudioError) as exc:
             code = voice_code(exc.code)
-            return self._result(Decision.RETRY, code, details={"message": exc.message})
+            return self._result(
+                Decision.RETRY, code, details={"message": exc.message}, threshold=threshold
+            )
         details: dict[str, Any] = {
+            "voice_model": model.value,
             "voiced_s": round(probe.voiced_s, 2),
             "duration_s": round(probe.duration_s, 2),
             "digit_check": check.method,
@@ -205,7 +231,7 @@ class VoiceVerifier:
             "recognizer_confidence": heard.confidence,
             "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
         }
-        voice_ok = similarity >= s.match_threshold
+        voice_ok = similarity >= threshold
         if not check.heard:
             decision, reason = Decision.RETRY, "no_speech"
         elif not check.passed:
@@ -214,28 +240,40 @@ class VoiceVerifier:
             decision, reason = Decision.REJECT, "no_match"
         else:
             decision, reason = Decision.ACCEPT, "match"
-            details["voiceprint_refreshed"] = self._learn(resident_id, template, probe, similarity)
+            details["voiceprint_refreshed"] = self._learn(
+                resident_id, template, probe.vector, similarity, model
+            )
         result = self._result(
             decision,
             reason,
             score=similarity,
             liveness=check.passed,
             details=details,
+            threshold=threshold,
         )
         log.info("voice_verification", resident_id=resident_id, **result.to_log())
         return result
 
-    def _learn(self, resident_id: str, template: Any, probe: Any, similarity: float) -> bool:
+    def _learn(
+        self, resident_id: str, template: Any, probe: Any, similarity: float, model: VoiceModel
+    ) -> bool:
         """Refresh the template after a live pass with a wide margin; whether it was refreshed.
 
         Only an accepted answer to a fresh challenge gets here (digits said now,
         voice matched), so a replayed recording never moves a template. The step
         is bounded by :func:`biometrics.refresh.refreshed_voice`; the store keeps
-        the previous version and audits the refresh.
+        the previous version and audits the refresh. The bounds and threshold are
+        the template's model's; the refreshed template keeps its model.
         """
         if not self.settings.learn_from_success:
             return False
-        new = refreshed_voice(template, probe.vector, similarity, self.settings.match_threshold)
+        new = refreshed_voice(
+            template,
+            probe,
+            similarity,
+            self.settings.threshold(model),
+            VOICE_POLICIES[model.value],
+        )
         if new is None:
             return False
         self.store.refresh(
@@ -256,13 +294,14 @@ class VoiceVerifier:
         score: float | None = None,
         liveness: bool | None = None,
         details: dict[str, Any] | None = None,
+        threshold: float | None = None,
     ) -> VerificationResult:
         return VerificationResult(
             kind=self.kind,
             decision=decision,
             reason=reason,
             score=score,
-            threshold=self.settings.match_threshold,
+            threshold=self.settings.match_threshold if threshold is None else threshold,
             liveness=liveness,
             details=details or {},
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biometrics.refresh import FACE_POLICY, refreshed_face, refreshed_voice
+from biometrics.refresh import FACE_POLICY, VOICE_POLICIES, refreshed_face, refreshed_voice
 from biometrics.store import TemplateStore
 
 
@@ -18,8 +18,9 @@ def test_voice_template_moves_only_after_a_wide_pass_and_only_a_little() -> None
     old = _unit(rng.normal(size=256)).astype(np.float32)
     probe = _unit(old + 0.3 * _unit(rng.normal(size=256))).astype(np.float32)
     score = float(old @ probe)
-    assert refreshed_voice(old, probe, score, threshold=score - 0.01) is None  # borderline
-    new = refreshed_voice(old, probe, score, threshold=score - 0.2)
+    policy = VOICE_POLICIES["campplus"]
+    assert refreshed_voice(old, probe, score, score - 0.01, policy) is None  # borderline
+    new = refreshed_voice(old, probe, score, score - 0.2, policy)
     assert new is not None and new.shape == (1, 256)
     assert abs(float(np.linalg.norm(new)) - 1) < 1e-5
     assert float(new[0] @ old) > 0.98  # bounded step

@@ -15,6 +15,7 @@ from biometrics.voice.embedding import (
     prepare,
     similarity,
 )
+from biometrics.voice.models import DIMS, VoiceModel
 from biometrics.voice.settings import get_voice_settings
 from biometrics.voice.voiceprint import score, voiceprint_of, voiceprint_of_samples
 
@@ -31,16 +32,22 @@ def test_silence_has_no_voiced_speech() -> None:
     assert err.value.code == "silent"
 
 
-def test_voiceprint_is_unit_length_and_deterministic(voice_data: Path) -> None:
+@pytest.mark.parametrize("model", list(VoiceModel))
+def test_voiceprint_is_unit_length_and_deterministic(voice_data: Path, model: VoiceModel) -> None:
     path = voice_data / "librispeech_test-other" / "1688" / "1688-142285-0005.flac"
-    a = voiceprint_of(path, min_voiced_s=1.0)
-    b = voiceprint_of(path.read_bytes(), min_voiced_s=1.0)
-    assert a.vector.shape == (EMBEDDING_DIM,)
+    a = voiceprint_of(path, min_voiced_s=1.0, model=model)
+    b = voiceprint_of(path.read_bytes(), min_voiced_s=1.0, model=model)
+    assert a.vector.shape == (DIMS[model],) and a.model is model
     assert a.vector.dtype == np.float32
     assert np.linalg.norm(a.vector) == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(a.vector, b.vector, atol=1e-5)
     assert a.voiced_s > 1.0
     assert "vector" not in repr(a) and str(a.vector[0]) not in repr(a)
+
+
+def test_the_default_voiceprint_is_campplus(voice_data: Path) -> None:
+    path = voice_data / "librispeech_test-other" / "1688" / "1688-142285-0005.flac"
+    assert voiceprint_of(path, min_voiced_s=1.0).model is VoiceModel.CAMPPLUS
 
 
 def test_make_template_is_normalised_mean() -> None:
