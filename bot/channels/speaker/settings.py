@@ -9,6 +9,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: How CTranslate2 computes Whisper's weights: ``int8`` (quantised, the default: the
+#: smallest and fastest on the CPU), ``int8_float32`` or ``float32`` (as shipped, slower).
+ComputeType = Literal["int8", "int8_float32", "float32"]
+
 
 class SpeakerSettings(BaseSettings):
     """Knobs of :mod:`bot.channels.speaker`.
@@ -36,9 +40,8 @@ class SpeakerSettings(BaseSettings):
     whisper_model_dir: str = ""
     #: CPU threads for Whisper.
     whisper_threads: int = Field(default=2, ge=1)
-    #: How CTranslate2 computes Whisper's weights: ``int8`` (quantised, the default),
-    #: ``int8_float32`` or ``float32`` (the weights as shipped, slower).
-    whisper_compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
+    #: How CTranslate2 computes Whisper's weights (:data:`ComputeType`).
+    whisper_compute_type: ComputeType = "int8"
     #: Whisper's beam width (1: greedy; 5 measured better on the short window,
     #: bench/RESULTS.md "Smart speaker").
     whisper_beam_size: int = Field(default=5, ge=1, le=10)

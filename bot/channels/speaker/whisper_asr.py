@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from bot.channels.speaker.settings import ComputeType
+
 #: The domain prompt: a few lines in the style of what residents say, which Whisper
 #: continues (the issue measured 21 % -> 10.7 % WER with a descriptive sentence; on
 #: the development requests of bench/speech.py this example style with the names it
@@ -128,19 +130,14 @@ def unpack(target: Path | None = None) -> Path:
     return target
 
 
-#: CTranslate2 compute types the speaker may load the model with (``int8`` is the
-#: default: the smallest and fastest on the CPU).
-COMPUTE_TYPES = ("int8", "int8_float32", "float32")
-
-
-def get_model(model_dir: str, threads: int, compute_type: str = "int8") -> Any:
-    """The loaded model (CPU, ``compute_type``: :data:`COMPUTE_TYPES`), once per process
+def get_model(model_dir: str, threads: int, compute_type: ComputeType = "int8") -> Any:
+    """The loaded model (CPU, weights computed as ``compute_type``), once per process
     for each combination (however the arguments are passed)."""
     return _load_model(model_dir, threads, compute_type)
 
 
 @lru_cache(maxsize=2)
-def _load_model(model_dir: str, threads: int, compute_type: str) -> Any:
+def _load_model(model_dir: str, threads: int, compute_type: ComputeType) -> Any:
     try:
         from faster_whisper import WhisperModel
     except ImportError as exc:
@@ -191,7 +188,7 @@ def transcribe_samples(
     short_window: bool = False,
     expect: str | None = None,
     lexicon: bool = False,
-    compute_type: str = "int8",
+    compute_type: ComputeType = "int8",
 ) -> tuple[str, float, bool]:
     """(text, confidence, weak) for 16 kHz float samples.
 
@@ -210,7 +207,7 @@ def transcribe_samples(
             are replaced by the domain word that sounds closest when that makes the
             sentence far likelier (:meth:`speech.lm_score.DomainLexicon.correct`:
             "check my rails please" -> "check my bills please").
-        compute_type: How the weights are computed (:data:`COMPUTE_TYPES`).
+        compute_type: How the weights are computed (``SpeakerSettings.whisper_compute_type``).
 
     Raises:
         WhisperUnavailable: faster-whisper or the model is missing.
