@@ -588,7 +588,8 @@ class DialogueEngine:
             conversation_id,
             owner,
             self.settings.lease_s,
-            delivery_id=message.delivery_id,
+            # a delivery the channel vouches was never recorded needs no read
+            delivery_id=None if message.delivery_unseen else message.delivery_id,
             link=link,
         )
         if link is not None and loaded.link is not None:

@@ -72,6 +72,11 @@ class IncomingMessage:
             were sent (its worker died between the turn and the send). If the engine
             already acted on the delivery, it returns the replies it recorded with it
             instead of nothing, so the resident is answered, and still acts only once.
+        delivery_unseen: The channel vouches that no turn was ever recorded for
+            :attr:`delivery_id` (the Telegram adapter: the update ledger's claim of it
+            was its first, see :class:`~bot.channels.telegram.ledger.Claim`), so the
+            engine does not read the delivery's record before acting. It still records
+            the delivery id with the turn (a primary key: a second record of it fails).
     """
 
     channel: str
@@ -86,6 +91,7 @@ class IncomingMessage:
     supports_files: bool = True
     delivery_id: str | None = None
     resend_if_processed: bool = False
+    delivery_unseen: bool = False
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,21 @@ class TelegramAdapter:
         #: Updates acted on / dropped as duplicates by this process (for the benchmark).
         self.handled = 0
         self.duplicates = 0
+        #: Updates being handled whose ledger claim was fresh (see :attr:`remembers_redeliveries`).
+        self._unseen: set[int] = set()
+
+    @property
+    def remembers_redeliveries(self) -> bool:
+        """Whether the ledger keeps a handled update at least as long as Telegram may
+        redeliver it (24 hours): ``keep_handled_h`` 0 (forever) or at least 24.
+
+        Then an update whose claim was fresh (the ledger had no row of it) was never
+        claimed, so no turn was recorded for it, and the engine need not read its
+        delivery record before acting (:attr:`~bot.messages.IncomingMessage.delivery_unseen`).
+        A redelivery, a stale claim taken over, or a shorter memory: the engine reads it.
+        """
+        keep = self.settings.keep_handled_h
+        return keep == 0 or keep >= 24
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -169,7 +184,9 @@ class TelegramAdapter:
         async def exactly_once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             chat = chat_key(update)
             owner = uuid.uuid4().hex
-            claimed = await asyncio.to_thread(self.ledger.claim, update.update_id, chat, owner)
+            claimed = await asyncio.to_thread(
+                self.ledger.claim_update, update.update_id, chat, owner
+            )
             if claimed is None:
                 self.duplicates += 1
                 log.info("telegram_duplicate_update", update_id=update.update_id)
@@ -177,11 +194,14 @@ class TelegramAdapter:
                     with contextlib.suppress(TelegramError):
                         await update.callback_query.answer()
                 return
-            if claimed and chat is not None:  # an earlier update of the chat is in progress
+            if claimed.wait and chat is not None:  # an earlier update of the chat is in progress
                 await self.ledger.wait_for_turn(update.update_id, chat, self.settings.order_wait_s)
+            if claimed.fresh and self.remembers_redeliveries:
+                self._unseen.add(update.update_id)
             try:
                 await callback(update, context)
             finally:
+                self._unseen.discard(update.update_id)
                 # Done even when a send failed: the turn may have acted, and acting twice is
                 # worse than a reply the outbox could not deliver.
                 await asyncio.to_thread(self.ledger.finish, update.update_id, owner)
@@ -232,6 +252,8 @@ class TelegramAdapter:
             # The ledger lets an update through only if no worker finished it, so a turn
             # already recorded means its replies may never have been sent.
             "resend_if_processed": True,
+            # Its first claim ever: no turn can have been recorded for it (see _once).
+            "delivery_unseen": update.update_id in self._unseen,
         }
         if button_id is not None:
             fields["button_id"] = button_id

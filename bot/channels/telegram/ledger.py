@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
@@ -122,6 +123,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """An update claimed by :meth:`UpdateLedger.claim_update`.
+
+    Attributes:
+        wait: An earlier update of the same chat is still in progress in some worker:
+            :meth:`UpdateLedger.wait_for_turn` before acting.
+        fresh: This claim inserted the update's row: no worker had claimed the update
+            before (within the ledger's memory, see :meth:`UpdateLedger.prune`), so no
+            turn can have been recorded for it. ``False`` for a stale claim taken over
+            (its worker may have acted before it died).
+    """
+
+    wait: bool
+    fresh: bool
+
+
 class UpdateLedger:
     """Claims and completes updates of one bot in the dialogue database.
 
@@ -146,9 +164,18 @@ class UpdateLedger:
         Returns:
             ``None`` if the update is done or being processed elsewhere (drop it);
             otherwise whether an earlier update of the same chat is still in progress
-            in some worker (then :meth:`wait_for_turn` before acting). One statement on
-            PostgreSQL (a taken-over stale claim: one more transaction), one transaction
-            on SQLite.
+            in some worker (then :meth:`wait_for_turn` before acting). See
+            :meth:`claim_update`, which also tells whether the claim is fresh.
+        """
+        claimed = self.claim_update(update_id, chat_id, owner)
+        return None if claimed is None else claimed.wait
+
+    def claim_update(self, update_id: int, chat_id: str | None, owner: str) -> Claim | None:
+        """Claim an update for ``owner``: ``None`` if it is done or being processed elsewhere
+        (drop it), else the :class:`Claim`.
+
+        One statement on PostgreSQL (a taken-over stale claim: one more transaction), one
+        transaction on SQLite.
         """
         now = _now()
         values = {"bot_id": self.bot_id, "update_id": update_id, "chat_id": chat_id,
@@ -162,7 +189,7 @@ class UpdateLedger:
             if chat_id is not None:  # fresh for this update's turn (see chat_language)
                 self._remember_language(chat_id, language)
             if taken:
-                return bool(earlier)
+                return Claim(wait=bool(earlier), fresh=True)
             return self._take_over_stale(update_id, chat_id, owner, now)
         with self.db.begin() as conn:
             if self.db.dialect.name == "sqlite":
@@ -181,12 +208,13 @@ class UpdateLedger:
                 except IntegrityError:
                     taken = 0
             if taken == 1:
-                return chat_id is not None and self._earlier(conn, update_id, chat_id)
+                wait = chat_id is not None and self._earlier(conn, update_id, chat_id)
+                return Claim(wait=wait, fresh=True)
         return self._take_over_stale(update_id, chat_id, owner, now)
 
     def _take_over_stale(
         self, update_id: int, chat_id: str | None, owner: str, now: datetime
-    ) -> bool | None:
+    ) -> Claim | None:
         stale = now - timedelta(seconds=self.stale_claim_s)
         with self.db.begin() as conn:
             taken = conn.execute(
@@ -201,7 +229,8 @@ class UpdateLedger:
             ).rowcount
         if not taken:
             return None
-        return chat_id is not None and self.earlier_in_progress(update_id, chat_id)
+        wait = chat_id is not None and self.earlier_in_progress(update_id, chat_id)
+        return Claim(wait=wait, fresh=False)
 
     def finish(self, update_id: int, owner: str) -> None:
         """Mark a claimed update done (its turn ran and its replies were sent)."""
@@ -350,4 +379,4 @@ class UpdateLedger:
                     **values))
 
 
-__all__ = ["DONE", "PROCESSING", "UpdateLedger", "chats_table", "updates_table"]
+__all__ = ["DONE", "PROCESSING", "Claim", "UpdateLedger", "chats_table", "updates_table"]

@@ -366,6 +366,57 @@ async def test_a_redelivered_update_acts_once(runtime: Any, standin: Any, seeded
     assert runtime.adapter.ledger.status(update["update_id"]) == "done"
 
 
+async def test_a_fresh_update_skips_the_delivery_read_and_a_redelivery_still_acts_once(
+    runtime: Any, standin: Any, seeded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update whose ledger claim is its first has no recorded turn: the engine does not
+    read its delivery record (one statement less a turn), yet records it; a redelivery is
+    still dropped by the ledger, and one the ledger let through (its claim taken over from
+    a worker presumed dead) is read and answered from the record, not acted on again."""
+    from bot.messages import IncomingMessage
+
+    chat = await linked(runtime, standin, seeded)
+    store, ledger = runtime.engine.store, runtime.adapter.ledger
+    assert runtime.adapter.remembers_redeliveries  # keep_handled_h 48 >= Telegram's 24
+    reads: list[str] = []
+    read = store.processed_delivery
+
+    def counted(delivery_id: str) -> Any:
+        reads.append(delivery_id)
+        return read(delivery_id)
+
+    monkeypatch.setattr(store, "processed_delivery", counted)
+    update = standin.message(chat.chat_id, text="how much do I owe?")
+    calls = await chat.do(lambda: standin.inject(update))
+    assert len([c for c in calls if c.method == "sendMessage"]) == 1
+    delivery = f"telegram:{runtime.adapter.bot_id}:{update['update_id']}"
+    assert reads == [] and store.processed_delivery(delivery) is not None
+    assert runtime.adapter._unseen == set()  # nothing left behind
+    reads.clear()
+    assert await chat.do(lambda: standin.redeliver(update)) == []  # the ledger drops it
+    # the same delivery reaching the engine without the channel's word: read, not acted on
+    again = await runtime.engine.handle(IncomingMessage(
+        channel="telegram", external_user_id=str(chat.chat_id), text="how much do I owe?",
+        language="en", delivery_id=delivery))
+    assert again == [] and reads == [delivery]
+    assert ledger.status(update["update_id"]) == "done"
+
+
+async def test_only_a_ledger_that_outlives_telegrams_redeliveries_vouches_for_fresh_updates(
+    engine: Any, standin: Any
+) -> None:
+    from bot.channels.telegram.adapter import TelegramAdapter
+    from tests.channels.telegram.conftest import telegram_settings
+
+    def adapter(keep_handled_h: float) -> TelegramAdapter:
+        settings = telegram_settings(standin, keep_handled_h=keep_handled_h)
+        return TelegramAdapter(engine, settings)
+
+    assert adapter(48).remembers_redeliveries and adapter(24).remembers_redeliveries
+    assert adapter(0).remembers_redeliveries  # kept forever
+    assert not adapter(23.5).remembers_redeliveries
+
+
 async def test_housekeeping_forgets_old_updates_yet_a_late_redelivery_acts_once(
     runtime: Any, standin: Any, seeded: Any
 ) -> None:

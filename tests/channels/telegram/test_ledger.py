@@ -41,6 +41,27 @@ def test_claims_redeliveries_stale_claims_and_chat_order(database_url: str) -> N
         db.dispose()
 
 
+def test_a_claim_tells_whether_it_is_the_updates_first(database_url: str) -> None:
+    """Fresh: the claim inserted the update's row (no worker ever had it). A stale claim
+    taken over is not fresh (its dead worker may have acted); a refused claim is None."""
+    from bot.channels.telegram.ledger import Claim
+
+    ensure_schema(database_url)
+    db = make_engine(database_url)
+    ledger = UpdateLedger(db, "62", stale_claim_s=0.3)
+    try:
+        assert ledger.claim_update(7, "chat-1", "a") == Claim(wait=False, fresh=True)
+        assert ledger.claim_update(8, "chat-1", "a") == Claim(wait=True, fresh=True)
+        assert ledger.claim_update(7, "chat-1", "b") is None  # in progress elsewhere
+        time.sleep(0.4)
+        assert ledger.claim_update(7, "chat-1", "b") == Claim(wait=False, fresh=False)
+        ledger.finish(7, "b")
+        assert ledger.claim_update(7, "chat-1", "c") is None  # done
+        assert ledger.claim_update(9, None, "c") == Claim(wait=False, fresh=True)
+    finally:
+        db.dispose()
+
+
 def test_prune_forgets_only_old_done_updates_of_its_own_bot(database_url: str) -> None:
     ensure_schema(database_url)
     db = make_engine(database_url)
