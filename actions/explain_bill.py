@@ -167,12 +167,16 @@ async def explain_bill(ctx: ActionContext) -> ActionResult:
             if bill.period_start <= wanted <= bill.period_end:
                 chosen = bill
                 break
-    detail = await ctx.client.get_bill(chosen.bill_id)
-    unit = detail.unit or ""
+    # The bill it is compared with: the newest of the same utility that ended before it
+    # began (the summaries say so already: both details in one read).
     earlier = [
-        b for b in ordered if b.utility == detail.utility and b.period_end < detail.period_start
+        b for b in ordered if b.utility == chosen.utility and b.period_end < chosen.period_start
     ]
-    previous = await ctx.client.get_bill(earlier[0].bill_id) if earlier else None
+    wanted_ids = [chosen.bill_id] + ([earlier[0].bill_id] if earlier else [])
+    details = await ctx.client.get_bills(wanted_ids)
+    detail = details[0]
+    previous = details[1] if earlier else None
+    unit = detail.unit or ""
     replies = [
         Reply(
             "explain_header",

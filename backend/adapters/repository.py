@@ -109,25 +109,37 @@ class Repository:
             .options(selectinload(orm.Bill.lines))
         ).first()
 
-    def bill_detail_row(self, bill_id: str) -> Any | None:
-        """A bill's columns and its tariff's ``tariff_name``, as a plain row (no ORM
-        object), or ``None``."""
+    def bill_detail_rows(self, bill_ids: Sequence[str]) -> Sequence[Any]:
+        """Bills' columns and their tariffs' ``tariff_name``, as plain rows (no ORM objects),
+        in one query (an unknown id: no row)."""
         b, t = orm.Bill, orm.Tariff
         return self.session.execute(
             select(*b.__table__.columns, t.name.label("tariff_name"))
             .outerjoin(t, t.tariff_id == b.tariff_id)
-            .where(b.bill_id == bill_id)
-        ).first()
-
-    def bill_line_rows(self, bill_id: str) -> Sequence[Any]:
-        """A bill's lines in order, as plain rows."""
-        ln = orm.BillLine
-        return self.session.execute(
-            select(ln.kind, ln.description, ln.quantity, ln.unit_price, ln.amount,
-                   ln.tier_from, ln.tier_to)
-            .where(ln.bill_id == bill_id)
-            .order_by(ln.position)
+            .where(b.bill_id.in_(list(bill_ids)))
         ).all()
+
+    def bill_line_rows_of(self, bill_ids: Sequence[str]) -> dict[str, list[Any]]:
+        """The lines of several bills in one query, in order, by bill id."""
+        ln = orm.BillLine
+        rows = self.session.execute(
+            select(
+                ln.bill_id,
+                ln.kind,
+                ln.description,
+                ln.quantity,
+                ln.unit_price,
+                ln.amount,
+                ln.tier_from,
+                ln.tier_to,
+            )
+            .where(ln.bill_id.in_(list(bill_ids)))
+            .order_by(ln.bill_id, ln.position)
+        ).all()
+        out: dict[str, list[Any]] = {bill_id: [] for bill_id in bill_ids}
+        for row in rows:
+            out[row.bill_id].append(row)
+        return out
 
     def usages_for(
         self, household_id: str, utility: str, period_starts: Sequence[date]

@@ -74,6 +74,17 @@ def get_bill(caller: Principal, uow: UnitOfWork, bill_id: str) -> schemas.BillDe
     return services.get_bill(uow, bill_id, check=own)
 
 
+def get_bills(caller: Principal, uow: UnitOfWork, bill_ids: list[str]) -> list[schemas.BillDetail]:
+    """Several bills, each as :func:`get_bill` answers it (the first refused or unknown id
+    refuses the whole read, as a caller reading them one by one would stop there); one
+    session and a few queries for all. In-process only: over HTTP, one ``GET`` a bill."""
+
+    def own(household_id: str) -> None:
+        require_own_object(caller, household_id, "unknown_bill", "bill")
+
+    return services.get_bills(uow, bill_ids, check=own)
+
+
 def preview_payment(
     caller: Principal,
     uow: UnitOfWork,
@@ -134,6 +145,7 @@ class InProcessReads:
             "balance": balance,
             "list_bills": list_bills,
             "get_bill": get_bill,
+            "get_bills": get_bills,
             "preview_payment": self._preview_payment,
         }
 

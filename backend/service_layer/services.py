@@ -91,6 +91,7 @@ from backend.service_layer.statements import (
     bill_household,
     forecast,
     get_bill,
+    get_bills,
     list_bills,
     usage_series,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "generate_household_bills",
     "get_autopay",
     "get_bill",
+    "get_bills",
     "get_household",
     "get_payment",
     "get_receipt",

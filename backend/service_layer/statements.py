@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -119,41 +119,84 @@ def get_bill(
     ``check``: called with the bill's household once the bill is found, before anything
     else is read; it raises to refuse (the caller's access check, see
     :func:`backend.api.reads.get_bill`), so the check needs no query of its own.
+    Plain rows, three queries (the bill with its tariff's name, its lines, the usage of
+    the previous and last year's bills), no ORM objects: :func:`get_bills` of one.
+    """
+    return get_bills(uow, [bill_id], today=today, check=check)[0]
+
+
+def get_bills(
+    uow: UnitOfWork,
+    bill_ids: Sequence[str],
+    *,
+    today: date | None = None,
+    check: Callable[[str], None] | None = None,
+) -> list[schemas.BillDetail]:
+    """Several bills, each as :func:`get_bill` gives it, in ``bill_ids``' order.
+
+    One session and three queries for all of them when they are of one household and
+    utility (a bill and the one before it, which "why is it so high?" compares): the
+    bills with their tariffs' names, their lines, and the usages they are compared with
+    (one query per household and utility). The first id in order that is unknown, or
+    that ``check`` refuses, raises as :func:`get_bill` would for it, before any line
+    is read.
     """
     today = today or utcnow().date()
-    # Plain rows, three queries (the bill with its tariff's name, its lines, the usage
-    # of the previous and last year's bills), no ORM objects: "why is it so high?"
-    # reads two bills per question.
-    with uow.reading():  # reads only: no write lock on SQLite
-        bill = uow.repo.bill_detail_row(bill_id)
-        if bill is None:
-            raise NotFound("unknown_bill", f"no bill {bill_id!r}")
-        if check is not None:
-            check(bill.household_id)
-        lines = uow.repo.bill_line_rows(bill_id)
-        prev_start = billing.previous_month(bill.period_start)[0]
-        last_year = bill.period_start.replace(year=bill.period_start.year - 1)
-        usages = uow.repo.usages_for(bill.household_id, bill.utility, (prev_start, last_year))
-        return schemas.BillDetail(
-            **_summary(bill, today).model_dump(),
-            lines=[
-                schemas.BillLine(
-                    kind=ln.kind,
-                    description=ln.description,
-                    quantity=ln.quantity,
-                    unit_price=ln.unit_price,
-                    amount=ln.amount,
-                    tier_from=ln.tier_from,
-                    tier_to=ln.tier_to,
-                )
-                for ln in lines
-            ],
-            tariff_name=bill.tariff_name,
-            start_reading=bill.start_reading,
-            end_reading=bill.end_reading,
-            previous_usage=usages.get(prev_start),
-            last_year_usage=usages.get(last_year),
-        )
+    with uow.reading():
+        rows = {row.bill_id: row for row in uow.repo.bill_detail_rows(bill_ids)}
+        bills = []
+        for bill_id in bill_ids:
+            bill = rows.get(bill_id)
+            if bill is None:
+                raise NotFound("unknown_bill", f"no bill {bill_id!r}")
+            if check is not None:
+                check(bill.household_id)
+            bills.append(bill)
+        lines = uow.repo.bill_line_rows_of(list(dict.fromkeys(bill_ids)))
+        starts: dict[tuple[str, str], list[date]] = defaultdict(list)
+        for bill in bills:
+            starts[(bill.household_id, bill.utility)].extend(_compared_starts(bill))
+        usages = {
+            key: uow.repo.usages_for(key[0], key[1], tuple(dict.fromkeys(periods)))
+            for key, periods in starts.items()
+        }
+        return [
+            _detail(bill, lines[bill.bill_id], usages[(bill.household_id, bill.utility)], today)
+            for bill in bills
+        ]
+
+
+def _compared_starts(bill: Any) -> tuple[date, date]:
+    """The period starts a bill's usage is compared with: the previous month, last year."""
+    prev_start = billing.previous_month(bill.period_start)[0]
+    return prev_start, bill.period_start.replace(year=bill.period_start.year - 1)
+
+
+def _detail(
+    bill: Any, lines: Sequence[Any], usages: dict[date, Decimal | None], today: date
+) -> schemas.BillDetail:
+    """A bill's row, its line rows and the compared usages as the API shows them."""
+    prev_start, last_year = _compared_starts(bill)
+    return schemas.BillDetail(
+        **_summary(bill, today).model_dump(),
+        lines=[
+            schemas.BillLine(
+                kind=ln.kind,
+                description=ln.description,
+                quantity=ln.quantity,
+                unit_price=ln.unit_price,
+                amount=ln.amount,
+                tier_from=ln.tier_from,
+                tier_to=ln.tier_to,
+            )
+            for ln in lines
+        ],
+        tariff_name=bill.tariff_name,
+        start_reading=bill.start_reading,
+        end_reading=bill.end_reading,
+        previous_usage=usages.get(prev_start),
+        last_year_usage=usages.get(last_year),
+    )
 
 
 def usage_series(

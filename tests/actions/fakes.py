@@ -8,6 +8,7 @@ tests of one action's wording and branching.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -155,6 +156,9 @@ class FakeBillingClient:
             previous_usage=D("250"),
             last_year_usage=D("270"),
         )
+
+    async def get_bills(self, bill_ids: Sequence[str]) -> list[BillDetail]:
+        return [await self.get_bill(bill_id) for bill_id in bill_ids]
 
     async def preview_payment(
         self,
