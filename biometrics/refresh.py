@@ -47,13 +47,7 @@ class RefreshPolicy:
 
 
 FACE_POLICY = RefreshPolicy(margin=0.15)
-#: Voice, per speaker model (:class:`biometrics.voice.models.VoiceModel` values): the
-#: margin is in that model's cosine units. CAM++: every calibration impostor trial of
-#: bench/voice_speakers.py (133 speakers, ~557k trials) stays below threshold + margin.
-VOICE_POLICIES = {
-    "ge2e": RefreshPolicy(margin=0.08),
-    "campplus": RefreshPolicy(margin=0.15),
-}
+# Voice: per speaker model, in biometrics.voice.models.PROFILES (``refresh``).
 
 
 def refreshed_voice(
@@ -67,7 +61,8 @@ def refreshed_voice(
         probe: The passing probe's voiceprint (unit length).
         score: Its cosine similarity to the template.
         threshold: The match threshold it passed.
-        policy: The bounds (:data:`VOICE_POLICIES` of the template's model).
+        policy: The bounds (the ``refresh`` of the template's model's
+            :data:`biometrics.voice.models.PROFILES` entry).
     """
     if score < threshold + policy.margin:
         return None

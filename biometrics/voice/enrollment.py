@@ -13,8 +13,9 @@ and speaks each. Every recording must
   unrelated recording from being enrolled; staff importing recordings made
   elsewhere may skip it, which is recorded in the audit trail as the actor;
 - sound like the same person as the others (each voiceprint's similarity to
-  the mean of the others at least ``ENROLL_CONSISTENCY`` of the model), so two
-  people cannot be enrolled as one.
+  the mean of the others at least the model's ``enroll_consistency`` in
+  :data:`biometrics.voice.models.PROFILES`), so two people cannot be enrolled
+  as one.
 
 The template is made with ``BILLTALK_VOICE_ENROLL_MODEL`` (CAM++ by default,
 :mod:`biometrics.voice.models`): all recordings' prepared speech embedded as one
@@ -44,18 +45,11 @@ from biometrics.voice.challenge import (
     random_digits,
 )
 from biometrics.voice.embedding import make_template, similarity
-from biometrics.voice.models import VoiceModel
+from biometrics.voice.models import PROFILES, VoiceModel
 from biometrics.voice.settings import SCORED_DIGITS, VoiceSettings, get_voice_settings
 from biometrics.voice.voiceprint import Voiceprint, pooled_template, voiceprint_of
 
 KIND = "voice"
-#: Least similarity of each enrollment voiceprint to the mean of the others, per model.
-#: GE2E: same-speaker pairs score about 0.75-0.95 and different speakers about 0.4-0.75
-#: on the shared data, so 0.6 only catches a clearly different voice. CAM++: the highest
-#: 0.01 step that refuses at most 1 % of the calibration group's genuine enrollments
-#: (bench/voice_speakers.py; its held-out refusals and the share of enrollments with one
-#: other speaker's recording mixed in that it catches are in docs/voice.md).
-ENROLL_CONSISTENCY = {VoiceModel.GE2E: 0.6, VoiceModel.CAMPPLUS: 0.65}
 
 log = get_logger(__name__)
 
@@ -251,7 +245,7 @@ def build_template(
             others = make_template([w for j, w in enumerate(vectors) if j != i])
             consistency.append(round(similarity(others, v), 4))
     worst = int(np.argmin(consistency)) if consistency else 0
-    if consistency and consistency[worst] < ENROLL_CONSISTENCY[model]:
+    if consistency and consistency[worst] < PROFILES[model].enroll_consistency:
         raise EnrollmentError(
             "inconsistent_speaker",
             f"recording {worst + 1} does not sound like the others",

@@ -15,25 +15,16 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from biometrics.voice.models import VoiceModel
+from biometrics.voice.models import PROFILES, VoiceModel
 
 #: Cosine similarity (CAM++ voiceprint vs. CAM++ template) at or above which a voice
-#: matches. The FAR 0.1 % rule (the empirical 0.1 % quantile of impostor trials) on the
-#: calibration group of bench/voice_speakers.py only (133 of 266 real speakers, split by
-#: speaker, seed 18), rounded up to 3 decimals; reported on the other 133 (docs/voice.md,
-#: bench/RESULTS.md).
-DEFAULT_MATCH_THRESHOLD = 0.706
+#: matches; how it was chosen is written beside :data:`biometrics.voice.models.PROFILES`.
+DEFAULT_MATCH_THRESHOLD = PROFILES[VoiceModel.CAMPPLUS].match_threshold
 
 #: Cosine similarity at or above which a probe matches a GE2E template (those enrolled
-#: before CAM++; they keep verifying with GE2E until the resident re-enrolls).
-#: The FAR 0.1% rule (the empirical 0.1% quantile of impostor trials) on all 266 real
-#: speakers of bench/voice_speakers.py (FSDD 6, LibriSpeech 10, speechocean762 250):
-#: 0.8531, rounded up to 3 decimals. Two-fold by speaker, the same rule chose 0.851 / 0.854
-#: and held FAR to 0.101 % (0.095-0.107 %) on the other half, at FRR 27 % (adults: 15-19 %).
-#: It was 0.806, chosen on 8 of the first 16 speakers, which lets 1.09 % of 1.9 million
-#: impostor trials of 250 unseen speakers through: a payment authenticator may not, so
-#: more genuine residents fall back to their PIN instead (docs/voice.md).
-DEFAULT_GE2E_MATCH_THRESHOLD = 0.854
+#: before CAM++; they keep verifying with GE2E until the resident re-enrolls); see
+#: :data:`biometrics.voice.models.PROFILES`.
+DEFAULT_GE2E_MATCH_THRESHOLD = PROFILES[VoiceModel.GE2E].match_threshold
 
 #: Least voiced speech (seconds) a step-up answer must hold to be scored; a shorter one is
 #: refused as ``audio_too_short`` (retry with a hint, not a rejection, not a lockout
@@ -117,8 +108,8 @@ class VoiceSettings(BaseSettings):
     min_snr_db: float = Field(default=8.5, ge=0.0)
 
     def threshold(self, model: VoiceModel) -> float:
-        """The match threshold for a template of ``model``."""
-        return self.ge2e_match_threshold if model is VoiceModel.GE2E else self.match_threshold
+        """The match threshold for a template of ``model`` (its profile's setting)."""
+        return float(getattr(self, PROFILES[model].threshold_setting))
 
     @model_validator(mode="after")
     def _scored_lengths(self) -> VoiceSettings:

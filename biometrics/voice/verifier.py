@@ -35,7 +35,7 @@ from typing import Any
 
 from billtalk.logs import get_logger
 from biometrics.crypto import TemplateDecryptionError
-from biometrics.refresh import VOICE_POLICIES, refreshed_voice
+from biometrics.refresh import refreshed_voice
 from biometrics.store import TemplateStore
 from biometrics.voice.audio import AudioError, VoiceAudioError, decode, voice_code
 from biometrics.voice.challenge import (
@@ -46,7 +46,7 @@ from biometrics.voice.challenge import (
     spaced,
 )
 from biometrics.voice.enrollment import KIND
-from biometrics.voice.models import DIMS, VoiceModel, recorded_model
+from biometrics.voice.models import PROFILES, VoiceModel, recorded_model
 from biometrics.voice.noise import estimate_snr_db
 from biometrics.voice.settings import VoiceSettings, get_voice_settings
 from biometrics.voice.voiceprint import score, voiceprint_of_samples
@@ -175,7 +175,7 @@ class VoiceVerifier:
             log.error("voice_template_unknown_model", resident_id=resident_id)
             return self._result(Decision.REJECT, "template_unavailable")
         template = stored.vectors
-        if template.shape[-1] != DIMS[model]:
+        if template.shape[-1] != PROFILES[model].dims:
             log.error("voice_template_size_mismatch", resident_id=resident_id, model=model.value)
             return self._result(Decision.REJECT, "template_unavailable")
         threshold = s.threshold(model)
@@ -272,7 +272,7 @@ class VoiceVerifier:
             probe,
             similarity,
             self.settings.threshold(model),
-            VOICE_POLICIES[model.value],
+            PROFILES[model].refresh,
         )
         if new is None:
             return False

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biometrics.refresh import FACE_POLICY, VOICE_POLICIES, refreshed_face, refreshed_voice
+from biometrics.refresh import FACE_POLICY, refreshed_face, refreshed_voice
 from biometrics.store import TemplateStore
+from biometrics.voice.models import PROFILES, VoiceModel
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -18,7 +19,7 @@ def test_voice_template_moves_only_after_a_wide_pass_and_only_a_little() -> None
     old = _unit(rng.normal(size=256)).astype(np.float32)
     probe = _unit(old + 0.3 * _unit(rng.normal(size=256))).astype(np.float32)
     score = float(old @ probe)
-    policy = VOICE_POLICIES["campplus"]
+    policy = PROFILES[VoiceModel.CAMPPLUS].refresh
     assert refreshed_voice(old, probe, score, score - 0.01, policy) is None  # borderline
     new = refreshed_voice(old, probe, score, score - 0.2, policy)
     assert new is not None and new.shape == (1, 256)

@@ -21,7 +21,7 @@ from biometrics.crypto import TemplateCipher
 from biometrics.store import MIGRATIONS, VERSION_TABLE, TemplateStore, _pack, ensure_schema
 from biometrics.voice import campplus
 from biometrics.voice.enrollment import KIND, EnrollmentSample, enroll
-from biometrics.voice.models import DIMS, VoiceModel
+from biometrics.voice.models import PROFILES, VoiceModel
 from biometrics.voice.settings import VoiceSettings, get_voice_settings
 from biometrics.voice.verifier import VoiceVerifier
 from biometrics.voice.voiceprint import pooled_template, score, voiceprint_of_samples
@@ -55,7 +55,7 @@ def test_the_installed_files_are_the_pinned_ones_and_load() -> None:
     model = campplus.load_encoder()
     assert not model.training
     vec = campplus.embed(np.random.default_rng(1).normal(0, 0.1, 32_000).astype(np.float32))
-    assert vec.shape == (campplus.EMBEDDING_DIM,) == (DIMS[VoiceModel.CAMPPLUS],)
+    assert vec.shape == (campplus.EMBEDDING_DIM,) == (PROFILES[VoiceModel.CAMPPLUS].dims,)
     assert abs(float(np.linalg.norm(vec)) - 1) < 1e-5
 
 

@@ -15,7 +15,7 @@ from biometrics.voice.embedding import (
     prepare,
     similarity,
 )
-from biometrics.voice.models import DIMS, VoiceModel
+from biometrics.voice.models import PROFILES, VoiceModel
 from biometrics.voice.settings import get_voice_settings
 from biometrics.voice.voiceprint import score, voiceprint_of, voiceprint_of_samples
 
@@ -37,7 +37,7 @@ def test_voiceprint_is_unit_length_and_deterministic(voice_data: Path, model: Vo
     path = voice_data / "librispeech_test-other" / "1688" / "1688-142285-0005.flac"
     a = voiceprint_of(path, min_voiced_s=1.0, model=model)
     b = voiceprint_of(path.read_bytes(), min_voiced_s=1.0, model=model)
-    assert a.vector.shape == (DIMS[model],) and a.model is model
+    assert a.vector.shape == (PROFILES[model].dims,) and a.model is model
     assert a.vector.dtype == np.float32
     assert np.linalg.norm(a.vector) == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(a.vector, b.vector, atol=1e-5)

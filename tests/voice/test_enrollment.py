@@ -20,7 +20,7 @@ from biometrics.voice.enrollment import (
     enroll,
     enrollment_prompts,
 )
-from biometrics.voice.models import DIMS, VoiceModel
+from biometrics.voice.models import PROFILES, VoiceModel
 from biometrics.voice.settings import VoiceSettings, get_voice_settings
 
 from .conftest import FsddFactory
@@ -190,7 +190,7 @@ def test_enrollment_stores_an_encrypted_template_and_audits(
     assert report.samples == 5 and report.digits_checked and report.digit_check == "likelihood"
     assert all(v >= 1.0 for v in report.voiced_s)
     template = db_store.load("res-1", "voice")
-    assert template is not None and template.shape == (1, DIMS[VoiceModel.CAMPPLUS])
+    assert template is not None and template.shape == (1, PROFILES[VoiceModel.CAMPPLUS].dims)
     assert np.linalg.norm(template) == pytest.approx(1.0, abs=1e-5)
     with db_store.engine.connect() as conn:
         blob = bytes(

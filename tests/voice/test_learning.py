@@ -10,9 +10,9 @@ import pytest
 
 from billtalk.db import make_engine
 from biometrics.crypto import TemplateCipher
-from biometrics.refresh import VOICE_POLICIES
 from biometrics.store import TemplateStore, ensure_schema
 from biometrics.voice.enrollment import EnrollmentSample, enroll
+from biometrics.voice.models import PROFILES, VoiceModel
 from biometrics.voice.settings import VoiceSettings
 from biometrics.voice.verifier import VoiceVerifier
 from verification import Decision, Evidence
@@ -49,11 +49,12 @@ async def test_a_wide_live_pass_refreshes_reversibly_and_a_replay_never_does(
     result = await verifier.verify("r1", challenge, Evidence("audio", recording, "audio/wav"))
     assert result.decision is Decision.ACCEPT
     assert result.score is not None
-    assert result.score >= result.threshold + VOICE_POLICIES["campplus"].margin  # a wide pass
+    policy = PROFILES[VoiceModel.CAMPPLUS].refresh
+    assert result.score >= result.threshold + policy.margin  # a wide pass
     assert result.details["voiceprint_refreshed"] is True
     after = enrolled.load("r1", "voice")
     assert after is not None and before is not None and not np.array_equal(after, before)
-    assert float(after[0] @ before[0]) >= VOICE_POLICIES["campplus"].max_drift
+    assert float(after[0] @ before[0]) >= policy.max_drift
     assert [e["action"] for e in enrolled.audit_trail("r1")] == ["enroll", "refresh"]
 
     # The same recording replayed against a new challenge: rejected, template untouched.

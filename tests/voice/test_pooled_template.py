@@ -9,7 +9,7 @@ from biometrics.store import TemplateStore
 from biometrics.voice.audio import decode
 from biometrics.voice.embedding import make_template, similarity
 from biometrics.voice.enrollment import EnrollmentError, EnrollmentSample, build_template, enroll
-from biometrics.voice.models import DIMS, VoiceModel
+from biometrics.voice.models import PROFILES, VoiceModel
 from biometrics.voice.settings import VoiceSettings
 from biometrics.voice.voiceprint import pooled_template, voiceprint_of
 
@@ -80,4 +80,4 @@ def test_enrollment_needs_enough_speech_in_all(fsdd_wav: FsddFactory, store: Tem
     assert report.total_voiced_s == pytest.approx(total, abs=0.05)
     assert report.total_voiced_s >= VoiceSettings().min_enroll_total_voiced_s
     template = store.load("r1", "voice")
-    assert template is not None and template.shape == (1, DIMS[VoiceModel.CAMPPLUS])
+    assert template is not None and template.shape == (1, PROFILES[VoiceModel.CAMPPLUS].dims)
