@@ -19,6 +19,13 @@ impostor pairs are two ``pair`` photos of different people. Every pair is a
 one-photo enrollment against one probe. The held-out estimate calibrates the
 threshold (FAR <= 0.1%) on the other identities and applies it to the held-out
 ones (leave-identities-out folds), as the checks outside this repo do.
+
+``--protocol-only`` (issue 18) runs the held-out protocol instead on every source
+it can reach, each read in place from a local mirror made by the search tool's
+``fetch`` (``/work/.mirror/<owner>+<name>/repo``) at a pinned commit and extracted
+to a temporary folder: serengil/deepface, justadudewhohacks/face-api.js and
+debruine/webmorphR.stim (see :func:`protocol`). A source whose mirror is missing
+is left out with a message, and the results file lists the photos per source.
 """
 
 from __future__ import annotations
@@ -528,6 +535,11 @@ def plots(gen: np.ndarray, imp: np.ndarray, hard_gen, hard_imp, attack_d, settin
 DEEPFACE_REPO = Path("/work/.mirror/serengil+deepface/repo")
 DEEPFACE_COMMIT = "243209fd7b46ecdecf72665cc25219f6e8181f25"
 SPLIT_SEED = 18
+#: Sources in the order they joined the protocol; each batch is split among itself.
+SPLIT_BATCHES = (("shared", "deepface"), ("faceapi",), ("canada", "lisa", "london"))
+#: Sources whose genuine pairs are mostly photos from different sessions or days
+#: (London pairs are one session each).
+CROSS_SESSION = ("shared", "deepface", "faceapi", "lisa")
 
 
 def deepface_photos(folder: Path | None) -> list[Photo]:
@@ -538,20 +550,11 @@ def deepface_photos(folder: Path | None) -> list[Photo]:
     Without ``folder`` the files are extracted from a local mirror of the
     repository at :data:`DEEPFACE_COMMIT`.
     """
-    import subprocess
-    import tempfile
-
     if folder is None:
         if not DEEPFACE_REPO.is_dir():
             print("deepface photos not available; shared photos only", file=sys.stderr)
             return []
-        tmp = Path(tempfile.mkdtemp(prefix="deepface-"))
-        archive = subprocess.run(
-            ["git", f"--git-dir={DEEPFACE_REPO}", "archive", DEEPFACE_COMMIT, "tests/unit/dataset"],
-            check=True,
-            capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "x", "-C", str(tmp)], input=archive, check=True)
+        tmp = _extract(DEEPFACE_REPO, DEEPFACE_COMMIT, ["tests/unit/dataset"], "deepface-")
         folder = tmp / "tests" / "unit" / "dataset"
     parent: dict[str, str] = {}
 
@@ -579,6 +582,32 @@ FACEAPI_REPO = Path("/work/.mirror/justadudewhohacks+face-api.js/repo")
 FACEAPI_COMMIT = "a86f011"
 
 
+def _extract(repo: Path, commit: str, paths: Sequence[str], prefix: str) -> Path:
+    """``git archive`` of ``paths`` at ``commit`` from a local mirror into a fresh temp folder.
+
+    The photos are read in place there, outside the repository, and never copied into it.
+    """
+    import subprocess
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    archive = subprocess.run(
+        ["git", f"--git-dir={repo}", "archive", commit, *paths], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "x", "-C", str(tmp)], input=archive, check=True)
+    return tmp
+
+
+def _tree(repo: Path, commit: str, folder: str) -> list[str]:
+    """Every file path under ``folder`` at ``commit`` of a local mirror."""
+    import subprocess
+
+    return subprocess.run(
+        ["git", f"--git-dir={repo}", "ls-tree", "-r", "--name-only", commit, folder],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+
+
 def faceapi_photos() -> list[Photo]:
     """justadudewhohacks/face-api.js ``examples/images/<name>/<name><i>.png`` (MIT repository).
 
@@ -586,28 +615,65 @@ def faceapi_photos() -> list[Photo]:
     collected by the repository's author for its face-recognition example),
     extracted from a local mirror of the repository at :data:`FACEAPI_COMMIT`.
     """
-    import subprocess
-    import tempfile
-
     if not FACEAPI_REPO.is_dir():
         print("face-api.js photos not available", file=sys.stderr)
         return []
-    tmp = Path(tempfile.mkdtemp(prefix="faceapi-"))
-    names = subprocess.run(
-        ["git", f"--git-dir={FACEAPI_REPO}", "ls-tree", "-r", "--name-only", FACEAPI_COMMIT,
-         "examples/images"],
-        check=True, capture_output=True, text=True,
-    ).stdout.split()  # fmt: skip
+    names = _tree(FACEAPI_REPO, FACEAPI_COMMIT, "examples/images")
     wanted = [n for n in names if n.count("/") == 3 and n.endswith(".png")]
-    archive = subprocess.run(
-        ["git", f"--git-dir={FACEAPI_REPO}", "archive", FACEAPI_COMMIT, *wanted],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
-    subprocess.run(["tar", "x", "-C", str(tmp)], input=archive, check=True)
+    tmp = _extract(FACEAPI_REPO, FACEAPI_COMMIT, wanted, "faceapi-")
     return [
         Photo(str(tmp / n), f"faceapi:{n.split('/')[2]}", Path(n).stem, "pair", "face-api.js")
         for n in sorted(wanted)
     ]
+
+
+WEBMORPH_REPO = Path("/work/.mirror/debruine+webmorphR.stim/repo")
+WEBMORPH_COMMIT = "fa8b78fda2d659bb74ce62fcd99c4407551d2a77"
+#: Sets of debruine/webmorphR.stim used, as (folder, source label). ``lisa`` and
+#: ``zoom`` show one person (the package's author) on two occasions, so they are one
+#: identity. ``composite`` (averages of several people), ``3dsk`` (licensed for
+#: educational use only) and ``rainbow`` (not faces) are left out.
+WEBMORPH_SETS = (
+    ("inst/neutral_front", "london"),
+    ("inst/smiling_front", "london"),
+    ("inst/canada", "canada"),
+    ("inst/lisa", "lisa"),
+    ("inst/zoom", "lisa"),
+)
+
+
+def webmorph_photos() -> list[Photo]:
+    """Photos of debruine/webmorphR.stim (CC BY 4.0; ``zoom`` CC0), read from a local mirror.
+
+    * ``london``: the Face Research Lab London Set, 102 adults photographed in
+      London in April 2012 who consented to research use, a neutral
+      (``NNN_03.jpg``) and a smiling (``NNN_08.jpg``) frontal photo each, 1350 px
+      (DeBruine & Jones 2017, doi:10.6084/m9.figshare.5047666.v5). Both photos
+      come from one session, so their genuine pairs are easier than a resident's
+      selfie months after enrolling: they are reported apart as well.
+    * ``canada``: 40 young adults photographed at a university in Ontario, one
+      photo each (doi:10.6084/m9.figshare.4220517.v1): impostor trials only.
+    * ``lisa`` + ``zoom`` (CC0): one person, four webcam photos of varying
+      position and rotation, and on another occasion four at head-to-camera
+      distances of about 15-60 cm.
+    """
+    if not WEBMORPH_REPO.is_dir():
+        print("webmorphR.stim photos not available", file=sys.stderr)
+        return []
+    folders = sorted({f for f, _ in WEBMORPH_SETS})
+    names = [
+        n for f in folders for n in _tree(WEBMORPH_REPO, WEBMORPH_COMMIT, f)
+        if n.endswith(".jpg") and not Path(n).name.startswith("._")  # macOS resource forks
+    ]  # fmt: skip
+    tmp = _extract(WEBMORPH_REPO, WEBMORPH_COMMIT, names, "webmorph-")
+    label = dict(WEBMORPH_SETS)
+    out = []
+    for n in sorted(names):
+        source = label[str(Path(n).parent)]
+        stem = Path(n).stem
+        person = {"london": stem.split("_")[0], "canada": stem, "lisa": "1"}[source]
+        out.append(Photo(str(tmp / n), f"{source}:{person}", stem, "pair", "webmorphR.stim"))
+    return out
 
 
 def protocol_encode(photos: Sequence[Photo]) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
@@ -657,26 +723,35 @@ def protocol(extra: Path | None) -> dict[str, object]:
     photos = [p for p in manifest() if p.role == "pair"] + deepface_photos(extra)
     photos = [Photo(p.path, p.person if ":" in p.person else f"shared:{p.person}", p.group,
                     p.role, p.source) for p in photos]  # fmt: skip
-    photos += faceapi_photos()
+    photos += faceapi_photos() + webmorph_photos()
     enc, refused = protocol_encode(photos)
     usable = [p for p in photos if p.path in enc]
     people = {p.person for p in usable}
-    # The first issue-18 split (shared + deepface) is kept as it was; identities of
-    # sources added later are split among themselves with the same seed and appended.
-    first = {p for p in people if p.split(":")[0] in ("shared", "deepface")}
-    cal, held = split_people(first, SPLIT_SEED, {p: p.split(":")[0] for p in first})
-    later = people - first
-    cal2, held2 = split_people(later, SPLIT_SEED, {p: p.split(":")[0] for p in later})
-    cal, held = sorted(cal + cal2), sorted(held + held2)
+    # Each batch of sources is split among itself with the same seed, in the order the
+    # sources were added (first issue-18 split, then face-api.js, then webmorphR.stim),
+    # so adding a batch never moves an identity of an earlier one to the other group.
+    cal, held = [], []
+    for batch in SPLIT_BATCHES:
+        members = {p for p in people if p.split(":")[0] in batch}
+        c, h = split_people(members, SPLIT_SEED, {p: p.split(":")[0] for p in members})
+        cal, held = cal + c, held + h
+    assert set(cal) | set(held) == people, "a source is missing from SPLIT_BATCHES"
+    cal, held = sorted(cal), sorted(held)
 
-    def trials(group: list[str], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Genuine, impostor, and impostor trials within one source (negated distances)."""
+    def trials(
+        group: list[str], kind: str, sources: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Genuine, impostor, and impostor trials within one source (negated distances).
+
+        ``sources``, if given, keeps only the genuine trials of those sources
+        (impostor trials are always all of the group's).
+        """
         members = [p for p in usable if p.person in set(group)]
         gen, imp, within = [], [], []
         for a, b in itertools.combinations(members, 2):
             d = float(np.linalg.norm(enc[a.path][kind] - enc[b.path][kind]))
             if a.person == b.person:
-                if a.group != b.group:
+                if a.group != b.group and (sources is None or a.person.split(":")[0] in sources):
                     gen.append(-d)
             else:
                 imp.append(-d)
@@ -692,6 +767,14 @@ def protocol(extra: Path | None) -> dict[str, object]:
             "faceapi": f"github.com/justadudewhohacks/face-api.js@{FACEAPI_COMMIT} "
             "examples/images/<name>/ (8 people x 5 crops of 150 px), MIT licence for the "
             "repository; photos of actors collected by its author",
+            "webmorph": f"github.com/debruine/webmorphR.stim@{WEBMORPH_COMMIT[:7]} "
+            "inst/neutral_front + inst/smiling_front (london: Face Research Lab London Set, "
+            "102 consenting adults x 2 photos of one session, CC BY 4.0), inst/canada "
+            "(40 people x 1 photo, CC BY 4.0), inst/lisa + inst/zoom (1 person x 8, CC0)",
+            "photos_by_source": {
+                src: sum(p.person.split(":")[0] == src for p in usable)
+                for src in sorted({p.person.split(":")[0] for p in usable})
+            },
             "photos_usable": len(usable),
             "refused_by_quality_gates": refused,
             "identities": len(people),
@@ -719,6 +802,14 @@ def protocol(extra: Path | None) -> dict[str, object]:
                 np.concatenate([cg, hg]), np.concatenate([ci, hi]), -before_t
             ),
         }
+        # Genuine trials without the London set's (neutral and smiling of one session).
+        xg, _, _ = trials(held, kind, CROSS_SESSION)
+        res[kind]["heldout_cross_session_at_calibrated"] = at_threshold(xg, hi, -calibrated)
+        res[kind]["heldout_cross_session_at_shipped"] = at_threshold(xg, hi, -before_t)
+        # Trials sharing a photo or a pair of people are not independent: count people too.
+        res[kind]["heldout_identity_pairs_accepted"] = {
+            f"{t:.4f}": identity_pairs(usable, enc, held, kind, t) for t in (before_t, calibrated)
+        }
         label = "before" if kind == "plain" else "after"
         curves[f"held-out, {label}"] = (hg, hi)
         curves[f"calibration, {label}"] = (cg, ci)
@@ -736,6 +827,10 @@ def protocol(extra: Path | None) -> dict[str, object]:
             fold["distance"] = round(-fold.pop("threshold"), 4)
             fold["heldout_min_impostor_distance"] = round(-fold.pop("heldout_max_impostor"), 4)
         res[key] = report
+    res["lookalikes"] = {
+        name: lookalikes(usable, enc, group, 12) for name, group in (("calibration", cal),
+                                                                     ("heldout", held))
+    }  # fmt: skip
     res["conditional_mirror"] = conditional_mirror(usable, enc, cal, held, settings)
     res["load_avg_after"] = os.getloadavg()
     res["gallery"] = gallery_trials(usable, enc, held, settings.threshold)
@@ -747,6 +842,50 @@ def protocol(extra: Path | None) -> dict[str, object]:
         distance=True,
     )
     return res
+
+
+def identity_pairs(
+    usable: Sequence[Photo],
+    enc: dict[str, dict[str, np.ndarray]],
+    group: list[str],
+    kind: str,
+    t: float,
+) -> dict[str, object]:
+    """Pairs of different people of ``group`` with at least one impostor trial at <= ``t``.
+
+    The independent unit of a false accept is a pair of people (one look-alike
+    pair yields up to four accepted trials when each has two photos), so this
+    count and its interval are the conservative reading of FAR.
+    """
+    from bench.heldout import rate
+
+    members = [p for p in usable if p.person in set(group)]
+    accepted = {
+        tuple(sorted((a.person, b.person)))
+        for a, b in itertools.combinations(members, 2)
+        if a.person != b.person
+        and float(np.linalg.norm(enc[a.path][kind] - enc[b.path][kind])) <= t
+    }
+    n = len({p.person for p in members})
+    return {**rate(len(accepted), n * (n - 1) // 2), "pairs": sorted(accepted)}
+
+
+def lookalikes(
+    usable: Sequence[Photo], enc: dict[str, dict[str, np.ndarray]], group: list[str], n: int
+) -> list[dict[str, object]]:
+    """The ``n`` closest impostor trials among ``group`` (mirror-averaged), by name."""
+    members = [p for p in usable if p.person in set(group)]
+    rows = [
+        (float(np.linalg.norm(enc[a.path]["mirror"] - enc[b.path]["mirror"])), a, b)
+        for a, b in itertools.combinations(members, 2)
+        if a.person != b.person
+    ]
+    rows.sort(key=lambda r: r[0])
+    return [
+        {"distance": round(d, 4), "a": a.person, "a_photo": a.group, "b": b.person,
+         "b_photo": b.group}
+        for d, a, b in rows[:n]
+    ]  # fmt: skip
 
 
 def conditional_mirror(
