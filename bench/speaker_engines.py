@@ -142,7 +142,32 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "whisper-prompt-vocab": {"asr_engine": "faster_whisper", "_prompt": "vocabulary"},
     "auto-fp32": {"asr_engine": "auto", "whisper_compute_type": "float32"},
     "auto-prompt-vocab": {"asr_engine": "auto", "_prompt": "vocabulary"},
+    # N-best rescoring (whisper_rescore): pocketsphinx's transcript and Whisper's 5 best,
+    # scored by Whisper's forced decoding (+ the domain LM, + a word bonus). The rows
+    # keep every candidate's scores (``candidates``) for --grid.
+    "auto-rescore": {
+        "asr_engine": "auto",
+        "whisper_rescore": True,
+        "rescore_only_unsure": False,
+        "_record": True,
+    },
+    # The same with Whisper's prompt tokenised a word at a time (PROMPT_BY_WORD).
+    "auto-rescore-wordprompt": {
+        "asr_engine": "auto",
+        "whisper_rescore": True,
+        "rescore_only_unsure": False,
+        "_record": True,
+        "_prompt_by_word": True,
+    },
 }
+
+#: The rescoring weights --grid tries on a run of ``auto-rescore`` (fixed before the run):
+#: the domain LM's weight (on its natural-log probability) and a bonus per word (nats).
+GRID_LM_WEIGHTS = (0.2, 0.4, 0.8, 1.2, 1.6)
+GRID_WORD_BONUSES = (0.0, 1.0)
+#: ``all``: every transcript rescored; ``unsure``: only when pocketsphinx is unsure (the
+#: requests ``auto`` sends to Whisper; ``rescore_only_unsure``).
+GRID_MODES = ("all", "unsure")
 
 
 #: A longer idle prompt for Whisper (bench configuration ``_prompt: vocabulary``): the
@@ -287,7 +312,7 @@ def build_clips(
 
 def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, Any]:
     """Every clip through the speaker's recogniser with configuration ``name``."""
-    from bot.channels.speaker import whisper_asr
+    from bot.channels.speaker import whisper_asr, wyoming_server
     from bot.channels.speaker.channel import dialogue_text, spoken_figures
     from bot.channels.speaker.settings import SpeakerSettings
     from bot.channels.speaker.wyoming_server import recognise
@@ -299,7 +324,33 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
     shipped_prompt = whisper_asr.PROMPT
     if CONFIGS[name].get("_prompt") == "vocabulary":
         whisper_asr.PROMPT = PROMPT_VOCABULARY  # this process only; restored below
+    shipped_by_word = whisper_asr.PROMPT_BY_WORD
+    if "_prompt_by_word" in CONFIGS[name]:
+        whisper_asr.PROMPT_BY_WORD = CONFIGS[name]["_prompt_by_word"]
     whisper = settings.asr_engine == "faster_whisper"
+    recorded: list[list[Any]] = []
+    engines: dict[str, Any] = {}
+    shipped_choose = whisper_asr.choose
+    shipped_candidates = whisper_asr.candidates
+    shipped_rescored = wyoming_server._rescored
+    if CONFIGS[name].get("_record"):
+
+        def recording_choose(found: list[Any], lm_weight: float, word_bonus: float) -> Any:
+            recorded[:] = [[c.text, c.acoustic, c.lm, c.source] for c in found]
+            return shipped_choose(found, lm_weight, word_bonus)
+
+        def recording_candidates(samples: Any, others: dict[str, str], **kw: Any) -> Any:
+            found, own = shipped_candidates(samples, others, **kw)
+            engines["whisper"] = list(own)  # Whisper's own (text, confidence, weak)
+            return found, own
+
+        def recording_rescored(said: Any, text: str, confidence: float, *, weak: bool) -> Any:
+            engines["pocketsphinx"] = [text, weak]
+            return shipped_rescored(said, text, confidence, weak=weak)
+
+        whisper_asr.choose = recording_choose
+        whisper_asr.candidates = recording_candidates
+        wyoming_server._rescored = recording_rescored
     before = rss_mb()
     t0 = time.perf_counter()
     recognise(to_pcm(pcm_of("how much do I owe", "en-us", 165)), settings=settings)
@@ -311,9 +362,21 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
         lang = "zh" if clip["kind"] == "zh" else "en"
         t = time.perf_counter()
         state = clip.get("state")
+        recorded.clear()
+        engines.clear()
         heard = recognise(to_pcm(clip["samples"]), settings=settings, language=lang, expect=state)
         seconds = time.perf_counter() - t
         row = {k: clip.get(k) for k in ("kind", "text", "voice", "condition", "state", "purpose")}
+        if recorded:
+            row["candidates"] = list(recorded)
+        if "whisper" in engines:
+            # What ``auto`` without rescoring hears from the same decodes: pocketsphinx's
+            # transcript unless it is unsure and Whisper is sure (_recognise_free).
+            row["whisper_own"] = engines["whisper"]
+            row["pocketsphinx_own"] = engines["pocketsphinx"]
+            sphinx_text, sphinx_weak = engines["pocketsphinx"]
+            whisper_text, _, whisper_weak = engines["whisper"]
+            row["auto_text"] = whisper_text if sphinx_weak and not whisper_weak else sphinx_text
         row.update(heard=heard.text, weak=heard.weak, error=heard.error, s=seconds,
                    confidence=heard.confidence,
                    engine=heard.engine, rtf=seconds / duration,
@@ -351,6 +414,10 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
             row["intent_audio"] = model.parse(heard.text or "")["intent"]["name"]
         rows.append(row)
     whisper_asr.PROMPT = shipped_prompt
+    whisper_asr.PROMPT_BY_WORD = shipped_by_word
+    whisper_asr.choose = shipped_choose
+    whisper_asr.candidates = shipped_candidates
+    wyoming_server._rescored = shipped_rescored
     return {
         "config": name,
         "settings": CONFIGS[name],
@@ -585,6 +652,123 @@ def rescore(path: Path) -> None:
     print(markdown(data))
 
 
+def grid(
+    path: Path, baseline: str = "auto", only: tuple[str, str, float, float] | None = None
+) -> None:
+    """The rescoring weights of :data:`GRID_LM_WEIGHTS` x :data:`GRID_WORD_BONUSES` applied
+    to the candidates each recording configuration of the run (``auto-rescore``,
+    ``auto-rescore-wordprompt``) recorded, beside ``baseline`` of the same run.
+
+    Choice rule (fixed before the run): the lowest mean WER of the clean and 15 dB
+    conditions among the (configuration, point)s whose mean agreement (dialogue text) is
+    not lower than ``baseline``'s; shipped only if that WER is lower than ``baseline``'s.
+    ``only`` (configuration, mode, LM weight, word bonus): that point alone, with its
+    intervals, and no choice (the test set, once the development set has chosen).
+    """
+    import nlu
+    from bot.channels.speaker.channel import dialogue_text
+    from bot.channels.speaker.whisper_asr import Candidate, choose
+    from speech.scoring import scored_wer
+
+    data = json.loads(path.read_text())
+    runs = {e["config"]: e for e in data["engines"]}
+    model = nlu.load_model()
+    parse_cache: dict[str, str] = {}
+
+    def intent(text: str) -> str:
+        if text not in parse_cache:
+            parse_cache[text] = model.parse(text)["intent"]["name"]
+        return parse_cache[text]
+
+    def figures(rows: list[dict[str, Any]]) -> tuple[float, float, float, float]:
+        out: list[float] = []
+        for cond in ("clean", "snr15"):
+            sel = [r for r in rows if r["kind"] == "request" and r["condition"] == cond]
+            out.append(statistics.mean(r["wer"] for r in sel))
+            out.append(
+                statistics.mean(
+                    r["intent_audio_dialogue"] == r["intent_text_dialogue"] for r in sel
+                )
+            )
+        return out[0], out[2], out[1], out[3]
+
+    chosen_rows: list[dict[str, Any]] = []
+    if baseline in runs:
+        base_rows = runs[baseline]["rows"]
+        base = figures(base_rows)
+    else:  # ``auto`` rebuilt from a rescoring run's own decodes (``auto_text``)
+        config = next(c for c in runs if CONFIGS.get(c, {}).get("_record"))
+        rebuilt = []
+        for r in runs[config]["rows"]:
+            if r["kind"] == "request" and "auto_text" in r:
+                text = r["auto_text"]
+                said = intent(dialogue_text(text, r["state"]))
+                r = dict(r, heard=text, wer=scored_wer(r["text"], text),
+                         intent_audio_dialogue=said)  # fmt: skip
+            rebuilt.append(r)
+        base_rows = rebuilt
+        base = figures(rebuilt)
+        baseline = f"{baseline} (rebuilt from {config}'s decodes)"
+    print("| weights | WER clean | WER 15 dB | agreement clean | agreement 15 dB | mean WER |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {baseline} | {base[0]:.1%} | {base[1]:.1%} | {base[2]:.1%} | {base[3]:.1%} | "
+          f"{(base[0] + base[1]) / 2:.2%} |")  # fmt: skip
+    best: tuple[float, str] | None = None
+    points = [
+        (config, mode, lm_weight, bonus)
+        for config in runs
+        if CONFIGS.get(config, {}).get("_record")
+        for mode in GRID_MODES
+        for lm_weight in GRID_LM_WEIGHTS
+        for bonus in GRID_WORD_BONUSES
+    ]
+    if only is not None:
+        points = [only]
+    for config, mode, lm_weight, bonus in points:
+        rows = []
+        for r in runs[config]["rows"]:
+            sure = not r.get("pocketsphinx_own", ["", True])[1]
+            if r["kind"] == "request" and mode == "unsure" and sure and "auto_text" in r:
+                text = r["auto_text"]  # pocketsphinx's, kept
+                said = intent(dialogue_text(text, r["state"]))
+                r = dict(r, heard=text, wer=scored_wer(r["text"], text),
+                         intent_audio_dialogue=said)  # fmt: skip
+            elif r["kind"] == "request" and r.get("candidates"):
+                found = [Candidate(c[0], c[1], c[2], c[3]) for c in r["candidates"]]
+                text = choose(found, lm_weight, bonus).text
+                said = intent(dialogue_text(text, r["state"]))
+                r = dict(r, heard=text, wer=scored_wer(r["text"], text),
+                         intent_audio_dialogue=said)  # fmt: skip
+            rows.append(r)
+        f = figures(rows)
+        mean_wer = (f[0] + f[1]) / 2
+        ok = (f[2] + f[3]) / 2 >= (base[2] + base[3]) / 2
+        label = f"{config}, {mode}, lm {lm_weight} / word {bonus}"
+        print(f"| {label} | {f[0]:.1%} | {f[1]:.1%} | {f[2]:.1%} | {f[3]:.1%} | "
+              f"{mean_wer:.2%}{'' if ok else ' (agreement lower)'} |")  # fmt: skip
+        if (ok or only) and (best is None or mean_wer < best[0]):
+            best = (mean_wer, label)
+            chosen_rows = rows
+    if only is None and (best is None or best[0] >= (base[0] + base[1]) / 2):
+        print(f"choice: none beats {baseline}")
+        return
+    assert best is not None
+    print(f"{'point' if only else 'choice'}: {best[1]} (mean WER {best[0]:.2%})")
+    for name, chosen in (("baseline", base_rows), ("chosen", chosen_rows)):
+        summary = summarise(chosen)
+        for cond in ("clean", "snr15"):
+            e = summary[f"request_{cond}"]
+            lo, hi = e["wer_ci95"]
+            alo, ahi = e["intent_agreement_dialogue_ci95"]
+            print(f"{name} {cond}: WER {e['wer']:.1%} ({lo:.1%}-{hi:.1%}), agreement "
+                  f"{e['intent_agreement_dialogue']:.1%} ({alo:.1%}-{ahi:.1%})")  # fmt: skip
+            if only is not None:
+                print("   by purpose:", {
+                    p: f"{v['wer']:.0%} / {v['agreement_dialogue']:.0%}"
+                    for p, v in e["by_purpose"].items()
+                })  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -607,7 +791,22 @@ def main() -> None:
         type=Path,
         help="Score a results file's transcripts again with speech.scoring (rewrites it).",
     )
+    parser.add_argument(
+        "--grid",
+        type=Path,
+        help="Apply the rescoring weight grid to an auto-rescore run's candidates (prints).",
+    )
+    parser.add_argument(
+        "--point", help="With --grid: CONFIG,MODE,LM_WEIGHT,WORD_BONUS alone (no choice)."
+    )
     args = parser.parse_args()
+    if args.grid:
+        point = args.point.split(",") if args.point else None
+        grid(
+            args.grid,
+            only=(point[0], point[1], float(point[2]), float(point[3])) if point else None,
+        )
+        return
     if args.rescore:
         rescore(args.rescore)
         return

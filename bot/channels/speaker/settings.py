@@ -67,6 +67,22 @@ class SpeakerSettings(BaseSettings):
     #: used when Whisper is sure of it. Spoken digit strings stay with
     #: pocketsphinx's digit grammar.
     whisper_second_opinion: bool = True
+    #: Under ``auto``: every English transcript that is not a digit string is chosen
+    #: from pocketsphinx's and Whisper's ``whisper_hypotheses`` best, each scored by
+    #: Whisper (forced decoding) plus ``rescore_lm_weight`` x the bill-domain language
+    #: model plus ``rescore_word_bonus`` per word (N-best rescoring,
+    #: :func:`bot.channels.speaker.whisper_asr.candidates`). Whisper then decodes every
+    #: English request, not only the ones pocketsphinx is unsure of.
+    whisper_rescore: bool = False
+    #: Rescore only the transcripts pocketsphinx is unsure of (those ``auto`` sends to
+    #: Whisper anyway); a sure pocketsphinx decode is kept as it is.
+    rescore_only_unsure: bool = True
+    #: Whisper's hypotheses kept for ``whisper_rescore`` (its beam is at least this wide).
+    whisper_hypotheses: int = Field(default=5, ge=1, le=10)
+    #: Weight of the domain language model's natural-log probability in the rescoring.
+    rescore_lm_weight: float = Field(default=0.0, ge=0.0)
+    #: Bonus per word in the rescoring (nats; Whisper's score favours short transcripts).
+    rescore_word_bonus: float = Field(default=0.0, ge=0.0)
     #: Decode an answer with what the dialogue expects after its question (a PIN, a
     #: yes/no confirmation, a link code on an unpaired speaker): pocketsphinx's state
     #: language model and carrier-phrase digit grammar, Whisper's state prompt

@@ -33,6 +33,7 @@ import math
 import re
 import shutil
 import sys
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,10 @@ STATE_PROMPTS = {
     "utility": "Water. The electricity bill. Gas, please. The property fee. All of them.",
     "method": "Alipay. WeChat Pay. By card. From my wallet. Bank transfer.",
 }
+#: Tokenise the prompt a word at a time (:func:`_tokens`): the packaged tokenizer splits
+#: some words Whisper writes as one token (" the" -> " " + "the", " thanks", " them",
+#: " transfer"), so the prompt is not spelled the way Whisper writes it.
+PROMPT_BY_WORD = False
 #: Mean token log-probability below which a transcript is weak (re-asked).
 MIN_AVG_LOGPROB = -0.8
 #: A segment more likely silence than speech.
@@ -276,40 +281,229 @@ def compression_ratio(text: str) -> float:
     return len(raw) / len(zlib.compress(raw)) if raw else 0.0
 
 
-def _decode_short(
-    model: Any, audio: np.ndarray, language: str | None, initial: str | None, beam_size: int
-) -> tuple[str, float, float]:
-    """One decode over a window the length of the audio: (text, avg log-prob, no-speech)."""
+@dataclass(frozen=True)
+class _Window:
+    """One utterance encoded over a short window, with its tokenizer and decoder prompt."""
+
+    tokenizer: Any
+    encoded: Any  # ctranslate2.StorageView
+    prompt: list[int]
+    frames: int  # feature frames of the audio itself
+
+
+def _encode_short(
+    model: Any, audio: np.ndarray, language: str | None, initial: str | None
+) -> _Window:
+    """The audio encoded over a window its length plus :data:`PAD_FRAMES`."""
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import get_suppressed_tokens
 
     tokenizer = Tokenizer(
         model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
     )
-    rate = TOKENS_PER_SECOND * (2 if language == "zh" else 1)  # a token is ~1 character
     # Pad with real silence (not zero features: log-mel zeros are not silence).
     window = window_frames(len(audio) // 160)
     padded = np.zeros(max(len(audio), window * 160), dtype=np.float32)
     padded[: len(audio)] = audio
     features = pad_or_trim(model.feature_extractor(padded), window)
-    encoded = model.encode(features)
-    previous = tokenizer.encode(" " + initial.strip()) if initial else []
+    previous: list[int] = []
+    if initial and PROMPT_BY_WORD:
+        previous = _tokens(tokenizer, initial.strip(), "")
+    elif initial:
+        previous = tokenizer.encode(" " + initial.strip())
     prompt = model.get_prompt(tokenizer, previous, without_timestamps=True)
-    result = model.model.generate(
-        encoded,
+    return _Window(tokenizer, model.encode(features), prompt, max(1, len(audio) // 160))
+
+
+def _generate(
+    model: Any, window: _Window, audio_len: int, language: str | None, beam_size: int, n: int = 1
+) -> Any:
+    """Beam search over ``window``: the CTranslate2 result with ``n`` hypotheses."""
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    rate = TOKENS_PER_SECOND * (2 if language == "zh" else 1)  # a token is ~1 character
+    prompt = window.prompt
+    return model.model.generate(
+        window.encoded,
         [prompt],
-        beam_size=beam_size,
-        max_length=len(prompt) + min(120, int(len(audio) / 16_000 * rate) + TOKEN_MARGIN),
+        beam_size=max(beam_size, n),
+        num_hypotheses=n,
+        max_length=len(prompt) + min(120, int(audio_len / 16_000 * rate) + TOKEN_MARGIN),
         no_repeat_ngram_size=NO_REPEAT_NGRAM,
         return_scores=True,
         return_no_speech_prob=True,
         suppress_blank=True,
-        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        suppress_tokens=get_suppressed_tokens(window.tokenizer, [-1]),
     )[0]
-    tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
-    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-    return tokenizer.decode(tokens).strip(), float(avg_logprob), float(result.no_speech_prob)
+
+
+def _top(result: Any, tokenizer: Any, i: int = 0) -> tuple[str, float]:
+    """Hypothesis ``i`` of a generate result: (text, mean token log-prob)."""
+    tokens = [t for t in result.sequences_ids[i] if t < tokenizer.eot]
+    avg_logprob = result.scores[i] * len(tokens) / (len(tokens) + 1)
+    return tokenizer.decode(tokens).strip(), float(avg_logprob)
+
+
+def _decode_short(
+    model: Any, audio: np.ndarray, language: str | None, initial: str | None, beam_size: int
+) -> tuple[str, float, float]:
+    """One decode over a window the length of the audio: (text, avg log-prob, no-speech)."""
+    window = _encode_short(model, audio, language, initial)
+    result = _generate(model, window, len(audio), language, beam_size)
+    text, avg_logprob = _top(result, window.tokenizer)
+    return text, avg_logprob, float(result.no_speech_prob)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One transcript the speaker may hear, scored (English, :func:`candidates`)."""
+
+    #: The transcript as the dialogue gets it (:func:`normalize`d).
+    text: str
+    #: ln P(text, then the end of text | audio, prompt) under Whisper (forced decoding).
+    acoustic: float
+    #: ln P(text) under the bill-domain language model (:func:`speech.lm_score.domain_lm`).
+    lm: float
+    #: ``faster_whisper`` (one of Whisper's hypotheses) or the other engine's name.
+    source: str
+
+    def score(self, lm_weight: float, word_bonus: float) -> float:
+        """The combined score: acoustic + ``lm_weight`` x LM + ``word_bonus`` x words."""
+        return self.acoustic + lm_weight * self.lm + word_bonus * len(self.text.split())
+
+
+def choose(found: list[Candidate], lm_weight: float, word_bonus: float) -> Candidate:
+    """The best of ``found`` by :meth:`Candidate.score` (the first on a tie)."""
+    return max(found, key=lambda c: c.score(lm_weight, word_bonus))
+
+
+def _render(text: str, end: str) -> str:
+    """A normalised transcript written as Whisper writes one (capital, ``I``, ``end`` mark)."""
+    words = ["I" + w[1:] if w == "i" or w.startswith("i'") else w for w in text.split()]
+    out = " ".join(words)
+    return " " + out[:1].upper() + out[1:] + end
+
+
+def _tokens(tokenizer: Any, text: str, end: str) -> list[int]:
+    """Whisper's token ids of ``_render(text, end)``, a word at a time: a word that is one
+    token with its leading space is that token. (The packaged tokenizer splits some words
+    it writes as one token, " the" into " " + "the", and a forced score of such a spelling
+    is far too low.)"""
+    ids: list[int] = []
+    for word in _render(text, "").split():
+        single = tokenizer.tokenizer.token_to_id("\u0120" + word)  # byte-level BPE space
+        ids += [single] if single is not None else tokenizer.encode(" " + word)
+    return ids + (tokenizer.encode(end) if end else [])
+
+
+def _log_softmax(logits: Any) -> np.ndarray:
+    values = np.asarray(logits, dtype=np.float64).ravel()
+    top = values.max()
+    return values - (top + np.log(np.exp(values - top).sum()))
+
+
+def _forced_scores(model: Any, window: _Window, texts: list[str], end: str) -> list[float]:
+    """ln P(text + end of text | audio, prompt) of each of ``texts`` (rendered alike).
+
+    One batched decoding step with each text as the decoder's prefix: CTranslate2
+    returns the distribution before every prefix token and the one after the text, so
+    the text's tokens and the end-of-text token are read off in one pass.
+    """
+    import ctranslate2
+
+    tokenizer = window.tokenizer
+    tokens = [_tokens(tokenizer, t, end) for t in texts]
+    encoded = np.asarray(window.encoded)
+    batch = ctranslate2.StorageView.from_array(
+        np.ascontiguousarray(np.repeat(encoded, len(texts), axis=0))
+    )
+    prefixes = [window.prompt + t for t in tokens]
+    results = model.model.generate(
+        batch,
+        prefixes,
+        beam_size=1,
+        max_length=max(len(p) for p in prefixes) + 4,  # the length counts the prefix
+        return_logits_vocab=True,
+        suppress_blank=False,
+        suppress_tokens=[],
+    )
+    scores = []
+    for text_tokens, result in zip(tokens, results, strict=True):
+        steps = result.logits[0]
+        if len(steps) <= len(text_tokens):  # no step after the text (not seen; never chosen)
+            scores.append(-math.inf)
+            continue
+        total = sum(_log_softmax(steps[i])[tok] for i, tok in enumerate(text_tokens))
+        total += _log_softmax(steps[len(text_tokens)])[tokenizer.eot]
+        scores.append(float(total))
+    return scores
+
+
+def candidates(
+    samples: np.ndarray,
+    others: dict[str, str],
+    *,
+    model_dir: str = "",
+    threads: int = 2,
+    beam_size: int = 5,
+    hypotheses: int = 5,
+    prompt: bool = True,
+    expect: str | None = None,
+    compute_type: ComputeType = "int8",
+) -> tuple[list[Candidate], tuple[str, float, bool]]:
+    """English: Whisper's ``hypotheses`` best transcripts and ``others`` (another engine's
+    transcript by engine name), each scored by Whisper and the domain language model
+    (:class:`Candidate`), and Whisper's own ``(text, confidence, weak)`` as
+    :func:`transcribe_samples` gives it (short window).
+
+    Whisper's beam mostly differs in punctuation; its hypotheses are taken once each as
+    normalised. Every candidate is written alike (:func:`_render`, the end mark of
+    Whisper's best) and scored by forced decoding, so a transcript of pocketsphinx's that
+    Whisper's search missed is scored on the same footing as Whisper's own.
+
+    Raises:
+        WhisperUnavailable: faster-whisper or the model is missing.
+    """
+    from speech.lm_score import domain_lm
+
+    model = get_model(model_dir, threads, compute_type)
+    audio = samples.astype(np.float32, copy=False)
+    initial = PROMPT if prompt else None
+    if prompt and expect in STATE_PROMPTS:
+        initial = STATE_PROMPTS[expect]
+    window = _encode_short(model, audio, "en", initial)
+    result = _generate(model, window, len(audio), "en", beam_size, hypotheses)
+    sources: dict[str, str] = {}
+    best_raw, logprob = _top(result, window.tokenizer)
+    for i in range(len(result.sequences_ids)):
+        raw, _ = _top(result, window.tokenizer, i)
+        text = normalize(drop_repeated_sentences(raw))
+        if text:
+            sources.setdefault(text, "faster_whisper")
+    for engine, text in others.items():
+        if text:
+            sources.setdefault(text, engine)
+    best_raw = drop_repeated_sentences(best_raw)
+    looping = compression_ratio(best_raw) > MAX_COMPRESSION_RATIO
+    best = normalize(best_raw)
+    weak = (
+        not best
+        or looping
+        or logprob < MIN_AVG_LOGPROB
+        or float(result.no_speech_prob) > MAX_NO_SPEECH
+    )
+    own = (best, round(math.exp(logprob), 4), weak)
+    if not sources:
+        return [], own
+    end = best_raw[-1] if best_raw[-1:] in (".", "?", "!") else "."
+    texts = list(sources)
+    acoustic = _forced_scores(model, window, texts, end)
+    lm = domain_lm()
+    found = [
+        Candidate(t, a, lm.score(t.split()) * math.log(10), sources[t])
+        for t, a in zip(texts, acoustic, strict=True)
+    ]
+    return found, own
 
 
 def main() -> None:  # pragma: no cover - the set-up step

@@ -392,7 +392,10 @@ def _recognise_in_state(said: _Utterance) -> HeardUtterance | None:
     if bare is not None:
         return _digits_alone(said, bare)
     if state.words and state.confidence >= said.speech_settings.min_confidence:
-        return said.heard(normalize_transcript(state.words), state.confidence, "pocketsphinx")
+        text = normalize_transcript(state.words)
+        if _rescoring(said.settings) and not said.settings.rescore_only_unsure:
+            return _rescored(said, text, state.confidence, weak=False)
+        return said.heard(text, state.confidence, "pocketsphinx")
     return None
 
 
@@ -430,11 +433,45 @@ def _recognise_free(said: _Utterance) -> HeardUtterance:
         digits = _digit_string(said.audio, {count, CODE_LENGTH}, said.speech_settings)
         if digits is not None:
             result = digits
+    elif _rescoring(said.settings) and (result.weak or not said.settings.rescore_only_unsure):
+        return _rescored(said, result.text, result.confidence, weak=result.weak)
     elif result.weak and _second_opinion(said.settings):
         whisper = said.by_whisper()
         if not whisper.weak:
             return whisper
     return said.heard(result.text, result.confidence, "pocketsphinx", weak=result.weak)
+
+
+def _rescoring(settings: SpeakerSettings) -> bool:
+    """Whether English transcripts are chosen by N-best rescoring (``whisper_rescore``)."""
+    return settings.whisper_rescore and _second_opinion(settings)
+
+
+def _rescored(said: _Utterance, text: str, confidence: float, *, weak: bool) -> HeardUtterance:
+    """pocketsphinx's ``text`` and Whisper's best transcripts of the same audio, scored
+    together (:func:`bot.channels.speaker.whisper_asr.candidates`); the best is heard.
+    Weak only when both engines are unsure, as without rescoring."""
+    from bot.channels.speaker.whisper_asr import candidates, choose
+
+    settings = said.settings
+    found, (_, whisper_confidence, whisper_weak) = candidates(
+        said.audio.samples,
+        {"pocketsphinx": text},
+        model_dir=settings.whisper_model_dir,
+        threads=settings.whisper_threads,
+        beam_size=settings.whisper_beam_size,
+        hypotheses=settings.whisper_hypotheses,
+        prompt=settings.whisper_prompt,
+        expect=said.expect,
+        compute_type=settings.whisper_compute_type,
+    )
+    both_weak = weak and whisper_weak
+    if not found:
+        return said.heard(text, confidence, "pocketsphinx", weak=both_weak)
+    best = choose(found, settings.rescore_lm_weight, settings.rescore_word_bonus)
+    if best.source == "pocketsphinx":
+        return said.heard(best.text, confidence, "pocketsphinx", weak=both_weak)
+    return said.heard(best.text, whisper_confidence, "faster_whisper", weak=both_weak)
 
 
 def _whisper(

@@ -221,3 +221,105 @@ def test_the_compute_type_is_a_setting(say: Any) -> None:
     assert "150" in heard.text and "water" in heard.text, heard.text
     with pytest.raises(ValueError):
         SpeakerSettings(whisper_compute_type="float16")  # no half precision on this CPU path
+
+
+def test_rescoring_scores_what_was_said_above_a_near_miss(say: Any) -> None:
+    """Whisper's forced score of each candidate, on real audio: the spoken text beats a
+    near-miss of it, Whisper's own hypotheses are among the candidates, and the
+    domain LM prefers the bill sentence."""
+    from bot.channels.speaker.whisper_asr import candidates, choose
+    from speech.audio import load_audio
+
+    samples = load_audio(say("how much is my water bill"), trim=True).samples
+    found, (text, confidence, weak) = candidates(
+        samples, {"pocketsphinx": "how much is my water real"}
+    )
+    by_text = {c.text: c for c in found}
+    assert "how much is my water real" in by_text and not weak and 0 < confidence <= 1
+    assert text == "how much is my water bill"
+    assert by_text["how much is my water real"].source == "pocketsphinx"
+    assert any(c.source == "faster_whisper" for c in found)
+    right = by_text.get("how much is my water bill")
+    assert right is not None, sorted(by_text)
+    assert right.acoustic > by_text["how much is my water real"].acoustic
+    assert right.lm > by_text["how much is my water real"].lm
+    assert all(c.acoustic < 0 and c.lm < 0 for c in found)
+    assert choose(found, 0.0, 0.0).text == "how much is my water bill"
+    assert choose(found, 0.2, 1.0).text == "how much is my water bill"
+
+
+def test_the_rescoring_weights_decide_between_candidates() -> None:
+    from bot.channels.speaker.whisper_asr import Candidate, _render, choose
+
+    short = Candidate("yes do it", -2.0, -9.0, "pocketsphinx")
+    longer = Candidate("yes do it now", -2.5, -12.0, "faster_whisper")
+    assert choose([short, longer], 0.0, 0.0) is short
+    assert choose([short, longer], 0.0, 1.0) is longer  # the word bonus: 1.0 vs 1.5
+    assert choose([short, longer], 0.4, 1.0) is short  # with the LM: -2.6 vs -3.3
+    assert _render("i'm sure i paid 12.40 yuan", "?") == " I'm sure I paid 12.40 yuan?"
+
+
+def test_auto_with_rescoring_hears_requests_and_answers(say: Any) -> None:
+    """``whisper_rescore``: free requests and a yes / no answer in its state go through
+    both engines and come out right; digit strings keep the digit path."""
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.wyoming_server import recognise
+
+    settings = SpeakerSettings(asr_engine="auto", whisper_rescore=True, rescore_word_bonus=1.0)
+    heard = recognise(_pcm16k(say("pay the gas bill")), settings=settings)
+    assert (heard.text, heard.weak, heard.error) == ("pay the gas bill", False, None)
+    assert heard.engine in ("pocketsphinx", "faster_whisper")
+    answer = recognise(_pcm16k(say("yes go ahead")), settings=settings, expect="yes_no")
+    assert answer.text == "yes go ahead" and answer.expect == "yes_no"
+    pin = recognise(_pcm16k(say("four seven one nine two three")), settings=settings, expect="pin")
+    assert pin.text == "471923", pin
+
+
+def test_candidates_are_spelled_in_tokens_as_whisper_writes_them() -> None:
+    """The packaged tokenizer splits " the" into " " + "the"; a candidate (and, with
+    PROMPT_BY_WORD, the prompt) is tokenised a word at a time, as Whisper writes it."""
+    from faster_whisper.tokenizer import Tokenizer
+
+    from bot.channels.speaker.whisper_asr import _tokens, get_model
+
+    model = get_model("", 2)
+    tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language="en")
+    assert len(tokenizer.encode(" the")) == 2  # the quirk this works around
+    ids = _tokens(tokenizer, "i'm paying the gas bill", "?")
+    pieces = [tokenizer.decode([i]) for i in ids]
+    assert pieces == [" I", "'m", " paying", " the", " gas", " bill", "?"]
+
+
+def test_rescoring_only_unsure_keeps_a_sure_pocketsphinx_decode(
+    monkeypatch: pytest.MonkeyPatch, say: Any
+) -> None:
+    """``rescore_only_unsure`` (the default with ``whisper_rescore``): a sure pocketsphinx
+    transcript is kept without asking Whisper; an unsure one is rescored with Whisper's
+    hypotheses of the real audio, and the spoken text wins over pocketsphinx's miss."""
+    import speech
+    from bot.channels.speaker import whisper_asr
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.wyoming_server import recognise
+    from speech.recognize import Transcript
+
+    pcm = _pcm16k(say("pay my water bill"))
+    settings = SpeakerSettings(asr_engine="auto", whisper_rescore=True, rescore_lm_weight=0.8)
+    calls: list[dict[str, str]] = []
+    real = whisper_asr.candidates
+
+    def counted(samples: Any, others: dict[str, str], **kw: Any) -> Any:
+        calls.append(others)
+        return real(samples, others, **kw)
+
+    monkeypatch.setattr(whisper_asr, "candidates", counted)
+    sure = Transcript("pay my water bill", 0.9, 1.0, "pocketsphinx/domain-lm",
+                      words="pay my water bill")  # fmt: skip
+    monkeypatch.setattr(speech, "transcribe", lambda *a, **k: sure)
+    heard = recognise(pcm, settings=settings)
+    assert (heard.text, heard.engine, calls) == ("pay my water bill", "pocketsphinx", [])
+    weak = Transcript("read my water real", 0.3, 1.0, "pocketsphinx/domain-lm",
+                      words="read my water real", weak=True)  # fmt: skip
+    monkeypatch.setattr(speech, "transcribe", lambda *a, **k: weak)
+    heard = recognise(pcm, settings=settings)
+    assert calls == [{"pocketsphinx": "read my water real"}]
+    assert (heard.text, heard.engine, heard.weak) == ("pay my water bill", "faster_whisper", False)
