@@ -152,6 +152,7 @@ class DialogueEngine:
             self.settings.voice_decoding or None,
             processes=self.settings.voice_processes,
             nice=self.settings.voice_nice,
+            idle=self.settings.voice_idle,
         )
         self.policy.claim_notice = self._claim_payment_notice
         self._scopes: dict[str, _ScopedCache] = {}

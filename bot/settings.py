@@ -63,6 +63,9 @@ class DialogueSettings(BaseSettings):
     voice_processes: int = 1
     #: How much lower the decoding processes' CPU priority is (an ``os.nice`` increment).
     voice_nice: int = 10
+    #: Whether the decoding processes run in Linux's ``SCHED_IDLE`` class (only on cores
+    #: nothing of normal priority wants: a waking text turn preempts a decode at once).
+    voice_idle: bool = True
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,8 @@ Decoding never runs on the event loop. Two places, chosen by
 * ``process``: a small pool of child processes (``BILLTALK_DIALOGUE_VOICE_PROCESSES``,
   default 1), started with ``spawn`` (never ``fork``: the parent holds threads and
   connections) at a lower CPU priority (``BILLTALK_DIALOGUE_VOICE_NICE``, default
-  +10), each loading the recogniser once. Text turns then keep the cores while voice
+  +10, and Linux's ``SCHED_IDLE`` class unless ``BILLTALK_DIALOGUE_VOICE_IDLE=false``),
+  each loading the recogniser once. Text turns then keep the cores while voice
   notes queue. The pool starts with the first note (which waits ~1 s longer, once),
   so a runtime that never sees one pays nothing. A child that dies (crash, OOM kill)
   breaks the pool: the notes it held are answered "please send it again", and the
@@ -30,6 +31,7 @@ webhook mode. Audio never reaches a log in either place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -102,13 +104,32 @@ def decode(data: bytes) -> Heard:
     )
 
 
-def _child_init(nice: int) -> None:
-    """A decoding child's start: lower its priority, load the recogniser once."""
+def _child_init(nice: int, idle: bool = True) -> None:
+    """A decoding child's start: lower its priority, load the recogniser once.
+
+    With ``idle`` the child joins Linux's ``SCHED_IDLE`` class: it runs only on a core
+    nothing else of normal priority wants, and a text turn's thread that wakes up
+    preempts it at once. A nice increment alone still leaves it a weighted share of a
+    busy core (nice +10 against its parent: about a tenth) and may let it finish its
+    time slice first. The price: while normal work keeps every core busy, notes wait
+    (with the nice increment alone they still crept on). Where the class is not
+    available the nice increment still applies.
+    """
+    if idle:
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     if nice:
         os.nice(nice)
     from speech.recognize import warm_up
 
     warm_up()
+
+
+def scheduling_of(pid: int) -> tuple[str, int]:
+    """A process's CPU scheduling class (``"idle"``, ``"other"``...) and nice value (Linux)."""
+    names = {getattr(os, f"SCHED_{n.upper()}", None): n for n in ("other", "batch", "idle")}
+    policy = os.sched_getscheduler(pid)
+    return names.get(policy, str(policy)), os.getpriority(os.PRIO_PROCESS, pid)
 
 
 class VoiceInput:
@@ -120,15 +141,23 @@ class VoiceInput:
             :meth:`prefer_processes`).
         processes: Child processes in the pool (process decoding).
         nice: How much lower the children's CPU priority is (``os.nice`` increment).
+        idle: Whether the children also run in the ``SCHED_IDLE`` scheduling class (Linux):
+            only on cores no normal-priority thread wants.
     """
 
     def __init__(
-        self, decoding: Decoding | None = None, *, processes: int = 1, nice: int = 10
+        self,
+        decoding: Decoding | None = None,
+        *,
+        processes: int = 1,
+        nice: int = 10,
+        idle: bool = True,
     ) -> None:
         self._explicit = decoding is not None
         self.decoding: Decoding = decoding or "thread"
         self.processes = max(1, processes)
         self.nice = nice
+        self.idle = idle
         self._pool: ProcessPoolExecutor | None = None
         #: Pools replaced after a child died (for logs and tests).
         self.restarts = 0
@@ -186,7 +215,7 @@ class VoiceInput:
                 max_workers=self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_child_init,
-                initargs=(self.nice,),
+                initargs=(self.nice, self.idle),
             )
         return self._pool
 

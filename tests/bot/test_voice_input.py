@@ -20,7 +20,7 @@ from bot.engine import DialogueEngine
 from bot.messages import Attachment, IncomingMessage
 from bot.settings import DialogueSettings
 from bot.store import ConversationStore, ensure_schema
-from bot.voice_input import DECODER_FAILED, VoiceInput
+from bot.voice_input import DECODER_FAILED, VoiceInput, scheduling_of
 from tests.actions.fakes import FakeBillingClient
 from tests.bot.test_engine import Clock, ScriptedNlu
 from tests.channels.telegram.helpers import ogg_note
@@ -81,8 +81,22 @@ async def test_a_child_process_decodes_real_speech_at_a_lower_priority(
     assert pid != os.getpid()
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + 10)
+    # and in the idle class: it runs only where no normal-priority thread wants a core
+    assert scheduling_of(pid) == ("idle", min(19, mine + 10))
+    assert scheduling_of(os.getpid())[0] == "other"  # the parent is left alone
     again = await voice.transcribe(Attachment("voice", note))  # the same, warm child
     assert again.text == heard.text and voice.child_pids() == [pid] and voice.restarts == 0
+
+
+async def test_without_the_idle_class_the_children_are_only_niced(note: bytes) -> None:
+    vi = VoiceInput("process", idle=False)
+    try:
+        assert (await vi.transcribe(Attachment("voice", note))).text
+        [pid] = vi.child_pids()
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert scheduling_of(pid) == ("other", min(19, mine + 10))
+    finally:
+        await asyncio.to_thread(vi.close)
 
 
 async def test_a_child_killed_mid_note_fails_that_note_clearly_then_a_fresh_pool_decodes(
