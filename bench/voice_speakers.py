@@ -159,8 +159,10 @@ def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     GE2E (the model of templates enrolled before issue 18) into ``t5``, ``t8`` and
     ``probes``; CAM++ (the product's model since) from the same prepared speech,
     through the product's own code, into ``c5`` (the 5-recording template),
-    ``c5_each`` (its five recordings' voiceprints, for the enrollment consistency
-    check) and ``cprobes``, aligned with ``t5`` and ``probes``.
+    ``c8`` (eight recordings), ``c5_each`` (its five recordings' voiceprints, for
+    the enrollment consistency check) and ``cprobes``, aligned with ``t5`` and
+    ``probes``; each probe's voiced and total seconds in ``probe_voiced_s`` and
+    ``probe_s`` (for duration-aware scoring).
     """
     from dataclasses import replace
 
@@ -181,12 +183,14 @@ def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for spk, d in tqdm(speakers.items(), desc="voiceprints", file=sys.stderr):
         t5, t8, dur5, dur8, voiced5, voiced8 = [], [], [], [], [], []
         c5: list[np.ndarray] = []
+        c8: list[np.ndarray] = []
         c5_each: list[np.ndarray] = []
         for utts, more in zip(d["enroll"], d["enroll_extra"], strict=True):
             prints = [voiceprint_of_samples(u, min_voiced_s=0.25, model=ge2e) for u in utts]
             extra = [voiceprint_of_samples(u, min_voiced_s=0.25, model=ge2e) for u in more]
             cprints = [as_campplus(p) for p in prints]
             c5.append(pooled_template(cprints))
+            c8.append(pooled_template(cprints + [as_campplus(p) for p in extra]))
             c5_each.append(np.stack([p.vector for p in cprints]))
             t5.append(pooled_template(prints))
             t8.append(pooled_template(prints + extra))
@@ -194,7 +198,7 @@ def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             dur8.append(sum(len(u) for u in list(utts) + list(more)) / 16_000)
             voiced5.append(sum(p.voiced_s for p in prints))
             voiced8.append(sum(p.voiced_s for p in prints + extra))
-        probes, refused, cprobes = [], Counter(), []
+        probes, refused, cprobes, probe_voiced, probe_s = [], Counter(), [], [], []
         for u in d["probe"]:
             try:
                 if estimate_snr_db(u) < settings.min_snr_db:
@@ -206,12 +210,17 @@ def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 continue
             probes.append(vp.vector)
             cprobes.append(as_campplus(vp).vector)
+            probe_voiced.append(vp.voiced_s)
+            probe_s.append(len(u) / 16_000)
         emb[spk] = {
             "t5": np.array(t5, np.float32).reshape(len(t5), -1),
             "t8": np.array(t8, np.float32).reshape(len(t8), -1),
             "probes": np.array(probes, np.float32).reshape(len(probes), -1),
             "c5": np.array(c5, np.float32).reshape(len(c5), -1),
             "c5_each": c5_each,
+            "c8": np.array(c8, np.float32).reshape(len(c8), -1),
+            "probe_voiced_s": np.array(probe_voiced, np.float32),
+            "probe_s": np.array(probe_s, np.float32),
             "cprobes": np.array(cprobes, np.float32).reshape(len(cprobes), -1),
             "refused": dict(refused),
             "enroll_s": {"5": dur5, "8": dur8},
@@ -493,13 +502,35 @@ def product_operating_point(
     return out, curves
 
 
+def speaker_groups(
+    emb: dict[str, dict[str, Any]],
+) -> tuple[list[str], dict[str, str], list[str], list[str], set[str]]:
+    """(speakers, strata, calibration group, held-out group, adults) of the cached voiceprints.
+
+    Speakers without a scored probe are left out; the split is by speaker, per
+    stratum (FSDD, LibriSpeech, speechocean762 adults, children), seed 18.
+    """
+    people = sorted(p for p, e in emb.items() if len(e["probes"]))
+    strata = {
+        p: (
+            p.split(":")[0]
+            if not p.startswith("so762:")
+            else "so762-" + ("adult" if emb[p].get("age", 0) >= 16 else "child")
+        )
+        for p in people
+    }
+    cal, held = split_people(people, SPLIT_SEED, strata)
+    adults = {p for p in people if not p.startswith("so762:") or emb[p].get("age", 0) >= 16}
+    return people, strata, cal, held, adults
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speechocean", type=Path, required=True, help="speechocean762 checkout")
     parser.add_argument("--fsdd", type=Path, default=None, help="FSDD recordings folder")
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument(
-        "--cache", type=Path, default=Path(tempfile.gettempdir()) / "billtalk-voice-speakers-v2.pkl"
+        "--cache", type=Path, default=Path(tempfile.gettempdir()) / "billtalk-voice-speakers-v3.pkl"
     )
     parser.add_argument("--k", type=int, default=COHORT_K, help="AS-norm cohort top-k")
     args = parser.parse_args()
@@ -515,16 +546,7 @@ def main() -> None:
     emb = all_voiceprints(args)
     embed_s = time.perf_counter() - t0
     emb = {p: e for p, e in emb.items() if len(e["probes"])}
-    people = sorted(emb)
-    strata = {
-        p: (
-            p.split(":")[0]
-            if not p.startswith("so762:")
-            else "so762-" + ("adult" if emb[p].get("age", 0) >= 16 else "child")
-        )
-        for p in people
-    }
-    cal, held = split_people(people, SPLIT_SEED, strata)
+    people, _strata, cal, held, _ = speaker_groups(emb)
     shipped = get_voice_settings().match_threshold
     ge2e_shipped = get_voice_settings().ge2e_match_threshold
     so = [p for p in people if p.startswith("so762:")]
