@@ -72,17 +72,22 @@ class SpeakerSettings(BaseSettings):
     #: Whisper (forced decoding) plus ``rescore_lm_weight`` x the bill-domain language
     #: model plus ``rescore_word_bonus`` per word (N-best rescoring,
     #: :func:`bot.channels.speaker.whisper_asr.candidates`). Whisper then decodes every
-    #: English request, not only the ones pocketsphinx is unsure of.
-    whisper_rescore: bool = False
+    #: English request, not only the ones pocketsphinx is unsure of. On by default with
+    #: every transcript rescored, LM weight 0.8 and word bonus 1.0: chosen on the
+    #: development set by a rule fixed before the run (bench/RESULTS.md, "Smart speaker",
+    #: 2026-12-07 18:43-20:15: WER 15.7 / 21.3 -> 14.8 / 15.8 %, agreement 90.2 / 88.0 ->
+    #: 92.4 / 92.7 %, clean / 15 dB).
+    whisper_rescore: bool = True
     #: Rescore only the transcripts pocketsphinx is unsure of (those ``auto`` sends to
-    #: Whisper anyway); a sure pocketsphinx decode is kept as it is.
-    rescore_only_unsure: bool = True
+    #: Whisper anyway); a sure pocketsphinx decode is kept as it is. Cheaper, but measured
+    #: worse than rescoring everything (development set, 2026-12-07 20:00).
+    rescore_only_unsure: bool = False
     #: Whisper's hypotheses kept for ``whisper_rescore`` (its beam is at least this wide).
     whisper_hypotheses: int = Field(default=5, ge=1, le=10)
     #: Weight of the domain language model's natural-log probability in the rescoring.
-    rescore_lm_weight: float = Field(default=0.0, ge=0.0)
+    rescore_lm_weight: float = Field(default=0.8, ge=0.0)
     #: Bonus per word in the rescoring (nats; Whisper's score favours short transcripts).
-    rescore_word_bonus: float = Field(default=0.0, ge=0.0)
+    rescore_word_bonus: float = Field(default=1.0, ge=0.0)
     #: Decode an answer with what the dialogue expects after its question (a PIN, a
     #: yes/no confirmation, a link code on an unpaired speaker): pocketsphinx's state
     #: language model and carrier-phrase digit grammar, Whisper's state prompt

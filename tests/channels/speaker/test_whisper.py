@@ -95,7 +95,8 @@ async def test_chinese_audio_reaches_whisper_over_wyoming(wyoming_server: Any, s
     from speech import synthesize
     from tests.channels.speaker.conftest import pcm_chunks
 
-    wyoming_server.service.settings = SpeakerSettings(asr_engine="auto")
+    # Without rescoring an English request stays with pocketsphinx (checked below).
+    wyoming_server.service.settings = SpeakerSettings(asr_engine="auto", whisper_rescore=False)
     pcm = _pcm16k(synthesize("我欠多少钱", lang="zh"))
     out = await wyoming_server.request(
         [Transcribe(language="zh").event(), *pcm_chunks(pcm, 16_000, 2, 1)], ("transcript",)
@@ -139,8 +140,8 @@ def test_a_repeated_sentence_is_dropped() -> None:
 def test_an_unsure_english_decode_gets_whisper_s_second_opinion(
     monkeypatch: pytest.MonkeyPatch, say: Any
 ) -> None:
-    """Under ``auto`` a weak pocketsphinx decode is decoded by Whisper too, whose sure
-    transcript is used; a sure pocketsphinx decode is not sent to Whisper."""
+    """Under ``auto`` without rescoring a weak pocketsphinx decode is decoded by Whisper
+    too, whose sure transcript is used; a sure pocketsphinx decode is not sent to Whisper."""
     import speech
     from bot.channels.speaker import whisper_asr
     from bot.channels.speaker.settings import SpeakerSettings
@@ -158,14 +159,15 @@ def test_an_unsure_english_decode_gets_whisper_s_second_opinion(
 
     monkeypatch.setattr(whisper_asr, "transcribe_samples", whisper)
     pcm = _pcm16k(say("pay my water bill"))
-    heard = recognise(pcm, settings=SpeakerSettings(asr_engine="auto"))
+    auto = SpeakerSettings(asr_engine="auto", whisper_rescore=False)
+    heard = recognise(pcm, settings=auto)
     assert (heard.text, heard.weak, heard.engine) == ("pay my water bill", False, "faster_whisper")
     off = SpeakerSettings(asr_engine="auto", whisper_second_opinion=False)
     assert recognise(pcm, settings=off).text == "read my water bill" and len(calls) == 1
     sure = Transcript("pay my water bill", 0.9, 1.0, "pocketsphinx/domain-lm",
                       words="pay my water bill")  # fmt: skip
     monkeypatch.setattr(speech, "transcribe", lambda *a, **k: sure)
-    assert recognise(pcm, settings=SpeakerSettings(asr_engine="auto")).engine == "pocketsphinx"
+    assert recognise(pcm, settings=auto).engine == "pocketsphinx"
     assert len(calls) == 1
 
 
@@ -293,7 +295,7 @@ def test_candidates_are_spelled_in_tokens_as_whisper_writes_them() -> None:
 def test_rescoring_only_unsure_keeps_a_sure_pocketsphinx_decode(
     monkeypatch: pytest.MonkeyPatch, say: Any
 ) -> None:
-    """``rescore_only_unsure`` (the default with ``whisper_rescore``): a sure pocketsphinx
+    """``rescore_only_unsure``: a sure pocketsphinx
     transcript is kept without asking Whisper; an unsure one is rescored with Whisper's
     hypotheses of the real audio, and the spoken text wins over pocketsphinx's miss."""
     import speech
@@ -303,7 +305,7 @@ def test_rescoring_only_unsure_keeps_a_sure_pocketsphinx_decode(
     from speech.recognize import Transcript
 
     pcm = _pcm16k(say("pay my water bill"))
-    settings = SpeakerSettings(asr_engine="auto", whisper_rescore=True, rescore_lm_weight=0.8)
+    settings = SpeakerSettings(asr_engine="auto", whisper_rescore=True, rescore_only_unsure=True)
     calls: list[dict[str, str]] = []
     real = whisper_asr.candidates
 
