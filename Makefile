@@ -20,6 +20,7 @@ run: setup
 ## and fail instead when CI=1).
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 

@@ -294,18 +294,14 @@ class BillingClient:
         from backend.api.errors import describe_error
 
         try:
-            return await self._reads.call(
-                self.token, name, callers=_TURN_CALLERS.get(), **params
-            )
+            return await self._reads.call(self.token, name, callers=_TURN_CALLERS.get(), **params)
         except Exception as exc:
             status, code, message = describe_error(exc)
             raise self._classify(status, code, message) from exc
 
     def _in_process(self, *ids: str) -> bool:
         """Whether reads go in-process (ids that are plain URL path segments only)."""
-        return self._reads is not None and all(
-            _PLAIN_ID.fullmatch(i) and i.strip(".") for i in ids
-        )
+        return self._reads is not None and all(_PLAIN_ID.fullmatch(i) and i.strip(".") for i in ids)
 
     async def _get(self, model: type[M], path: str, **params: Any) -> M:
         resp = await self._request("GET", path, params=params)

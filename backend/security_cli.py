@@ -80,8 +80,11 @@ def audit_anchor(
         sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
         raise typer.Exit(1)
     # An intact chain is numbered 1..n, so its head is entry n.
-    anchor = {"seq": result["entries"], "hash": result["head"],
-              "written_at": datetime.now(UTC).isoformat()}
+    anchor = {
+        "seq": result["entries"],
+        "hash": result["head"],
+        "written_at": datetime.now(UTC).isoformat(),
+    }
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(anchor) + "\n", encoding="utf-8")
     tmp.replace(out)

@@ -49,12 +49,17 @@ def cmd_seed(args: argparse.Namespace) -> dict[str, Any]:
     from backend_seed import seed
 
     started = time.perf_counter()
-    plan = seed(args.url, households=args.households, months=args.months, today=TODAY,
-                chunk=args.chunk)
+    plan = seed(
+        args.url, households=args.households, months=args.months, today=TODAY, chunk=args.chunk
+    )
     return {
-        "bench": "seed", "url": _safe(args.url), "households": args.households,
-        "months": args.months, "seconds": round(time.perf_counter() - started, 1),
-        "first_period": plan.history[0], "last_period": plan.history[-1],
+        "bench": "seed",
+        "url": _safe(args.url),
+        "households": args.households,
+        "months": args.months,
+        "seconds": round(time.perf_counter() - started, 1),
+        "first_period": plan.history[0],
+        "last_period": plan.history[-1],
         "next_period": plan.next_period,
     }
 
@@ -121,8 +126,13 @@ def cmd_balance(args: argparse.Namespace) -> dict[str, Any]:
     bills = orm.Bill.__table__
     credits = orm.HouseholdCredit.__table__
     unpaid_q = (
-        select(bills.c.bill_id, bills.c.utility, bills.c.period_start, bills.c.total,
-               bills.c.amount_paid)
+        select(
+            bills.c.bill_id,
+            bills.c.utility,
+            bills.c.period_start,
+            bills.c.total,
+            bills.c.amount_paid,
+        )
         .where(bills.c.household_id == _param("h"), bills.c.status != "paid")
         .order_by(bills.c.period_start, bills.c.utility)
     )
@@ -147,8 +157,9 @@ def cmd_balance(args: argparse.Namespace) -> dict[str, Any]:
         transport = httpx.ASGITransport(app=app)
         headers = {"Authorization": f"Bearer {token}"}
         out = []
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench",
-                                     headers=headers) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers
+        ) as client:
             for hid in sample:
                 t0 = time.perf_counter()
                 c0 = time.process_time()
@@ -169,9 +180,13 @@ def cmd_balance(args: argparse.Namespace) -> dict[str, Any]:
             cpu.append((time.process_time() - c0) * 1000)
         return out
 
-    result: dict[str, Any] = {"bench": "balance", "url": _safe(args.url),
-                              "households": len(ids), "queries_per_run": args.n,
-                              "repeats": args.repeats}
+    result: dict[str, Any] = {
+        "bench": "balance",
+        "url": _safe(args.url),
+        "households": len(ids),
+        "queries_per_run": args.n,
+        "repeats": args.repeats,
+    }
     for label in ("raw", "service", "api"):
         runs = []
         warm = rng.sample(ids, min(args.warmup, len(ids)))
@@ -182,8 +197,11 @@ def cmd_balance(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(args.repeats):
             sample = rng.sample(ids, min(args.n, len(ids)))
             cpu.clear()
-            samples = (asyncio.run(api_run(sample)) if label == "api"
-                       else timed(raw if label == "raw" else service, sample, label))
+            samples = (
+                asyncio.run(api_run(sample))
+                if label == "api"
+                else timed(raw if label == "raw" else service, sample, label)
+            )
             stats = _stats(samples)
             cpu_stats = _stats(cpu)
             stats.update({"cpu_p50_ms": cpu_stats["p50_ms"], "cpu_p95_ms": cpu_stats["p95_ms"]})
@@ -200,8 +218,9 @@ def _param(name: str) -> Any:
     return bindparam(name)
 
 
-def _payment_worker(url: str, hids: list[str], seconds: float, warmup: float, tag: str,
-                    amount: str, queue: Any) -> None:
+def _payment_worker(
+    url: str, hids: list[str], seconds: float, warmup: float, tag: str, amount: str, queue: Any
+) -> None:
     """One concurrent client: pays small amounts for its own households until time is up."""
     import itertools
 
@@ -230,8 +249,14 @@ def _payment_worker(url: str, hids: list[str], seconds: float, warmup: float, ta
         c0 = time.process_time()
         try:
             response, _ = services.create_payment(
-                uow, gateway, hid, Decimal(amount), "card", f"bench-{tag}-{k}",
-                payment_token="tok_success", source="bench",
+                uow,
+                gateway,
+                hid,
+                Decimal(amount),
+                "card",
+                f"bench-{tag}-{k}",
+                payment_token="tok_success",
+                source="bench",
             )
             status = str(response["status"])
         except Exception as exc:  # counted and reported, never hidden
@@ -244,8 +269,7 @@ def _payment_worker(url: str, hids: list[str], seconds: float, warmup: float, ta
             cpu_ms.append((time.process_time() - c0) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
     engine.dispose()
-    queue.put({"latencies": latencies, "cpu_ms": cpu_ms, "statuses": statuses,
-               "errors": errors})
+    queue.put({"latencies": latencies, "cpu_ms": cpu_ms, "statuses": statuses, "errors": errors})
 
 
 def cmd_payments(args: argparse.Namespace) -> dict[str, Any]:
@@ -260,9 +284,13 @@ def cmd_payments(args: argparse.Namespace) -> dict[str, Any]:
 
     engine = make_engine(args.url)
     with engine.connect() as conn:
-        owing = sorted(set(conn.execute(
-            select(orm.Bill.household_id).where(orm.Bill.status != "paid").limit(200_000)
-        ).scalars()))
+        owing = sorted(
+            set(
+                conn.execute(
+                    select(orm.Bill.household_id).where(orm.Bill.status != "paid").limit(200_000)
+                ).scalars()
+            )
+        )
     engine.dispose()
     rng = random.Random(args.seed)
     rng.shuffle(owing)
@@ -275,9 +303,18 @@ def cmd_payments(args: argparse.Namespace) -> dict[str, Any]:
             tag = f"{int(time.time())}-{clients}-{rep}"
             per = max(1, len(owing) // clients)
             procs = [
-                ctx.Process(target=_payment_worker, args=(
-                    args.url, owing[i * per:(i + 1) * per][:5000], args.seconds, args.warmup,
-                    f"{tag}-{i}", args.amount, queue))
+                ctx.Process(
+                    target=_payment_worker,
+                    args=(
+                        args.url,
+                        owing[i * per : (i + 1) * per][:5000],
+                        args.seconds,
+                        args.warmup,
+                        f"{tag}-{i}",
+                        args.amount,
+                        queue,
+                    ),
+                )
                 for i in range(clients)
             ]
             for p in procs:
@@ -293,9 +330,12 @@ def cmd_payments(args: argparse.Namespace) -> dict[str, Any]:
                     statuses[k] = statuses.get(k, 0) + v
                 for k, v in o["errors"].items():
                     errors[k] = errors.get(k, 0) + v
-            run = {"clients": clients,
-                   "payments_per_s": round(statuses.get("succeeded", 0) / args.seconds, 1),
-                   "statuses": statuses, "errors": errors}
+            run = {
+                "clients": clients,
+                "payments_per_s": round(statuses.get("succeeded", 0) / args.seconds, 1),
+                "statuses": statuses,
+                "errors": errors,
+            }
             run.update(_stats(latencies) if latencies else {})
             cpu = [x for o in outs for x in o["cpu_ms"]]
             if cpu:
@@ -305,10 +345,21 @@ def cmd_payments(args: argparse.Namespace) -> dict[str, Any]:
         import statistics
 
         rates = [r["payments_per_s"] for r in runs]
-        results.append({"clients": clients, "payments_per_s": statistics.median(rates),
-                        "range": [min(rates), max(rates)], "runs": runs})
-    return {"bench": "payments", "url": _safe(args.url), "seconds": args.seconds,
-            "households_owing": len(owing), "results": results}
+        results.append(
+            {
+                "clients": clients,
+                "payments_per_s": statistics.median(rates),
+                "range": [min(rates), max(rates)],
+                "runs": runs,
+            }
+        )
+    return {
+        "bench": "payments",
+        "url": _safe(args.url),
+        "seconds": args.seconds,
+        "households_owing": len(owing),
+        "results": results,
+    }
 
 
 def cmd_generate_household(args: argparse.Namespace) -> dict[str, Any]:
@@ -326,27 +377,38 @@ def cmd_generate_household(args: argparse.Namespace) -> dict[str, Any]:
     runs = []
     offset = args.offset
     for rep in range(args.repeats):
-        subset = ids[offset + rep * args.households: offset + (rep + 1) * args.households]
+        subset = ids[offset + rep * args.households : offset + (rep + 1) * args.households]
         if not subset:
             break
         t0, c0 = time.perf_counter(), time.process_time()
         for hid in tqdm(subset, desc=f"per household {period:%Y-%m} #{rep}", file=sys.stderr):
             services.generate_household_bills(uow, hid, period, today=TODAY)
         seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
-        runs.append({"households": len(subset), "seconds": round(seconds, 2),
-                     "per_household_ms": round(seconds * 1000 / len(subset), 2),
-                     "client_cpu_ms_per_household": round(cpu_s * 1000 / len(subset), 2),
-                     "extrapolated_100k_s": round(seconds / len(subset) * 100_000, 1)})
+        runs.append(
+            {
+                "households": len(subset),
+                "seconds": round(seconds, 2),
+                "per_household_ms": round(seconds * 1000 / len(subset), 2),
+                "client_cpu_ms_per_household": round(cpu_s * 1000 / len(subset), 2),
+                "extrapolated_100k_s": round(seconds / len(subset) * 100_000, 1),
+            }
+        )
         print(json.dumps(runs[-1]), file=sys.stderr)
     _forget_month(engine, period)
     engine.dispose()
     import statistics
 
     per = [r["per_household_ms"] for r in runs]
-    return {"bench": "generate-household", "url": _safe(args.url), "period": args.period,
-            "total_households": len(ids), "runs": runs,
-            "per_household_ms": statistics.median(per), "range_ms": [min(per), max(per)],
-            "extrapolated_100k_s": round(statistics.median(per) * 100, 1)}
+    return {
+        "bench": "generate-household",
+        "url": _safe(args.url),
+        "period": args.period,
+        "total_households": len(ids),
+        "runs": runs,
+        "per_household_ms": statistics.median(per),
+        "range_ms": [min(per), max(per)],
+        "extrapolated_100k_s": round(statistics.median(per) * 100, 1),
+    }
 
 
 def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
@@ -370,25 +432,45 @@ def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     _forget_month(engine, period)
     runs = []
     for rep in range(args.repeats):
-        bar = tqdm(total=households, desc=f"bill run {period:%Y-%m} #{rep}", unit="hh",
-                   file=sys.stderr, mininterval=2)
+        bar = tqdm(
+            total=households,
+            desc=f"bill run {period:%Y-%m} #{rep}",
+            unit="hh",
+            file=sys.stderr,
+            mininterval=2,
+        )
         t0, c0 = time.perf_counter(), time.process_time()
-        report = services.generate_bills(uow, period, today=TODAY, progress=bar.update,
-                                         chunk=args.chunk, workers=args.workers)
+        report = services.generate_bills(
+            uow, period, today=TODAY, progress=bar.update, chunk=args.chunk, workers=args.workers
+        )
         seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
         bar.close()
-        runs.append({"households": households, "seconds": round(seconds, 1),
-                     "client_cpu_s": round(cpu_s, 1), "created": report.created,
-                     "unchanged": report.unchanged, "skipped": report.skipped})
+        runs.append(
+            {
+                "households": households,
+                "seconds": round(seconds, 1),
+                "client_cpu_s": round(cpu_s, 1),
+                "created": report.created,
+                "unchanged": report.unchanged,
+                "skipped": report.skipped,
+            }
+        )
         print(json.dumps(runs[-1]), file=sys.stderr)
         if rep < args.repeats - 1 or not args.keep:
             _forget_month(engine, period)
     engine.dispose()
     secs = [r["seconds"] for r in runs]
-    return {"bench": "generate", "url": _safe(args.url), "period": args.period,
-            "households": households, "chunk": args.chunk, "workers": args.workers,
-            "runs": runs,
-            "seconds": statistics.median(secs), "range_s": [min(secs), max(secs)]}
+    return {
+        "bench": "generate",
+        "url": _safe(args.url),
+        "period": args.period,
+        "households": households,
+        "chunk": args.chunk,
+        "workers": args.workers,
+        "runs": runs,
+        "seconds": statistics.median(secs),
+        "range_s": [min(secs), max(secs)],
+    }
 
 
 def _forget_month(engine: Any, period: date) -> None:
@@ -398,10 +480,13 @@ def _forget_month(engine: Any, period: date) -> None:
     suffix = f"%-{period:%Y%m}"
     with engine.begin() as conn:
         entries = "SELECT entry_id FROM journal_entries WHERE kind = 'bill' AND reference LIKE :s"
-        conn.execute(text(f"DELETE FROM journal_lines WHERE entry_id IN ({entries})"),
-                     {"s": suffix})
-        conn.execute(text("DELETE FROM journal_entries WHERE kind = 'bill' AND reference LIKE :s"),
-                     {"s": suffix})
+        conn.execute(
+            text(f"DELETE FROM journal_lines WHERE entry_id IN ({entries})"), {"s": suffix}
+        )
+        conn.execute(
+            text("DELETE FROM journal_entries WHERE kind = 'bill' AND reference LIKE :s"),
+            {"s": suffix},
+        )
         conn.execute(text("DELETE FROM bill_lines WHERE bill_id LIKE :s"), {"s": suffix})
         conn.execute(text("DELETE FROM bills WHERE period_start = :p"), {"p": period})
 
@@ -417,8 +502,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--record", type=Path, default=None,
-                        help="append each result as a JSON line to this file")
+    parser.add_argument(
+        "--record", type=Path, default=None, help="append each result as a JSON line to this file"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("seed", help="bulk-load a benchmark community into an empty database")
     p.add_argument("--url", required=True)

@@ -47,8 +47,9 @@ BASE: dict[str, tuple[float, float]] = {  # typical monthly mean (low, high)
 }
 
 
-def synthetic_history(utility: str, months: int, rng: random.Random,
-                      start: date = date(2023, 1, 1)) -> History:
+def synthetic_history(
+    utility: str, months: int, rng: random.Random, start: date = date(2023, 1, 1)
+) -> History:
     """One household's monthly usage of ``utility`` (quantities with 3 places)."""
     low, high = BASE[utility]
     mean = rng.uniform(low, high)
@@ -102,8 +103,9 @@ def database_histories(url: str) -> dict[str, list[History]]:
     return out
 
 
-def run(groups: dict[str, list[History]], label: str,
-        min_history: int) -> dict[str, list[BacktestRow]]:
+def run(
+    groups: dict[str, list[History]], label: str, min_history: int
+) -> dict[str, list[BacktestRow]]:
     results: dict[str, list[BacktestRow]] = {}
     for utility, histories in tqdm(groups.items(), desc=f"backtest {label}", file=sys.stderr):
         results[utility] = backtest(histories, min_history=min_history)
@@ -130,12 +132,14 @@ def plot(all_results: dict[str, dict[str, list[BacktestRow]]], out: Path) -> Non
         methods = [r.method for r in results[utilities[0]]]
         width = 0.8 / len(methods)
         for j, method in enumerate(methods):
-            values = [float(next(r.mape for r in results[u] if r.method == method))
-                      for u in utilities]
+            values = [
+                float(next(r.mape for r in results[u] if r.method == method)) for u in utilities
+            ]
             xs = [i + j * width for i in range(len(utilities))]
             ax.bar(xs, values, width=width, label=method)
-        ax.set_xticks([i + width * (len(methods) - 1) / 2 for i in range(len(utilities))],
-                      utilities)
+        ax.set_xticks(
+            [i + width * (len(methods) - 1) / 2 for i in range(len(utilities))], utilities
+        )
         ax.set_ylabel("MAPE, % (lower is better)")
         ax.set_title(title)
         ax.legend()
@@ -151,23 +155,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=36)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--min-history", type=int, default=12)
-    parser.add_argument("--database-url", default=None,
-                        help="also backtest the bills stored in this billtalk database")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="also backtest the bills stored in this billtalk database",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/backend_forecast.png"))
     args = parser.parse_args(argv)
 
     all_results: dict[str, dict[str, list[BacktestRow]]] = {}
     synthetic = synthetic_histories(args.households, args.months, args.seed)
     all_results["synthetic"] = run(synthetic, "synthetic", args.min_history)
-    print(report(all_results["synthetic"],
-                 f"Synthetic histories, {args.months} months, seed {args.seed}",
-                 args.households))
+    print(
+        report(
+            all_results["synthetic"],
+            f"Synthetic histories, {args.months} months, seed {args.seed}",
+            args.households,
+        )
+    )
     if args.database_url:
         stored = database_histories(args.database_url)
         months = max((len(h) for hs in stored.values() for h in hs), default=0)
         all_results["database"] = run(stored, "database", min(args.min_history, months - 1))
-        print(report(all_results["database"], f"Stored bills ({months} months)",
-                     max((len(h) for h in stored.values()), default=0)))
+        print(
+            report(
+                all_results["database"],
+                f"Stored bills ({months} months)",
+                max((len(h) for h in stored.values()), default=0),
+            )
+        )
     plot(all_results, args.out)
     print(f"plot: {args.out}", file=sys.stderr)
     return 0

@@ -56,16 +56,32 @@ EFFECTIVE = date(2020, 1, 1)
 
 TARIFFS = {
     "electricity": TariffVersion(
-        "electricity", "tiered", "Residential electricity (tiered)", EFFECTIVE, "kWh",
-        tiers=(Tier(Decimal(200), Decimal("0.52")), Tier(Decimal(400), Decimal("0.57")),
-               Tier(None, Decimal("0.82"))),
+        "electricity",
+        "tiered",
+        "Residential electricity (tiered)",
+        EFFECTIVE,
+        "kWh",
+        tiers=(
+            Tier(Decimal(200), Decimal("0.52")),
+            Tier(Decimal(400), Decimal("0.57")),
+            Tier(None, Decimal("0.82")),
+        ),
     ),
-    "water": TariffVersion("water", "flat", "Residential water", EFFECTIVE, "m³",
-                           unit_price=Decimal("3.45")),
-    "gas": TariffVersion("gas", "flat", "Residential gas", EFFECTIVE, "m³",
-                         unit_price=Decimal("2.61"), fixed_monthly=Decimal("5.00")),
-    "property_fee": TariffVersion("property_fee", "area", "Property fee", EFFECTIVE, "m²",
-                                  unit_price=Decimal("1.80")),
+    "water": TariffVersion(
+        "water", "flat", "Residential water", EFFECTIVE, "m³", unit_price=Decimal("3.45")
+    ),
+    "gas": TariffVersion(
+        "gas",
+        "flat",
+        "Residential gas",
+        EFFECTIVE,
+        "m³",
+        unit_price=Decimal("2.61"),
+        fixed_monthly=Decimal("5.00"),
+    ),
+    "property_fee": TariffVersion(
+        "property_fee", "area", "Property fee", EFFECTIVE, "m²", unit_price=Decimal("1.80")
+    ),
 }
 # month-of-year shapes (Jan..Dec) and mean monthly use (tenths of a unit)
 SHAPES = {
@@ -171,14 +187,23 @@ class Loader:
         finally:
             raw.close()
 
-    def write(self, cur: Any, table: Table, columns: Sequence[str],
-              rows: list[tuple[Any, ...]]) -> None:
+    def write(
+        self, cur: Any, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
         """Insert ``rows`` with the cursor of :meth:`transaction` (no commit)."""
         write_with_cursor(cur, self.engine.dialect, table, columns, rows)
 
 
-BULK_TABLES = ("households", "residents", "meters", "meter_readings", "bills", "bill_lines",
-               "journal_entries", "journal_lines")
+BULK_TABLES = (
+    "households",
+    "residents",
+    "meters",
+    "meter_readings",
+    "bills",
+    "bill_lines",
+    "journal_entries",
+    "journal_lines",
+)
 
 
 def _pg_strip(engine: Engine) -> list[str]:
@@ -189,17 +214,21 @@ def _pg_strip(engine: Engine) -> list[str]:
     """
     tables = ", ".join(f"'{t}'" for t in BULK_TABLES)
     with engine.begin() as conn:
-        cons = conn.execute(text(
-            "SELECT c.conrelid::regclass::text, c.conname, c.contype, "
-            "pg_get_constraintdef(c.oid) FROM pg_constraint c "
-            f"WHERE (c.conrelid::regclass::text IN ({tables}) AND c.contype IN ('p','u','f')) "
-            f"OR (c.contype = 'f' AND c.confrelid::regclass::text IN ({tables}))"
-        )).all()
-        idx = conn.execute(text(
-            "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname='public' "
-            f"AND tablename IN ({tables}) AND indexname NOT IN "
-            "(SELECT conname FROM pg_constraint)"
-        )).all()
+        cons = conn.execute(
+            text(
+                "SELECT c.conrelid::regclass::text, c.conname, c.contype, "
+                "pg_get_constraintdef(c.oid) FROM pg_constraint c "
+                f"WHERE (c.conrelid::regclass::text IN ({tables}) AND c.contype IN ('p','u','f')) "
+                f"OR (c.contype = 'f' AND c.confrelid::regclass::text IN ({tables}))"
+            )
+        ).all()
+        idx = conn.execute(
+            text(
+                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname='public' "
+                f"AND tablename IN ({tables}) AND indexname NOT IN "
+                "(SELECT conname FROM pg_constraint)"
+            )
+        ).all()
         for table, name, _kind, _ in sorted(cons, key=lambda c: c[2] != "f"):  # FKs first
             conn.execute(text(f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"'))
         for _, name, _ in idx:
@@ -215,13 +244,13 @@ def _pg_strip(engine: Engine) -> list[str]:
 def _pg_restore(engine: Engine, ddl: list[str], progress: bool) -> None:
     with engine.begin() as conn:
         conn.execute(text("SET maintenance_work_mem = '512MB'"))
-        for statement in tqdm(ddl, desc="rebuild indexes", file=sys.stderr,
-                              disable=not progress):
+        for statement in tqdm(ddl, desc="rebuild indexes", file=sys.stderr, disable=not progress):
             conn.execute(text(statement))
 
 
-def _usage_matrix(rng: np.random.Generator, n: int, months: Sequence[date],
-                  utility: str) -> np.ndarray:
+def _usage_matrix(
+    rng: np.random.Generator, n: int, months: Sequence[date], utility: str
+) -> np.ndarray:
     """Monthly usage in tenths of a unit, shape (n, len(months)), int64."""
     low, high = MEANS[utility]
     mean = rng.uniform(low, high, size=(n, 1))
@@ -232,8 +261,9 @@ def _usage_matrix(rng: np.random.Generator, n: int, months: Sequence[date],
     season = 1.0 + amplitude * (shape - 1.0)
     level = mean * (1.0 + drift) ** (k / 12.0)
     noise = np.exp(rng.normal(0.0, 0.08, size=(n, len(months))))
-    away = np.where(rng.random((n, len(months))) < 0.03, rng.uniform(0.2, 0.6, (n, len(months))),
-                    1.0)
+    away = np.where(
+        rng.random((n, len(months))) < 0.03, rng.uniform(0.2, 0.6, (n, len(months))), 1.0
+    )
     return np.maximum(np.rint(level * season * noise * away), 0).astype(np.int64)
 
 
@@ -249,16 +279,26 @@ def priced(utility: str, key: int, quantity: Decimal) -> tuple[list[Any], Decima
     hit = _PRICE_CACHE.get((utility, key))
     if hit is None:
         tariff = TARIFFS[utility]
-        lines = (price_area(tariff, quantity) if utility == "property_fee"
-                 else price_usage(tariff, quantity))
+        lines = (
+            price_area(tariff, quantity)
+            if utility == "property_fee"
+            else price_usage(tariff, quantity)
+        )
         hit = (lines, total([ln.amount for ln in lines]))
         _PRICE_CACHE[(utility, key)] = hit
     return hit
 
 
-def seed(url: str, *, households: int = 100_000, months: int = 24,
-         today: date | None = None, seed_value: int = 7, chunk: int = 500,
-         progress: bool = True) -> SeedPlan:
+def seed(
+    url: str,
+    *,
+    households: int = 100_000,
+    months: int = 24,
+    today: date | None = None,
+    seed_value: int = 7,
+    chunk: int = 500,
+    progress: bool = True,
+) -> SeedPlan:
     """Create the schema at ``url`` and bulk-load the benchmark community.
 
     Args:
@@ -281,24 +321,40 @@ def seed(url: str, *, households: int = 100_000, months: int = 24,
     with engine.begin() as conn:
         if conn.execute(select(func.count()).select_from(orm.Household.__table__)).scalar():
             raise RuntimeError(f"{url} already has households; seed an empty database")
-        conn.execute(orm.Tariff.__table__.insert(), [
-            {"utility": t.utility, "kind": t.kind, "name": t.name,
-             "effective_from": t.effective_from, "unit": t.unit, "unit_price": t.unit_price,
-             "fixed_monthly": t.fixed_monthly,
-             "tiers": tiers_to_json(t.tiers) if t.tiers else None, "tou": None}
-            for t in TARIFFS.values()
-        ])
+        conn.execute(
+            orm.Tariff.__table__.insert(),
+            [
+                {
+                    "utility": t.utility,
+                    "kind": t.kind,
+                    "name": t.name,
+                    "effective_from": t.effective_from,
+                    "unit": t.unit,
+                    "unit_price": t.unit_price,
+                    "fixed_monthly": t.fixed_monthly,
+                    "tiers": tiers_to_json(t.tiers) if t.tiers else None,
+                    "tou": None,
+                }
+                for t in TARIFFS.values()
+            ],
+        )
         tariff_ids = dict(conn.execute(select(orm.Tariff.utility, orm.Tariff.tariff_id)).all())
         next_entry = (conn.execute(select(func.max(orm.JournalEntry.entry_id))).scalar() or 0) + 1
     restore = _pg_strip(engine) if loader.pg else []
     buildings = math.ceil(households / UNITS_PER_BUILDING)
-    loader.load(orm.Building.__table__, ("building_id", "name", "address"),
-                [(f"B{b + 1:03d}", f"Building {b + 1}", f"{b + 1} Lakeside Road")
-                 for b in range(buildings)])
+    loader.load(
+        orm.Building.__table__,
+        ("building_id", "name", "address"),
+        [
+            (f"B{b + 1:03d}", f"Building {b + 1}", f"{b + 1} Lakeside Road")
+            for b in range(buildings)
+        ],
+    )
 
     rng = np.random.default_rng(seed_value)
-    bar = tqdm(total=households, desc="seed households", unit="hh", file=sys.stderr,
-               disable=not progress)
+    bar = tqdm(
+        total=households, desc="seed households", unit="hh", file=sys.stderr, disable=not progress
+    )
     last_two = set(plan.history[-2:])
     for start in range(0, households, chunk):
         n = min(chunk, households - start)
@@ -317,16 +373,25 @@ def seed(url: str, *, households: int = 100_000, months: int = 24,
             hid = f"hh-{unit}"
             area = Decimal(int(areas[j])).scaleb(-2)
             hh_rows.append((hid, building, unit, floor, area, None, None, None, now))
-            res_rows.append((f"r-{unit}-1", hid, f"Resident {unit}",
-                             "zh" if i % 3 else "en", None, True))
+            res_rows.append(
+                (f"r-{unit}-1", hid, f"Resident {unit}", "zh" if i % 3 else "en", None, True)
+            )
             revenue: dict[str, Decimal] = {}
             owed = ZERO
             paid_total = ZERO
             meter_values: dict[str, list[int]] = {}
             for utility, code, unit_label in METERED:
                 meter_id = f"m-{unit}-{code}"
-                meter_rows.append((meter_id, hid, utility, unit_label, f"SN{i:07d}{code}",
-                                   _midnight(plan.readings_at[0])))
+                meter_rows.append(
+                    (
+                        meter_id,
+                        hid,
+                        utility,
+                        unit_label,
+                        f"SN{i:07d}{code}",
+                        _midnight(plan.readings_at[0]),
+                    )
+                )
                 cumulative = int(starts[utility][j])
                 values = [cumulative]
                 for v in usage[utility][j]:
@@ -334,8 +399,17 @@ def seed(url: str, *, households: int = 100_000, months: int = 24,
                     values.append(cumulative)
                 meter_values[utility] = values
                 for d, v in zip(plan.readings_at, values, strict=True):
-                    reading_rows.append((meter_id, _tenths(v), _midnight(d), "smart_meter",
-                                         "accepted", "", _midnight(d)))
+                    reading_rows.append(
+                        (
+                            meter_id,
+                            _tenths(v),
+                            _midnight(d),
+                            "smart_meter",
+                            "accepted",
+                            "",
+                            _midnight(d),
+                        )
+                    )
             for k, period in enumerate(plan.history):
                 p_start, p_end = billing.month_period(period.year, period.month)
                 for utility in ("electricity", "water", "gas", "property_fee"):
@@ -362,21 +436,47 @@ def seed(url: str, *, households: int = 100_000, months: int = 24,
                         amount_paid = bill_total
                     due = billing.due_date_for(p_end)
                     bid = bill_id_for(hid, utility, p_start)
-                    bill_rows.append((
-                        bid, hid, utility, p_start, p_end, p_end + timedelta(days=1), due,
-                        tariff_ids[utility], used, tariff.unit, start_val, end_val, bill_total,
-                        amount_paid, billing.bill_status(bill_total, amount_paid, due,
-                                                         plan.today), 1,
-                    ))
+                    bill_rows.append(
+                        (
+                            bid,
+                            hid,
+                            utility,
+                            p_start,
+                            p_end,
+                            p_end + timedelta(days=1),
+                            due,
+                            tariff_ids[utility],
+                            used,
+                            tariff.unit,
+                            start_val,
+                            end_val,
+                            bill_total,
+                            amount_paid,
+                            billing.bill_status(bill_total, amount_paid, due, plan.today),
+                            1,
+                        )
+                    )
                     for pos, ln in enumerate(lines):
-                        line_rows.append((bid, pos, ln.kind, ln.description, ln.quantity,
-                                          ln.unit_price, ln.amount, ln.tier_from, ln.tier_to))
+                        line_rows.append(
+                            (
+                                bid,
+                                pos,
+                                ln.kind,
+                                ln.description,
+                                ln.quantity,
+                                ln.unit_price,
+                                ln.amount,
+                                ln.tier_from,
+                                ln.tier_to,
+                            )
+                        )
                     revenue[utility] = revenue.get(utility, ZERO) + bill_total
                     owed += bill_total - amount_paid
                     paid_total += amount_paid
             entry_id = next_entry + i
-            entry_rows.append((entry_id, "opening", f"opening/{hid}", hid,
-                               "Migrated billing history", now))
+            entry_rows.append(
+                (entry_id, "opening", f"opening/{hid}", hid, "Migrated billing history", now)
+            )
             postings = [
                 ledger.Posting(ledger.RECEIVABLE, debit=owed, household_id=hid),
                 ledger.Posting(ledger.GATEWAY_CLEARING, debit=paid_total),
@@ -385,40 +485,95 @@ def seed(url: str, *, households: int = 100_000, months: int = 24,
             entry = ledger.make_entry("opening", f"opening/{hid}", postings, household_id=hid)
             for p in entry.postings:
                 jline_rows.append((entry_id, p.account, p.household_id, p.debit, p.credit))
-        loader.load(orm.Household.__table__,
-                    ("household_id", "building_id", "unit", "floor", "area_m2", "saved_method",
-                     "saved_method_label", "saved_method_token", "created_at"), hh_rows)
-        loader.load(orm.Resident.__table__,
-                    ("resident_id", "household_id", "name", "language", "phone", "is_primary"),
-                    res_rows)
-        loader.load(orm.Meter.__table__,
-                    ("meter_id", "household_id", "utility", "unit", "serial", "installed_at"),
-                    meter_rows)
-        loader.load(orm.MeterReading.__table__,
-                    ("meter_id", "value", "taken_at", "source", "status", "note", "created_at"),
-                    reading_rows)
-        loader.load(orm.Bill.__table__,
-                    ("bill_id", "household_id", "utility", "period_start", "period_end",
-                     "issued_on", "due_date", "tariff_id", "usage", "unit", "start_reading",
-                     "end_reading", "total", "amount_paid", "status", "version"), bill_rows)
-        loader.load(orm.BillLine.__table__,
-                    ("bill_id", "position", "kind", "description", "quantity", "unit_price",
-                     "amount", "tier_from", "tier_to"), line_rows)
-        loader.load(orm.JournalEntry.__table__,
-                    ("entry_id", "kind", "reference", "household_id", "memo", "posted_at"),
-                    entry_rows)
-        loader.load(orm.JournalLine.__table__,
-                    ("entry_id", "account", "household_id", "debit", "credit"), jline_rows)
+        loader.load(
+            orm.Household.__table__,
+            (
+                "household_id",
+                "building_id",
+                "unit",
+                "floor",
+                "area_m2",
+                "saved_method",
+                "saved_method_label",
+                "saved_method_token",
+                "created_at",
+            ),
+            hh_rows,
+        )
+        loader.load(
+            orm.Resident.__table__,
+            ("resident_id", "household_id", "name", "language", "phone", "is_primary"),
+            res_rows,
+        )
+        loader.load(
+            orm.Meter.__table__,
+            ("meter_id", "household_id", "utility", "unit", "serial", "installed_at"),
+            meter_rows,
+        )
+        loader.load(
+            orm.MeterReading.__table__,
+            ("meter_id", "value", "taken_at", "source", "status", "note", "created_at"),
+            reading_rows,
+        )
+        loader.load(
+            orm.Bill.__table__,
+            (
+                "bill_id",
+                "household_id",
+                "utility",
+                "period_start",
+                "period_end",
+                "issued_on",
+                "due_date",
+                "tariff_id",
+                "usage",
+                "unit",
+                "start_reading",
+                "end_reading",
+                "total",
+                "amount_paid",
+                "status",
+                "version",
+            ),
+            bill_rows,
+        )
+        loader.load(
+            orm.BillLine.__table__,
+            (
+                "bill_id",
+                "position",
+                "kind",
+                "description",
+                "quantity",
+                "unit_price",
+                "amount",
+                "tier_from",
+                "tier_to",
+            ),
+            line_rows,
+        )
+        loader.load(
+            orm.JournalEntry.__table__,
+            ("entry_id", "kind", "reference", "household_id", "memo", "posted_at"),
+            entry_rows,
+        )
+        loader.load(
+            orm.JournalLine.__table__,
+            ("entry_id", "account", "household_id", "debit", "credit"),
+            jline_rows,
+        )
         bar.update(n)
     bar.close()
     if loader.pg:
         _pg_restore(engine, restore, progress)
     with engine.begin() as conn:
         if loader.pg:
-            conn.execute(text(
-                "SELECT setval(pg_get_serial_sequence('journal_entries', 'entry_id'), "
-                "(SELECT max(entry_id) FROM journal_entries))"
-            ))
+            conn.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence('journal_entries', 'entry_id'), "
+                    "(SELECT max(entry_id) FROM journal_entries))"
+                )
+            )
             conn.execute(text("ANALYZE"))
         else:
             conn.execute(text("ANALYZE"))

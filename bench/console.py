@@ -67,15 +67,34 @@ COMBOS: dict[str, str] = {
     "unit": "unit=U-BB04-0123",
     "status=waiting": "status=waiting",
     "everything": "channel=terminal&language=en&intent=pay_bill&conf_below=0.9&"
-                  "conf_above=0.1&date_from={d60}&reviewed=no",
+    "conf_above=0.1&date_from={d60}&reviewed=no",
 }
 
 INTENTS = (
-    ["check_balance"] * 8 + ["pay_bill"] * 6 + ["due_date"] * 4 + ["explain_bill"] * 3
-    + ["payment_history"] * 2 + ["usage"] * 2 + ["greet"] * 4 + ["thank"] * 2 + ["goodbye"] * 2
-    + ["affirm"] * 3 + ["deny", "cancel", "help", "human_handoff", "submit_meter_reading",
-                        "manage_autopay", "report_problem", "enroll_biometrics", "link_account"]
-    + ["nlu_fallback"] * 2 + ["out_of_scope"] * 2 + ["request_receipt"]
+    ["check_balance"] * 8
+    + ["pay_bill"] * 6
+    + ["due_date"] * 4
+    + ["explain_bill"] * 3
+    + ["payment_history"] * 2
+    + ["usage"] * 2
+    + ["greet"] * 4
+    + ["thank"] * 2
+    + ["goodbye"] * 2
+    + ["affirm"] * 3
+    + [
+        "deny",
+        "cancel",
+        "help",
+        "human_handoff",
+        "submit_meter_reading",
+        "manage_autopay",
+        "report_problem",
+        "enroll_biometrics",
+        "link_account",
+    ]
+    + ["nlu_fallback"] * 2
+    + ["out_of_scope"] * 2
+    + ["request_receipt"]
 )
 
 
@@ -101,8 +120,9 @@ def build(admin_url: str, url: str, rebuild: bool) -> dict[str, Any]:
     name = make_url(url).database
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                              {"n": name}).scalar()
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        ).scalar()
         if exists and rebuild:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
             exists = None
@@ -115,25 +135,37 @@ def build(admin_url: str, url: str, rebuild: bool) -> dict[str, Any]:
         have = conn.execute(text("SELECT count(*) FROM bot_turns")).scalar() or 0
     if have >= CONVERSATIONS * TURNS_EACH:
         with engine.begin() as conn:  # the agent's buildings (an earlier build used others)
-            conn.execute(text("UPDATE console_staff SET buildings = 'BB01,BB11' "
-                              "WHERE username = 'bench_agent'"))
+            conn.execute(
+                text(
+                    "UPDATE console_staff SET buildings = 'BB01,BB11' "
+                    "WHERE username = 'bench_agent'"
+                )
+            )
         _vacuum(engine)
         engine.dispose()
         return {"built": False, "seconds": 0.0}
     t0 = time.perf_counter()
     intents = "ARRAY[" + ",".join(f"'{i}'" for i in INTENTS) + "]"
     steps = [
-        ("buildings", f"""INSERT INTO buildings (building_id, name, address)
+        (
+            "buildings",
+            f"""INSERT INTO buildings (building_id, name, address)
             SELECT 'BB' || lpad(b::text, 2, '0'), 'Building ' || b, ''
-            FROM generate_series(1, {BUILDINGS}) b"""),
-        ("households", f"""INSERT INTO households (household_id, building_id, unit, floor, area_m2,
+            FROM generate_series(1, {BUILDINGS}) b""",
+        ),
+        (
+            "households",
+            f"""INSERT INTO households (household_id, building_id, unit, floor, area_m2,
                 created_at)
             SELECT 'bh-' || lpad(h::text, 5, '0'),
                 'BB' || lpad((h % {BUILDINGS} + 1)::text, 2, '0'),
                 'U-BB' || lpad((h % {BUILDINGS} + 1)::text, 2, '0') || '-' || lpad(h::text, 4, '0'),
                 1, 80, now()
-            FROM generate_series(0, {HOUSEHOLDS - 1}) h"""),
-        ("conversations", f"""INSERT INTO bot_conversations (id, channel, external_user_id,
+            FROM generate_series(0, {HOUSEHOLDS - 1}) h""",
+        ),
+        (
+            "conversations",
+            f"""INSERT INTO bot_conversations (id, channel, external_user_id,
                 resident_id, household_id, status, flagged, flag_reason, state, version, turns,
                 created_at, updated_at)
             SELECT md5('c' || i)::uuid::text, (ARRAY['terminal','telegram','speaker'])[1 + i % 3],
@@ -143,8 +175,11 @@ def build(admin_url: str, url: str, rebuild: bool) -> dict[str, Any]:
                 CASE WHEN i % 100 = 0 THEN 'handoff' END, '{{}}', 0, {TURNS_EACH},
                 ts, ts + interval '{TURNS_EACH * 20} seconds'
             FROM (SELECT i, now() - (random() * 90) * interval '1 day' AS ts
-                  FROM generate_series(1, {CONVERSATIONS}) i) s"""),
-        ("turns", f"""INSERT INTO bot_turns (conversation_id, turn, at, channel, resident_id,
+                  FROM generate_series(1, {CONVERSATIONS}) i) s""",
+        ),
+        (
+            "turns",
+            f"""INSERT INTO bot_turns (conversation_id, turn, at, channel, resident_id,
                 household_id, session_id, text_raw, text_masked, language, intent, confidence,
                 ranking, entities, slots_before, slots_after, actions, replies, verification,
                 payment_ids, latency_ms, error)
@@ -164,17 +199,24 @@ def build(admin_url: str, url: str, rebuild: bool) -> dict[str, Any]:
                 5 + random() * 60 + CASE WHEN random() < 0.05 THEN 400 ELSE 0 END,
                 CASE WHEN random() < 0.0005 THEN 'RuntimeError' END
             FROM (SELECT c.*, t, ({intents})[1 + floor(random() * {len(INTENTS)})::int] AS intent
-                  FROM bot_conversations c CROSS JOIN generate_series(1, {TURNS_EACH}) t) x"""),
-        ("tags", """INSERT INTO console_tags (conversation_id, tag, added_by, at)
+                  FROM bot_conversations c CROSS JOIN generate_series(1, {TURNS_EACH}) t) x""",
+        ),
+        (
+            "tags",
+            """INSERT INTO console_tags (conversation_id, tag, added_by, at)
             SELECT id,
                 (ARRAY['billing-dispute','tariff','bug','praise','follow-up'])
                     [1 + abs(hashtext(id)) % 5],
                 'bench', now()
-            FROM bot_conversations WHERE abs(hashtext(id || 't')) % 20 = 0"""),
-        ("reviews", """INSERT INTO console_reviews (conversation_id, reviewed, reviewed_by,
+            FROM bot_conversations WHERE abs(hashtext(id || 't')) % 20 = 0""",
+        ),
+        (
+            "reviews",
+            """INSERT INTO console_reviews (conversation_id, reviewed, reviewed_by,
                 updated_at)
             SELECT id, true, 'bench', now() FROM bot_conversations
-            WHERE abs(hashtext(id || 'r')) % 10 = 0"""),
+            WHERE abs(hashtext(id || 'r')) % 10 = 0""",
+        ),
     ]
     with tqdm(total=len(steps), desc="building", unit="step", file=sys.stderr) as bar:
         for label, sql in steps:
@@ -202,8 +244,16 @@ def _serve(url: str) -> tuple[Any, str]:
     from tests.console.helpers import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_console_app(url), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_console_app(url),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
@@ -217,8 +267,10 @@ def _login(base: str, username: str) -> Any:
 
     client = httpx.Client(base_url=base, follow_redirects=False, timeout=60)
     page = client.get("/console/login")
-    r = client.post("/console/login", data={"username": username, "password": PASSWORD,
-                                            "csrf_token": csrf_of(page.text)})
+    r = client.post(
+        "/console/login",
+        data={"username": username, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+    )
     assert r.status_code == 303, r.text
     return client
 
@@ -263,7 +315,10 @@ def measure(base: str, db_url: str, repeats: int) -> dict[str, Any]:
                         url = m.group(1).replace("&amp;", "&")
                     bar.update()
                 results["list"][f"{role}:{combo}"] = {
-                    "role": role, "combo": combo, "query": query, "requests": len(times),
+                    "role": role,
+                    "combo": combo,
+                    "query": query,
+                    "requests": len(times),
                     "rows_first_page": rows_first,
                     "p50_ms": round(statistics.median(times), 1),
                     "p95_ms": round(_pct(times, 0.95), 1),
@@ -317,15 +372,21 @@ def measure(base: str, db_url: str, repeats: int) -> dict[str, Any]:
             loads.append((time.perf_counter() - t0) * 1000)
     results["dashboard"] = {
         "first_view_of_a_scope_ms": round(first_ever_ms, 1),
-        "browser_like_load_ms": {"median": round(statistics.median(loads), 1),
-                                 "min": round(min(loads), 1), "max": round(max(loads), 1)},
-        "requests": {p: {"p50_ms": round(statistics.median(v), 1), "max_ms": round(max(v), 1)}
-                     for p, v in per.items()},
-        "page_plus_charts_sequential_ms": {"median": round(statistics.median(totals), 1),
-                                           "min": round(min(totals), 1),
-                                           "max": round(max(totals), 1)},
-        "slowest_single_request_p50_ms": round(max(statistics.median(v) for v in per.values()),
-                                               1),
+        "browser_like_load_ms": {
+            "median": round(statistics.median(loads), 1),
+            "min": round(min(loads), 1),
+            "max": round(max(loads), 1),
+        },
+        "requests": {
+            p: {"p50_ms": round(statistics.median(v), 1), "max_ms": round(max(v), 1)}
+            for p, v in per.items()
+        },
+        "page_plus_charts_sequential_ms": {
+            "median": round(statistics.median(totals), 1),
+            "min": round(min(totals), 1),
+            "max": round(max(totals), 1),
+        },
+        "slowest_single_request_p50_ms": round(max(statistics.median(v) for v in per.values()), 1),
     }
     return results
 
@@ -339,8 +400,11 @@ def chart(results: dict[str, Any], out: Path) -> None:
     items = sorted(results["list"].values(), key=lambda x: (x["combo"], x["role"]))
     fig, ax = plt.subplots(figsize=(9, 6))
     labels = [f"{x['combo']} ({x['role']})" for x in items]
-    ax.barh(labels, [x["p95_ms"] for x in items],
-            color=["#2d6cdf" if x["role"] == "admin" else "#e0823d" for x in items])
+    ax.barh(
+        labels,
+        [x["p95_ms"] for x in items],
+        color=["#2d6cdf" if x["role"] == "admin" else "#e0823d" for x in items],
+    )
     ax.axvline(150, color="red", linestyle="--", label="target p95 150 ms")
     ax.set_xlabel("p95 per page (ms), real HTTP, 100k conversations / 1M turns, PostgreSQL")
     ax.tick_params(axis="y", labelsize=7)
@@ -352,8 +416,11 @@ def chart(results: dict[str, Any], out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", help="PostgreSQL URL of the bench database (default: a "
-                        f"database {DB_NAME} on BILLTALK_TEST_POSTGRES_URL's server)")
+    parser.add_argument(
+        "--url",
+        help="PostgreSQL URL of the bench database (default: a "
+        f"database {DB_NAME} on BILLTALK_TEST_POSTGRES_URL's server)",
+    )
     parser.add_argument("--rebuild", action="store_true", help="drop and rebuild the data")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -370,17 +437,25 @@ def main() -> None:
     doc = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU, Python "
-                   f"{platform.python_version()}, load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}",
-        "data": {"conversations": CONVERSATIONS, "turns": CONVERSATIONS * TURNS_EACH,
-                 "buildings": BUILDINGS, "households": HOUSEHOLDS, **built},
+        f"{platform.python_version()}, load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}",
+        "data": {
+            "conversations": CONVERSATIONS,
+            "turns": CONVERSATIONS * TURNS_EACH,
+            "buildings": BUILDINGS,
+            "households": HOUSEHOLDS,
+            **built,
+        },
         "repeats": args.repeats,
         **results,
     }
     (out_dir / "console.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     chart(results, out_dir / "console.png")
     worst = max(results["list"].values(), key=lambda x: x["p95_ms"])
-    print(json.dumps({"worst_list_p95": worst,
-                      "dashboard": results["dashboard"]["browser_like_load_ms"]}))
+    print(
+        json.dumps(
+            {"worst_list_p95": worst, "dashboard": results["dashboard"]["browser_like_load_ms"]}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -143,9 +143,15 @@ def run_bot(
     out: dict[str, Any] = {}
     # The bot's notice poller is off (bench/telegram.polling_bot): a pushed reminder to a
     # resident's chat is not an answer to one of their messages.
-    with (BotApiStandIn(first_update_id=next_update_ids()) as standin,
-          polling_bot(standin, url, logs / f"bot-limit{limit}.log",
-                      BILLTALK_DIALOGUE_MESSAGES_PER_WINDOW=str(limit))):
+    with (
+        BotApiStandIn(first_update_id=next_update_ids()) as standin,
+        polling_bot(
+            standin,
+            url,
+            logs / f"bot-limit{limit}.log",
+            BILLTALK_DIALOGUE_MESSAGES_PER_WINDOW=str(limit),
+        ),
+    ):
         asyncio.run(measure(standin, url, chats, 15.0, think_s, 0))  # warm-up, not kept
         for name, messages in phases:
             out[name] = asyncio.run(measure(standin, url, chats, seconds, think_s, messages))

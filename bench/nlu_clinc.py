@@ -49,8 +49,11 @@ def _score(gold: list[str], pred: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clinc", type=Path,
-                        default=ROOT.parent / "shared" / "data" / "clinc150" / "train_val.json")
+    parser.add_argument(
+        "--clinc",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "clinc150" / "train_val.json",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/nlu-clinc-bench"))
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--latency-n", type=int, default=300)
@@ -60,19 +63,30 @@ def main() -> None:
     report: dict = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} CPUs, "
-                   f"Python {platform.python_version()}",
+        f"Python {platform.python_version()}",
     }
     model_dir = args.model
     if model_dir is None:
         model_dir = args.work / "model"
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).with_name("billtalk")), "nlu", "train",
-                        "--data", str(train_yml), "--out", str(model_dir)], check=True)
+        subprocess.run(
+            [
+                str(Path(sys.executable).with_name("billtalk")),
+                "nlu",
+                "train",
+                "--data",
+                str(train_yml),
+                "--out",
+                str(model_dir),
+            ],
+            check=True,
+        )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         report["train_wall_s"] = round(time.perf_counter() - started, 1)
-        report["train_cpu_s"] = round((after.ru_utime - before.ru_utime)
-                                      + (after.ru_stime - before.ru_stime), 1)
+        report["train_cpu_s"] = round(
+            (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1
+        )
 
     from nlu.model import load_model_dir
     from nlu.rasa_yaml import load_training_data
@@ -92,21 +106,38 @@ def main() -> None:
         pred = [OOS if (p == OOS or r < t) else p for p, r in zip(top, ranks, strict=True)]
         return _score(gold, pred)
 
-    acc, rec = _score(gold, [OOS if r["intent"]["name"] in (OOS, "nlu_fallback")
-                             else r["intent"]["name"] for r in results])
+    acc, rec = _score(
+        gold,
+        [
+            OOS if r["intent"]["name"] in (OOS, "nlu_fallback") else r["intent"]["name"]
+            for r in results
+        ],
+    )
     report["default"] = {"threshold": threshold, "in_scope_accuracy": acc, "oos_recall": rec}
-    report["oos_as_class"] = dict(zip(("in_scope_accuracy", "oos_recall"), at(0.0),
-                                      strict=True))
-    sweep = [{"threshold": float(t), **dict(zip(("in_scope_accuracy", "oos_recall"), at(t),
-                                                strict=True))}
-             for t in sorted({*np.round(np.arange(0.0, 0.02, 0.0025), 4),
-                              *np.round(np.arange(0.02, 0.1001, 0.01), 3)})]
+    report["oos_as_class"] = dict(zip(("in_scope_accuracy", "oos_recall"), at(0.0), strict=True))
+    sweep = [
+        {
+            "threshold": float(t),
+            **dict(zip(("in_scope_accuracy", "oos_recall"), at(t), strict=True)),
+        }
+        for t in sorted(
+            {
+                *np.round(np.arange(0.0, 0.02, 0.0025), 4),
+                *np.round(np.arange(0.02, 0.1001, 0.01), 3),
+            }
+        )
+    ]
     report["sweep"] = sweep
     # Per-message outcome, so other thresholds can be scored without parsing again.
-    (args.work / "val_predictions.json").write_text(json.dumps(
-        [{"gold": g, "top": p, "rank": float(r)} for g, p, r in zip(gold, top, ranks,
-                                                                     strict=True)]),
-        encoding="utf-8")
+    (args.work / "val_predictions.json").write_text(
+        json.dumps(
+            [
+                {"gold": g, "top": p, "rank": float(r)}
+                for g, p, r in zip(gold, top, ranks, strict=True)
+            ]
+        ),
+        encoding="utf-8",
+    )
 
     # Latency: one message at a time, warm, in this process (one torch thread).
     sample = texts[:: max(1, len(texts) // args.latency_n)][: args.latency_n]
@@ -136,8 +167,13 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.plot([p["oos_recall"] for p in sweep], [p["in_scope_accuracy"] for p in sweep],
-            marker="o", ms=3, label="billtalk (threshold sweep)")
+    ax.plot(
+        [p["oos_recall"] for p in sweep],
+        [p["in_scope_accuracy"] for p in sweep],
+        marker="o",
+        ms=3,
+        label="billtalk (threshold sweep)",
+    )
     ax.scatter([rec], [acc], color="red", zorder=3, label=f"default threshold {threshold}")
     ax.axhline(0.955, color="grey", ls="--", lw=0.8)
     ax.axvline(0.75, color="grey", ls="--", lw=0.8)
@@ -145,8 +181,13 @@ def main() -> None:
     for path in rasa:
         data = json.loads(path.read_text(encoding="utf-8"))
         pts = data.get("sweep", [])
-        ax.plot([p["oos_recall"] for p in pts], [p["in_scope_accuracy"] for p in pts],
-                marker="x", ms=3, label=f"Rasa DIET ({data.get('epochs')} epochs)")
+        ax.plot(
+            [p["oos_recall"] for p in pts],
+            [p["in_scope_accuracy"] for p in pts],
+            marker="x",
+            ms=3,
+            label=f"Rasa DIET ({data.get('epochs')} epochs)",
+        )
     ax.set_xlabel("out-of-scope recall (CLINC150 val)")
     ax.set_ylabel("in-scope accuracy (CLINC150 val)")
     ax.set_title("CLINC150 validation: accuracy vs out-of-scope recall")

@@ -74,8 +74,10 @@ def _need_onnx() -> None:
         try:
             import onnx  # noqa: F401
         except ImportError:
-            sys.exit("onnx is not importable: see this script's docstring for the "
-                     f"--target install (looked in {ONNX_SITE})")
+            sys.exit(
+                "onnx is not importable: see this script's docstring for the "
+                f"--target install (looked in {ONNX_SITE})"
+            )
 
 
 def export(folder: Path, out_dir: Path) -> tuple[Path, Path]:
@@ -113,18 +115,28 @@ class OrtEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         self._max = SentenceEncoder.MAX_TOKENS
 
-    def encode(self, texts: list[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: list[str], *, batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
         """Encode ``texts`` into unit-length float32 rows (batches sorted by length)."""
         out = np.zeros((len(texts), 384), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
         for start in range(0, len(texts), batch_size):
             idx = order[start : start + batch_size]
-            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                    max_length=self._max, return_tensors="np")
-            out[idx] = self._session.run(None, {
-                "input_ids": batch["input_ids"].astype(np.int64),
-                "attention_mask": batch["attention_mask"].astype(np.int64)})[0]
+            batch = self.tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=self._max,
+                return_tensors="np",
+            )
+            out[idx] = self._session.run(
+                None,
+                {
+                    "input_ids": batch["input_ids"].astype(np.int64),
+                    "attention_mask": batch["attention_mask"].astype(np.int64),
+                },
+            )[0]
         return out
 
 
@@ -135,13 +147,15 @@ class Caching:
         self.inner = inner
         self.cache: dict[str, np.ndarray] = {}
 
-    def encode(self, texts: list[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: list[str], *, batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
         """Like the wrapped encoder's ``encode``."""
         missing = sorted({t for t in texts if t not in self.cache})
         if missing:
-            self.cache.update(zip(missing, self.inner.encode(missing, batch_size=batch_size),
-                                  strict=True))
+            self.cache.update(
+                zip(missing, self.inner.encode(missing, batch_size=batch_size), strict=True)
+            )
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         return np.vstack([self.cache[t] for t in texts])
@@ -156,7 +170,8 @@ def k_fold(data: Any, encoder: Any, k: int = 3, seed: int = 7) -> dict[str, Any]
 
     # The very folds the engine test uses (imported, so they cannot drift apart).
     spec = importlib.util.spec_from_file_location(
-        "_test_engine", ROOT / "tests" / "nlu" / "test_engine.py")
+        "_test_engine", ROOT / "tests" / "nlu" / "test_engine.py"
+    )
     assert spec is not None and spec.loader is not None
     test_engine = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(test_engine)
@@ -166,25 +181,35 @@ def k_fold(data: Any, encoder: Any, k: int = 3, seed: int = 7) -> dict[str, Any]
         fold_of[idx] = f
     accuracies, oos = [], []
     for f in range(k):
-        train = TrainingData(examples=[e for e, g in zip(data.examples, fold_of, strict=True)
-                                       if g != f], synonyms=data.synonyms)
-        held = TrainingData(examples=[e for e, g in zip(data.examples, fold_of, strict=True)
-                                      if g == f])
+        train = TrainingData(
+            examples=[e for e, g in zip(data.examples, fold_of, strict=True) if g != f],
+            synonyms=data.synonyms,
+        )
+        held = TrainingData(
+            examples=[e for e, g in zip(data.examples, fold_of, strict=True) if g == f]
+        )
         model = train_on_data(train, None, encoder=encoder, use_encoder=True, progress=False)
         summary = evaluate_model(model, held, progress=False)["summary"]
         accuracies.append(round(summary["intent_accuracy"], 4))
         oos.append(round(summary["oos_recall"], 4))
-    return {"k": k, "seed": seed, "intent_accuracy_per_fold": accuracies,
-            "intent_accuracy_mean": round(float(np.mean(accuracies)), 4),
-            "oos_recall_mean": round(float(np.mean(oos)), 4)}
+    return {
+        "k": k,
+        "seed": seed,
+        "intent_accuracy_per_fold": accuracies,
+        "intent_accuracy_mean": round(float(np.mean(accuracies)), 4),
+        "oos_recall_mean": round(float(np.mean(oos)), 4),
+    }
 
 
 def _stats(values: list[float]) -> dict[str, float]:
     a = np.asarray(values) * 1000.0
-    return {"n": int(a.size), "median_ms": round(float(np.median(a)), 3),
-            "p05_ms": round(float(np.percentile(a, 5)), 3),
-            "p95_ms": round(float(np.percentile(a, 95)), 3),
-            "mean_ms": round(float(a.mean()), 3)}
+    return {
+        "n": int(a.size),
+        "median_ms": round(float(np.median(a)), 3),
+        "p05_ms": round(float(np.percentile(a, 5)), 3),
+        "p95_ms": round(float(np.percentile(a, 95)), 3),
+        "mean_ms": round(float(a.mean()), 3),
+    }
 
 
 def main() -> None:
@@ -219,9 +244,11 @@ def main() -> None:
         t0 = time.perf_counter()
         fp32_path, int8_path = export(folder, Path(tmp))
         export_s = time.perf_counter() - t0
-        sizes = {"onnx_fp32_mb": round(fp32_path.stat().st_size / 1e6, 1),
-                 "onnx_int8_mb": round(int8_path.stat().st_size / 1e6, 1),
-                 "safetensors_mb": round((folder / "model.safetensors").stat().st_size / 1e6, 1)}
+        sizes = {
+            "onnx_fp32_mb": round(fp32_path.stat().st_size / 1e6, 1),
+            "onnx_int8_mb": round(int8_path.stat().st_size / 1e6, 1),
+            "safetensors_mb": round((folder / "model.safetensors").stat().st_size / 1e6, 1),
+        }
         encoders: dict[str, Any] = {
             "torch": SentenceEncoder(folder, threads=1, runtime="torch"),
             "onnx_fp32": OrtEncoder(fp32_path, folder),
@@ -255,14 +282,19 @@ def main() -> None:
 
         # Agreement with torch over every message.
         pool = messages if not args.quick else messages[:200]
-        vectors = {n: encoders[n].encode(pool, batch_size=64)
-                   for n in tqdm(names, desc="embed all", unit="encoder", file=sys.stderr)}
+        vectors = {
+            n: encoders[n].encode(pool, batch_size=64)
+            for n in tqdm(names, desc="embed all", unit="encoder", file=sys.stderr)
+        }
         cosine = {}
         for name in names[1:]:
             cos = np.sum(vectors[name] * vectors["torch"], axis=1)
-            cosine[name] = {"n": int(cos.size), "min": round(float(cos.min()), 5),
-                            "p01": round(float(np.percentile(cos, 1)), 5),
-                            "median": round(float(np.median(cos)), 5)}
+            cosine[name] = {
+                "n": int(cos.size),
+                "min": round(float(cos.min()), 5),
+                "p01": round(float(np.percentile(cos, 1)), 5),
+                "median": round(float(np.median(cos)), 5),
+            }
 
         # Accuracy on the held-out messages.
         default_dir = nlu.ensure_default_model(progress=False)
@@ -274,12 +306,15 @@ def main() -> None:
             row["shipped_classifier"] = _acc(evaluate_model(shipped, heldout, progress=False))
             intents[name] = [r["intent"]["name"] for r in shipped.parse_many(pool)]
             row["shipped_intent_differs_from_torch_on_all_messages"] = sum(
-                a != b for a, b in zip(intents[name], intents["torch"], strict=True))
+                a != b for a, b in zip(intents[name], intents["torch"], strict=True)
+            )
             if not args.quick:
-                retrained = train_on_data(train_data, None, encoder=encoders[name],
-                                          use_encoder=True, progress=False)
-                row["retrained_classifier"] = _acc(evaluate_model(retrained, heldout,
-                                                                  progress=False))
+                retrained = train_on_data(
+                    train_data, None, encoder=encoders[name], use_encoder=True, progress=False
+                )
+                row["retrained_classifier"] = _acc(
+                    evaluate_model(retrained, heldout, progress=False)
+                )
                 row["k_fold_nlu_data"] = k_fold(train_data, Caching(encoders[name]))
             accuracy[name] = row
     load_after = os.getloadavg()
@@ -287,39 +322,63 @@ def main() -> None:
     result = {
         "benchmark": "bench/nlu_encoder_onnx.py",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "torch": torch.__version__, "onnxruntime": ort.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+        },
         "load_average_start": LOAD_START,
         "load_average_end": [round(x, 2) for x in load_after],
         "quick": args.quick,
         "threads": 1,
         "export_seconds": round(export_s, 1),
         "model_sizes": sizes,
-        "messages": {"single": len(singles), "batches_of_16": len(batches),
-                     "cosine_pool": len(pool),
-                     "source": "tests/nlu/heldout + nlu/data examples, shuffled (seed 13)"},
+        "messages": {
+            "single": len(singles),
+            "batches_of_16": len(batches),
+            "cosine_pool": len(pool),
+            "source": "tests/nlu/heldout + nlu/data examples, shuffled (seed 13)",
+        },
         "single_message_cpu": {n: _stats(v) for n, v in single.items()},
         "batch16_cpu_per_message": {n: _stats(batch16[n]) for n in names},
         "cosine_to_torch": cosine,
         "heldout_accuracy": accuracy,
         "notes": "CPU = time.process_time, tokenisation included, one thread; onnx graph "
-                 "includes pooling and L2 norm; int8 = quantize_dynamic QInt8 per-channel",
+        "includes pooling and L2 norm; int8 = quantize_dynamic QInt8 per-channel",
     }
     OUT.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(json.dumps({k: result[k] for k in ("single_message_cpu", "batch16_cpu_per_message",
-                                             "cosine_to_torch", "heldout_accuracy")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "single_message_cpu",
+                    "batch16_cpu_per_message",
+                    "cosine_to_torch",
+                    "heldout_accuracy",
+                )
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {OUT}")
 
 
 def _acc(report: dict[str, Any]) -> dict[str, Any]:
     s = report["summary"]
-    return {"intent_accuracy": round(s["intent_accuracy"], 4),
-            "in_scope_accuracy": round(s["in_scope_accuracy"], 4),
-            "oos_recall": round(s["oos_recall"], 4) if s["oos_recall"] is not None else None,
-            "per_language": {lang: round(v["intent_accuracy"], 4)
-                             for lang, v in report["per_language"].items()},
-            "examples": s["examples"], "misclassified": len(report["misclassified"])}
+    return {
+        "intent_accuracy": round(s["intent_accuracy"], 4),
+        "in_scope_accuracy": round(s["in_scope_accuracy"], 4),
+        "oos_recall": round(s["oos_recall"], 4) if s["oos_recall"] is not None else None,
+        "per_language": {
+            lang: round(v["intent_accuracy"], 4) for lang, v in report["per_language"].items()
+        },
+        "examples": s["examples"],
+        "misclassified": len(report["misclassified"]),
+    }
 
 
 LOAD_START = [round(x, 2) for x in os.getloadavg()]

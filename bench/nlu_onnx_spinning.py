@@ -18,8 +18,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-TEXTS = ["how much do I owe?", "why is my electricity bill so high?", "pay 1 for water",
-         "what is my balance"] * 4
+TEXTS = [
+    "how much do I owe?",
+    "why is my electricity bill so high?",
+    "pay 1 for water",
+    "what is my balance",
+] * 4
 RUNS, GAP_S = 200, 0.005
 
 
@@ -39,11 +43,15 @@ def main() -> None:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
-        session = ort.InferenceSession(str(encoder._onnx_file), opts,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(encoder._onnx_file), opts, providers=["CPUExecutionProvider"]
+        )
         names = {i.name for i in session.get_inputs()}
-        feeds = {k: np.asarray(batch[k], dtype=np.int64)
-                 for k in ("input_ids", "attention_mask") if k in names}
+        feeds = {
+            k: np.asarray(batch[k], dtype=np.int64)
+            for k in ("input_ids", "attention_mask")
+            if k in names
+        }
         for _ in range(5):
             session.run(None, feeds)
         cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -52,8 +60,10 @@ def main() -> None:
             time.sleep(GAP_S)
         cpu = time.process_time() - cpu0
         wall = time.perf_counter() - wall0 - RUNS * GAP_S
-        print(f"allow_spinning={spin}: {1000 * cpu / RUNS:.2f} ms CPU per 16-text batch, "
-              f"{1000 * wall / RUNS:.2f} ms wall (gaps excluded)")
+        print(
+            f"allow_spinning={spin}: {1000 * cpu / RUNS:.2f} ms CPU per 16-text batch, "
+            f"{1000 * wall / RUNS:.2f} ms wall (gaps excluded)"
+        )
 
 
 if __name__ == "__main__":

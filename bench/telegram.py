@@ -87,30 +87,51 @@ SESSION = (
 #: used :data:`SESSION`'s fixed texts, ``--texts fixed``). Every phrasing parses to its kind's
 #: intent (check_balance, explain_bill, pay_bill with its amount and utility).
 BALANCE_TEXTS = (
-    "how much do I owe?", "what's my balance", "what do I owe right now?",
-    "how much is outstanding on my account", "can you tell me my balance please", "balance?",
-    "do I owe anything", "what's the total I need to pay", "how much money do I owe you",
-    "show me what's due", "am I behind on any bills?", "what is my current balance",
-    "how much is my bill", "how much do i have to pay this month",
-    "tell me my outstanding amount", "whats due on my account",
+    "how much do I owe?",
+    "what's my balance",
+    "what do I owe right now?",
+    "how much is outstanding on my account",
+    "can you tell me my balance please",
+    "balance?",
+    "do I owe anything",
+    "what's the total I need to pay",
+    "how much money do I owe you",
+    "show me what's due",
+    "am I behind on any bills?",
+    "what is my current balance",
+    "how much is my bill",
+    "how much do i have to pay this month",
+    "tell me my outstanding amount",
+    "whats due on my account",
 )
 EXPLAIN_TEXTS = (
-    "why is my electricity bill so high?", "why did my electricity bill go up",
-    "explain my water bill", "why is my gas bill higher than last month",
-    "what are the charges on my electricity bill", "can you explain my latest bill",
-    "my water bill looks too high, why?", "why is my bill so expensive this time",
-    "break down my electricity charges", "why am I paying more for water",
-    "what makes up my gas bill", "why has my electric bill increased",
-    "explain the charges on my water bill please", "why is the power bill so big",
+    "why is my electricity bill so high?",
+    "why did my electricity bill go up",
+    "explain my water bill",
+    "why is my gas bill higher than last month",
+    "what are the charges on my electricity bill",
+    "can you explain my latest bill",
+    "my water bill looks too high, why?",
+    "why is my bill so expensive this time",
+    "break down my electricity charges",
+    "why am I paying more for water",
+    "what makes up my gas bill",
+    "why has my electric bill increased",
+    "explain the charges on my water bill please",
+    "why is the power bill so big",
 )
 #: Payments: a phrasing, a utility and an amount of 1.00-1.99 (small: no step-up, and about the
 #: money the fixed "pay 1 for water" moved). A utility with nothing due is answered "nothing is
 #: due", with no button to press, as for the fixed text's households with no water due.
 PAY_TEMPLATES = (
-    "pay {amount} for {utility}", "I want to pay {amount} for {utility}",
-    "please pay {amount} for my {utility} bill", "can I pay {amount} for {utility}",
-    "make a payment of {amount} for {utility}", "i'd like to pay {amount} on the {utility} bill",
-    "pay {amount} towards my {utility} bill", "pay ¥{amount} for {utility}",
+    "pay {amount} for {utility}",
+    "I want to pay {amount} for {utility}",
+    "please pay {amount} for my {utility} bill",
+    "can I pay {amount} for {utility}",
+    "make a payment of {amount} for {utility}",
+    "i'd like to pay {amount} on the {utility} bill",
+    "pay {amount} towards my {utility} bill",
+    "pay ¥{amount} for {utility}",
     "pay {amount} yuan for {utility}",
 )
 PAY_UTILITIES = ("water", "electricity", "gas")
@@ -127,6 +148,7 @@ def session_text(kind: str, rng: random.Random, varied: bool) -> str | None:
         return rng.choice(EXPLAIN_TEXTS)
     amount = f"1.{rng.randrange(100):02d}"
     return rng.choice(PAY_TEMPLATES).format(amount=amount, utility=rng.choice(PAY_UTILITIES))
+
 
 TEXT_KINDS = ("balance", "explain", "pay", "press")
 #: Replies that answer a turn without doing it: the engine's apologies when the billing
@@ -232,18 +254,22 @@ class Simulation:
                 if self.think_s:
                     await asyncio.sleep(self.random.uniform(0.5, 1.5) * self.think_s)
                 if kind == "voice":
-                    await self._turn(chat, kind, lambda: standin.voice(chat, self.voice_note),
-                                     progress)
+                    await self._turn(
+                        chat, kind, lambda: standin.voice(chat, self.voice_note), progress
+                    )
                     continue
-                call = await self._turn(chat, kind, lambda t=text: standin.text(chat, t),
-                                        progress)
+                call = await self._turn(chat, kind, lambda t=text: standin.text(chat, t), progress)
                 markup = (call.params.get("reply_markup") or {}) if call is not None else {}
                 buttons = [b for row in markup.get("inline_keyboard", []) for b in row]
                 if kind == "pay" and buttons and time.monotonic() < until:
                     message_id = int(call.params["_message_id"])  # type: ignore[union-attr]
                     data = buttons[0]["callback_data"]
-                    await self._turn(chat, "press", lambda d=data, m=message_id: standin.press(
-                        chat, d, message_id=m), progress)
+                    await self._turn(
+                        chat,
+                        "press",
+                        lambda d=data, m=message_id: standin.press(chat, d, message_id=m),
+                        progress,
+                    )
 
     async def run(self, seconds: float, label: str) -> dict[str, Any]:
         """Run every resident for ``seconds``; the measurements."""
@@ -270,8 +296,11 @@ class Simulation:
             "text_p50_ms": round(percentile(text_latency, 0.5), 1),
             "text_p95_ms": round(percentile(text_latency, 0.95), 1),
             "by_kind": {
-                k: {"n": len(v), "p50_ms": round(percentile(v, 0.5), 1),
-                    "p95_ms": round(percentile(v, 0.95), 1)}
+                k: {
+                    "n": len(v),
+                    "p50_ms": round(percentile(v, 0.5), 1),
+                    "p95_ms": round(percentile(v, 0.95), 1),
+                }
                 for k, v in sorted(self.latency.items())
             },
         }
@@ -360,16 +389,20 @@ def cpu_snapshot() -> dict[str, float]:
         if fields is not None:
             bot += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
         todo.extend(children[pid])
-    postgres = sum((int(f[11]) + int(f[12])) / tick for pid, f in stats.items()
-                   if f is not None and names.get(pid) == "postgres")
+    postgres = sum(
+        (int(f[11]) + int(f[12])) / tick
+        for pid, f in stats.items()
+        if f is not None and names.get(pid) == "postgres"
+    )
     cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     busy = (sum(cpu) - cpu[3] - cpu[4]) / tick  # all but idle and iowait
     me = os.times()
     return {"bot": bot, "bench": me.user + me.system, "postgres": postgres, "machine": busy}
 
 
-def cpu_per_update(before: dict[str, float], after: dict[str, float],
-                   updates: int) -> dict[str, float]:
+def cpu_per_update(
+    before: dict[str, float], after: dict[str, float], updates: int
+) -> dict[str, float]:
     """CPU milliseconds per handled update, by part, between two :func:`cpu_snapshot`s;
     ``other`` is the rest of the machine's busy time (other users' work)."""
     used = {k: after[k] - before[k] for k in before}
@@ -377,8 +410,16 @@ def cpu_per_update(before: dict[str, float], after: dict[str, float],
     return {k: round(v * 1000 / max(updates, 1), 1) for k, v in used.items()}
 
 
-async def measure(standin: BotApiStandIn, chats: list[int], note: bytes, seconds: float,
-                  label: str, think_s: float, voice: bool, varied: bool = True) -> dict[str, Any]:
+async def measure(
+    standin: BotApiStandIn,
+    chats: list[int],
+    note: bytes,
+    seconds: float,
+    label: str,
+    think_s: float,
+    voice: bool,
+    varied: bool = True,
+) -> dict[str, Any]:
     sim = Simulation(standin, chats, note, think_s=think_s, voice=voice, varied=varied)
     load = os.getloadavg()[0]
     before = cpu_snapshot()
@@ -388,8 +429,13 @@ async def measure(standin: BotApiStandIn, chats: list[int], note: bytes, seconds
         standin.listeners.clear()
     # Over the phase and its 5 s tail, per update answered in the phase.
     cpu = cpu_per_update(before, cpu_snapshot(), result["answered_in_window"])
-    return {"think_s": think_s, "voice_notes": voice, **result, "cpu_ms_per_update": cpu,
-            "load_average_1m": [round(load, 2), round(os.getloadavg()[0], 2)]}
+    return {
+        "think_s": think_s,
+        "voice_notes": voice,
+        **result,
+        "cpu_ms_per_update": cpu,
+        "load_average_1m": [round(load, 2), round(os.getloadavg()[0], 2)],
+    }
 
 
 #: (name, think time between a resident's messages, whether the session has a voice note)
@@ -412,34 +458,49 @@ def worker_stats(urls: list[str]) -> dict[str, int]:
     return dict(total)
 
 
-def run_phases(standin: BotApiStandIn, chats: list[int], note: bytes, seconds: float,
-               mode: str, phases: list[str], urls: list[str] | None = None,
-               varied: bool = True) -> dict[str, Any]:
+def run_phases(
+    standin: BotApiStandIn,
+    chats: list[int],
+    note: bytes,
+    seconds: float,
+    mode: str,
+    phases: list[str],
+    urls: list[str] | None = None,
+    varied: bool = True,
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for phase in phases:
         think_s, voice = PHASES[phase]
         before = worker_stats(urls) if urls else {}
-        out[phase] = asyncio.run(measure(standin, chats, note, seconds, f"{mode} {phase}",
-                                         think_s, voice, varied))
+        out[phase] = asyncio.run(
+            measure(standin, chats, note, seconds, f"{mode} {phase}", think_s, voice, varied)
+        )
         if urls:  # the NLU cache's share of this phase's parses
             after = worker_stats(urls)
             hits = after.get("nlu_cache_hits", 0) - before.get("nlu_cache_hits", 0)
             misses = after.get("nlu_cache_misses", 0) - before.get("nlu_cache_misses", 0)
             out[phase]["nlu_cache"] = {
-                "hits": hits, "misses": misses,
+                "hits": hits,
+                "misses": misses,
                 "hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
             }
         print(f"{mode} {phase}: {json.dumps(out[phase])}", file=sys.stderr)
     return out
 
 
-def start_polling_bot(standin: BotApiStandIn, env: dict[str, str],
-                      log_path: Path) -> subprocess.Popen[bytes]:
+def start_polling_bot(
+    standin: BotApiStandIn, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
     """``billtalk telegram run --mode polling`` against ``standin`` with ``env`` (its output
     to ``log_path``), once it polls."""
     log = log_path.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "app", "telegram", "run", "--mode", "polling"],
-                            cwd=REPO, env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "telegram", "run", "--mode", "polling"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
     standin.wait_for(lambda: standin.calls_of("getUpdates"), timeout=240, what="the polling bot")
     return proc
 
@@ -455,8 +516,9 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def polling_bot(standin: BotApiStandIn, url: str, log_path: Path,
-                **extra_env: str) -> Iterator[subprocess.Popen[bytes]]:
+def polling_bot(
+    standin: BotApiStandIn, url: str, log_path: Path, **extra_env: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """A polling bot on database ``url`` for the duration of the block (notice poller off)."""
     proc = start_polling_bot(standin, worker_env(standin, url, **BOT_ENV, **extra_env), log_path)
     try:
@@ -465,22 +527,39 @@ def polling_bot(standin: BotApiStandIn, url: str, log_path: Path,
         stop_process(proc)
 
 
-def run_polling(url: str, chats: list[int], note: bytes, seconds: float,
-                logs: Path, phases: list[str], varied: bool = True) -> dict[str, Any]:
-    with (BotApiStandIn(first_update_id=next_update_ids()) as standin,
-          polling_bot(standin, url, logs / "polling.log")):
+def run_polling(
+    url: str,
+    chats: list[int],
+    note: bytes,
+    seconds: float,
+    logs: Path,
+    phases: list[str],
+    varied: bool = True,
+) -> dict[str, Any]:
+    with (
+        BotApiStandIn(first_update_id=next_update_ids()) as standin,
+        polling_bot(standin, url, logs / "polling.log"),
+    ):
         return run_phases(standin, chats, note, seconds, "polling", phases, varied=varied)
 
 
-def run_webhook(url: str, chats: list[int], note: bytes, seconds: float, workers: int,
-                logs: Path, phases: list[str], varied: bool = True) -> dict[str, Any]:
-    standin = BotApiStandIn(webhook_timeout_s=60, webhook_connections=100,
-                            first_update_id=next_update_ids())
+def run_webhook(
+    url: str,
+    chats: list[int],
+    note: bytes,
+    seconds: float,
+    workers: int,
+    logs: Path,
+    phases: list[str],
+    varied: bool = True,
+) -> dict[str, Any]:
+    standin = BotApiStandIn(
+        webhook_timeout_s=60, webhook_connections=100, first_update_id=next_update_ids()
+    )
     with standin, webhook_workers(standin, url, workers, logs, **BOT_ENV) as urls:
         standin.webhook = {"url": urls[0], "secret_token": SECRET}
         standin.deliver_to = urls
-        return run_phases(standin, chats, note, seconds, f"webhook{workers}", phases, urls,
-                          varied)
+        return run_phases(standin, chats, note, seconds, f"webhook{workers}", phases, urls, varied)
 
 
 async def engine_only(url: str, chats: list[int], seconds: float) -> dict[str, Any]:
@@ -499,8 +578,11 @@ async def engine_only(url: str, chats: list[int], seconds: float) -> dict[str, A
         n = 0
         while time.monotonic() < until:
             t0 = time.monotonic()
-            await engine.handle(IncomingMessage(channel="telegram", external_user_id=str(chat),
-                                                text=texts[n % len(texts)]))
+            await engine.handle(
+                IncomingMessage(
+                    channel="telegram", external_user_id=str(chat), text=texts[n % len(texts)]
+                )
+            )
             latencies.append((time.monotonic() - t0) * 1000)
             n += 1
 
@@ -509,10 +591,13 @@ async def engine_only(url: str, chats: list[int], seconds: float) -> dict[str, A
     finally:
         await engine.billing.aclose()
     elapsed = time.monotonic() - started
-    return {"turns": len(latencies), "seconds": round(elapsed, 2),
-            "turns_per_s": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(percentile(latencies, 0.5), 1),
-            "p95_ms": round(percentile(latencies, 0.95), 1)}
+    return {
+        "turns": len(latencies),
+        "seconds": round(elapsed, 2),
+        "turns_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.5), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+    }
 
 
 def rows(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -537,15 +622,20 @@ def chart(results: dict[str, Any], path: Path) -> None:
     left.set_ylabel("first reply, text turns (ms, log)")
     left.set_title("latency (5 s think time)")
     left.legend()
-    saturated = [(f"{m}\n{ph.removeprefix('throughput_')}", r) for m, ph, r in rows(results)
-                 if ph.startswith("throughput") and m != "engine"]
+    saturated = [
+        (f"{m}\n{ph.removeprefix('throughput_')}", r)
+        for m, ph, r in rows(results)
+        if ph.startswith("throughput") and m != "engine"
+    ]
     right.bar([n for n, _ in saturated], [r["updates_per_s"] for _, r in saturated])
     right.axhline(150, color="red", linestyle="--", label="target (2 workers)")
     right.set_ylabel("updates handled per second")
     right.set_title("throughput (no think time)")
     right.legend()
-    fig.suptitle(f"Telegram: {results['residents']} residents, {results['seconds']:.0f} s a phase,"
-                 f" PostgreSQL, {results['machine']['cpus']} shared cores")
+    fig.suptitle(
+        f"Telegram: {results['residents']} residents, {results['seconds']:.0f} s a phase,"
+        f" PostgreSQL, {results['machine']['cpus']} shared cores"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -555,18 +645,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--residents", type=int, default=200)
     parser.add_argument("--households", type=int, default=50)
-    parser.add_argument("--plan", default="polling:latency,webhook1:latency+throughput_text,"
-                        "webhook2:latency+throughput_text+throughput_full",
-                        help="mode:phase+phase,... (modes: polling, webhookN)")
+    parser.add_argument(
+        "--plan",
+        default="polling:latency,webhook1:latency+throughput_text,"
+        "webhook2:latency+throughput_text+throughput_full",
+        help="mode:phase+phase,... (modes: polling, webhookN)",
+    )
     parser.add_argument("--logs", default="", help="keep the bot processes' logs here")
     parser.add_argument("--out", default="telegram", help="results file stem in bench/results")
-    parser.add_argument("--texts", choices=("varied", "fixed"), default="varied",
-                        help="what residents type: phrasings drawn per turn (default), or the "
-                        "three fixed texts of runs 1-8")
+    parser.add_argument(
+        "--texts",
+        choices=("varied", "fixed"),
+        default="varied",
+        help="what residents type: phrasings drawn per turn (default), or the "
+        "three fixed texts of runs 1-8",
+    )
     args = parser.parse_args()
     varied = args.texts == "varied"
-    admin = os.environ.get("BILLTALK_TEST_POSTGRES_URL",
-                           "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    admin = os.environ.get(
+        "BILLTALK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
     chats = [8_000_001 + i for i in range(args.residents)]
     load_before = list(os.getloadavg())
     url = create_database(admin)
@@ -581,23 +679,30 @@ def main() -> None:
                 mode, _, phase_list = item.partition(":")
                 phases = phase_list.split("+")
                 if mode == "engine":  # the baseline: no Telegram at all
-                    modes[mode] = {"throughput_text": asyncio.run(
-                        engine_only(url, chats, args.seconds))}
+                    modes[mode] = {
+                        "throughput_text": asyncio.run(engine_only(url, chats, args.seconds))
+                    }
                     print(f"engine: {json.dumps(modes[mode])}", file=sys.stderr)
                 elif mode == "polling":
-                    modes[mode] = run_polling(url, chats, note, args.seconds, tmp_path, phases,
-                                              varied)
+                    modes[mode] = run_polling(
+                        url, chats, note, args.seconds, tmp_path, phases, varied
+                    )
                 else:
                     workers = int(mode.removeprefix("webhook"))
-                    modes[mode] = run_webhook(url, chats, note, args.seconds, workers, tmp_path,
-                                              phases, varied)
+                    modes[mode] = run_webhook(
+                        url, chats, note, args.seconds, workers, tmp_path, phases, varied
+                    )
     finally:
         drop_database(admin, url)
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "load_average_before": load_before,
-                    "load_average_after": list(os.getloadavg())},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": list(os.getloadavg()),
+        },
         "residents": args.residents,
         "households": args.households,
         "seconds": args.seconds,
@@ -606,29 +711,41 @@ def main() -> None:
         "phases": {k: {"think_s": v[0], "voice_notes": v[1]} for k, v in PHASES.items()},
         "database": "postgresql",
         "modes": modes,
-        "targets": {"text_p95_ms": 150, "updates_per_s_2_workers": 150, "lost": 0,
-                    "duplicates": 0, "failed_turns": 0},
+        "targets": {
+            "text_p95_ms": 150,
+            "updates_per_s_2_workers": 150,
+            "lost": 0,
+            "duplicates": 0,
+            "failed_turns": 0,
+        },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=2) + "\n")
     if any(m != "engine" for m in modes):
         chart(results, RESULTS / f"{args.out}.png")
-    print("| mode | phase | updates/s | text p50 ms | text p95 ms | voice p50 ms | voice p95 ms "
-          "| lost | duplicates | failed turns | CPU ms/update: bot, bench, postgres, other "
-          "| load |")
+    print(
+        "| mode | phase | updates/s | text p50 ms | text p95 ms | voice p50 ms | voice p95 ms "
+        "| lost | duplicates | failed turns | CPU ms/update: bot, bench, postgres, other "
+        "| load |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for mode, phase, r in rows(results):
         if mode == "engine":
-            print(f"| engine only | {phase} | {r['turns_per_s']} | {r['p50_ms']} | {r['p95_ms']} "
-                  "| - | - | - | - |")
+            print(
+                f"| engine only | {phase} | {r['turns_per_s']} | {r['p50_ms']} | {r['p95_ms']} "
+                "| - | - | - | - |"
+            )
             continue
         voice = r["by_kind"].get("voice", {})
-        print(f"| {mode} | {phase} | {r['updates_per_s']} | {r['text_p50_ms']} | "
-              f"{r['text_p95_ms']} | {voice.get('p50_ms', '-')} | {voice.get('p95_ms', '-')} | "
-              f"{r['lost']} | {r['duplicates']} | {r.get('failed_turns', '-')} | "
-              + ", ".join(str(r["cpu_ms_per_update"][k])
-                          for k in ("bot", "bench", "postgres", "other"))
-              + f" | {r['load_average_1m'][0]}-{r['load_average_1m'][1]} |")
+        print(
+            f"| {mode} | {phase} | {r['updates_per_s']} | {r['text_p50_ms']} | "
+            f"{r['text_p95_ms']} | {voice.get('p50_ms', '-')} | {voice.get('p95_ms', '-')} | "
+            f"{r['lost']} | {r['duplicates']} | {r.get('failed_turns', '-')} | "
+            + ", ".join(
+                str(r["cpu_ms_per_update"][k]) for k in ("bot", "bench", "postgres", "other")
+            )
+            + f" | {r['load_average_1m'][0]}-{r['load_average_1m'][1]} |"
+        )
 
 
 if __name__ == "__main__":

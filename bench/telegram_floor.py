@@ -71,8 +71,9 @@ class EchoAdapter:
 
         async def echo(update: Any, _context: Any) -> None:
             message = update.effective_message
-            await update.get_bot().send_message(chat_id=message.chat_id,
-                                                text=f"echo: {message.text}")
+            await update.get_bot().send_message(
+                chat_id=message.chat_id, text=f"echo: {message.text}"
+            )
 
         application.add_handler(MessageHandler(filters.TEXT, echo))
 
@@ -84,8 +85,11 @@ class EchoRuntime:
         from bot.channels.telegram.app import build_application
 
         self.adapter = EchoAdapter()
-        self.application = build_application(self.adapter, settings,  # type: ignore[arg-type]
-                                              polling=False)
+        self.application = build_application(
+            self.adapter,
+            settings,  # type: ignore[arg-type]
+            polling=False,
+        )
 
     async def process(self, data: dict[str, Any]) -> None:
         """Parse the update and run it through PTB in its chat's order."""
@@ -128,8 +132,9 @@ def serve(port: int) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.add_api_route(settings.webhook_path, service.handle, methods=["POST"],
-                      include_in_schema=False)
+    app.add_api_route(
+        settings.webhook_path, service.handle, methods=["POST"], include_in_schema=False
+    )
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 
 
@@ -154,8 +159,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--residents", type=int, default=200)
     parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="residents' pause between messages (s); 0 saturates")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="residents' pause between messages (s); 0 saturates",
+    )
     parser.add_argument("--out", default="telegram_floor", help="results file stem")
     args = parser.parse_args()
     if args.serve:
@@ -170,23 +179,31 @@ def main() -> None:
     runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for count in (int(c) for c in args.workers.split(",")):
-            standin = BotApiStandIn(webhook_timeout_s=60, webhook_connections=100,
-                                    first_update_id=bench.next_update_ids())
+            standin = BotApiStandIn(
+                webhook_timeout_s=60,
+                webhook_connections=100,
+                first_update_id=bench.next_update_ids(),
+            )
             with standin, echo_workers(standin, count, Path(tmp)) as urls:
                 standin.webhook = {"url": urls[0], "secret_token": SECRET}
                 standin.deliver_to = urls
                 label = f"echo{count}"
-                result = asyncio.run(bench.measure(standin, chats, b"", args.seconds, label,
-                                                   args.think, False))
+                result = asyncio.run(
+                    bench.measure(standin, chats, b"", args.seconds, label, args.think, False)
+                )
                 runs[label] = result
                 print(f"{label}: {json.dumps(result)}", file=sys.stderr)
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "load_average_before": load_before,
-                    "load_average_after": list(os.getloadavg())},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": list(os.getloadavg()),
+        },
         "what": "webhook route + PTB + one sendMessage per text update; bench-only echo "
-                "handler, no ledger, engine or database",
+        "handler, no ledger, engine or database",
         "residents": args.residents,
         "seconds": args.seconds,
         "think_s": args.think,
@@ -195,15 +212,19 @@ def main() -> None:
     out = ROOT / "bench" / "results" / f"{args.out}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print("| workers | updates/s | p50 ms | p95 ms | lost | duplicates "
-          "| CPU ms/update: workers, bench, postgres, other | load |")
+    print(
+        "| workers | updates/s | p50 ms | p95 ms | lost | duplicates "
+        "| CPU ms/update: workers, bench, postgres, other | load |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for label, r in runs.items():
         cpu = r["cpu_ms_per_update"]
-        print(f"| {label.removeprefix('echo')} | {r['updates_per_s']} | {r['text_p50_ms']} | "
-              f"{r['text_p95_ms']} | {r['lost']} | {r['duplicates']} | "
-              f"{cpu['bot']}, {cpu['bench']}, {cpu['postgres']}, {cpu['other']} | "
-              f"{r['load_average_1m'][0]}-{r['load_average_1m'][1]} |")
+        print(
+            f"| {label.removeprefix('echo')} | {r['updates_per_s']} | {r['text_p50_ms']} | "
+            f"{r['text_p95_ms']} | {r['lost']} | {r['duplicates']} | "
+            f"{cpu['bot']}, {cpu['bench']}, {cpu['postgres']}, {cpu['other']} | "
+            f"{r['load_average_1m'][0]}-{r['load_average_1m'][1]} |"
+        )
 
 
 if __name__ == "__main__":

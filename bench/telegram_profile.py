@@ -136,15 +136,17 @@ class TelegramDriver:
         from tests.channels.telegram.botapi_standin import TOKEN, BotApiStandIn
 
         self.standin = BotApiStandIn().start()
-        os.environ.update({
-            "BILLTALK_TELEGRAM_TOKEN": TOKEN,
-            "BILLTALK_TELEGRAM_API_URL": self.standin.api_url,
-            "BILLTALK_TELEGRAM_FILE_URL": self.standin.file_url,
-            "BILLTALK_TELEGRAM_WEBHOOK_SECRET": "profile",
-            "BILLTALK_TELEGRAM_MAX_SENDS_PER_S": "10000",
-            "BILLTALK_TELEGRAM_NOTICE_POLL_S": "0",
-            "BILLTALK_TELEGRAM_KEEP_HANDLED_H": "0",
-        })
+        os.environ.update(
+            {
+                "BILLTALK_TELEGRAM_TOKEN": TOKEN,
+                "BILLTALK_TELEGRAM_API_URL": self.standin.api_url,
+                "BILLTALK_TELEGRAM_FILE_URL": self.standin.file_url,
+                "BILLTALK_TELEGRAM_WEBHOOK_SECRET": "profile",
+                "BILLTALK_TELEGRAM_MAX_SENDS_PER_S": "10000",
+                "BILLTALK_TELEGRAM_NOTICE_POLL_S": "0",
+                "BILLTALK_TELEGRAM_KEEP_HANDLED_H": "0",
+            }
+        )
         self.url = url
         self.runtime: Any = None
 
@@ -172,8 +174,14 @@ class TelegramDriver:
         self.standin.stop()
 
 
-async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False,
-                  telegram: bool = False, texts: list[str] | None = None) -> None:
+async def profile(
+    url: str,
+    chats: list[int],
+    turns: int,
+    cprofile: bool = False,
+    telegram: bool = False,
+    texts: list[str] | None = None,
+) -> None:
     """Warm up, then run ``turns`` text turns one at a time and print the breakdown.
 
     With ``telegram``, each turn is a whole webhook update (:class:`TelegramDriver`).
@@ -309,15 +317,19 @@ async def profile(url: str, chats: list[int], turns: int, cprofile: bool = False
     for name, n in hops.most_common():
         print(f"| `{name}` | {n / turns:.2f} |")
     if bot_api is not None:
-        print(f"\nBot API calls per turn: {sum(bot_api.values()) / turns:.2f} "
-              + ", ".join(f"{m} {n / turns:.2f}" for m, n in bot_api.most_common()))
+        print(
+            f"\nBot API calls per turn: {sum(bot_api.values()) / turns:.2f} "
+            + ", ".join(f"{m} {n / turns:.2f}" for m, n in bot_api.most_common())
+        )
     print("\n| part | ms per turn | calls per turn |\n|---|---|---|")
     for label, seconds in sorted(timings.seconds.items(), key=lambda kv: -kv[1]):
         print(f"| {label} | {seconds / turns * 1000:.2f} | {timings.calls[label] / turns:.2f} |")
-    print(f"\nSQL statements per turn: {sum(statements.values()) / turns:.1f}; transactions "
-          f"(BEGIN ... COMMIT/ROLLBACK, not autocommit) {transactions[0] / turns:.2f}, so about "
-          f"{(sum(statements.values()) + 2 * transactions[0]) / turns:.1f} round trips to the "
-          "server (a statement, or BEGIN or COMMIT, each one)\n")
+    print(
+        f"\nSQL statements per turn: {sum(statements.values()) / turns:.1f}; transactions "
+        f"(BEGIN ... COMMIT/ROLLBACK, not autocommit) {transactions[0] / turns:.2f}, so about "
+        f"{(sum(statements.values()) + 2 * transactions[0]) / turns:.1f} round trips to the "
+        "server (a statement, or BEGIN or COMMIT, each one)\n"
+    )
     print("| statement | per turn |\n|---|---|")
     for statement, n in statements.most_common(25):
         print(f"| `{statement}` | {n / turns:.2f} |")
@@ -361,16 +373,22 @@ def main() -> None:
         help="also a cProfile of the measured turns, thread-pool work run inline",
     )
     parser.add_argument(
-        "--telegram", action="store_true",
+        "--telegram",
+        action="store_true",
         help="whole webhook updates (ledger, PTB, sendMessage to a stand-in) instead of "
         "engine turns",
     )
     parser.add_argument(
-        "--voice", type=int, default=0, metavar="N",
+        "--voice",
+        type=int,
+        default=0,
+        metavar="N",
         help="also the CPU of transcribing the benchmark's voice note, N times",
     )
     parser.add_argument(
-        "--texts", choices=("varied", "fixed"), default="varied",
+        "--texts",
+        choices=("varied", "fixed"),
+        default="varied",
         help="the benchmark's phrasings drawn per turn (default), or its three fixed texts",
     )
     args = parser.parse_args()
@@ -397,8 +415,13 @@ def main() -> None:
             if args.cprofile:
                 run_threads_inline()
             rng = random.Random(7)
-            texts = [bench.session_text(("balance", "explain", "pay")[i % 3], rng,
-                                        args.texts == "varied") or "" for i in range(args.turns)]
+            texts = [
+                bench.session_text(
+                    ("balance", "explain", "pay")[i % 3], rng, args.texts == "varied"
+                )
+                or ""
+                for i in range(args.turns)
+            ]
             print(f"Texts: {args.texts}, {len(set(texts))} different in {args.turns} turns\n")
             asyncio.run(profile(url, chats, args.turns, args.cprofile, args.telegram, texts))
             if args.voice:

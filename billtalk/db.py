@@ -76,7 +76,8 @@ class SingleStatement:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._autocommit = (
-            None if engine.dialect.name == "sqlite"
+            None
+            if engine.dialect.name == "sqlite"
             else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
 

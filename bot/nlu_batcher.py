@@ -67,8 +67,15 @@ class BatchingParser:
     there.
     """
 
-    def __init__(self, model: Any, *, max_batch: int = 32, window_s: float = 0.002,
-                 company: Callable[[], bool] | None = None, cache_size: int = 0) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        max_batch: int = 32,
+        window_s: float = 0.002,
+        company: Callable[[], bool] | None = None,
+        cache_size: int = 0,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if window_s < 0:

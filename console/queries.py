@@ -47,7 +47,7 @@ OUTCOME_SQL = {
         "(bot_turns.intent IN ('nlu_fallback', 'out_of_scope') "
         "OR bot_turns.actions LIKE '%\"fallback\"%')"
     ),
-    "stepup_failed": "bot_turns.verification LIKE '%\"decision\": \"reject\"%'",
+    "stepup_failed": 'bot_turns.verification LIKE \'%"decision": "reject"%\'',
     "error": "bot_turns.error IS NOT NULL",
 }
 

@@ -730,15 +730,17 @@ def build_router(console: Console) -> Any:
             # svg.chart escapes every label it writes
             name: Markup(
                 svg.chart(
-                    chart_data(name, console.engine, console.billing_engine, console.reader,
-                               ctx.scope),
+                    chart_data(
+                        name, console.engine, console.billing_engine, console.reader, ctx.scope
+                    ),
                     title=CHARTS[name][0] if ctx.lang == "en" else CHARTS[name][1],
                 )
             )
             for name in ASSISTANT_CHARTS
         }
-        return console.render(request, "dashboard.html", ctx, charts=CHARTS, summary=summary,
-                              inline=inline)
+        return console.render(
+            request, "dashboard.html", ctx, charts=CHARTS, summary=summary, inline=inline
+        )
 
     @r.get("/charts/{name}.{ext}")
     def chart(request: Request, name: str, ext: str) -> Response:

@@ -63,8 +63,9 @@ def _default_is_current(model_dir: Path) -> bool:
         engine = meta["engine_version"]
     except (ValueError, KeyError, TypeError):
         return False
-    return bool(engine == ENGINE_VERSION
-                and trained_on == load_training_data(DATA_DIR).fingerprint())
+    return bool(
+        engine == ENGINE_VERSION and trained_on == load_training_data(DATA_DIR).fingerprint()
+    )
 
 
 def ensure_default_model(*, progress: bool = True) -> Path:
@@ -107,8 +108,9 @@ def load_model(model_dir: Path | None = None) -> NluModel | RasaHttpModel:
     if model_dir is None and settings.backend == "rasa":
         from nlu.rasa_backend import RasaHttpModel
 
-        return RasaHttpModel(settings.rasa_url, settings.rasa_token,
-                             timeout_s=settings.rasa_timeout_s)
+        return RasaHttpModel(
+            settings.rasa_url, settings.rasa_token, timeout_s=settings.rasa_timeout_s
+        )
     if model_dir is None:
         model_dir = ensure_default_model()
     return load_model_dir(Path(model_dir))

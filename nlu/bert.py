@@ -66,8 +66,9 @@ class LeanBert:
         self.positions = w("embeddings.position_embeddings.weight")
         self.token_type = w("embeddings.token_type_embeddings.weight")[0]
         self.embedding_norm = (w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"))
-        self.layers = [self._layer(w, f"encoder.layer.{i}.")
-                       for i in range(int(config["num_hidden_layers"]))]
+        self.layers = [
+            self._layer(w, f"encoder.layer.{i}.") for i in range(int(config["num_hidden_layers"]))
+        ]
 
     @staticmethod
     def _layer(w: Callable[[str], torch.Tensor], p: str) -> _Layer:
@@ -78,8 +79,10 @@ class LeanBert:
             qkv_bias=torch.cat([w(n + "bias") for n in qkv]),
             out_weight=w(attention + "output.dense.weight"),
             out_bias=w(attention + "output.dense.bias"),
-            attention_norm=(w(attention + "output.LayerNorm.weight"),
-                            w(attention + "output.LayerNorm.bias")),
+            attention_norm=(
+                w(attention + "output.LayerNorm.weight"),
+                w(attention + "output.LayerNorm.bias"),
+            ),
             up_weight=w(p + "intermediate.dense.weight"),
             up_bias=w(p + "intermediate.dense.bias"),
             down_weight=w(p + "output.dense.weight"),
@@ -112,9 +115,17 @@ class LeanBert:
             q, k, v = qkv.view(batch, length, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             context = context.transpose(1, 2).reshape(batch, length, self.hidden)
-            x = F.layer_norm(F.linear(context, layer.out_weight, layer.out_bias) + x, shape,
-                             *layer.attention_norm, eps=self.eps)
+            x = F.layer_norm(
+                F.linear(context, layer.out_weight, layer.out_bias) + x,
+                shape,
+                *layer.attention_norm,
+                eps=self.eps,
+            )
             up = F.gelu(F.linear(x, layer.up_weight, layer.up_bias))
-            x = F.layer_norm(F.linear(up, layer.down_weight, layer.down_bias) + x, shape,
-                             *layer.output_norm, eps=self.eps)
+            x = F.layer_norm(
+                F.linear(up, layer.down_weight, layer.down_bias) + x,
+                shape,
+                *layer.output_norm,
+                eps=self.eps,
+            )
         return x

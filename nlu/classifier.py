@@ -132,20 +132,23 @@ class IntentClassifier:
     def _weighted(self, embeddings: np.ndarray | None, languages: list[str]) -> np.ndarray:
         if embeddings is None:
             raise ValueError("this classifier needs sentence embeddings")
-        weights = np.array([self.embedding_weights.get(lang, 1.0) for lang in languages],
-                           dtype=np.float32)
+        weights = np.array(
+            [self.embedding_weights.get(lang, 1.0) for lang in languages], dtype=np.float32
+        )
         return embeddings * weights[:, None]
 
-    def _stack(self, tfidf: sparse.csr_matrix, embeddings: np.ndarray | None,
-               languages: list[str]) -> Any:
+    def _stack(
+        self, tfidf: sparse.csr_matrix, embeddings: np.ndarray | None, languages: list[str]
+    ) -> Any:
         if not self.use_embeddings:
             return tfidf
         dense = self._weighted(embeddings, languages)
         return sparse.hstack([tfidf, sparse.csr_matrix(dense)], format="csr")
 
     # -- inference --------------------------------------------------------------
-    def decision(self, texts: list[str], embeddings: np.ndarray | None,
-                 languages: list[str]) -> np.ndarray:
+    def decision(
+        self, texts: list[str], embeddings: np.ndarray | None, languages: list[str]
+    ) -> np.ndarray:
         """SVM decision values, shape ``(n, n_labels)``."""
         scores = self.featurizer.transform(texts) @ self.w_sparse
         if self.use_embeddings:
@@ -279,7 +282,8 @@ class IntentClassifier:
         self.temperature = float(state["temperature"])
         # Engine 1.0 models had one weight for every language.
         weights = state.get("embedding_weights") or dict.fromkeys(
-            EMBEDDING_WEIGHTS, state["embedding_weight"])
+            EMBEDDING_WEIGHTS, state["embedding_weight"]
+        )
         self.embedding_weights = {str(k): float(v) for k, v in weights.items()}
         feat_arrays = {
             k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("features.")

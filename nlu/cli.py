@@ -15,8 +15,9 @@ from typing import Annotated, Any
 
 import typer
 
-nlu_app = typer.Typer(help="Intent and entity recognition (train, parse, test).",
-                      no_args_is_help=True)
+nlu_app = typer.Typer(
+    help="Intent and entity recognition (train, parse, test).", no_args_is_help=True
+)
 
 #: Lines parsed together when stdin delivers many at once.
 STDIN_BATCH = 64
@@ -68,10 +69,13 @@ def _stdin_batches(fd: int) -> Iterator[list[str]]:
 def train_command(
     data: Annotated[list[Path], typer.Option("--data", help="Rasa NLU YAML file(s) or folder(s).")],
     out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
-    more: Annotated[list[Path] | None, typer.Argument(
-        help="More data paths (so `--data A B` works).", show_default=False)] = None,
-    no_encoder: Annotated[bool, typer.Option(
-        "--no-encoder", help="TF-IDF only: no MiniLM embeddings.")] = False,
+    more: Annotated[
+        list[Path] | None,
+        typer.Argument(help="More data paths (so `--data A B` works).", show_default=False),
+    ] = None,
+    no_encoder: Annotated[
+        bool, typer.Option("--no-encoder", help="TF-IDF only: no MiniLM embeddings.")
+    ] = False,
 ) -> None:
     """Train a model from Rasa 3 NLU YAML and print its metadata summary as JSON."""
     from nlu.rasa_yaml import RasaYamlError
@@ -83,22 +87,28 @@ def train_command(
     except RasaYamlError as exc:
         raise _fail(str(exc)) from exc
     meta = model.metadata
-    _write_json({
-        "model": str(out),
-        "examples": meta["training_data"]["examples"],
-        "intents": len(meta["training_data"]["intents"]),
-        "languages": meta["languages"],
-        "training_data_sha256": meta["training_data"]["sha256"],
-        "threshold": meta["threshold"],
-        "training_seconds": meta["training_seconds"],
-    })
+    _write_json(
+        {
+            "model": str(out),
+            "examples": meta["training_data"]["examples"],
+            "intents": len(meta["training_data"]["intents"]),
+            "languages": meta["languages"],
+            "training_data_sha256": meta["training_data"]["sha256"],
+            "threshold": meta["threshold"],
+            "training_seconds": meta["training_seconds"],
+        }
+    )
 
 
 @nlu_app.command("parse")
 def parse_command(
     text: Annotated[str, typer.Argument(help="The message, or - to read one per line from stdin.")],
-    model: Annotated[Path | None, typer.Option(
-        "--model", help="Model folder (default: the shipped model, trained if missing).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="Model folder (default: the shipped model, trained if missing)."
+        ),
+    ] = None,
 ) -> None:
     """Print the Rasa /model/parse JSON of a message (or one JSON line per stdin line)."""
     from nlu.rasa_backend import RasaBackendError

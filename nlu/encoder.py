@@ -51,9 +51,14 @@ class SentenceEncoder:
     #: The model's configured maximum sequence length (sentence_bert_config.json).
     MAX_TOKENS = 256
 
-    def __init__(self, folder: Path | None = None, *, threads: int | None = None,
-                 runtime: Literal["onnx", "torch"] | None = None,
-                 onnx_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        *,
+        threads: int | None = None,
+        runtime: Literal["onnx", "torch"] | None = None,
+        onnx_file: Path | None = None,
+    ) -> None:
         if runtime not in (None, "onnx", "torch"):
             raise ValueError(f"unknown encoder runtime {runtime!r}: use 'onnx' or 'torch'")
         self._folder = folder
@@ -92,10 +97,8 @@ class SentenceEncoder:
                 else:
                     from nlu import encoder_onnx
 
-                    self._onnx_file = encoder_onnx.export(self._onnx_file,
-                                                          weights_folder=folder)
-                self._tokenizer = AutoTokenizer.from_pretrained(str(folder),
-                                                                local_files_only=True)
+                    self._onnx_file = encoder_onnx.export(self._onnx_file, weights_folder=folder)
+                self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             return self._tokenizer, self._model
 
     def _session(self, threads: int) -> Any:
@@ -106,12 +109,12 @@ class SentenceEncoder:
                 from nlu import encoder_onnx
 
                 assert self._onnx_file is not None  # set by _load
-                found = self._sessions[threads] = encoder_onnx.session(self._onnx_file,
-                                                                       threads)
+                found = self._sessions[threads] = encoder_onnx.session(self._onnx_file, threads)
             return found
 
-    def encode(self, texts: list[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: list[str], *, batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
         """Encode ``texts`` into an ``(n, 384)`` float32 array (unit length rows).
 
         Args:
@@ -139,12 +142,20 @@ class SentenceEncoder:
             run = self._session(threads).run
             for start in starts:
                 idx = order[start : start + batch_size]
-                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                  max_length=self.MAX_TOKENS, return_tensors="np")
-                out[idx] = run(None, {
-                    "input_ids": batch["input_ids"].astype(np.int64, copy=False),
-                    "attention_mask": batch["attention_mask"].astype(np.int64, copy=False),
-                })[0]
+                batch = tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.MAX_TOKENS,
+                    return_tensors="np",
+                )
+                out[idx] = run(
+                    None,
+                    {
+                        "input_ids": batch["input_ids"].astype(np.int64, copy=False),
+                        "attention_mask": batch["attention_mask"].astype(np.int64, copy=False),
+                    },
+                )[0]
             return out
         import torch
 
@@ -153,8 +164,13 @@ class SentenceEncoder:
         with torch.inference_mode():
             for start in starts:
                 idx = order[start : start + batch_size]
-                batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                  max_length=self.MAX_TOKENS, return_tensors="pt")
+                batch = tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.MAX_TOKENS,
+                    return_tensors="pt",
+                )
                 hidden = model(batch["input_ids"], batch["attention_mask"])
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

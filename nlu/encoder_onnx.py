@@ -58,21 +58,36 @@ def _graph(weights_folder: Path) -> Any:
     class Graph(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.emb = torch.nn.ParameterDict({
-                "word": param(lean.word), "positions": param(lean.positions),
-                "token_type": param(lean.token_type),
-                "norm_w": param(lean.embedding_norm[0]), "norm_b": param(lean.embedding_norm[1])})
-            self.layers = torch.nn.ModuleList(torch.nn.ParameterDict({
-                "qkv_w": param(ly.qkv_weight), "qkv_b": param(ly.qkv_bias),
-                "out_w": param(ly.out_weight), "out_b": param(ly.out_bias),
-                "an_w": param(ly.attention_norm[0]), "an_b": param(ly.attention_norm[1]),
-                "up_w": param(ly.up_weight), "up_b": param(ly.up_bias),
-                "down_w": param(ly.down_weight), "down_b": param(ly.down_bias),
-                "on_w": param(ly.output_norm[0]), "on_b": param(ly.output_norm[1]),
-            }) for ly in lean.layers)
+            self.emb = torch.nn.ParameterDict(
+                {
+                    "word": param(lean.word),
+                    "positions": param(lean.positions),
+                    "token_type": param(lean.token_type),
+                    "norm_w": param(lean.embedding_norm[0]),
+                    "norm_b": param(lean.embedding_norm[1]),
+                }
+            )
+            self.layers = torch.nn.ModuleList(
+                torch.nn.ParameterDict(
+                    {
+                        "qkv_w": param(ly.qkv_weight),
+                        "qkv_b": param(ly.qkv_bias),
+                        "out_w": param(ly.out_weight),
+                        "out_b": param(ly.out_bias),
+                        "an_w": param(ly.attention_norm[0]),
+                        "an_b": param(ly.attention_norm[1]),
+                        "up_w": param(ly.up_weight),
+                        "up_b": param(ly.up_bias),
+                        "down_w": param(ly.down_weight),
+                        "down_b": param(ly.down_bias),
+                        "on_w": param(ly.output_norm[0]),
+                        "on_b": param(ly.output_norm[1]),
+                    }
+                )
+                for ly in lean.layers
+            )
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-                    ) -> torch.Tensor:
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             e, eps = self.emb, lean.eps
             length = input_ids.shape[1]
             shape = (lean.hidden,)
@@ -84,16 +99,27 @@ def _graph(weights_folder: Path) -> Any:
             layers: Any = self.layers  # ParameterDicts (mypy sees plain Modules)
             for ly in layers:
                 qkv = F.linear(x, ly["qkv_w"], ly["qkv_b"])
-                q, k, v = qkv.view(qkv.shape[0], qkv.shape[1], 3, heads, head_dim
-                                   ).permute(2, 0, 3, 1, 4)
+                q, k, v = qkv.view(qkv.shape[0], qkv.shape[1], 3, heads, head_dim).permute(
+                    2, 0, 3, 1, 4
+                )
                 scores = q @ k.transpose(-1, -2) / float(head_dim) ** 0.5 + bias
                 context = torch.softmax(scores, dim=-1) @ v
                 context = context.transpose(1, 2).reshape(x.shape)
-                x = F.layer_norm(F.linear(context, ly["out_w"], ly["out_b"]) + x,
-                                 shape, ly["an_w"], ly["an_b"], eps=eps)
+                x = F.layer_norm(
+                    F.linear(context, ly["out_w"], ly["out_b"]) + x,
+                    shape,
+                    ly["an_w"],
+                    ly["an_b"],
+                    eps=eps,
+                )
                 up = F.gelu(F.linear(x, ly["up_w"], ly["up_b"]))
-                x = F.layer_norm(F.linear(up, ly["down_w"], ly["down_b"]) + x,
-                                 shape, ly["on_w"], ly["on_b"], eps=eps)
+                x = F.layer_norm(
+                    F.linear(up, ly["down_w"], ly["down_b"]) + x,
+                    shape,
+                    ly["on_w"],
+                    ly["on_b"],
+                    eps=eps,
+                )
             mask = keep.unsqueeze(-1)
             pooled = (x * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return F.normalize(pooled, dim=1)
@@ -125,19 +151,27 @@ def export(target: Path | None = None, *, weights_folder: Path | None = None) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     ids = torch.tensor([[101, 2129, 2172, 2079, 1045, 12533, 102], [101, 3477, 102, 0, 0, 0, 0]])
     mask = (ids != 0).long()
-    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".",
-                                       suffix=".partial")
+    handle, partial = tempfile.mkstemp(
+        dir=target.parent, prefix=target.name + ".", suffix=".partial"
+    )
     os.close(handle)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # legacy-exporter and tracer notices
-            torch.onnx.export(_graph(weights_folder), (ids, mask), partial, dynamo=False,
-                              opset_version=OPSET,
-                              input_names=["input_ids", "attention_mask"],
-                              output_names=["embedding"],
-                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                            "attention_mask": {0: "batch", 1: "tokens"},
-                                            "embedding": {0: "batch"}})
+            torch.onnx.export(
+                _graph(weights_folder),
+                (ids, mask),
+                partial,
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "embedding": {0: "batch"},
+                },
+            )
         os.chmod(partial, 0o644)  # mkstemp makes it owner-only
         os.replace(partial, target)
     finally:

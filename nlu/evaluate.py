@@ -63,16 +63,23 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
     return {"precision": p, "recall": r, "f1": f, "support": tp + fn}
 
 
-def score_entities(examples: list[Example], predictions: list[list[dict[str, Any]]]
-                   ) -> dict[str, dict[str, float]]:
+def score_entities(
+    examples: list[Example], predictions: list[list[dict[str, Any]]]
+) -> dict[str, dict[str, float]]:
     """Per-entity-type and micro ("all") precision, recall and F1."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for ex, preds in zip(examples, predictions, strict=True):
         used: set[int] = set()
         for gold in ex.entities:
             surface = ex.text[gold.start : gold.end]
-            hit = next((i for i, p in enumerate(preds)
-                        if i not in used and entity_matches(gold, surface, p)), None)
+            hit = next(
+                (
+                    i
+                    for i, p in enumerate(preds)
+                    if i not in used and entity_matches(gold, surface, p)
+                ),
+                None,
+            )
             if hit is None:
                 counts[gold.entity][2] += 1
             else:
@@ -101,8 +108,9 @@ def evaluate_model(model: Any, data: TrainingData, *, progress: bool = True) -> 
     """
     examples = data.examples
     results: list[dict[str, Any]] = []
-    bar = tqdm(total=len(examples), desc="nlu test", unit="msg", file=sys.stderr,
-               disable=not progress)
+    bar = tqdm(
+        total=len(examples), desc="nlu test", unit="msg", file=sys.stderr, disable=not progress
+    )
     for start in range(0, len(examples), BATCH):
         batch = examples[start : start + BATCH]
         results.extend(model.parse_many([e.text for e in batch]))
@@ -112,8 +120,9 @@ def evaluate_model(model: Any, data: TrainingData, *, progress: bool = True) -> 
     gold = [_as_scope(e.intent) for e in examples]
     pred = [_as_scope(r["intent"]["name"]) for r in results]
     conf = [float(r["intent"]["confidence"]) for r in results]
-    langs = [r.get("language") or detect_language(e.text) for e, r in zip(examples, results,
-                                                                           strict=True)]
+    langs = [
+        r.get("language") or detect_language(e.text) for e, r in zip(examples, results, strict=True)
+    ]
     labels = sorted(set(gold) | set(pred))
     per_intent = {}
     for label in labels:
@@ -153,9 +162,15 @@ def evaluate_model(model: Any, data: TrainingData, *, progress: bool = True) -> 
     for g, p in zip(gold, pred, strict=True):
         matrix[index[g], index[p]] += 1
     misclassified = [
-        {"text": examples[i].text, "gold": gold[i], "predicted": results[i]["intent"]["name"],
-         "confidence": conf[i], "language": langs[i]}
-        for i in range(len(gold)) if gold[i] != pred[i]
+        {
+            "text": examples[i].text,
+            "gold": gold[i],
+            "predicted": results[i]["intent"]["name"],
+            "confidence": conf[i],
+            "language": langs[i],
+        }
+        for i in range(len(gold))
+        if gold[i] != pred[i]
     ]
     return {
         "summary": summary,
@@ -164,8 +179,10 @@ def evaluate_model(model: Any, data: TrainingData, *, progress: bool = True) -> 
         "entities": entities,
         "misclassified": misclassified,
         "confusion": {"labels": labels, "matrix": matrix.tolist()},
-        "confidences": {"correct": [c for c, g, p in zip(conf, gold, pred, strict=True) if g == p],
-                        "wrong": [c for c, g, p in zip(conf, gold, pred, strict=True) if g != p]},
+        "confidences": {
+            "correct": [c for c, g, p in zip(conf, gold, pred, strict=True) if g == p],
+            "wrong": [c for c, g, p in zip(conf, gold, pred, strict=True) if g != p],
+        },
         "predicted_counts": dict(Counter(pred)),
     }
 
@@ -184,7 +201,8 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(
-        json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+        json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8"
+    )
 
     labels = report["confusion"]["labels"]
     matrix = np.array(report["confusion"]["matrix"])
@@ -201,8 +219,15 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
         for i in range(len(labels)):
             for j in range(len(labels)):
                 if matrix[i, j]:
-                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6,
-                            color="white" if shown[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(matrix[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if shown[i, j] > 0.5 else "black",
+                    )
     fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
     fig.savefig(out_dir / "confusion_matrix.png", dpi=110)
@@ -210,8 +235,13 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(0, 1, 21).tolist()
-    ax.hist([report["confidences"]["correct"], report["confidences"]["wrong"]], bins=bins,
-            label=["correct", "wrong"], color=["tab:green", "tab:red"], stacked=True)
+    ax.hist(
+        [report["confidences"]["correct"], report["confidences"]["wrong"]],
+        bins=bins,
+        label=["correct", "wrong"],
+        color=["tab:green", "tab:red"],
+        stacked=True,
+    )
     ax.set_xlabel("intent confidence")
     ax.set_ylabel("messages")
     ax.set_title("Confidence of the returned intent")
@@ -222,37 +252,68 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
 
     s = report["summary"]
     lines = [
-        "# NLU evaluation report", "",
-        f"Examples: {s['examples']}", "",
-        "| metric | value |", "|---|---|",
+        "# NLU evaluation report",
+        "",
+        f"Examples: {s['examples']}",
+        "",
+        "| metric | value |",
+        "|---|---|",
         f"| intent accuracy | {_pct(s['intent_accuracy'])} |",
         f"| in-scope accuracy | {_pct(s['in_scope_accuracy'])} |",
         f"| in-scope messages falling back | {_pct(s['in_scope_fallback'])} |",
         f"| out-of-scope recall | {_pct(s['oos_recall'])} |",
-        f"| entity F1 (micro) | {_pct(s['entity_f1'])} |", "",
-        "## Per language", "",
+        f"| entity F1 (micro) | {_pct(s['entity_f1'])} |",
+        "",
+        "## Per language",
+        "",
         "| language | examples | intent acc. | in-scope acc. | fallback | OOS recall |",
         "|---|---|---|---|---|---|",
     ]
     for lang, m in report["per_language"].items():
-        lines.append(f"| {lang} | {m['examples']} | {_pct(m['intent_accuracy'])} | "
-                     f"{_pct(m['in_scope_accuracy'])} | {_pct(m['in_scope_fallback'])} | "
-                     f"{_pct(m['oos_recall'])} |")
-    lines += ["", "## Per intent", "", "| intent | precision | recall | F1 | support |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| {lang} | {m['examples']} | {_pct(m['intent_accuracy'])} | "
+            f"{_pct(m['in_scope_accuracy'])} | {_pct(m['in_scope_fallback'])} | "
+            f"{_pct(m['oos_recall'])} |"
+        )
+    lines += [
+        "",
+        "## Per intent",
+        "",
+        "| intent | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
     for name, m in report["per_intent"].items():
-        lines.append(f"| {name} | {_pct(m['precision'])} | {_pct(m['recall'])} | "
-                     f"{_pct(m['f1'])} | {m['support']} |")
-    lines += ["", "## Entities", "", "| entity | precision | recall | F1 | support |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {_pct(m['precision'])} | {_pct(m['recall'])} | "
+            f"{_pct(m['f1'])} | {m['support']} |"
+        )
+    lines += [
+        "",
+        "## Entities",
+        "",
+        "| entity | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
     for name, m in report["entities"].items():
-        lines.append(f"| {name} | {_pct(m['precision'])} | {_pct(m['recall'])} | "
-                     f"{_pct(m['f1'])} | {m['support']} |")
-    lines += ["", f"## Misclassified ({len(report['misclassified'])})", "",
-              "| text | gold | predicted | confidence |", "|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {_pct(m['precision'])} | {_pct(m['recall'])} | "
+            f"{_pct(m['f1'])} | {m['support']} |"
+        )
+    lines += [
+        "",
+        f"## Misclassified ({len(report['misclassified'])})",
+        "",
+        "| text | gold | predicted | confidence |",
+        "|---|---|---|---|",
+    ]
     for m in report["misclassified"][:300]:
         text = m["text"].replace("|", "\\|")[:120]
         lines.append(f"| {text} | {m['gold']} | {m['predicted']} | {m['confidence']:.2f} |")
-    lines += ["", "![confusion matrix](confusion_matrix.png)", "",
-              "![confidence histogram](confidence_histogram.png)", ""]
+    lines += [
+        "",
+        "![confusion matrix](confusion_matrix.png)",
+        "",
+        "![confidence histogram](confidence_histogram.png)",
+        "",
+    ]
     (out_dir / "report.md").write_text("\n".join(lines), encoding="utf-8")

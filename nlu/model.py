@@ -236,16 +236,19 @@ def load_model_dir(model_dir: Path, *, encoder: SentenceEncoder | None = None) -
     model_dir = Path(model_dir)
     meta_path, weights_path = model_dir / METADATA_FILE, model_dir / WEIGHTS_FILE
     if not meta_path.is_file() or not weights_path.is_file():
-        raise ModelFileError(f"{model_dir}: not an NLU model folder (need {METADATA_FILE} "
-                             f"and {WEIGHTS_FILE})")
+        raise ModelFileError(
+            f"{model_dir}: not an NLU model folder (need {METADATA_FILE} and {WEIGHTS_FILE})"
+        )
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"),
-                          parse_constant=_reject_non_finite)
+        meta = json.loads(meta_path.read_text(encoding="utf-8"), parse_constant=_reject_non_finite)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{meta_path}: not valid JSON: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{meta_path}: unknown model format {meta.get('format')!r}"
-                             if isinstance(meta, dict) else f"{meta_path}: not an object")
+        raise ModelFileError(
+            f"{meta_path}: unknown model format {meta.get('format')!r}"
+            if isinstance(meta, dict)
+            else f"{meta_path}: not an object"
+        )
     if file_sha256(weights_path) != meta.get("weights_sha256"):
         raise ModelFileError(f"{weights_path}: sha256 does not match metadata; refusing to load")
     encoder_meta = meta.get("encoder")

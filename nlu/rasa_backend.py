@@ -59,8 +59,14 @@ class RasaHttpModel:
         transport: Optional httpx transport (for in-process servers).
     """
 
-    def __init__(self, url: str, token: str = "", *, timeout_s: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str = "",
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         if not url:
             raise RasaBackendError("BILLTALK_NLU_RASA_URL is not set")
         self.url = url.rstrip("/")
@@ -85,8 +91,9 @@ class RasaHttpModel:
         del reference_date
         text = text[: get_nlu_settings().max_chars]
         try:
-            response = self._client.post(f"{self.url}/model/parse", params=self._params,
-                                         json={"text": text})
+            response = self._client.post(
+                f"{self.url}/model/parse", params=self._params, json={"text": text}
+            )
         except httpx.TimeoutException as exc:
             raise RasaBackendError(
                 f"Rasa server {self.url} did not answer within {self.timeout_s:g} s "
@@ -95,9 +102,11 @@ class RasaHttpModel:
         except httpx.HTTPError as exc:
             raise RasaBackendError(f"Rasa server {self.url} unreachable: {exc}") from exc
         if response.status_code in (401, 403):
-            hint = ("set BILLTALK_NLU_RASA_TOKEN to the server's --auth-token"
-                    if not self._params else "BILLTALK_NLU_RASA_TOKEN does not match "
-                    "the server's --auth-token")
+            hint = (
+                "set BILLTALK_NLU_RASA_TOKEN to the server's --auth-token"
+                if not self._params
+                else "BILLTALK_NLU_RASA_TOKEN does not match the server's --auth-token"
+            )
             raise RasaBackendError(
                 f"Rasa server {self.url} refused the request ({response.status_code}): {hint}"
             )
@@ -113,8 +122,10 @@ class RasaHttpModel:
                 f"with --enable-api?): {response.text[:100]!r}"
             ) from exc
         if not isinstance(result, dict):
-            raise RasaBackendError(f"{self.url}/model/parse answered {type(result).__name__}, "
-                                   "not a parse result object")
+            raise RasaBackendError(
+                f"{self.url}/model/parse answered {type(result).__name__}, "
+                "not a parse result object"
+            )
         result.setdefault("language", detect_language(text))
         result.setdefault("entities", [])
         result.setdefault("intent_ranking", [])
@@ -123,7 +134,8 @@ class RasaHttpModel:
             result["intent"] = {"name": "nlu_fallback", "confidence": 1.0}
         return result
 
-    def parse_many(self, texts: list[str], *, reference_date: date | None = None
-                   ) -> list[dict[str, Any]]:
+    def parse_many(
+        self, texts: list[str], *, reference_date: date | None = None
+    ) -> list[dict[str, Any]]:
         """Parse messages one request at a time (Rasa has no batch endpoint)."""
         return [self.parse(t, reference_date=reference_date) for t in texts]

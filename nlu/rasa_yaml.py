@@ -132,8 +132,11 @@ class TrainingData:
         """SHA-256 of a canonical JSON form: equal data gives an equal hash."""
         canonical = {
             "examples": [
-                [e.text, e.intent, [[a.entity, a.start, a.end, a.value, a.role, a.group]
-                                    for a in e.entities]]
+                [
+                    e.text,
+                    e.intent,
+                    [[a.entity, a.start, a.end, a.value, a.role, a.group] for a in e.entities],
+                ]
                 for e in self.examples
             ],
             "synonyms": sorted(self.synonyms.items()),
@@ -183,8 +186,10 @@ def parse_annotated_text(text: str, intent: str = "", *, source: str = "") -> Ex
                 spec["value"] = match.group("value").strip()
             specs = [spec]
         else:
-            raw = "{" + match.group("dict") + "}" if match.group("dict") is not None else (
-                "[" + match.group("dicts") + "]"
+            raw = (
+                "{" + match.group("dict") + "}"
+                if match.group("dict") is not None
+                else ("[" + match.group("dicts") + "]")
             )
             try:
                 loaded = json.loads(raw)

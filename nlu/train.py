@@ -47,8 +47,9 @@ THRESHOLD_GRID = (0.0, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05)
 HOLDOUT_EVERY = 5
 
 
-def holdout_split(labels: list[str], *, every: int = HOLDOUT_EVERY, seed: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    labels: list[str], *, every: int = HOLDOUT_EVERY, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Split indices: every ``every``-th example of each label (after a seeded shuffle)
     is held out, for labels with at least ``every`` examples. Returns (train, held)."""
     rng = np.random.default_rng(seed)
@@ -81,10 +82,12 @@ def operating_points(
     in_scope = gold_arr != OUT_OF_SCOPE
     points = []
     for t in THRESHOLD_GRID:
-        pred = np.array([
-            OUT_OF_SCOPE if (p == OUT_OF_SCOPE or r < t) else p
-            for p, r in zip(top, ranks, strict=True)
-        ])
+        pred = np.array(
+            [
+                OUT_OF_SCOPE if (p == OUT_OF_SCOPE or r < t) else p
+                for p, r in zip(top, ranks, strict=True)
+            ]
+        )
         point = {"threshold": t}
         if in_scope.any():
             point["in_scope_accuracy"] = float((pred[in_scope] == gold_arr[in_scope]).mean())
@@ -118,8 +121,7 @@ def train_on_data(
     embeddings: np.ndarray | None = None
     if use_encoder:
         bar.set_postfix_str(f"encoding {len(texts)} examples")
-        embeddings = (encoder or shared_encoder()).encode(texts, batch_size=128,
-                                                          progress=progress)
+        embeddings = (encoder or shared_encoder()).encode(texts, batch_size=128, progress=progress)
     bar.update(1)
 
     train_idx, held_idx = holdout_split(labels)
@@ -161,8 +163,9 @@ def train_on_data(
         classifier.temperature = holdout_state.temperature
         classifier.stats = holdout_state.stats
     else:  # too little data to hold any out: calibrate on the training data itself
-        classifier.calibrate(classifier.decision(texts, embeddings, languages), embeddings, labels,
-                             languages)
+        classifier.calibrate(
+            classifier.decision(texts, embeddings, languages), embeddings, labels, languages
+        )
     bar.update(1)
 
     metadata: dict[str, Any] = {
@@ -178,8 +181,13 @@ def train_on_data(
         },
         "languages": sorted(set(languages)),
         "language_counts": dict(sorted(Counter(languages).items())),
-        "encoder": {"name": ENCODER_NAME, "weights_sha256": WEIGHTS_SHA256,
-                    "dimensions": DIMENSIONS} if use_encoder else None,
+        "encoder": {
+            "name": ENCODER_NAME,
+            "weights_sha256": WEIGHTS_SHA256,
+            "dimensions": DIMENSIONS,
+        }
+        if use_encoder
+        else None,
         "threshold": DEFAULT_THRESHOLD,
         "threshold_meaning": "share of held-out in-scope messages allowed to fall back",
         "metrics": metrics,
@@ -193,8 +201,13 @@ def train_on_data(
         model.save(Path(out_dir))
     bar.update(1)
     bar.close()
-    log.info("nlu.trained", examples=len(texts), intents=len(classifier.labels),
-             seconds=model.metadata["training_seconds"], out=str(out_dir))
+    log.info(
+        "nlu.trained",
+        examples=len(texts),
+        intents=len(classifier.labels),
+        seconds=model.metadata["training_seconds"],
+        out=str(out_dir),
+    )
     return model
 
 
@@ -224,6 +237,9 @@ def train(
     paths = [Path(p) for p in data_paths]
     data = load_training_data(paths)
     return train_on_data(
-        data, Path(out_dir) if out_dir is not None else None, use_encoder=use_encoder,
-        progress=progress, sources=[str(p) for p in paths],
+        data,
+        Path(out_dir) if out_dir is not None else None,
+        use_encoder=use_encoder,
+        progress=progress,
+        sources=[str(p) for p in paths],
     )

@@ -195,4 +195,3 @@ class InProcessReads:
         self, caller: Principal, uow: UnitOfWork, household_id: str, body: models.PreviewIn
     ) -> schemas.PaymentPreview:
         return preview_payment(caller, uow, household_id, body, self.settings)
-

@@ -187,8 +187,9 @@ def _damped_trend(points: list[tuple[int, Decimal]], target: int) -> ForecastRes
     steps = Decimal(target) - last_x
     usage = level + TREND_DAMPING * slope * steps
     residuals = [y - (intercept + slope * x) for x, y in zip(xs, ys, strict=True)]
-    return _result(_from_index(target), usage, "damped_trend",
-                   _band(residuals, len(recent) - 2), len(points))
+    return _result(
+        _from_index(target), usage, "damped_trend", _band(residuals, len(recent) - 2), len(points)
+    )
 
 
 def _linear(points: list[tuple[int, Decimal]], target: int) -> ForecastResult:
@@ -197,8 +198,9 @@ def _linear(points: list[tuple[int, Decimal]], target: int) -> ForecastResult:
     intercept, slope = _ols(xs, ys)
     residuals = [y - (intercept + slope * x) for x, y in zip(xs, ys, strict=True)]
     usage = intercept + slope * Decimal(target)
-    return _result(_from_index(target), usage, "linear", _band(residuals, len(points) - 2),
-                   len(points))
+    return _result(
+        _from_index(target), usage, "linear", _band(residuals, len(points) - 2), len(points)
+    )
 
 
 def _last_year(points: list[tuple[int, Decimal]], target: int) -> ForecastResult:
@@ -207,8 +209,9 @@ def _last_year(points: list[tuple[int, Decimal]], target: int) -> ForecastResult
     usage = same_month if same_month is not None else points[-1][1]
     # the naive method has no model of its own error: use the year-on-year changes seen
     changes = [v - by_index[i - 12] for i, v in points if i - 12 in by_index]
-    return _result(_from_index(target), usage, "last_year", _band(changes, len(changes)),
-                   len(points))
+    return _result(
+        _from_index(target), usage, "last_year", _band(changes, len(changes)), len(points)
+    )
 
 
 def seasonal_factors(history: Sequence[tuple[date, Decimal]]) -> dict[int, Decimal]:
@@ -304,8 +307,9 @@ def _factors_and_counts(
     return {m: f * scale for m, f in raw.items()}, counts
 
 
-def _blend(own: Mapping[int, Decimal], years: Mapping[int, int],
-           prior: Mapping[int, Decimal] | None) -> dict[int, Decimal]:
+def _blend(
+    own: Mapping[int, Decimal], years: Mapping[int, int], prior: Mapping[int, Decimal] | None
+) -> dict[int, Decimal]:
     if prior is None:
         return dict(own)
     weight = PRIOR_WEIGHT_YEARS
@@ -318,8 +322,9 @@ def _blend(own: Mapping[int, Decimal], years: Mapping[int, int],
     return {m: f * scale for m, f in mixed.items()}
 
 
-def _seasonal_trend(points: list[tuple[int, Decimal]], target: int,
-                    prior: Mapping[int, Decimal] | None) -> ForecastResult:
+def _seasonal_trend(
+    points: list[tuple[int, Decimal]], target: int, prior: Mapping[int, Decimal] | None
+) -> ForecastResult:
     own, years = _factors_and_counts(points)
     factors = _blend(own, years, prior)
     fit = [(i, v, factors[i % 12]) for i, v in points[-TREND_WINDOW:]]
@@ -398,7 +403,8 @@ def forecast_next(
             return _linear(points, target)
         prior = (
             {m - 1: Decimal(f) for m, f in seasonal_prior.items()}
-            if seasonal_prior is not None else None
+            if seasonal_prior is not None
+            else None
         )
         span = points[-1][0] - points[0][0] + 1
         if (span >= 12 and len(points) >= 12) or (prior is not None and len(points) >= 3):
@@ -466,14 +472,19 @@ def backtest(
         rows = []
         for m in names:
             n = len(abs_errors[m])
-            rows.append(BacktestRow(
-                method=m,
-                forecasts=n,
-                mae=(sum(abs_errors[m], _ZERO) / n).quantize(QUANTUM) if n else _ZERO,
-                mape=(sum(pct_errors[m], _ZERO) / len(pct_errors[m])).quantize(Decimal("0.01"))
-                if pct_errors[m] else _ZERO,
-                coverage=(Decimal(inside[m]) * 100 / n).quantize(Decimal("0.1")) if n else _ZERO,
-            ))
+            rows.append(
+                BacktestRow(
+                    method=m,
+                    forecasts=n,
+                    mae=(sum(abs_errors[m], _ZERO) / n).quantize(QUANTUM) if n else _ZERO,
+                    mape=(sum(pct_errors[m], _ZERO) / len(pct_errors[m])).quantize(Decimal("0.01"))
+                    if pct_errors[m]
+                    else _ZERO,
+                    coverage=(Decimal(inside[m]) * 100 / n).quantize(Decimal("0.1"))
+                    if n
+                    else _ZERO,
+                )
+            )
     return rows
 
 

@@ -174,9 +174,7 @@ def check_amount(amount: object, *, field: str = "amount") -> Decimal:
     except InvalidOperation as exc:  # too many digits for the context
         raise GatewayValidationError("invalid_amount", f"{field} is too large") from exc
     if exact != amount:
-        raise GatewayValidationError(
-            "invalid_amount", f"{field} has more than two decimal places"
-        )
+        raise GatewayValidationError("invalid_amount", f"{field} has more than two decimal places")
     if exact > MAX_AMOUNT:
         raise GatewayValidationError("invalid_amount", f"{field} exceeds {MAX_AMOUNT}")
     return exact
@@ -219,9 +217,7 @@ def check_idempotency_key(key: object) -> str:
     Raises:
         GatewayValidationError: the key is empty, too long or not printable ASCII.
     """
-    if not (
-        isinstance(key, str) and 0 < len(key) <= 255 and key.isascii() and key.isprintable()
-    ):
+    if not (isinstance(key, str) and 0 < len(key) <= 255 and key.isascii() and key.isprintable()):
         raise GatewayValidationError(
             "invalid_idempotency_key", "idempotency key must be 1-255 printable ASCII characters"
         )

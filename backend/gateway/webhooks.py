@@ -315,7 +315,7 @@ def _parse_event(body: bytes) -> WebhookEvent:
         raise _fail("created must be unix seconds (an integer)")
     amount_raw = data.get("amount")
     if not isinstance(amount_raw, str):
-        raise _fail("amount must be a decimal string such as \"12.34\"")
+        raise _fail('amount must be a decimal string such as "12.34"')
     try:
         amount = Decimal(amount_raw)
     except InvalidOperation as exc:

@@ -122,15 +122,16 @@ def _styles() -> dict[str, ParagraphStyle]:
     base = ParagraphStyle("base", fontName=LATIN_FONT, fontSize=10, leading=14)
     return {
         "base": base,
-        "title": ParagraphStyle("title", parent=base, fontName=LATIN_BOLD, fontSize=18,
-                                leading=24),
+        "title": ParagraphStyle("title", parent=base, fontName=LATIN_BOLD, fontSize=18, leading=24),
         "sub": ParagraphStyle("sub", parent=base, fontSize=12, leading=16),
         "label": ParagraphStyle("label", parent=base, textColor=colors.HexColor("#555555")),
         "right": ParagraphStyle("right", parent=base, alignment=TA_RIGHT),
-        "total": ParagraphStyle("total", parent=base, fontName=LATIN_BOLD, fontSize=14,
-                                leading=20, alignment=TA_RIGHT),
-        "small": ParagraphStyle("small", parent=base, fontSize=8, leading=11,
-                                textColor=colors.HexColor("#666666")),
+        "total": ParagraphStyle(
+            "total", parent=base, fontName=LATIN_BOLD, fontSize=14, leading=20, alignment=TA_RIGHT
+        ),
+        "small": ParagraphStyle(
+            "small", parent=base, fontSize=8, leading=11, textColor=colors.HexColor("#666666")
+        ),
     }
 
 
@@ -190,42 +191,69 @@ def render_receipt_pdf(receipt: ReceiptData, *, compress: bool = True) -> bytes:
         [[p(label, "label"), p(value)] for label, value in details],
         colWidths=[55 * mm, 115 * mm],
     )
-    detail_table.setStyle(TableStyle([
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#DDDDDD")),
-    ]))
+    detail_table.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#DDDDDD")),
+            ]
+        )
+    )
     story += [detail_table, Spacer(1, 8 * mm)]
 
-    rows: list[list[Paragraph]] = [[
-        p("Item 项目", bold=True), p("Period 账期", bold=True), p("Amount 金额", "right", bold=True)
-    ]]
+    rows: list[list[Paragraph]] = [
+        [
+            p("Item 项目", bold=True),
+            p("Period 账期", bold=True),
+            p("Amount 金额", "right", bold=True),
+        ]
+    ]
     for allocation in receipt.allocations:
-        rows.append([
-            p(UTILITY_LABELS.get(allocation.utility, allocation.utility)),
-            p(_period(allocation)),
-            p(money(allocation.amount), "right"),
-        ])
+        rows.append(
+            [
+                p(UTILITY_LABELS.get(allocation.utility, allocation.utility)),
+                p(_period(allocation)),
+                p(money(allocation.amount), "right"),
+            ]
+        )
     unallocated = receipt.amount - receipt.allocated
     if unallocated > 0:
-        rows.append([p("Credit 预存"), p("Kept for future bills 用于抵扣后续账单"),
-                     p(money(unallocated), "right")])
-    rows.append([p("Total paid 实付金额", bold=True), p(""),
-                 p(money(receipt.amount, receipt.currency), "right", bold=True)])
+        rows.append(
+            [
+                p("Credit 预存"),
+                p("Kept for future bills 用于抵扣后续账单"),
+                p(money(unallocated), "right"),
+            ]
+        )
+    rows.append(
+        [
+            p("Total paid 实付金额", bold=True),
+            p(""),
+            p(money(receipt.amount, receipt.currency), "right", bold=True),
+        ]
+    )
     alloc_table = Table(rows, colWidths=[50 * mm, 80 * mm, 40 * mm], repeatRows=1)
-    alloc_table.setStyle(TableStyle([
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#EEF2F7")),
-        ("LINEBELOW", (0, 0), (-1, 0), 0.75, colors.HexColor("#334155")),
-        ("LINEABOVE", (0, -1), (-1, -1), 0.75, colors.HexColor("#334155")),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ]))
+    alloc_table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#EEF2F7")),
+                ("LINEBELOW", (0, 0), (-1, 0), 0.75, colors.HexColor("#334155")),
+                ("LINEABOVE", (0, -1), (-1, -1), 0.75, colors.HexColor("#334155")),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
     story += [alloc_table, Spacer(1, 6 * mm)]
     story.append(p(f"Amount paid 实付: {money(receipt.amount, receipt.currency)}", "total"))
     if receipt.notes:
         story += [Spacer(1, 6 * mm), p(f"Notes 备注: {receipt.notes}")]
     story += [
         Spacer(1, 12 * mm),
-        p("This receipt was issued electronically by billtalk and is valid without a seal. "
-          "本收据由系统电子开具，无需盖章。", "small"),
+        p(
+            "This receipt was issued electronically by billtalk and is valid without a seal. "
+            "本收据由系统电子开具，无需盖章。",
+            "small",
+        ),
     ]
 
     buffer = io.BytesIO()

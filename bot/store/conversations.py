@@ -145,11 +145,24 @@ _c = CONVERSATIONS.c
 #: them); the values are bound at execution. ``b_`` names are the WHERE clauses' parameters.
 _ACQUIRE = (
     update(CONVERSATIONS)
-    .where(_c.id == bindparam("b_id"),
-           or_(_c.lease_until.is_(None), _c.lease_until < bindparam("b_now")))
+    .where(
+        _c.id == bindparam("b_id"),
+        or_(_c.lease_until.is_(None), _c.lease_until < bindparam("b_now")),
+    )
     .values(lease_owner=bindparam("b_owner"), lease_until=bindparam("b_until"))
-    .returning(_c.id, _c.channel, _c.external_user_id, _c.resident_id, _c.household_id,
-               _c.status, _c.flagged, _c.flag_reason, _c.state, _c.version, _c.turns)
+    .returning(
+        _c.id,
+        _c.channel,
+        _c.external_user_id,
+        _c.resident_id,
+        _c.household_id,
+        _c.status,
+        _c.flagged,
+        _c.flag_reason,
+        _c.state,
+        _c.version,
+        _c.turns,
+    )
 )
 #: The lease with the channel user's link read in the same statement (``b_channel``,
 #: ``b_external_id``): a turn whose conversation id is known needs no read of its own for it.
@@ -375,8 +388,12 @@ class ConversationLog(NoticeLog):
     ) -> LoadedConversation | None:
         """Take the lease if it is free and return the row as read; ``None`` if it is held."""
         now = datetime.now(UTC)
-        params = {"b_id": conversation_id, "b_now": now, "b_owner": owner,
-                  "b_until": now + timedelta(seconds=lease_s)}
+        params = {
+            "b_id": conversation_id,
+            "b_now": now,
+            "b_owner": owner,
+            "b_until": now + timedelta(seconds=lease_s),
+        }
         statement = _ACQUIRE
         if link is not None:
             statement = _ACQUIRE_LINKED
@@ -473,7 +490,7 @@ class ConversationLog(NoticeLog):
                     latency_ms=record.latency_ms,
                     error=record.error,
                     transcript=None if record.transcript is None else _dumps(record.transcript),
-                )
+                ),
             )
             if record.delivery_id is not None:
                 s.execute(
@@ -483,7 +500,7 @@ class ConversationLog(NoticeLog):
                         conversation_id=loaded.conversation_id,
                         at=record.at,
                         replies=record.delivery_replies,
-                    )
+                    ),
                 )
             for notice in notices:
                 try:

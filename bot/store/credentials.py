@@ -93,4 +93,3 @@ class Credentials(StoreBase):
                 row.failures = 0
                 row.locked_until = None
                 row.updated_at = now
-

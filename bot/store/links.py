@@ -37,10 +37,13 @@ _LINKED = select(_links.c.resident_id, _links.c.household_id).where(
 #: The same link as two scalar subqueries (``link_resident_id``, ``link_household_id``), for a
 #: statement that reads it along with something else (the turn's lease: one round trip).
 LINK_COLUMNS = tuple(
-    select(column).where(
+    select(column)
+    .where(
         _links.c.channel == bindparam("b_channel"),
         _links.c.external_id == bindparam("b_external_id"),
-    ).scalar_subquery().label(f"link_{column.name}")
+    )
+    .scalar_subquery()
+    .label(f"link_{column.name}")
     for column in (_links.c.resident_id, _links.c.household_id)
 )
 
@@ -74,4 +77,3 @@ class Links(StoreBase):
                 row.household_id = household_id
                 row.linked_at = now
                 row.unreachable_at = None  # linked again: reachable again
-

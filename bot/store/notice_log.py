@@ -101,4 +101,3 @@ class NoticeLog(StoreBase):
                 .values(marked_at=at)
                 .execution_options(synchronize_session=False)
             )
-

@@ -100,4 +100,3 @@ class StoreBase:
             )
             reader = self.__dict__["_reader_engine"] = self.engine.execution_options(**options)
         return reader
-

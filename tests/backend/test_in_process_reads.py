@@ -172,7 +172,7 @@ async def test_one_turn_checks_each_token_once_and_only_within_the_turn(
 
 
 def test_a_bill_detail_takes_three_statements(api: Api) -> None:
-    """"Why is it so high?" reads two bills: each is the bill with its tariff's name, its
+    """ "Why is it so high?" reads two bills: each is the bill with its tariff's name, its
     lines, and the previous and last year's usage, as plain rows (was five or six)."""
     from sqlalchemy import event
 
@@ -195,7 +195,7 @@ def test_a_bill_detail_takes_three_statements(api: Api) -> None:
 
 
 def test_a_bill_and_the_one_before_take_three_statements_together(api: Api) -> None:
-    """"Why is it so high?" reads the bill and the one before it in one read: the same
+    """ "Why is it so high?" reads the bill and the one before it in one read: the same
     three statements as one bill (was six), each bill as get_bill gives it."""
     from sqlalchemy import event
 
@@ -222,7 +222,7 @@ def test_a_bill_and_the_one_before_take_three_statements_together(api: Api) -> N
 async def test_a_turns_bill_reads_check_access_and_the_household_without_queries_of_their_own(
     api: Api,
 ) -> None:
-    """"Why is my bill so high?" reads the bill list and two bills: the bill's access check
+    """ "Why is my bill so high?" reads the bill list and two bills: the bill's access check
     is made on its own row (no query of its own), and the list checks that the household
     exists only when it has no bills. A foreign bill is refused before its lines are read."""
     from sqlalchemy import event

@@ -319,8 +319,15 @@ def test_readings_validation(community: Community) -> None:
     with pytest.raises(NotFound):
         services.record_reading(uow, "hh-nope", "electricity", D("1"))
     with uow:  # a unit without a gas meter
-        uow.session.add(orm.Household(household_id="hh-A0102", building_id="A", unit="A-0102",
-                                      area_m2=D("50.00"), created_at=now))
+        uow.session.add(
+            orm.Household(
+                household_id="hh-A0102",
+                building_id="A",
+                unit="A-0102",
+                area_m2=D("50.00"),
+                created_at=now,
+            )
+        )
         uow.commit()
     with pytest.raises(NotFound) as missing:
         services.record_reading(uow, "hh-A0102", "gas", D("1"))

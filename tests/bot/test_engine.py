@@ -196,9 +196,14 @@ async def test_the_nlu_batcher_waits_for_company_only_when_turns_overlap(parts) 
 
     company.clear()  # (new texts: a repeated one is answered from the NLU cache)
     nlu.add("how much now", [("check_balance", 0.99)])
-    await asyncio.gather(say(engine, "how much now"), engine.handle(
-        IncomingMessage(channel="test", external_user_id="u2", resident_id="r-1",
-                        text="how much then")))
+    await asyncio.gather(
+        say(engine, "how much now"),
+        engine.handle(
+            IncomingMessage(
+                channel="test", external_user_id="u2", resident_id="r-1", text="how much then"
+            )
+        ),
+    )
     assert True in company  # two turns in flight: worth waiting for the other
 
 

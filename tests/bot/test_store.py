@@ -230,8 +230,17 @@ async def test_acquire_reads_the_delivery_record_under_the_lease(store: Conversa
     assert loaded.processed is None  # not processed yet
     done = record()
     done.delivery_id, done.delivery_replies = delivery, '["kept"]'
-    store.commit_turn(loaded, "w1", {"n": 1}, done, status="active", flagged=False,
-                      flag_reason=None, resident_id="r-1", household_id="hh-1")
+    store.commit_turn(
+        loaded,
+        "w1",
+        {"n": 1},
+        done,
+        status="active",
+        flagged=False,
+        flag_reason=None,
+        resident_id="r-1",
+        household_id="hh-1",
+    )
     again = await store.acquire(conv, "w2", 30, delivery_id=delivery)
     assert again.processed is not None and again.processed.replies == '["kept"]'
     assert again.processed.conversation_id == conv

@@ -18,33 +18,52 @@ from tests.console.helpers import add_conversation, login, page_csrf
 
 def _turn_ids(engine, cid: str) -> list[int]:  # type: ignore[no-untyped-def]
     with Session(engine) as s:
-        return list(s.scalars(select(TurnRow.id).where(TurnRow.conversation_id == cid)
-                              .order_by(TurnRow.turn)))
+        return list(
+            s.scalars(
+                select(TurnRow.id).where(TurnRow.conversation_id == cid).order_by(TurnRow.turn)
+            )
+        )
 
 
 def test_annotate_twice_keeps_the_latest_and_exports_rasa_yaml(console_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from nlu.rasa_yaml import load_training_data
 
     e = console_env.engine
-    cid = add_conversation(e, "H0101", [
-        {"text": "pay 300 for the water please", "intent": "check_balance", "confidence": 0.41},
-        {"text": "blah blah", "intent": "nlu_fallback", "confidence": 0.2},
-    ])
+    cid = add_conversation(
+        e,
+        "H0101",
+        [
+            {"text": "pay 300 for the water please", "intent": "check_balance", "confidence": 0.41},
+            {"text": "blah blah", "intent": "nlu_fallback", "confidence": 0.2},
+        ],
+    )
     first, second = _turn_ids(e, cid)
     sup = login(console_env.base, "super1")
     csrf = page_csrf(sup)
     url = f"/console/conversations/{cid}/turns/{first}/annotate"
     assert sup.post(url, data={"csrf_token": csrf, "intent": "check_balance"}).status_code == 303
-    r = sup.post(url, data={"csrf_token": csrf, "intent": "pay_bill",
-                            "entities": "amount=300.00@300\nutility=water"})
+    r = sup.post(
+        url,
+        data={
+            "csrf_token": csrf,
+            "intent": "pay_bill",
+            "entities": "amount=300.00@300\nutility=water",
+        },
+    )
     assert r.status_code == 303
-    assert sup.post(f"/console/conversations/{cid}/turns/{second}/annotate",
-                    data={"csrf_token": csrf, "intent": "out_of_scope"}).status_code == 303
+    assert (
+        sup.post(
+            f"/console/conversations/{cid}/turns/{second}/annotate",
+            data={"csrf_token": csrf, "intent": "out_of_scope"},
+        ).status_code
+        == 303
+    )
     # bad input is refused clearly
     bad = sup.post(url, data={"csrf_token": csrf, "intent": "Pay Bill!"})
     assert bad.status_code == 400
-    bad = sup.post(url, data={"csrf_token": csrf, "intent": "pay_bill",
-                              "entities": "amount=999@999"})
+    bad = sup.post(
+        url, data={"csrf_token": csrf, "intent": "pay_bill", "entities": "amount=999@999"}
+    )
     assert bad.status_code == 400 and "not in the message" in bad.text
     queue = sup.get("/console/annotations").text
     assert "pay 300 for the water please" in queue and "pay_bill" in queue
@@ -69,11 +88,25 @@ def test_annotate_twice_keeps_the_latest_and_exports_rasa_yaml(console_env, tmp_
 
 def test_conversation_export_is_masked_unless_a_supervisor_unmasks(console_env) -> None:  # type: ignore[no-untyped-def]
     e = console_env.engine
-    add_conversation(e, "H0101", [
-        {"text": "call me 13812345678", "masked": "call me [phone]", "intent": "help",
-         "verification": [{"kind": "voice", "decision": "accept", "score": 0.7,
-                           "details": {"media": "SECRET"}}]},
-    ])
+    add_conversation(
+        e,
+        "H0101",
+        [
+            {
+                "text": "call me 13812345678",
+                "masked": "call me [phone]",
+                "intent": "help",
+                "verification": [
+                    {
+                        "kind": "voice",
+                        "decision": "accept",
+                        "score": 0.7,
+                        "details": {"media": "SECRET"},
+                    }
+                ],
+            },
+        ],
+    )
     add_conversation(e, "H0201", [{"text": "other building", "intent": "greet"}])
     sup = login(console_env.base, "super1")
     lines = sup.get("/console/export?format=jsonl").text.splitlines()
@@ -86,14 +119,22 @@ def test_conversation_export_is_masked_unless_a_supervisor_unmasks(console_env) 
     page = sup.get("/console/conversations?intent=help").text
     assert 'action="/console/export"' in page and 'name="intent" value="help"' in page
     csrf = page_csrf(sup)
-    assert sup.post("/console/export", data={"csrf_token": csrf, "format": "jsonl",
-                                             "reason": ""}).status_code == 400
-    r = sup.post("/console/export", data={"csrf_token": csrf, "format": "jsonl",
-                                          "reason": "police request 77"})
+    assert (
+        sup.post(
+            "/console/export", data={"csrf_token": csrf, "format": "jsonl", "reason": ""}
+        ).status_code
+        == 400
+    )
+    r = sup.post(
+        "/console/export",
+        data={"csrf_token": csrf, "format": "jsonl", "reason": "police request 77"},
+    )
     assert json.loads(r.text.splitlines()[0])["text"] == "call me 13812345678"
     with Session(e) as s:
-        data = [json.loads(d) for d in s.scalars(
-            select(AuditRow.data).where(AuditRow.action == "export"))]
+        data = [
+            json.loads(d)
+            for d in s.scalars(select(AuditRow.data).where(AuditRow.action == "export"))
+        ]
     assert any(d.get("unmasked") and d.get("reason") == "police request 77" for d in data)
 
 
@@ -101,12 +142,17 @@ def test_dashboards_render_png_and_csv(console_env) -> None:  # type: ignore[no-
     from console.dashboards import CHARTS
 
     e = console_env.engine
-    add_conversation(e, "H0101", [
-        {"text": "pay", "intent": "pay_bill", "payment_ids": ["p1"], "latency_ms": 30.0},
-        {"text": "hmm", "intent": "nlu_fallback", "actions": ["fallback"], "latency_ms": 90.0},
-    ])
-    add_conversation(e, "H0101", [{"text": "human", "intent": "human_handoff"}],
-                     status="waiting_for_staff")
+    add_conversation(
+        e,
+        "H0101",
+        [
+            {"text": "pay", "intent": "pay_bill", "payment_ids": ["p1"], "latency_ms": 30.0},
+            {"text": "hmm", "intent": "nlu_fallback", "actions": ["fallback"], "latency_ms": 90.0},
+        ],
+    )
+    add_conversation(
+        e, "H0101", [{"text": "human", "intent": "human_handoff"}], status="waiting_for_staff"
+    )
     sup = login(console_env.base, "super1")
     page = sup.get("/console/dashboard")
     assert page.status_code == 200 and "Containment" in page.text
@@ -136,26 +182,38 @@ def test_closed_days_are_counted_once_and_stored(console_env) -> None:  # type: 
 
     e = console_env.engine
     three_days_ago = datetime.now(UTC) - timedelta(days=3)
-    add_conversation(e, "H0101", [
-        {"text": "pay", "intent": "pay_bill", "payment_ids": ["p1"]},
-        {"text": "??", "intent": "nlu_fallback", "actions": ["fallback"]},
-    ], at=three_days_ago.replace(hour=10))
-    add_conversation(e, "H0201", [{"text": "other building", "intent": "greet"}],
-                     at=three_days_ago.replace(hour=10))
+    add_conversation(
+        e,
+        "H0101",
+        [
+            {"text": "pay", "intent": "pay_bill", "payment_ids": ["p1"]},
+            {"text": "??", "intent": "nlu_fallback", "actions": ["fallback"]},
+        ],
+        at=three_days_ago.replace(hour=10),
+    )
+    add_conversation(
+        e,
+        "H0201",
+        [{"text": "other building", "intent": "greet"}],
+        at=three_days_ago.replace(hour=10),
+    )
     sup = login(console_env.base, "super1")  # building B1 only
     rows = list(csv.reader(io.StringIO(sup.get("/console/charts/payments.csv").text)))
     day = three_days_ago.date().isoformat()
     assert [day, "1"] in rows
     with Session(e) as s:
-        stored = {r.day: json.loads(r.data) for r in s.scalars(
-            select(DailyStatsRow).where(DailyStatsRow.scope_key == "B1"))}
+        stored = {
+            r.day: json.loads(r.data)
+            for r in s.scalars(select(DailyStatsRow).where(DailyStatsRow.scope_key == "B1"))
+        }
     assert len(stored) == 30  # every closed day of the window, empty ones too
     assert stored[day]["turns"] == 2 and stored[day]["paid"] == 1 and stored[day]["fallback"] == 1
     # the next computation reads the stored day (a turn written into a closed day later,
     # which the engine never does, would not change it)
     with Session(e) as s, s.begin():
         s.query(DailyStatsRow).filter(DailyStatsRow.day == day).update(
-            {"data": json.dumps({**stored[day], "paid": 7.0})})
+            {"data": json.dumps({**stored[day], "paid": 7.0})}
+        )
     clear_cache()
     rows = list(csv.reader(io.StringIO(sup.get("/console/charts/payments.csv").text)))
     assert [day, "7"] in rows
@@ -164,12 +222,14 @@ def test_closed_days_are_counted_once_and_stored(console_env) -> None:  # type: 
 def test_svg_charts_escape_their_labels() -> None:
     from console.svg import chart
 
-    out = chart({"columns": ["day", "<script>x</script>"], "rows": [["2026-12-01", 3]]},
-                title='"><script>')
+    out = chart(
+        {"columns": ["day", "<script>x</script>"], "rows": [["2026-12-01", 3]]}, title='"><script>'
+    )
     assert "<script>" not in out and "&lt;script&gt;x&lt;/script&gt;" in out
     assert chart({"columns": ["day", "n"], "rows": []}).endswith("</svg>")
-    bars = chart({"columns": ["bucket", "amount"], "rows": [["1-30", "10.50"], ["90+", "2"]]},
-                 kind="bar")
+    bars = chart(
+        {"columns": ["bucket", "amount"], "rows": [["1-30", "10.50"], ["90+", "2"]]}, kind="bar"
+    )
     assert bars.count("<rect") == 2 + 1  # two bars and the legend swatch
 
 
@@ -190,6 +250,7 @@ def test_billing_charts_from_the_backend_reports(fresh_url: str) -> None:
     try:
         with serve(app) as base:
             everyone, b_only = login(base, "boss"), login(base, "b_only")
+
             def table(client, name: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
                 text = client.get(f"/console/charts/{name}.csv").text
                 return list(csv.DictReader(io.StringIO(text)))

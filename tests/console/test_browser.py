@@ -40,8 +40,13 @@ class Chat:
 
     def __init__(self, env: dict[str, str], resident: str) -> None:
         self.proc = subprocess.Popen(
-            [BILLTALK, "chat", "--resident", resident], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO,
+            [BILLTALK, "chat", "--resident", resident],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=REPO,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.transcript: list[str] = []
@@ -76,8 +81,15 @@ class Chat:
 
 
 def _run(env: dict[str, str], *args: str, stdin: str = "") -> str:
-    r = subprocess.run([BILLTALK, *args], input=stdin, capture_output=True, text=True, env=env,
-                       cwd=REPO, timeout=600)
+    r = subprocess.run(
+        [BILLTALK, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout
 
@@ -91,11 +103,15 @@ def product(tmp_path: Path) -> Iterator[dict[str, Any]]:
     env = {**os.environ, "BILLTALK_DATABASE_URL": f"sqlite:///{tmp_path / 'billtalk.db'}"}
     env.pop("BILLTALK_DIALOGUE_DATABASE_URL", None)
     seeded = json.loads(_run(env, "demo", "seed", "--households", "4", "--months", "2"))
-    _run(env, "staff", "add", "--username", "sam", "--role", "supervisor",
-         stdin=PASSWORD + "\n")
+    _run(env, "staff", "add", "--username", "sam", "--role", "supervisor", stdin=PASSWORD + "\n")
     port = free_port()
-    server = subprocess.Popen([BILLTALK, "serve", "--port", str(port)], env=env, cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [BILLTALK, "serve", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -121,11 +137,17 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1280,1100", "--lang=en-US"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1100",
+        "--lang=en-US",
+    ):
         options.add_argument(arg)
-    driver = webdriver.Chrome(options=options,
-                              service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    driver = webdriver.Chrome(
+        options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    )
     driver.implicitly_wait(0)
     try:
         yield driver
@@ -218,14 +240,16 @@ def test_handoff_from_a_real_chat_filter_annotate_and_script_as_text(
         block = chat.say("my water bill looks wrong")
         assert reply in "\n".join(block), block
         # the resident's new message shows up live (HTMX polling), without a reload
-        _wait(browser, ec.text_to_be_present_in_element(
-            (By.ID, "transcript"), "my water bill looks wrong"), timeout=30)
+        _wait(
+            browser,
+            ec.text_to_be_present_in_element((By.ID, "transcript"), "my water bill looks wrong"),
+            timeout=30,
+        )
         _shot(browser, tmp_path, "04-live")
 
         # -- release: the assistant answers again -----------------------------------------
         browser.find_element(By.CSS_SELECTOR, "button[name=release]").click()
-        _wait(browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.status"),
-                                                        "active"))
+        _wait(browser, ec.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.status"), "active"))
         answered = chat.say("how much do I owe?")
         assert any("¥" in line or "owe" in line.lower() for line in answered), answered
 
@@ -234,8 +258,10 @@ def test_handoff_from_a_real_chat_filter_annotate_and_script_as_text(
         Select(browser.find_element(By.NAME, "intent")).select_by_value("human_handoff")
         browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
         _wait(browser, ec.url_contains("intent=human_handoff"))
-        links = [a.get_attribute("href") for a in
-                 browser.find_elements(By.CSS_SELECTOR, "tr.conversation-row a")]
+        links = [
+            a.get_attribute("href")
+            for a in browser.find_elements(By.CSS_SELECTOR, "tr.conversation-row a")
+        ]
         assert [link.rsplit("/", 1)[1] for link in links] == [conversation_id]
         _shot(browser, tmp_path, "05-filtered")
         browser.get(f"{base}/console/conversations?intent=pay_bill")
@@ -243,8 +269,11 @@ def test_handoff_from_a_real_chat_filter_annotate_and_script_as_text(
 
         # -- annotate a turn, then export the queue ---------------------------------------
         browser.get(f"{base}/console/conversations/{conversation_id}")
-        turn = next(t for t in browser.find_elements(By.CSS_SELECTOR, "article.turn")
-                    if "my water bill looks wrong" in t.text)
+        turn = next(
+            t
+            for t in browser.find_elements(By.CSS_SELECTOR, "article.turn")
+            if "my water bill looks wrong" in t.text
+        )
         turn.find_element(By.TAG_NAME, "summary").click()
         intent = turn.find_element(By.NAME, "intent")
         intent.clear()
@@ -258,8 +287,9 @@ def test_handoff_from_a_real_chat_filter_annotate_and_script_as_text(
         out = tmp_path / "nlu.yml"
         _run(env, "nlu", "annotations", "export", "--out", str(out))
         doc = yaml.safe_load(out.read_text(encoding="utf-8"))
-        assert doc["nlu"] == [{"intent": "explain_bill",
-                               "examples": "- my [water](utility) bill looks wrong\n"}]
+        assert doc["nlu"] == [
+            {"intent": "explain_bill", "examples": "- my [water](utility) bill looks wrong\n"}
+        ]
 
         # -- the dashboard renders its charts ---------------------------------------------
         browser.get(f"{base}/console/dashboard")

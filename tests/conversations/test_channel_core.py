@@ -70,8 +70,9 @@ async def test_an_id_never_issued_does_nothing(make_engine: Any, seeded: Any) ->
     [reply] = await engine.handle(_msg(resident, button_id="forged-id"))
     assert "expired" in reply.text
     # the real buttons still work
-    row = engine.store.get_conversation(engine.store.conversation_id_for(
-        "telegram", f"tg-{resident}", resident, engine.clock()))
+    row = engine.store.get_conversation(
+        engine.store.conversation_id_for("telegram", f"tg-{resident}", resident, engine.clock())
+    )
     assert row is not None and '"buttons"' in row.state
 
 
@@ -91,10 +92,12 @@ async def test_a_redelivery_whose_replies_may_be_unsent_gets_the_recorded_replie
     resident = seeded.roles["payer"]["resident_id"]
     first = await engine.handle(_msg(resident, "how much do I owe?", delivery_id="tg:1:300"))
     conversation = engine.store.conversation_id_for(
-        "telegram", f"tg-{resident}", resident, engine.clock())
+        "telegram", f"tg-{resident}", resident, engine.clock()
+    )
     turns = engine.store.get_conversation(conversation).turns
     again = await engine.handle(
-        _msg(resident, "how much do I owe?", delivery_id="tg:1:300", resend_if_processed=True))
+        _msg(resident, "how much do I owe?", delivery_id="tg:1:300", resend_if_processed=True)
+    )
     assert [m.text for m in again] == [m.text for m in first]
     assert [b.id for m in again for b in m.buttons] == [b.id for m in first for b in m.buttons]
     assert engine.store.get_conversation(conversation).turns == turns  # no second turn
@@ -124,8 +127,9 @@ async def test_a_voice_message_is_transcribed_by_the_engine_and_answered(
         _msg(resident, attachments=(Attachment("voice", audio, "q.wav", "audio/wav"),))
     )
     assert "electricity" in reply.text.lower()
-    turn = engine.store.last_turn(engine.store.conversation_id_for(
-        "telegram", f"tg-{resident}", resident, engine.clock()))
+    turn = engine.store.last_turn(
+        engine.store.conversation_id_for("telegram", f"tg-{resident}", resident, engine.clock())
+    )
     assert turn is not None and turn.transcript and "electricity" in turn.transcript
     assert turn.intent in ("check_balance", "explain_bill", "due_date")
 

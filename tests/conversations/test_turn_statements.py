@@ -49,8 +49,10 @@ async def test_a_known_chats_turn_reads_its_link_with_the_lease(
     finally:
         event.remove(engine.store.engine, "before_cursor_execute", count)
     assert "owe" in reply.text.lower() or "due" in reply.text.lower(), reply.text
-    kinds = [s.split(" ")[0] + " " + s.split(" ")[2 if s.startswith(("INSERT", "DELETE")) else 1]
-             for s in statements]
+    kinds = [
+        s.split(" ")[0] + " " + s.split(" ")[2 if s.startswith(("INSERT", "DELETE")) else 1]
+        for s in statements
+    ]
     # The lease (with the link), the delivery's record, then the turn's transaction: the
     # conversation, the turn's row, the delivery. No SELECT of bot_channel_links of its own.
     assert kinds == [

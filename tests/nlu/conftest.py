@@ -71,8 +71,9 @@ class CachingEncoder(SentenceEncoder):
         super().__init__()
         self.cache: dict[str, np.ndarray] = {}
 
-    def encode(self, texts: list[str], *, batch_size: int = 64,
-               progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: list[str], *, batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
         missing = sorted({t for t in texts if t not in self.cache})
         if missing:
             vectors = super().encode(missing, batch_size=batch_size)
@@ -97,8 +98,9 @@ def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory,
-                   encoder: CachingEncoder) -> Path:
+def tiny_model_dir(
+    tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory, encoder: CachingEncoder
+) -> Path:
     """A model trained on :func:`tiny_data_dir` and saved."""
     from nlu.rasa_yaml import load_training_data
     from nlu.train import train_on_data

@@ -28,8 +28,11 @@ def _check(model: Any, text: str) -> None:
     assert isinstance(result["entities"], list)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(text=_ALPHABETS)
 def test_any_text_gets_a_result(default_model: Any, text: str) -> None:
     _check(default_model, text)

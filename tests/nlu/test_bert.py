@@ -47,8 +47,7 @@ def test_hidden_states_equal_transformers_bert_model() -> None:
 
     folder = model_path()
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    batch = tokenizer(TEXTS, padding=True, truncation=True, max_length=256,
-                      return_tensors="pt")
+    batch = tokenizer(TEXTS, padding=True, truncation=True, max_length=256, return_tensors="pt")
     bert = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
     with torch.inference_mode():
         expected = bert(**batch).last_hidden_state

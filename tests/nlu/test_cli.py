@@ -16,8 +16,14 @@ def _run(
     *args: str, stdin: bytes | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "BILLTALK_LOG_LEVEL": "WARNING"}
-    return subprocess.run([str(BILLTALK), "nlu", *args], input=stdin, capture_output=True,
-                          timeout=timeout, env=env, check=False)
+    return subprocess.run(
+        [str(BILLTALK), "nlu", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
 
 
 def test_train_then_parse_text(tiny_data_dir: Path, tmp_path: Path) -> None:
@@ -38,8 +44,11 @@ def test_train_then_parse_text(tiny_data_dir: Path, tmp_path: Path) -> None:
 
 def test_train_accepts_several_paths_after_one_flag(tiny_data_dir: Path, tmp_path: Path) -> None:
     extra = tmp_path / "extra.yml"
-    extra.write_text('nlu:\n- intent: greet\n  examples: |\n    - hello\n    - hi there\n'
-                     '    - good morning\n    - hey\n    - 你好\n', encoding="utf-8")
+    extra.write_text(
+        "nlu:\n- intent: greet\n  examples: |\n    - hello\n    - hi there\n"
+        "    - good morning\n    - hey\n    - 你好\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "model"
     done = _run("train", "--data", str(tiny_data_dir), str(extra), "--out", str(out))
     assert done.returncode == 0, done.stderr.decode()

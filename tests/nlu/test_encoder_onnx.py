@@ -37,9 +37,9 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, axis=1)))
 
 
-def test_onnx_matches_torch_in_batches(resident_messages: list[str],
-                                       torch_encoder: SentenceEncoder,
-                                       onnx_encoder: SentenceEncoder) -> None:
+def test_onnx_matches_torch_in_batches(
+    resident_messages: list[str], torch_encoder: SentenceEncoder, onnx_encoder: SentenceEncoder
+) -> None:
     assert len(resident_messages) > 150
     expected = torch_encoder.encode(resident_messages, batch_size=16)
     got = onnx_encoder.encode(resident_messages, batch_size=16)
@@ -49,9 +49,9 @@ def test_onnx_matches_torch_in_batches(resident_messages: list[str],
     assert _min_cosine(got, expected) >= 0.9999
 
 
-def test_onnx_matches_torch_one_message_at_a_time(resident_messages: list[str],
-                                                  torch_encoder: SentenceEncoder,
-                                                  onnx_encoder: SentenceEncoder) -> None:
+def test_onnx_matches_torch_one_message_at_a_time(
+    resident_messages: list[str], torch_encoder: SentenceEncoder, onnx_encoder: SentenceEncoder
+) -> None:
     # Single messages take the one-thread session and no padding (the Telegram path).
     sample = resident_messages[::6]
     expected = np.vstack([torch_encoder.encode([t]) for t in sample])
@@ -61,8 +61,7 @@ def test_onnx_matches_torch_one_message_at_a_time(resident_messages: list[str],
     assert _min_cosine(onnx_encoder.encode(sample, batch_size=64), got) >= 0.9999
 
 
-def test_the_setting_chooses_the_runtime(monkeypatch: pytest.MonkeyPatch,
-                                         tmp_path: Path) -> None:
+def test_the_setting_chooses_the_runtime(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert NluSettings().encoder_runtime == "onnx"
     target = tmp_path / "minilm.onnx"
     monkeypatch.setenv("BILLTALK_NLU_ENCODER_RUNTIME", "torch")
@@ -81,8 +80,9 @@ def test_the_setting_chooses_the_runtime(monkeypatch: pytest.MonkeyPatch,
         SentenceEncoder(runtime="tensorflow")  # type: ignore[arg-type]
 
 
-def test_a_missing_onnx_file_is_exported_on_first_use(tmp_path: Path,
-                                                      torch_encoder: SentenceEncoder) -> None:
+def test_a_missing_onnx_file_is_exported_on_first_use(
+    tmp_path: Path, torch_encoder: SentenceEncoder
+) -> None:
     target = onnx_path(tmp_path / "nlu-encoder")
     assert not target.exists()
     encoder = SentenceEncoder(runtime="onnx", onnx_file=target)

@@ -95,8 +95,7 @@ def test_k_fold_cross_validation_on_shipped_data(encoder) -> None:
         ("今天天气怎么样", None, "zh"),
     ],
 )
-def test_issue_examples(default_model: Any, text: str, intent: str | None,
-                        language: str) -> None:
+def test_issue_examples(default_model: Any, text: str, intent: str | None, language: str) -> None:
     result = default_model.parse(text)
     assert result["language"] == language
     if intent is None:
@@ -138,17 +137,26 @@ def test_parse_many_equals_parse(default_model: Any) -> None:
 
 
 def test_direct_tfidf_equals_sklearn_transform() -> None:
-    corpus = [normalise_text(t) for t in (
-        "how much is my electricity bill", "hw much is my electrcity bil",
-        "pay 60 on the water account", "交300元燃气费", "上个月电费多少", "what's the weather",
-        "pay pay pay the the bill bill", "",
-    )]
+    corpus = [
+        normalise_text(t)
+        for t in (
+            "how much is my electricity bill",
+            "hw much is my electrcity bil",
+            "pay 60 on the water account",
+            "交300元燃气费",
+            "上个月电费多少",
+            "what's the weather",
+            "pay pay pay the the bill bill",
+            "",
+        )
+    ]
     featurizer = TfidfFeaturizer(char_min_df=1)
     featurizer.fit_transform(corpus)
     queries = [*corpus, "zzz qqq", "电费 electricity mixed 123", "   "]
     assert featurizer.word is not None and featurizer.char is not None
-    expected = sparse.hstack([featurizer.word.transform(queries),
-                              featurizer.char.transform(queries)], format="csr")
+    expected = sparse.hstack(
+        [featurizer.word.transform(queries), featurizer.char.transform(queries)], format="csr"
+    )
     ours = featurizer.transform(queries)
     assert ours.shape == expected.shape
     assert abs(ours - expected).max() < 1e-6

@@ -97,8 +97,9 @@ def test_no_pickle_files_in_a_model_folder(tiny_model_dir: Path) -> None:
             assert npz[name].dtype != object
 
 
-def test_threshold_override_from_settings(tiny_model_dir: Path, encoder,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threshold_override_from_settings(
+    tiny_model_dir: Path, encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nlu.settings import get_nlu_settings
 
     model = load_model_dir(tiny_model_dir, encoder=encoder)

@@ -31,8 +31,9 @@ RASA_URL = os.environ.get("RASA_URL", "")
 RASA_TOKEN = os.environ.get("RASA_TOKEN", "")
 BILLTALK = os.path.join(os.path.dirname(sys.executable), "billtalk")
 
-requires_rasa = pytest.mark.skipif(not RASA_URL,
-                                   reason="RASA_URL not set: no Rasa server to test against")
+requires_rasa = pytest.mark.skipif(
+    not RASA_URL, reason="RASA_URL not set: no Rasa server to test against"
+)
 
 
 def _check_parse_json(result: dict[str, Any], text: str) -> None:
@@ -82,7 +83,9 @@ def test_rasa_model_trained_on_nlu_data(rasa: RasaHttpModel) -> None:
     assert rasa.parse("how much do i owe")["intent"]["name"] == "check_balance"
     assert rasa.parse("交300元燃气费")["intent"]["name"] == "pay_bill"
     assert rasa.parse("what's the weather tomorrow")["intent"]["name"] in (
-        "out_of_scope", "nlu_fallback")
+        "out_of_scope",
+        "nlu_fallback",
+    )
     paid = rasa.parse("put 60 on the water account")
     assert paid["intent"]["name"] == "pay_bill"
     values = {e["entity"]: e["value"] for e in paid["entities"]}
@@ -94,8 +97,10 @@ def test_rasa_model_trained_on_nlu_data(rasa: RasaHttpModel) -> None:
 def test_wrong_or_missing_token_is_a_clear_error() -> None:
     if not RASA_TOKEN:
         pytest.skip("RASA_TOKEN not set: the server is assumed to run without --auth-token")
-    for token, message in (("not-the-token", "does not match"),
-                           ("", "set BILLTALK_NLU_RASA_TOKEN")):
+    for token, message in (
+        ("not-the-token", "does not match"),
+        ("", "set BILLTALK_NLU_RASA_TOKEN"),
+    ):
         model = RasaHttpModel(RASA_URL, token)
         with pytest.raises(RasaBackendError, match=message):
             model.parse("hello")
@@ -105,11 +110,21 @@ def test_wrong_or_missing_token_is_a_clear_error() -> None:
 @pytest.mark.rasa
 @requires_rasa
 def test_cli_parse_through_rasa_keeps_the_token_out_of_logs() -> None:
-    env = {**os.environ, "BILLTALK_NLU_BACKEND": "rasa", "BILLTALK_NLU_RASA_URL": RASA_URL,
-           "BILLTALK_NLU_RASA_TOKEN": RASA_TOKEN, "BILLTALK_LOG_LEVEL": "INFO"}
-    done = subprocess.run([BILLTALK, "nlu", "parse", "-"],
-                          input="how much do i owe\n交300元燃气费\n".encode(), env=env,
-                          capture_output=True, timeout=120, check=False)
+    env = {
+        **os.environ,
+        "BILLTALK_NLU_BACKEND": "rasa",
+        "BILLTALK_NLU_RASA_URL": RASA_URL,
+        "BILLTALK_NLU_RASA_TOKEN": RASA_TOKEN,
+        "BILLTALK_LOG_LEVEL": "INFO",
+    }
+    done = subprocess.run(
+        [BILLTALK, "nlu", "parse", "-"],
+        input="how much do i owe\n交300元燃气费\n".encode(),
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     lines = [json.loads(line) for line in done.stdout.decode().splitlines()]
     assert [r["text"] for r in lines] == ["how much do i owe", "交300元燃气费"]
@@ -181,10 +196,15 @@ def test_a_server_that_is_not_rasa_is_a_clear_error(
 
 
 def test_cli_reports_a_down_server_without_a_traceback() -> None:
-    env = {**os.environ, "BILLTALK_NLU_BACKEND": "rasa",
-           "BILLTALK_NLU_RASA_URL": "http://127.0.0.1:9", "BILLTALK_LOG_LEVEL": "WARNING"}
-    done = subprocess.run([BILLTALK, "nlu", "parse", "hello"], env=env, capture_output=True,
-                          timeout=120, check=False)
+    env = {
+        **os.environ,
+        "BILLTALK_NLU_BACKEND": "rasa",
+        "BILLTALK_NLU_RASA_URL": "http://127.0.0.1:9",
+        "BILLTALK_LOG_LEVEL": "WARNING",
+    }
+    done = subprocess.run(
+        [BILLTALK, "nlu", "parse", "hello"], env=env, capture_output=True, timeout=120, check=False
+    )
     assert done.returncode == 2
     assert b"error: Rasa server http://127.0.0.1:9 unreachable" in done.stderr
     assert b"Traceback" not in done.stderr

@@ -120,7 +120,8 @@ def test_folder_loading_skips_non_nlu_yaml(tmp_path: Path) -> None:
     (tmp_path / "a.yml").write_text(FULL, encoding="utf-8")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.yaml").write_text(
-        'nlu:\n- intent: bye\n  examples: |\n    - bye\n', encoding="utf-8")
+        "nlu:\n- intent: bye\n  examples: |\n    - bye\n", encoding="utf-8"
+    )
     (tmp_path / "domain.yml").write_text("intents:\n  - greet\n", encoding="utf-8")
     data = load_training_data(tmp_path)
     assert "bye" in data.intents and "pay_bill" in data.intents

@@ -78,9 +78,13 @@ nlu:
 def _ours(data: TrainingData) -> dict[str, Any]:
     return {
         "examples": sorted(
-            [e.text, e.intent, sorted([a.entity, a.start, a.end, a.value, a.role, a.group]
-                                      for a in e.entities)]
-            for e in data.examples),
+            [
+                e.text,
+                e.intent,
+                sorted([a.entity, a.start, a.end, a.value, a.role, a.group] for a in e.entities),
+            ]
+            for e in data.examples
+        ),
         "synonyms": sorted([k, v] for k, v in data.synonyms.items()),
         "lookups": sorted([k, sorted(v)] for k, v in data.lookups.items()),
         "regexes": sorted([k, p] for k, ps in data.regexes.items() for p in ps),
@@ -89,8 +93,11 @@ def _ours(data: TrainingData) -> dict[str, Any]:
 
 def _rasa_reads(path: Path, workdir: Path) -> dict[str, Any]:
     done = subprocess.run(
-        [RASA_PYTHON, "-W", "ignore", "-c", _RASA_READER, str(path)], cwd=workdir,
-        capture_output=True, timeout=300, check=False,
+        [RASA_PYTHON, "-W", "ignore", "-c", _RASA_READER, str(path)],
+        cwd=workdir,
+        capture_output=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
@@ -105,8 +112,10 @@ def test_rasa_reads_nlu_data_as_we_do(tmp_path: Path) -> None:
 
 
 def test_rasa_reads_what_our_writer_writes(tmp_path: Path) -> None:
-    for name, data in (("nlu_data", load_training_data(DATA_DIR)),
-                       ("features", parse_training_yaml(_ALL_FEATURES))):
+    for name, data in (
+        ("nlu_data", load_training_data(DATA_DIR)),
+        ("features", parse_training_yaml(_ALL_FEATURES)),
+    ):
         written = tmp_path / f"{name}.yml"
         written.write_text(dump_training_data(data), encoding="utf-8")
         assert _rasa_reads(written, tmp_path) == _ours(data), name

@@ -374,8 +374,12 @@ class TelegramAdapter:
         """Edit the pressed message into the first reply (buttons removed); send the rest."""
         if isinstance(pressed, Message) and replies:
             first = replies[0]
-            fits = (not first.buttons and not first.attachments and first.text
-                    and len(first.text) <= 4096)
+            fits = (
+                not first.buttons
+                and not first.attachments
+                and first.text
+                and len(first.text) <= 4096
+            )
             try:
                 if fits:
                     await pressed.edit_text(first.text, reply_markup=None)
@@ -432,14 +436,22 @@ class TelegramAdapter:
         limit = self.settings.max_file_bytes
         size = getattr(media, "file_size", None)
         if size is not None and size > limit:
-            await self.say(update, "file_too_big", size_mb=f"{size / 2**20:.1f}",
-                           limit_mb=f"{limit / 2**20:.0f}")
+            await self.say(
+                update,
+                "file_too_big",
+                size_mb=f"{size / 2**20:.1f}",
+                limit_mb=f"{limit / 2**20:.0f}",
+            )
             return None
         try:
             file = await media.get_file()
             if file.file_size is not None and file.file_size > limit:
-                await self.say(update, "file_too_big", size_mb=f"{file.file_size / 2**20:.1f}",
-                               limit_mb=f"{limit / 2**20:.0f}")
+                await self.say(
+                    update,
+                    "file_too_big",
+                    size_mb=f"{file.file_size / 2**20:.1f}",
+                    limit_mb=f"{limit / 2**20:.0f}",
+                )
                 return None
             data = bytes(await file.download_as_bytearray())
         except TelegramError as exc:
@@ -447,8 +459,12 @@ class TelegramAdapter:
             await self.say(update, "file_failed")
             return None
         if len(data) > limit:
-            await self.say(update, "file_too_big", size_mb=f"{len(data) / 2**20:.1f}",
-                           limit_mb=f"{limit / 2**20:.0f}")
+            await self.say(
+                update,
+                "file_too_big",
+                size_mb=f"{len(data) / 2**20:.1f}",
+                limit_mb=f"{limit / 2**20:.0f}",
+            )
             return None
         return Attachment(kind=kind, data=data, filename=name, mime_type=mime)
 
@@ -516,8 +532,9 @@ def unlink_chat(store: Any, chat_id: str) -> bool:
         s.execute(
             update(ConversationRow)
             .where(ConversationRow.channel == NAME, ConversationRow.external_user_id == chat_id)
-            .values(resident_id=None, household_id=None, state="{}",
-                    version=ConversationRow.version + 1)
+            .values(
+                resident_id=None, household_id=None, state="{}", version=ConversationRow.version + 1
+            )
             .execution_options(synchronize_session=False)
         )
     return bool(removed)

@@ -52,8 +52,9 @@ def parse_update(data: dict[str, Any], bot: Any) -> Update:
     try:
         update = Update.de_json(data, bot)
     except Exception as exc:
-        log.warning("telegram_update_unparsed", update_id=data.get("update_id"),
-                    error=type(exc).__name__)
+        log.warning(
+            "telegram_update_unparsed", update_id=data.get("update_id"), error=type(exc).__name__
+        )
         update = None
     if update is None:
         chat: dict[str, Any] = {}
@@ -65,8 +66,10 @@ def parse_update(data: dict[str, Any], bot: Any) -> Update:
                 sender = found if isinstance(found, dict) else {}
         extra = {}
         if chat.get("type") == "private" and isinstance(chat.get("id"), int):
-            extra = {"unparsed_private_chat": chat["id"],
-                     "unparsed_language_code": sender.get("language_code")}
+            extra = {
+                "unparsed_private_chat": chat["id"],
+                "unparsed_language_code": sender.get("language_code"),
+            }
         update = Update(update_id=int(data["update_id"]), api_kwargs=extra)
         update.set_bot(bot)
     return update
@@ -200,10 +203,14 @@ class TelegramRuntime:
         if self.settings.notice_poll_s > 0:
             self._tasks.append(asyncio.create_task(self._run_notices(), name="telegram-notices"))
         if self.settings.keep_handled_h > 0:
-            self._tasks.append(asyncio.create_task(self._run_housekeeping(),
-                                                   name="telegram-housekeeping"))
-        log.info("telegram_started", mode="polling" if self.polling else "webhook",
-                 bot=self.application.bot.username)
+            self._tasks.append(
+                asyncio.create_task(self._run_housekeeping(), name="telegram-housekeeping")
+            )
+        log.info(
+            "telegram_started",
+            mode="polling" if self.polling else "webhook",
+            bot=self.application.bot.username,
+        )
 
     async def _warm_up(self) -> None:
         """Parse one message before the first resident's: the NLU loads its encoder lazily."""

@@ -21,15 +21,21 @@ import asyncio
 import json
 import signal
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-telegram_app = typer.Typer(help="The Telegram bot: run it, register its webhook.",
-                           no_args_is_help=True)
+if TYPE_CHECKING:  # imported lazily at run time: `billtalk --help` stays fast
+    from telegram import Bot
+
+    from bot.channels.telegram.settings import TelegramSettings
+
+telegram_app = typer.Typer(
+    help="The Telegram bot: run it, register its webhook.", no_args_is_help=True
+)
 
 
-def _settings() -> object:
+def _settings() -> TelegramSettings:
     from bot.channels.telegram.masking import install_token_masking
     from bot.channels.telegram.settings import get_telegram_settings
 
@@ -63,8 +69,12 @@ def run(
         from bot.channels.telegram.webhook import create_app
 
         # No access log: a line per update is CPU the turn needs (errors are still logged).
-        uvicorn.run(create_app(settings), host=host, port=port,  # type: ignore[arg-type]
-                    access_log=False)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            access_log=False,
+        )
         return
     from bot.channels.telegram.masking import mask_token
 
@@ -75,7 +85,7 @@ def run(
         raise typer.Exit(1) from None
 
 
-async def _polling(settings: object) -> None:
+async def _polling(settings: TelegramSettings) -> None:
     from bot.channels.telegram.app import run_polling
     from bot.engine import DialogueEngine
 
@@ -85,18 +95,18 @@ async def _polling(settings: object) -> None:
         loop.add_signal_handler(sig, stop.set)
     engine = await DialogueEngine.embedded()
     try:
-        await run_polling(engine, settings, stop)  # type: ignore[arg-type]
+        await run_polling(engine, settings, stop)
     finally:
         await engine.billing.aclose()
 
 
-def _bot(settings: object) -> object:
+def _bot(settings: TelegramSettings) -> Bot:
     from telegram import Bot
 
     return Bot(
-        settings.token,  # type: ignore[attr-defined]
-        base_url=settings.api_url,  # type: ignore[attr-defined]
-        base_file_url=settings.file_url,  # type: ignore[attr-defined]
+        settings.token,
+        base_url=settings.api_url,
+        base_file_url=settings.file_url,
     )
 
 
@@ -120,13 +130,15 @@ def set_webhook(
 
     async def _set() -> bool:
         bot = _bot(settings)
-        async with bot:  # type: ignore[attr-defined]
-            return bool(await bot.set_webhook(  # type: ignore[attr-defined]
-                url=url,
-                secret_token=webhook_secret(settings),  # type: ignore[arg-type]
-                allowed_updates=Update.ALL_TYPES,
-                max_connections=max_connections,
-            ))
+        async with bot:
+            return bool(
+                await bot.set_webhook(
+                    url=url,
+                    secret_token=webhook_secret(settings),
+                    allowed_updates=Update.ALL_TYPES,
+                    max_connections=max_connections,
+                )
+            )
 
     try:
         ok = asyncio.run(_set())
@@ -145,8 +157,8 @@ def delete_webhook() -> None:
 
     async def _delete() -> bool:
         bot = _bot(settings)
-        async with bot:  # type: ignore[attr-defined]
-            return bool(await bot.delete_webhook())  # type: ignore[attr-defined]
+        async with bot:
+            return bool(await bot.delete_webhook())
 
     try:
         ok = asyncio.run(_delete())

@@ -99,22 +99,32 @@ _CHAT_LANGUAGE = (
 #: the INSERT in one transaction, saw those committed before it began: the same race with
 #: another worker, a few hundred microseconds wider).
 _CLAIM_PG = select(
-    select(func.count()).select_from(
+    select(func.count())
+    .select_from(
         postgresql_insert(updates_table)
-        .values(bot_id=bindparam("b_bot"), update_id=bindparam("b_update"),
-                chat_id=bindparam("b_chat"), status=PROCESSING, owner=bindparam("b_owner"),
-                claimed_at=bindparam("b_now"))
+        .values(
+            bot_id=bindparam("b_bot"),
+            update_id=bindparam("b_update"),
+            chat_id=bindparam("b_chat"),
+            status=PROCESSING,
+            owner=bindparam("b_owner"),
+            claimed_at=bindparam("b_now"),
+        )
         .on_conflict_do_nothing()
         .returning(_u.update_id)
         .cte("claimed")
-    ).scalar_subquery(),
+    )
+    .scalar_subquery(),
     _EARLIER,
     _CHAT_LANGUAGE,
 )
 _FINISH = (
     update(updates_table)
-    .where(_u.bot_id == bindparam("b_bot"), _u.update_id == bindparam("b_update"),
-           _u.owner == bindparam("b_owner"))
+    .where(
+        _u.bot_id == bindparam("b_bot"),
+        _u.update_id == bindparam("b_update"),
+        _u.owner == bindparam("b_owner"),
+    )
     .values(status=DONE, done_at=bindparam("b_now"))
 )
 
@@ -178,14 +188,27 @@ class UpdateLedger:
         transaction on SQLite.
         """
         now = _now()
-        values = {"bot_id": self.bot_id, "update_id": update_id, "chat_id": chat_id,
-                  "status": PROCESSING, "owner": owner, "claimed_at": now}
+        values = {
+            "bot_id": self.bot_id,
+            "update_id": update_id,
+            "chat_id": chat_id,
+            "status": PROCESSING,
+            "owner": owner,
+            "claimed_at": now,
+        }
         if self.db.dialect.name == "postgresql":  # one statement, one round trip
             with self._single() as conn:
-                taken, earlier, language = conn.execute(_CLAIM_PG, {
-                    "b_bot": self.bot_id, "b_update": update_id, "b_chat": chat_id,
-                    "b_owner": owner, "b_now": now, "b_stale": self._stale(now),
-                }).one()
+                taken, earlier, language = conn.execute(
+                    _CLAIM_PG,
+                    {
+                        "b_bot": self.bot_id,
+                        "b_update": update_id,
+                        "b_chat": chat_id,
+                        "b_owner": owner,
+                        "b_now": now,
+                        "b_stale": self._stale(now),
+                    },
+                ).one()
             if chat_id is not None:  # fresh for this update's turn (see chat_language)
                 self._remember_language(chat_id, language)
             if taken:
@@ -235,8 +258,10 @@ class UpdateLedger:
     def finish(self, update_id: int, owner: str) -> None:
         """Mark a claimed update done (its turn ran and its replies were sent)."""
         with self._single() as conn:
-            conn.execute(_FINISH, {"b_bot": self.bot_id, "b_update": update_id,
-                                   "b_owner": owner, "b_now": _now()})
+            conn.execute(
+                _FINISH,
+                {"b_bot": self.bot_id, "b_update": update_id, "b_owner": owner, "b_now": _now()},
+            )
 
     def abandon(self, update_id: int, owner: str) -> None:
         """Give a claim back (the turn failed before acting): a redelivery may process it."""
@@ -256,8 +281,12 @@ class UpdateLedger:
             return self._earlier(conn, update_id, chat_id)
 
     def _earlier(self, conn: Connection, update_id: int, chat_id: str) -> bool:
-        params = {"b_bot": self.bot_id, "b_chat": chat_id, "b_update": update_id,
-                  "b_stale": self._stale(_now())}
+        params = {
+            "b_bot": self.bot_id,
+            "b_chat": chat_id,
+            "b_update": update_id,
+            "b_stale": self._stale(_now()),
+        }
         return bool(conn.execute(select(_EARLIER), params).scalar())
 
     def _stale(self, now: datetime) -> datetime:
@@ -268,8 +297,10 @@ class UpdateLedger:
         """Wait (polling) until no earlier update of the chat is in progress, or ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         delay = 0.005
-        while (await asyncio.to_thread(self.earlier_in_progress, update_id, chat_id)
-               and time.monotonic() < deadline):
+        while (
+            await asyncio.to_thread(self.earlier_in_progress, update_id, chat_id)
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
@@ -288,10 +319,11 @@ class UpdateLedger:
         with self.db.connect() as conn:
             return int(
                 conn.execute(
-                    select(func.count()).select_from(updates_table).where(
-                        updates_table.c.bot_id == self.bot_id, updates_table.c.status == status
-                    )
-                ).scalar() or 0
+                    select(func.count())
+                    .select_from(updates_table)
+                    .where(updates_table.c.bot_id == self.bot_id, updates_table.c.status == status)
+                ).scalar()
+                or 0
             )
 
     def prune(self, before: datetime) -> int:
@@ -346,22 +378,29 @@ class UpdateLedger:
         with self.db.begin() as conn:
             told = conn.execute(
                 update(chats_table)
-                .where(chats_table.c.bot_id == self.bot_id, chats_table.c.chat_id == chat_id,
-                       chats_table.c.group_told.is_(False))
+                .where(
+                    chats_table.c.bot_id == self.bot_id,
+                    chats_table.c.chat_id == chat_id,
+                    chats_table.c.group_told.is_(False),
+                )
                 .values(group_told=True, updated_at=_now())
             ).rowcount
             if told:
                 return True
             exists = conn.execute(
-                select(func.count()).select_from(chats_table).where(
-                    chats_table.c.bot_id == self.bot_id, chats_table.c.chat_id == chat_id)
+                select(func.count())
+                .select_from(chats_table)
+                .where(chats_table.c.bot_id == self.bot_id, chats_table.c.chat_id == chat_id)
             ).scalar()
         if exists:
             return False
         try:
             with self.db.begin() as conn:
-                conn.execute(insert(chats_table).values(
-                    bot_id=self.bot_id, chat_id=chat_id, group_told=True, updated_at=_now()))
+                conn.execute(
+                    insert(chats_table).values(
+                        bot_id=self.bot_id, chat_id=chat_id, group_told=True, updated_at=_now()
+                    )
+                )
             return True
         except IntegrityError:
             return False
@@ -374,9 +413,15 @@ class UpdateLedger:
                 .values(updated_at=_now(), **values)
             ).rowcount
             if not changed:
-                conn.execute(insert(chats_table).values(
-                    bot_id=self.bot_id, chat_id=chat_id, group_told=False, updated_at=_now(),
-                    **values))
+                conn.execute(
+                    insert(chats_table).values(
+                        bot_id=self.bot_id,
+                        chat_id=chat_id,
+                        group_told=False,
+                        updated_at=_now(),
+                        **values,
+                    )
+                )
 
 
 __all__ = ["DONE", "PROCESSING", "Claim", "UpdateLedger", "chats_table", "updates_table"]

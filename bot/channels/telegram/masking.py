@@ -68,9 +68,19 @@ class TokenMaskingFilter(logging.Filter):
 
 
 _filter = TokenMaskingFilter()
-_LOGGERS = ("httpx", "httpcore", "telegram", "telegram.ext", "telegram.Bot", "telegram.ext.Updater",
-            "telegram.ext.Application", "telegram.ext.ExtBot", "uvicorn", "uvicorn.error",
-            "uvicorn.access")
+_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "telegram",
+    "telegram.ext",
+    "telegram.Bot",
+    "telegram.ext.Updater",
+    "telegram.ext.Application",
+    "telegram.ext.ExtBot",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+)
 
 
 def install_token_masking(*secrets: str) -> None:

@@ -48,8 +48,9 @@ def webhook_secret(settings: TelegramSettings, secret_key: str | None = None) ->
 
         secret_key = get_settings().secret_key
     bot_id = settings.token.split(":", 1)[0]
-    return hmac.new(secret_key.encode(), f"telegram-webhook:{bot_id}".encode(),
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        secret_key.encode(), f"telegram-webhook:{bot_id}".encode(), hashlib.sha256
+    ).hexdigest()
 
 
 class WebhookService:
@@ -93,8 +94,9 @@ class WebhookService:
                 from bot.engine import DialogueEngine
 
                 self._engine = await DialogueEngine.embedded(self.database_url)
-            runtime = TelegramRuntime(self._engine, self.settings, polling=False,
-                                      outbox=self.outbox)
+            runtime = TelegramRuntime(
+                self._engine, self.settings, polling=False, outbox=self.outbox
+            )
             await runtime.start()
             self.runtime = runtime
             return runtime
@@ -162,8 +164,9 @@ def mount(
     service = WebhookService(settings, engine_factory=engine_factory, database_url=url)
     install_token_masking(settings.token, service.secret)
     app.state.telegram = service
-    app.add_api_route(settings.webhook_path, service.handle, methods=["POST"],
-                      include_in_schema=False)
+    app.add_api_route(
+        settings.webhook_path, service.handle, methods=["POST"], include_in_schema=False
+    )
     previous = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

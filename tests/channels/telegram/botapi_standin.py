@@ -187,7 +187,11 @@ class BotApiStandIn:
             lifespan=self._lifespan,
         )
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
             access_log=False,
         )
         self._server = uvicorn.Server(config)
@@ -301,52 +305,86 @@ class BotApiStandIn:
             "file_size": len(data) if size is None else size,
         }
 
-    def voice(self, chat_id: int, ogg: bytes, *, duration: int = 2, size: int | None = None,
-              **kwargs: Any) -> dict[str, Any]:
+    def voice(
+        self, chat_id: int, ogg: bytes, *, duration: int = 2, size: int | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """Inject a voice note (OGG/Opus bytes); returns the update."""
-        voice = {**self.add_file(ogg, "voice/note.oga", size=size), "duration": duration,
-                 "mime_type": "audio/ogg"}
+        voice = {
+            **self.add_file(ogg, "voice/note.oga", size=size),
+            "duration": duration,
+            "mime_type": "audio/ogg",
+        }
         update = self.message(chat_id, voice=voice, **kwargs)
         self.inject(update)
         return update
 
-    def photo(self, chat_id: int, jpeg: bytes, *, size: int | None = None,
-              **kwargs: Any) -> dict[str, Any]:
+    def photo(
+        self, chat_id: int, jpeg: bytes, *, size: int | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """Inject a photo (one size, as JPEG bytes); returns the update."""
-        photo = [{**self.add_file(jpeg, "photos/photo.jpg", size=size), "width": 640,
-                  "height": 480}]
+        photo = [
+            {**self.add_file(jpeg, "photos/photo.jpg", size=size), "width": 640, "height": 480}
+        ]
         update = self.message(chat_id, photo=photo, **kwargs)
         self.inject(update)
         return update
 
-    def video_note(self, chat_id: int, mp4: bytes, *, size: int | None = None,
-                   **kwargs: Any) -> dict[str, Any]:
+    def video_note(
+        self, chat_id: int, mp4: bytes, *, size: int | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """Inject a round video note (MP4 bytes); returns the update."""
-        note = {**self.add_file(mp4, "video_notes/note.mp4", size=size), "length": 240,
-                "duration": 3}
+        note = {
+            **self.add_file(mp4, "video_notes/note.mp4", size=size),
+            "length": 240,
+            "duration": 3,
+        }
         update = self.message(chat_id, video_note=note, **kwargs)
         self.inject(update)
         return update
 
-    def document(self, chat_id: int, data: bytes, name: str, mime: str, *,
-                 size: int | None = None, **kwargs: Any) -> dict[str, Any]:
+    def document(
+        self,
+        chat_id: int,
+        data: bytes,
+        name: str,
+        mime: str,
+        *,
+        size: int | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         """Inject a document; returns the update."""
-        doc = {**self.add_file(data, f"documents/{name}", size=size), "file_name": name,
-               "mime_type": mime}
+        doc = {
+            **self.add_file(data, f"documents/{name}", size=size),
+            "file_name": name,
+            "mime_type": mime,
+        }
         update = self.message(chat_id, document=doc, **kwargs)
         self.inject(update)
         return update
 
-    def press(self, chat_id: int, data: str, *, message_id: int | None = None,
-              language_code: str | None = "en") -> dict[str, Any]:
+    def press(
+        self,
+        chat_id: int,
+        data: str,
+        *,
+        message_id: int | None = None,
+        language_code: str | None = "en",
+    ) -> dict[str, Any]:
         """Inject a callback query (an inline button press) on a message the bot sent."""
-        update = self.press_update(chat_id, data, message_id=message_id,
-                                   language_code=language_code)
+        update = self.press_update(
+            chat_id, data, message_id=message_id, language_code=language_code
+        )
         self.inject(update)
         return update
 
-    def press_update(self, chat_id: int, data: str, *, message_id: int | None = None,
-                     language_code: str | None = "en") -> dict[str, Any]:
+    def press_update(
+        self,
+        chat_id: int,
+        data: str,
+        *,
+        message_id: int | None = None,
+        language_code: str | None = "en",
+    ) -> dict[str, Any]:
         """A callback query update (an inline button press), not injected."""
         if message_id is None:
             message_id = self.last_keyboard_message(chat_id)
@@ -413,19 +451,29 @@ class BotApiStandIn:
         """The successful calls of ``method`` (to ``chat_id``), in order."""
         with self._lock:
             return [
-                c for c in self.calls
-                if c.method == method and c.status == 200
+                c
+                for c in self.calls
+                if c.method == method
+                and c.status == 200
                 and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
             ]
 
     def sent(self, chat_id: int) -> list[Call]:
         """Everything that reached ``chat_id``: messages, edits, documents, photos, in order."""
-        methods = {"sendMessage", "editMessageText", "editMessageReplyMarkup", "sendDocument",
-                   "sendPhoto", "sendVoice"}
+        methods = {
+            "sendMessage",
+            "editMessageText",
+            "editMessageReplyMarkup",
+            "sendDocument",
+            "sendPhoto",
+            "sendVoice",
+        }
         with self._lock:
             return [
-                c for c in self.calls
-                if c.method in methods and c.status == 200
+                c
+                for c in self.calls
+                if c.method in methods
+                and c.status == 200
                 and str(c.params.get("chat_id")) == str(chat_id)
             ]
 
@@ -437,9 +485,12 @@ class BotApiStandIn:
         """The id of the last message with an inline keyboard sent to ``chat_id``."""
         with self._lock:
             for call in reversed(self.calls):
-                if (call.method == "sendMessage" and call.status == 200
-                        and str(call.params.get("chat_id")) == str(chat_id)
-                        and call.params.get("reply_markup")):
+                if (
+                    call.method == "sendMessage"
+                    and call.status == 200
+                    and str(call.params.get("chat_id")) == str(chat_id)
+                    and call.params.get("reply_markup")
+                ):
                     return int(call.params["_message_id"])
         raise AssertionError(f"no keyboard was sent to {chat_id}")
 
@@ -447,9 +498,12 @@ class BotApiStandIn:
         """``(text, callback_data)`` of the last inline keyboard sent to ``chat_id``."""
         with self._lock:
             for call in reversed(self.calls):
-                if (call.method == "sendMessage" and call.status == 200
-                        and str(call.params.get("chat_id")) == str(chat_id)
-                        and call.params.get("reply_markup")):
+                if (
+                    call.method == "sendMessage"
+                    and call.status == 200
+                    and str(call.params.get("chat_id")) == str(chat_id)
+                    and call.params.get("reply_markup")
+                ):
                     rows = call.params["reply_markup"].get("inline_keyboard", [])
                     return [(b["text"], b["callback_data"]) for row in rows for b in row]
         return []
@@ -484,8 +538,9 @@ class BotApiStandIn:
 
     def _summary(self) -> list[tuple[str, Any]]:
         with self._lock:
-            return [(c.method, c.params.get("text")) for c in self.calls
-                    if c.method != "getUpdates"][-20:]
+            return [
+                (c.method, c.params.get("text")) for c in self.calls if c.method != "getUpdates"
+            ][-20:]
 
     # -- the HTTP side ------------------------------------------------------------------------
 
@@ -522,8 +577,9 @@ class BotApiStandIn:
     async def _api(self, request: Request) -> Response:
         method = request.path_params["method"]
         if request.path_params["token"] != self.token:
-            return JSONResponse({"ok": False, "error_code": 401,
-                                 "description": "Unauthorized"}, status_code=401)
+            return JSONResponse(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401
+            )
         params, files = await self._params(request)
         fault = self._take_fault(method, params)
         if fault is not None:
@@ -531,16 +587,21 @@ class BotApiStandIn:
                 await asyncio.sleep(fault.delay_s)
             if fault.status:
                 self._record(Call(method, params, files, status=fault.status))
-                body: dict[str, Any] = {"ok": False, "error_code": fault.status,
-                                        "description": fault.description or _DESCRIPTIONS.get(
-                                            fault.status, "Internal Server Error")}
+                body: dict[str, Any] = {
+                    "ok": False,
+                    "error_code": fault.status,
+                    "description": fault.description
+                    or _DESCRIPTIONS.get(fault.status, "Internal Server Error"),
+                }
                 if fault.retry_after is not None:
                     body["parameters"] = {"retry_after": fault.retry_after}
                 return JSONResponse(body, status_code=fault.status)
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
-            return JSONResponse({"ok": False, "error_code": 404,
-                                 "description": "Not Found: method not found"}, status_code=404)
+            return JSONResponse(
+                {"ok": False, "error_code": 404, "description": "Not Found: method not found"},
+                status_code=404,
+            )
         call = Call(method, params, files)
         result = await handler(params, files, call)
         self._record(call)
@@ -564,17 +625,27 @@ class BotApiStandIn:
             "message_id": message_id,
             "date": int(time.time()),
             "chat": {"id": int(params["chat_id"]), "type": "private"},
-            "from": {"id": BOT_ID, "is_bot": True, "first_name": "billtalk",
-                     "username": BOT_USERNAME},
+            "from": {
+                "id": BOT_ID,
+                "is_bot": True,
+                "first_name": "billtalk",
+                "username": BOT_USERNAME,
+            },
             **content,
         }
 
     # Bot API methods: ``_m_<name>(params, files, call)`` returns the ``result``.
 
     async def _m_getMe(self, params: dict[str, Any], *_: Any) -> Any:
-        return {"id": BOT_ID, "is_bot": True, "first_name": "billtalk", "username": BOT_USERNAME,
-                "can_join_groups": False, "can_read_all_group_messages": False,
-                "supports_inline_queries": False}
+        return {
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "billtalk",
+            "username": BOT_USERNAME,
+            "can_join_groups": False,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
 
     async def _m_getUpdates(self, params: dict[str, Any], *_: Any) -> Any:
         offset = int(params.get("offset") or 0)
@@ -591,13 +662,17 @@ class BotApiStandIn:
                     return ready
                 self._new_update.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new_update.wait(), max(deadline - time.monotonic(),
-                                                                    0.001))
+                await asyncio.wait_for(
+                    self._new_update.wait(), max(deadline - time.monotonic(), 0.001)
+                )
 
     async def _m_setWebhook(self, params: dict[str, Any], *_: Any) -> Any:
         with self._lock:
-            self.webhook = {"url": params.get("url"), "secret_token": params.get("secret_token"),
-                            "max_connections": params.get("max_connections")}
+            self.webhook = {
+                "url": params.get("url"),
+                "secret_token": params.get("secret_token"),
+                "max_connections": params.get("max_connections"),
+            }
             pending, self._pending = self._pending, []
         for update in pending:
             self._enqueue_webhook(update)
@@ -610,8 +685,11 @@ class BotApiStandIn:
 
     async def _m_getWebhookInfo(self, params: dict[str, Any], *_: Any) -> Any:
         with self._lock:
-            return {"url": (self.webhook or {}).get("url") or "", "has_custom_certificate": False,
-                    "pending_update_count": len(self._pending)}
+            return {
+                "url": (self.webhook or {}).get("url") or "",
+                "has_custom_certificate": False,
+                "pending_update_count": len(self._pending),
+            }
 
     async def _m_sendMessage(self, params: dict[str, Any], *_: Any) -> Any:
         content: dict[str, Any] = {"text": params.get("text", "")}
@@ -644,22 +722,29 @@ class BotApiStandIn:
         if found is None:
             raise ValueError(file_id)
         path, data = found
-        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data),
-                "file_path": path}
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(data),
+            "file_path": path,
+        }
 
-    async def _m_sendDocument(self, params: dict[str, Any], files: dict[str, Any],
-                              *_: Any) -> Any:
+    async def _m_sendDocument(self, params: dict[str, Any], files: dict[str, Any], *_: Any) -> Any:
         name = files.get("document", ("document", b""))[0]
-        return self._bot_message(params, document={"file_id": "sent-doc", "file_unique_id": "sd",
-                                                   "file_name": name})
+        return self._bot_message(
+            params, document={"file_id": "sent-doc", "file_unique_id": "sd", "file_name": name}
+        )
 
     async def _m_sendPhoto(self, params: dict[str, Any], files: dict[str, Any], *_: Any) -> Any:
-        return self._bot_message(params, photo=[{"file_id": "sent-photo", "file_unique_id": "sp",
-                                                 "width": 100, "height": 100}])
+        return self._bot_message(
+            params,
+            photo=[{"file_id": "sent-photo", "file_unique_id": "sp", "width": 100, "height": 100}],
+        )
 
     async def _m_sendVoice(self, params: dict[str, Any], files: dict[str, Any], *_: Any) -> Any:
-        return self._bot_message(params, voice={"file_id": "sent-voice", "file_unique_id": "sv",
-                                                "duration": 1})
+        return self._bot_message(
+            params, voice={"file_id": "sent-voice", "file_unique_id": "sv", "duration": 1}
+        )
 
     # -- webhook delivery ----------------------------------------------------------------------
 
@@ -721,8 +806,7 @@ class BotApiStandIn:
                 except httpx.HTTPError:
                     status = None
                 with self._changed:
-                    self.deliveries.append(Delivery(int(update["update_id"]), url, status,
-                                                    attempt))
+                    self.deliveries.append(Delivery(int(update["update_id"]), url, status, attempt))
                     self._changed.notify_all()
                 if status != 200 and attempt < self.webhook_attempts:
                     await asyncio.sleep(0.05 * attempt)
@@ -748,5 +832,6 @@ def keyboard_texts(call: Call) -> list[str]:
 
 def all_texts(calls: Iterable[Call]) -> str:
     """Every text of ``calls`` joined (for assertions that some text never appeared)."""
-    return "\n".join(str(c.params.get("text", "")) + str(c.params.get("caption", ""))
-                     for c in calls)
+    return "\n".join(
+        str(c.params.get("text", "")) + str(c.params.get("caption", "")) for c in calls
+    )

@@ -78,8 +78,11 @@ async def engine(tg_db: str, nlu_model: Any, clock: Clock) -> AsyncIterator[Any]
 
     billing = BillingClient.embedded(tg_db)
     engine = DialogueEngine(
-        ConversationStore(make_db(tg_db)), billing, nlu_model,
-        settings=DialogueSettings(), clock=clock,
+        ConversationStore(make_db(tg_db)),
+        billing,
+        nlu_model,
+        settings=DialogueSettings(),
+        clock=clock,
     )
     yield engine
     await billing.aclose()

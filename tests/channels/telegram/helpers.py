@@ -41,8 +41,9 @@ class TgChat:
         update = inject()
         update_id = int(update if isinstance(update, int) else update["update_id"])
         ledger = self.runtime.adapter.ledger
-        await self.standin.until(lambda: ledger.status(update_id) == "done", timeout,
-                                 what=f"update {update_id} handled")
+        await self.standin.until(
+            lambda: ledger.status(update_id) == "done", timeout, what=f"update {update_id} handled"
+        )
         return self.standin.sent(self.chat_id)[before:]
 
     async def send(self, text: str, **kwargs: Any) -> str:
@@ -60,8 +61,11 @@ class TgChat:
 
     async def press_data(self, data: str, message_id: int | None = None) -> str:
         """Press a button by its callback data."""
-        calls = await self.do(lambda: self.standin.press(
-            self.chat_id, data, message_id=message_id, language_code=self.language_code))
+        calls = await self.do(
+            lambda: self.standin.press(
+                self.chat_id, data, message_id=message_id, language_code=self.language_code
+            )
+        )
         return joined(calls)
 
     def titles(self) -> list[str]:
@@ -79,8 +83,11 @@ def ogg_note(text: str, tmp: Path, voice: str = "en-us") -> bytes:
     from speech.audio import encode_audio, load_audio
 
     wav = tmp / f"note-{abs(hash(text))}.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "140", "-w", str(wav), text], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", "140", "-w", str(wav), text],
+        check=True,
+        capture_output=True,
+    )
     samples = load_audio(wav.read_bytes(), trim=False).samples
     return encode_audio(samples, "ogg")
 

@@ -17,8 +17,14 @@ from tests.channels.telegram.workers import REPO, worker_env
 def test_without_a_token_it_says_how_to_get_one() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLTALK_TELEGRAM_")}
     env["BILLTALK_TELEGRAM_TOKEN"] = ""
-    done = subprocess.run([sys.executable, "-m", "app", "telegram", "run"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "telegram", "run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "BILLTALK_TELEGRAM_TOKEN" in done.stderr and "BotFather" in done.stderr
 
@@ -33,16 +39,20 @@ def test_polling_calls_getme_deletewebhook_then_getupdates_and_answers(
         env = worker_env(standin, f"sqlite:///{db}", BILLTALK_LOG_LEVEL="INFO")
         proc = subprocess.Popen(
             [sys.executable, "-m", "app", "telegram", "run", "--mode", "polling"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
-            standin.wait_for(lambda: standin.calls_of("getUpdates"), timeout=180,
-                             what="getUpdates")
+            standin.wait_for(lambda: standin.calls_of("getUpdates"), timeout=180, what="getUpdates")
             standin.text(9_000_001, f"/start {code}")
             standin.wait_for(lambda: standin.texts(9_000_001), timeout=60, what="link reply")
             standin.text(9_000_001, "how much do I owe?")
-            standin.wait_for(lambda: len(standin.texts(9_000_001)) == 2, timeout=60,
-                             what="balance reply")
+            standin.wait_for(
+                lambda: len(standin.texts(9_000_001)) == 2, timeout=60, what="balance reply"
+            )
         finally:
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=60)

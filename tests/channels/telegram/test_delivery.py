@@ -30,8 +30,11 @@ async def linked(runtime: Any, standin: Any, seeded: Any, role: str = "payer") -
 
 
 def statuses(standin: Any, chat_id: int, method: str = "sendMessage") -> list[int]:
-    return [c.status for c in standin.calls if c.method == method
-            and str(c.params.get("chat_id")) == str(chat_id)]
+    return [
+        c.status
+        for c in standin.calls
+        if c.method == method and str(c.params.get("chat_id")) == str(chat_id)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -43,8 +46,9 @@ async def test_a_failed_send_is_retried_and_arrives_once(
     runtime: Any, standin: Any, status: int, retry_after: int | None, delay_s: float
 ) -> None:
     chat = TgChat(runtime, standin, new_chat())
-    standin.fail("sendMessage", status, retry_after=retry_after, delay_s=delay_s,
-                 chat_id=chat.chat_id)
+    standin.fail(
+        "sendMessage", status, retry_after=retry_after, delay_s=delay_s, chat_id=chat.chat_id
+    )
     reply = await chat.send("hello")
     assert "link" in reply.lower(), reply
     await standin.until(lambda: len(statuses(standin, chat.chat_id)) == 2, what="both calls")
@@ -66,14 +70,16 @@ async def test_a_reply_telegram_keeps_refusing_goes_to_the_outbox_and_arrives_on
     # The outbox sender runs every second, so it may deliver before the update is
     # seen as done: the row, not the timing, shows the reply went through the outbox.
     await chat.send("hello")
-    await standin.until(lambda: standin.texts(chat.chat_id), timeout=30,
-                        what="the reply, sent by the outbox")
+    await standin.until(
+        lambda: standin.texts(chat.chat_id), timeout=30, what="the reply, sent by the outbox"
+    )
     await asyncio.sleep(1.0)
     assert len(standin.texts(chat.chat_id)) == 1
     assert statuses(standin, chat.chat_id) == [502, 502, 502, 502, 200]
     with runtime.engine.store.session() as s:
-        [row] = s.scalars(select(OutboxRow).where(
-            OutboxRow.external_user_id == str(chat.chat_id))).all()
+        [row] = s.scalars(
+            select(OutboxRow).where(OutboxRow.external_user_id == str(chat.chat_id))
+        ).all()
         assert (row.status, row.kind) == ("delivered", "reply")
         assert "link" in row.message.lower()
 
@@ -102,8 +108,10 @@ async def test_long_text_is_split_on_lines_and_files_go_as_document_and_photo(
     message = OutgoingMessage(
         text="\n".join(lines),
         buttons=(Button("OK", "/ok{}", "b1"), Button("Cancel", "/cancel{}", "b2")),
-        attachments=(Attachment("pdf", b"%PDF-1.4 receipt", "R1.pdf", "application/pdf"),
-                     Attachment("image", png.getvalue(), "usage.png", "image/png")),
+        attachments=(
+            Attachment("pdf", b"%PDF-1.4 receipt", "R1.pdf", "application/pdf"),
+            Attachment("image", png.getvalue(), "usage.png", "image/png"),
+        ),
     )
     await channel.send(str(chat_id), message)
     texts = [c for c in standin.calls_of("sendMessage", chat_id)]
@@ -148,19 +156,32 @@ async def test_pushed_reminders_and_staff_replies_arrive_once(
     chat = await linked(runtime, standin, seeded, role="other")
     resident = seeded.roles["other"]["resident_id"]
     engine = runtime.engine
-    queued = await engine.push(resident, "Reminder: your water bill is due on 16 Dec.",
-                               kind="notice", dedupe_key="reminder-water-2026-12")
+    queued = await engine.push(
+        resident,
+        "Reminder: your water bill is due on 16 Dec.",
+        kind="notice",
+        dedupe_key="reminder-water-2026-12",
+    )
     assert queued >= 1
-    again = await engine.push(resident, "Reminder: your water bill is due on 16 Dec.",
-                              kind="notice", dedupe_key="reminder-water-2026-12")
+    again = await engine.push(
+        resident,
+        "Reminder: your water bill is due on 16 Dec.",
+        kind="notice",
+        dedupe_key="reminder-water-2026-12",
+    )
     assert again == 0
-    await standin.until(lambda: any("Reminder" in t for t in standin.texts(chat.chat_id)),
-                        what="the pushed reminder")
-    conversation = engine.store.conversation_id_for("telegram", str(chat.chat_id), resident,
-                                                    engine.clock())
+    await standin.until(
+        lambda: any("Reminder" in t for t in standin.texts(chat.chat_id)),
+        what="the pushed reminder",
+    )
+    conversation = engine.store.conversation_id_for(
+        "telegram", str(chat.chat_id), resident, engine.clock()
+    )
     assert staff_reply(engine.store, conversation, "staff-7", "Hi, this is Lin from the office.")
-    await standin.until(lambda: any("Lin from the office" in t
-                                    for t in standin.texts(chat.chat_id)), what="staff reply")
+    await standin.until(
+        lambda: any("Lin from the office" in t for t in standin.texts(chat.chat_id)),
+        what="staff reply",
+    )
     texts = standin.texts(chat.chat_id)
     assert sum("Reminder" in t for t in texts) == 1
     assert sum("Lin from the office" in t for t in texts) == 1
@@ -180,8 +201,9 @@ async def test_a_pushed_message_to_a_blocked_chat_is_not_retried_forever(
 
     def row_status() -> str | None:
         with runtime.engine.store.session() as s:
-            row = s.scalars(select(OutboxRow).where(
-                OutboxRow.external_user_id == str(chat.chat_id))).first()
+            row = s.scalars(
+                select(OutboxRow).where(OutboxRow.external_user_id == str(chat.chat_id))
+            ).first()
             return None if row is None else row.status
 
     await standin.until(lambda: row_status() == "unreachable", what="row unreachable")

@@ -20,8 +20,9 @@ from tests.channels.telegram.helpers import AMOUNT, TgChat, joined
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-async def linked(runtime: Any, standin: Any, seeded: Any, role: str = "payer",
-                 language_code: str = "en") -> TgChat:
+async def linked(
+    runtime: Any, standin: Any, seeded: Any, role: str = "payer", language_code: str = "en"
+) -> TgChat:
     """A new chat linked with a fresh one-time code through the ``/start CODE`` deep link."""
     chat = TgChat(runtime, standin, new_chat(), language_code)
     resident = seeded.roles[role]["resident_id"]
@@ -50,8 +51,18 @@ async def test_polling_starts_with_getme_commands_then_deletewebhook_and_getupda
     by_language = {c.params.get("language_code"): c.params["commands"] for c in commands}
     assert set(by_language) == {None, "zh"}
     names = [c["command"] for c in by_language[None]]
-    for name in ("balance", "pay", "history", "usage", "reading", "autopay", "human", "lang",
-                 "help", "unlink"):
+    for name in (
+        "balance",
+        "pay",
+        "history",
+        "usage",
+        "reading",
+        "autopay",
+        "human",
+        "lang",
+        "help",
+        "unlink",
+    ):
         assert name in names
     assert any("缴费" in c["description"] for c in by_language["zh"])
 
@@ -64,8 +75,10 @@ async def test_an_unlinked_chat_learns_no_amount_and_wrong_codes_are_limited(
         reply = await chat.send(text)
         assert "link" in reply.lower(), reply
         assert not AMOUNT.search(reply) and "¥" not in reply, reply
-    replies = [await chat.send(code) for code in ("111111", "222222", "333333", "444444",
-                                                  "555555", "666666")]
+    replies = [
+        await chat.send(code)
+        for code in ("111111", "222222", "333333", "444444", "555555", "666666")
+    ]
     assert "isn't valid" in replies[0], replies[0]
     assert "Too many wrong link codes" in replies[-1] and "15 minutes" in replies[-1], replies
     assert all(not AMOUNT.search(r) for r in replies)
@@ -142,15 +155,23 @@ async def test_a_worker_that_died_after_paying_but_before_answering_is_answered_
     ledger, adapter = runtime.adapter.ledger, runtime.adapter
     # the dead worker: it claimed the update and its turn paid, then it was killed
     assert ledger.claim(press["update_id"], str(chat.chat_id), "dead-worker") is False
-    await runtime.engine.handle(IncomingMessage(
-        channel="telegram", external_user_id=str(chat.chat_id), button_id=pay, language="en",
-        delivery_id=f"telegram:{adapter.bot_id}:{press['update_id']}"))
+    await runtime.engine.handle(
+        IncomingMessage(
+            channel="telegram",
+            external_user_id=str(chat.chat_id),
+            button_id=pay,
+            language="en",
+            delivery_id=f"telegram:{adapter.bot_id}:{press['update_id']}",
+        )
+    )
     assert len(await payments_of(runtime, seeded, "other")) == before + 1
     sent_before = len(standin.sent(chat.chat_id))
     with ledger.db.begin() as conn:  # its claim goes stale
-        conn.execute(sql_update(updates_table)
-                     .where(updates_table.c.update_id == press["update_id"])
-                     .values(claimed_at=datetime.now(UTC) - timedelta(hours=1)))
+        conn.execute(
+            sql_update(updates_table)
+            .where(updates_table.c.update_id == press["update_id"])
+            .values(claimed_at=datetime.now(UTC) - timedelta(hours=1))
+        )
     calls = await chat.do(lambda: standin.redeliver(press))
     outcome = joined(calls)
     assert outcome.count("Paid") == 1 and "4.00" in outcome, outcome
@@ -172,8 +193,10 @@ async def test_two_presses_at_once_pay_once(runtime: Any, standin: Any, seeded: 
     first = standin.press(chat.chat_id, pay)
     second = standin.press(chat.chat_id, pay)
     ledger = runtime.adapter.ledger
-    await standin.until(lambda: all(ledger.status(u["update_id"]) == "done"
-                                    for u in (first, second)), what="both presses")
+    await standin.until(
+        lambda: all(ledger.status(u["update_id"]) == "done" for u in (first, second)),
+        what="both presses",
+    )
     assert len(await payments_of(runtime, seeded, "other")) == before + 1
     texts = joined(standin.sent(chat.chat_id))
     assert texts.count("Paid") == 1, texts
@@ -184,8 +207,10 @@ async def test_expired_foreign_and_forged_buttons_pay_nothing_and_say_why(
 ) -> None:
     mine = await linked(runtime, standin, seeded)
     theirs = await linked(runtime, standin, seeded, role="other")
-    before = len(await payments_of(runtime, seeded)), len(await payments_of(runtime, seeded,
-                                                                              "other"))
+    before = (
+        len(await payments_of(runtime, seeded)),
+        len(await payments_of(runtime, seeded, "other")),
+    )
     await theirs.send("pay 7 for water")
     [their_pay] = [d for t, d in standin.buttons(theirs.chat_id) if t.startswith("Pay")]
     # another chat's confirmation pressed in mine
@@ -203,8 +228,10 @@ async def test_expired_foreign_and_forged_buttons_pay_nothing_and_say_why(
     finally:
         clock.advance(minutes=-6)
     assert "Paid" not in reply and ("expired" in reply or "no longer valid" in reply), reply
-    after = len(await payments_of(runtime, seeded)), len(await payments_of(runtime, seeded,
-                                                                             "other"))
+    after = (
+        len(await payments_of(runtime, seeded)),
+        len(await payments_of(runtime, seeded, "other")),
+    )
     assert after == before
 
 
@@ -224,8 +251,11 @@ async def test_pin_step_up_in_chinese(runtime: Any, standin: Any, seeded: Any) -
     reply = await chat.send("482916")
     assert "250.00" in reply, reply
     assert len(await payments_of(runtime, seeded)) == before + 1
-    log = runtime.engine.store.turns(runtime.engine.store.conversation_id_for(
-        "telegram", str(chat.chat_id), resident, runtime.engine.clock()))
+    log = runtime.engine.store.turns(
+        runtime.engine.store.conversation_id_for(
+            "telegram", str(chat.chat_id), resident, runtime.engine.clock()
+        )
+    )
     assert all("482916" not in (t.text_raw or "") for t in log)
 
 
@@ -271,12 +301,18 @@ async def test_edited_and_forwarded_messages_never_pay(
 ) -> None:
     chat = await linked(runtime, standin, seeded)
     before = len(await payments_of(runtime, seeded))
-    calls = await chat.do(lambda: standin.inject(standin.message(
-        chat.chat_id, text="pay 4 for water", key="edited_message")))
+    calls = await chat.do(
+        lambda: standin.inject(
+            standin.message(chat.chat_id, text="pay 4 for water", key="edited_message")
+        )
+    )
     assert "edited messages" in joined(calls), joined(calls)
     forwarded = standin.message(chat.chat_id, text="pay 4 for water")
-    forwarded["message"]["forward_origin"] = {"type": "hidden_user", "date": 1,
-                                              "sender_user_name": "Someone"}
+    forwarded["message"]["forward_origin"] = {
+        "type": "hidden_user",
+        "date": 1,
+        "sender_user_name": "Someone",
+    }
     calls = await chat.do(lambda: standin.inject(forwarded))
     assert "forwarded" in joined(calls), joined(calls)
     assert all(not c.params.get("reply_markup") for c in calls)
@@ -299,15 +335,33 @@ async def test_a_group_is_told_once_and_shown_nothing(
 @pytest.mark.parametrize(
     "content",
     [
-        {"sticker": {"file_id": "s1", "file_unique_id": "s1", "width": 512, "height": 512,
-                     "is_animated": False, "is_video": False, "type": "regular"}},
+        {
+            "sticker": {
+                "file_id": "s1",
+                "file_unique_id": "s1",
+                "width": 512,
+                "height": 512,
+                "is_animated": False,
+                "is_video": False,
+                "type": "regular",
+            }
+        },
         {"location": {"latitude": 31.23, "longitude": 121.47}},
         {"contact": {"phone_number": "+8613800000000", "first_name": "Li"}},
-        {"poll": {"id": "p1", "question": "?", "options": [{"text": "a", "voter_count": 0,
-                                                                "persistent_id": "o1"}],
-                  "total_voter_count": 0, "is_closed": False, "is_anonymous": True,
-                  "type": "regular", "allows_multiple_answers": False,
-                  "allows_revoting": False, "members_only": False}},
+        {
+            "poll": {
+                "id": "p1",
+                "question": "?",
+                "options": [{"text": "a", "voter_count": 0, "persistent_id": "o1"}],
+                "total_voter_count": 0,
+                "is_closed": False,
+                "is_anonymous": True,
+                "type": "regular",
+                "allows_multiple_answers": False,
+                "allows_revoting": False,
+                "members_only": False,
+            }
+        },
         {"dice": {"emoji": "🎲", "value": 3}},
     ],
     ids=["sticker", "location", "contact", "poll", "dice"],
@@ -323,8 +377,7 @@ async def test_message_kinds_the_bot_does_not_read_get_a_clear_reply(
 async def test_updates_without_a_chat_are_recorded_and_the_bot_keeps_going(
     runtime: Any, standin: Any
 ) -> None:
-    poll_answer = {"poll_answer": {"poll_id": "p1", "option_ids": [0],
-                                   "user": standin.user(42)}}
+    poll_answer = {"poll_answer": {"poll_id": "p1", "option_ids": [0], "user": standin.user(42)}}
     update_id = standin.inject(poll_answer)
     ledger = runtime.adapter.ledger
     await standin.until(lambda: ledger.status(update_id) == "done", what="poll answer")
@@ -341,19 +394,22 @@ async def test_an_update_the_library_cannot_parse_does_not_block_later_updates(
     assert "can't read that kind of message" in joined(calls)
     assert "link" in (await chat.send("hello")).lower()
     chinese = TgChat(runtime, standin, new_chat(), language_code="zh-hans")
-    broken = standin.message(chinese.chat_id, poll={"id": "p3", "question": "?"},
-                             language_code="zh-hans")
+    broken = standin.message(
+        chinese.chat_id, poll={"id": "p3", "question": "?"}, language_code="zh-hans"
+    )
     calls = await chinese.do(lambda: standin.inject(broken))
     assert "我看不懂这类消息" in joined(calls), joined(calls)
 
 
-async def test_a_10000_character_message_is_refused_clearly(runtime: Any, standin: Any,
-                                                            seeded: Any) -> None:
+async def test_a_10000_character_message_is_refused_clearly(
+    runtime: Any, standin: Any, seeded: Any
+) -> None:
     chat = await linked(runtime, standin, seeded)
     reply = await chat.send("pay " + "x" * 9_996)
     assert "too long" in reply.lower(), reply
     assert not standin.buttons(chat.chat_id) or "Pay" not in keyboard_texts(
-        standin.calls_of("sendMessage", chat.chat_id)[-1])
+        standin.calls_of("sendMessage", chat.chat_id)[-1]
+    )
 
 
 async def test_a_redelivered_update_acts_once(runtime: Any, standin: Any, seeded: Any) -> None:
@@ -395,9 +451,15 @@ async def test_a_fresh_update_skips_the_delivery_read_and_a_redelivery_still_act
     reads.clear()
     assert await chat.do(lambda: standin.redeliver(update)) == []  # the ledger drops it
     # the same delivery reaching the engine without the channel's word: read, not acted on
-    again = await runtime.engine.handle(IncomingMessage(
-        channel="telegram", external_user_id=str(chat.chat_id), text="how much do I owe?",
-        language="en", delivery_id=delivery))
+    again = await runtime.engine.handle(
+        IncomingMessage(
+            channel="telegram",
+            external_user_id=str(chat.chat_id),
+            text="how much do I owe?",
+            language="en",
+            delivery_id=delivery,
+        )
+    )
     assert again == [] and reads == [delivery]
     assert ledger.status(update["update_id"]) == "done"
 
@@ -438,9 +500,16 @@ async def test_housekeeping_forgets_old_updates_yet_a_late_redelivery_acts_once(
     # done and, its replies forgotten, nothing is sent twice
     from bot.messages import IncomingMessage
 
-    again = await runtime.engine.handle(IncomingMessage(
-        channel="telegram", external_user_id=str(chat.chat_id), text="how much do I owe?",
-        language="en", delivery_id=delivery, resend_if_processed=True))
+    again = await runtime.engine.handle(
+        IncomingMessage(
+            channel="telegram",
+            external_user_id=str(chat.chat_id),
+            text="how much do I owe?",
+            language="en",
+            delivery_id=delivery,
+            resend_if_processed=True,
+        )
+    )
     assert again == []
 
 
@@ -468,8 +537,9 @@ async def test_every_menu_command_is_understood(
     for command in ("balance", "history", "usage", "reading", "autopay", "help", "human"):
         reply = await chat.send(f"/{command}")
         assert reply, command
-        conversation = store.conversation_id_for("telegram", str(chat.chat_id), None,
-                                                 runtime.engine.clock())
+        conversation = store.conversation_id_for(
+            "telegram", str(chat.chat_id), None, runtime.engine.clock()
+        )
         last = store.turns(conversation)[-1]
         intents[command] = last.intent
         if command == "human":

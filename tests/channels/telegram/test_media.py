@@ -30,8 +30,9 @@ async def linked(runtime: Any, standin: Any, seeded: Any, role: str = "payer") -
 
 def state_of(runtime: Any, chat: TgChat) -> dict[str, Any]:
     store = runtime.engine.store
-    row = store.get_conversation(store.conversation_id_for(
-        "telegram", str(chat.chat_id), None, runtime.engine.clock()))
+    row = store.get_conversation(
+        store.conversation_id_for("telegram", str(chat.chat_id), None, runtime.engine.clock())
+    )
     return dict(json.loads(row.state))
 
 
@@ -139,9 +140,17 @@ async def test_a_round_video_note_doing_the_challenged_moves_pays(
     clip = motion_clip(face_crop(load_image(obama[1], FaceSettings()).rgb), motions)
     reply = joined(await chat.do(lambda: standin.video_note(chat.chat_id, clip)))
     assert "Paid" in reply and "210.00" in reply, reply
-    log = json.dumps([t.__dict__ for t in runtime.engine.store.turns(
-        runtime.engine.store.conversation_id_for("telegram", str(chat.chat_id), None,
-                                                 runtime.engine.clock()))], default=str)
+    log = json.dumps(
+        [
+            t.__dict__
+            for t in runtime.engine.store.turns(
+                runtime.engine.store.conversation_id_for(
+                    "telegram", str(chat.chat_id), None, runtime.engine.clock()
+                )
+            )
+        ],
+        default=str,
+    )
     assert clip[:48].hex() not in log and "ftyp" not in log
 
 
@@ -159,8 +168,9 @@ async def test_a_voice_note_answers_a_voice_step_up(
     resident = seeded.roles[role]["resident_id"]
     store = TemplateStore(runtime.engine.store.engine)
     if not store.is_enrolled(resident, "voice"):
-        samples = [EnrollmentSample(spoken_digits(p, seed=i, **voice), p)
-                   for i, p in enumerate(PROMPTS)]
+        samples = [
+            EnrollmentSample(spoken_digits(p, seed=i, **voice), p) for i, p in enumerate(PROMPTS)
+        ]
         enroll(store, resident, samples, actor="staff:test")
     chat = await linked(runtime, standin, seeded, role=role)
     reply = await chat.send("pay 205 for property fee")
@@ -206,7 +216,15 @@ async def test_face_enrollment_with_selfies_sent_as_photos(
     reply = await chat.send("done")
     assert "face is enrolled" in reply, reply
     assert TemplateStore(runtime.engine.store.engine).is_enrolled(resident, "face")
-    log = json.dumps([t.__dict__ for t in runtime.engine.store.turns(
-        runtime.engine.store.conversation_id_for("telegram", str(chat.chat_id), None,
-                                                 runtime.engine.clock()))], default=str)
+    log = json.dumps(
+        [
+            t.__dict__
+            for t in runtime.engine.store.turns(
+                runtime.engine.store.conversation_id_for(
+                    "telegram", str(chat.chat_id), None, runtime.engine.clock()
+                )
+            )
+        ],
+        default=str,
+    )
     assert PIN not in log and "JFIF" not in log

@@ -59,13 +59,15 @@ async def webhook(engine: Any, standin: BotApiStandIn) -> AsyncIterator[Any]:
 
 def cli_env(standin: BotApiStandIn, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLTALK_TELEGRAM_")}
-    env.update({
-        "BILLTALK_TELEGRAM_TOKEN": TOKEN,
-        "BILLTALK_TELEGRAM_API_URL": standin.api_url,
-        "BILLTALK_TELEGRAM_FILE_URL": standin.file_url,
-        "BILLTALK_TELEGRAM_WEBHOOK_SECRET": SECRET,
-        **extra,
-    })
+    env.update(
+        {
+            "BILLTALK_TELEGRAM_TOKEN": TOKEN,
+            "BILLTALK_TELEGRAM_API_URL": standin.api_url,
+            "BILLTALK_TELEGRAM_FILE_URL": standin.file_url,
+            "BILLTALK_TELEGRAM_WEBHOOK_SECRET": SECRET,
+            **extra,
+        }
+    )
     return env
 
 
@@ -76,7 +78,10 @@ async def test_set_webhook_registers_the_url_with_its_secret(
     done = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "app", "telegram", "set-webhook", "--url", url],
-        env=cli_env(standin), capture_output=True, text=True, timeout=120,
+        env=cli_env(standin),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert '"ok": true' in done.stdout
@@ -91,13 +96,17 @@ async def test_a_request_without_or_with_a_wrong_secret_is_403_and_does_nothing(
     chat = new_chat()
     update = standin.message(chat, text="how much do I owe?")
     async with httpx.AsyncClient() as client:
-        for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"},
-                        {"X-Telegram-Bot-Api-Secret-Token": ""}):
+        for headers in (
+            {},
+            {"X-Telegram-Bot-Api-Secret-Token": "wrong"},
+            {"X-Telegram-Bot-Api-Secret-Token": ""},
+        ):
             response = await client.post(url, json=update, headers=headers)
             assert response.status_code == 403
             assert response.json()["error"]["code"] == "forbidden"
-        bad = await client.post(url, content=b"{not json",
-                                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+        bad = await client.post(
+            url, content=b"{not json", headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        )
         assert bad.status_code == 400
     assert service.runtime.adapter.ledger.status(update["update_id"]) is None
     assert standin.sent(chat) == []
@@ -140,9 +149,13 @@ async def test_an_update_redelivered_after_a_webhook_timeout_acts_once(
     press = standin.press(chat, pay)
     await standin.until(
         lambda: sum(d.update_id == press["update_id"] for d in standin.deliveries) >= 2,
-        timeout=30, what="a redelivery")
-    await standin.until(lambda: service.runtime.adapter.ledger.status(press["update_id"])
-                        == "done", what="the press handled")
+        timeout=30,
+        what="a redelivery",
+    )
+    await standin.until(
+        lambda: service.runtime.adapter.ledger.status(press["update_id"]) == "done",
+        what="the press handled",
+    )
     await asyncio.sleep(1.0)
     assert len(await engine.billing.list_payments(household, limit=200)) == before + 1
     outcome = joined(standin.sent(chat)[2:])
@@ -151,8 +164,10 @@ async def test_an_update_redelivered_after_a_webhook_timeout_acts_once(
     update = standin.message(chat, text="how much do I owe?")
     standin.inject(update)
     standin.redeliver(update)
-    await standin.until(lambda: service.runtime.adapter.ledger.status(update["update_id"])
-                        == "done", what="the balance")
+    await standin.until(
+        lambda: service.runtime.adapter.ledger.status(update["update_id"]) == "done",
+        what="the balance",
+    )
     await asyncio.sleep(0.5)
     assert sum("in total" in t for t in standin.texts(chat)) == 1
 
@@ -174,22 +189,30 @@ async def test_a_webhook_redelivery_of_an_update_whose_worker_died_is_answered_o
     chat = new_chat()
     code = (await engine.billing.create_link_code(seeded.roles["payer"]["resident_id"])).code
     start = standin.text(chat, f"/start {code}")
-    await standin.until(lambda: adapter.ledger.status(start["update_id"]) == "done",
-                        what="linked")
+    await standin.until(lambda: adapter.ledger.status(start["update_id"]) == "done", what="linked")
     update = standin.message(chat, text="how much do I owe?")
     assert adapter.ledger.claim(update["update_id"], str(chat), "dead-worker") is False
-    await engine.handle(IncomingMessage(
-        channel="telegram", external_user_id=str(chat), text="how much do I owe?",
-        delivery_id=f"telegram:{adapter.bot_id}:{update['update_id']}"))
+    await engine.handle(
+        IncomingMessage(
+            channel="telegram",
+            external_user_id=str(chat),
+            text="how much do I owe?",
+            delivery_id=f"telegram:{adapter.bot_id}:{update['update_id']}",
+        )
+    )
     with adapter.ledger.db.begin() as conn:
-        conn.execute(sql_update(updates_table)
-                     .where(updates_table.c.update_id == update["update_id"])
-                     .values(claimed_at=datetime.now(UTC) - timedelta(hours=1)))
+        conn.execute(
+            sql_update(updates_table)
+            .where(updates_table.c.update_id == update["update_id"])
+            .values(claimed_at=datetime.now(UTC) - timedelta(hours=1))
+        )
     standin.redeliver(update)
-    await standin.until(lambda: adapter.ledger.status(update["update_id"]) == "done",
-                        what="the redelivery handled")
-    await standin.until(lambda: any("in total" in t for t in standin.texts(chat)),
-                        what="the recorded answer")
+    await standin.until(
+        lambda: adapter.ledger.status(update["update_id"]) == "done", what="the redelivery handled"
+    )
+    await standin.until(
+        lambda: any("in total" in t for t in standin.texts(chat)), what="the recorded answer"
+    )
     standin.redeliver(update)  # answered now: nothing more
     await asyncio.sleep(1.0)
     assert sum("in total" in t for t in standin.texts(chat)) == 1

@@ -50,9 +50,16 @@ def own_postgres(postgres_url: str) -> Iterator[str]:
 
 def _done(db: Any) -> int:
     with db.connect() as conn:
-        return int(conn.execute(text(
-            "SELECT count(*) FROM bot_telegram_updates WHERE status = 'done' AND bot_id = :bot"),
-            {"bot": str(BOT_ID)}).scalar() or 0)
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM bot_telegram_updates"
+                    " WHERE status = 'done' AND bot_id = :bot"
+                ),
+                {"bot": str(BOT_ID)},
+            ).scalar()
+            or 0
+        )
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:
@@ -79,8 +86,11 @@ def test_two_workers_on_postgresql_act_once_per_update_and_keep_each_chat_in_ord
         chats = [7_100_001 + i for i in range(len(households))]
         for chat, household in zip(chats, households, strict=True):
             standin.text(chat, f"/start {household['link_code']}")
-        standin.wait_for(lambda: all(any("linked" in t for t in standin.texts(c)) for c in chats),
-                         timeout=120, what="every chat linked")
+        standin.wait_for(
+            lambda: all(any("linked" in t for t in standin.texts(c)) for c in chats),
+            timeout=120,
+            what="every chat linked",
+        )
         # chat 2's first answer is slow: the stand-in gives up on that delivery, redelivers it
         # (to the other worker) and goes on with the chat's next update, which must wait
         standin.fail("sendMessage", 0, delay_s=3.0, chat_id=chats[1])
@@ -103,11 +113,18 @@ def test_two_workers_on_postgresql_act_once_per_update_and_keep_each_chat_in_ord
             assert len(replies) == 1 + len(TEXTS) + extra, [c.params["text"] for c in replies]
         with db.connect() as conn:
             for chat in chats:
-                logged = [r[0] for r in conn.execute(text(
-                    "SELECT t.text_raw FROM bot_turns t JOIN bot_conversations c "
-                    "ON c.id = t.conversation_id WHERE c.channel = 'telegram' "
-                    "AND c.external_user_id = :chat ORDER BY t.turn"), {"chat": str(chat)})]
-                assert logged[1:1 + len(TEXTS)] == TEXTS, logged
+                logged = [
+                    r[0]
+                    for r in conn.execute(
+                        text(
+                            "SELECT t.text_raw FROM bot_turns t JOIN bot_conversations c "
+                            "ON c.id = t.conversation_id WHERE c.channel = 'telegram' "
+                            "AND c.external_user_id = :chat ORDER BY t.turn"
+                        ),
+                        {"chat": str(chat)},
+                    )
+                ]
+                assert logged[1 : 1 + len(TEXTS)] == TEXTS, logged
         used = {d.url for d in standin.deliveries if d.status == 200}
         assert used == set(urls), "both workers took updates"
         twice_deliveries = [d for d in standin.deliveries if d.update_id == twice["update_id"]]

@@ -26,26 +26,32 @@ SECRET = "stand-in-webhook-secret"
 def worker_env(standin: BotApiStandIn, database_url: str, **extra: str) -> dict[str, str]:
     """The environment of a worker: the stand-in's URLs, the token, the database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLTALK_TELEGRAM_")}
-    env.update({
-        "BILLTALK_DATABASE_URL": database_url,
-        "BILLTALK_TELEGRAM_TOKEN": TOKEN,
-        "BILLTALK_TELEGRAM_API_URL": standin.api_url,
-        "BILLTALK_TELEGRAM_FILE_URL": standin.file_url,
-        "BILLTALK_TELEGRAM_WEBHOOK_SECRET": SECRET,
-        "BILLTALK_TELEGRAM_MAX_SENDS_PER_S": "10000",
-        "BILLTALK_TELEGRAM_OUTBOX_POLL_S": "0.5",
-        # the stand-in records a getUpdates when it returns: a short long-poll shows the
-        # bot polling within a second instead of the default 20 s
-        "BILLTALK_TELEGRAM_POLL_TIMEOUT_S": "1",
-        "BILLTALK_LOG_LEVEL": "WARNING",
-        **extra,
-    })
+    env.update(
+        {
+            "BILLTALK_DATABASE_URL": database_url,
+            "BILLTALK_TELEGRAM_TOKEN": TOKEN,
+            "BILLTALK_TELEGRAM_API_URL": standin.api_url,
+            "BILLTALK_TELEGRAM_FILE_URL": standin.file_url,
+            "BILLTALK_TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "BILLTALK_TELEGRAM_MAX_SENDS_PER_S": "10000",
+            "BILLTALK_TELEGRAM_OUTBOX_POLL_S": "0.5",
+            # the stand-in records a getUpdates when it returns: a short long-poll shows the
+            # bot polling within a second instead of the default 20 s
+            "BILLTALK_TELEGRAM_POLL_TIMEOUT_S": "1",
+            "BILLTALK_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
     return env
 
 
 @contextmanager
 def webhook_workers(
-    standin: BotApiStandIn, database_url: str, count: int, log_dir: Path, timeout_s: float = 180,
+    standin: BotApiStandIn,
+    database_url: str,
+    count: int,
+    log_dir: Path,
+    timeout_s: float = 180,
     **extra_env: str,
 ) -> Iterator[list[str]]:
     """Start ``count`` webhook workers; yields their webhook URLs; stops them after.
@@ -54,7 +60,11 @@ def webhook_workers(
     """
     command = [sys.executable, "-m", "app", "telegram", "run", "--mode", "webhook", "--port"]
     with serving_processes(
-        command, worker_env(standin, database_url, **extra_env), count, log_dir, "worker",
+        command,
+        worker_env(standin, database_url, **extra_env),
+        count,
+        log_dir,
+        "worker",
         timeout_s,
     ) as urls:
         yield urls
@@ -62,7 +72,11 @@ def webhook_workers(
 
 @contextmanager
 def serving_processes(
-    command: list[str], env: dict[str, str], count: int, log_dir: Path, name: str,
+    command: list[str],
+    env: dict[str, str],
+    count: int,
+    log_dir: Path,
+    name: str,
     timeout_s: float,
 ) -> Iterator[list[str]]:
     """Start ``count`` processes of ``command`` + a free port each, wait until each answers
@@ -76,9 +90,15 @@ def serving_processes(
         for i in range(count):
             port = free_port()
             log = (log_dir / f"{name}-{i}.log").open("wb")
-            procs.append(subprocess.Popen(
-                [*command, str(port)], cwd=REPO, env=env, stdout=log, stderr=log,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [*command, str(port)],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                )
+            )
             urls.append(f"http://127.0.0.1:{port}/telegram/webhook")
         deadline = time.monotonic() + timeout_s
         for proc, url in zip(procs, urls, strict=True):
