@@ -219,9 +219,7 @@ def transcribe_samples(
     """
     model = get_model(model_dir, threads, compute_type)
     audio = samples.astype(np.float32, copy=False)
-    initial = (PROMPT_ZH if language == "zh" else PROMPT) if prompt else None
-    if prompt and language != "zh" and expect in STATE_PROMPTS:
-        initial = STATE_PROMPTS[expect]
+    initial = _initial_prompt(language, prompt, expect)
     if short_window and len(audio) < (FULL_FRAMES - PAD_FRAMES) * 160:
         text, logprob, no_speech = _decode_short(model, audio, language, initial, beam_size)
     else:
@@ -241,10 +239,31 @@ def transcribe_samples(
         logprob = sum(s.avg_logprob for s in found) / len(found)
         no_speech = max(s.no_speech_prob for s in found)
         text = " ".join(s.text for s in found)
-    text = drop_repeated_sentences(text)
-    looping = compression_ratio(text) > MAX_COMPRESSION_RATIO
-    text = normalize(text)
-    if lexicon and language != "zh" and text:
+    return _judged(
+        drop_repeated_sentences(text), logprob, no_speech, lexicon=lexicon and language != "zh"
+    )
+
+
+def _initial_prompt(language: str | None, prompt: bool, expect: str | None) -> str | None:
+    """Whisper's initial prompt: the domain sentence of ``language``, or in English the
+    dialogue state's (:data:`STATE_PROMPTS`) when it expects an answer; none without
+    ``prompt``."""
+    if not prompt:
+        return None
+    if language == "zh":
+        return PROMPT_ZH
+    return STATE_PROMPTS.get(expect or "", PROMPT)
+
+
+def _judged(
+    raw: str, logprob: float, no_speech: float, *, lexicon: bool = False
+) -> tuple[str, float, bool]:
+    """``(text, confidence, weak)`` of a decode whose repeated sentences are dropped:
+    the text normalised (and, with ``lexicon``, near-misses corrected by the domain
+    lexicon), weak when empty, looping, unsure or probably not speech."""
+    looping = compression_ratio(raw) > MAX_COMPRESSION_RATIO
+    text = normalize(raw)
+    if lexicon and text:
         from speech.lm_score import domain_lexicon
 
         text = domain_lexicon().correct(text)
@@ -468,9 +487,7 @@ def candidates(
 
     model = get_model(model_dir, threads, compute_type)
     audio = samples.astype(np.float32, copy=False)
-    initial = PROMPT if prompt else None
-    if prompt and expect in STATE_PROMPTS:
-        initial = STATE_PROMPTS[expect]
+    initial = _initial_prompt("en", prompt, expect)
     window = _encode_short(model, audio, "en", initial)
     result = _generate(model, window, len(audio), "en", beam_size, hypotheses)
     sources: dict[str, str] = {}
@@ -484,15 +501,7 @@ def candidates(
         if text:
             sources.setdefault(text, engine)
     best_raw = drop_repeated_sentences(best_raw)
-    looping = compression_ratio(best_raw) > MAX_COMPRESSION_RATIO
-    best = normalize(best_raw)
-    weak = (
-        not best
-        or looping
-        or logprob < MIN_AVG_LOGPROB
-        or float(result.no_speech_prob) > MAX_NO_SPEECH
-    )
-    own = (best, round(math.exp(logprob), 4), weak)
+    own = _judged(best_raw, logprob, float(result.no_speech_prob))
     if not sources:
         return [], own
     end = best_raw[-1] if best_raw[-1:] in (".", "?", "!") else "."
