@@ -125,13 +125,6 @@ def _child_init(nice: int, idle: bool = True) -> None:
     warm_up()
 
 
-def scheduling_of(pid: int) -> tuple[str, int]:
-    """A process's CPU scheduling class (``"idle"``, ``"other"``...) and nice value (Linux)."""
-    names = {getattr(os, f"SCHED_{n.upper()}", None): n for n in ("other", "batch", "idle")}
-    policy = os.sched_getscheduler(pid)
-    return names.get(policy, str(policy)), os.getpriority(os.PRIO_PROCESS, pid)
-
-
 class VoiceInput:
     """Transcribes voice messages for the engine (pocketsphinx by default, ``speech``).
 

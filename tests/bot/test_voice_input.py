@@ -20,10 +20,17 @@ from bot.engine import DialogueEngine
 from bot.messages import Attachment, IncomingMessage
 from bot.settings import DialogueSettings
 from bot.store import ConversationStore, ensure_schema
-from bot.voice_input import DECODER_FAILED, VoiceInput, scheduling_of
+from bot.voice_input import DECODER_FAILED, VoiceInput
 from tests.actions.fakes import FakeBillingClient
 from tests.bot.test_engine import Clock, ScriptedNlu
 from tests.channels.telegram.helpers import ogg_note
+
+
+def scheduling_of(pid: int) -> tuple[str, int]:
+    """A process's CPU scheduling class (``"idle"``, ``"other"``...) and nice value (Linux)."""
+    names = {getattr(os, f"SCHED_{n.upper()}", None): n for n in ("other", "batch", "idle")}
+    policy = os.sched_getscheduler(pid)
+    return names.get(policy, str(policy)), os.getpriority(os.PRIO_PROCESS, pid)
 
 
 @pytest.fixture(scope="module")
