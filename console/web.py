@@ -380,19 +380,20 @@ def build_router(console: Console) -> Any:
         console.ctx(request)
         return _redirect(f"{PREFIX}/inbox")
 
-    @r.get("/inbox", response_class=HTMLResponse)
-    def inbox(request: Request) -> Response:
+    def render_inbox(request: Request, template: str) -> Response:
         ctx = console.ctx(request)
         rows = console.reader.inbox(ctx.scope)
         units = console.reader.units([r["household_id"] for r in rows])
-        return console.render(request, "inbox.html", ctx, rows=rows, units=units)
+        return console.render(request, template, ctx, rows=rows, units=units)
+
+    @r.get("/inbox", response_class=HTMLResponse)
+    def inbox(request: Request) -> Response:
+        return render_inbox(request, "inbox.html")
 
     @r.get("/inbox/rows", response_class=HTMLResponse)
     def inbox_rows(request: Request) -> Response:
-        ctx = console.ctx(request)
-        rows = console.reader.inbox(ctx.scope)
-        units = console.reader.units([r["household_id"] for r in rows])
-        return console.render(request, "inbox_rows.html", ctx, rows=rows, units=units)
+        """The inbox's rows alone, for the page's periodic refresh."""
+        return render_inbox(request, "inbox_rows.html")
 
     # -- conversation list -------------------------------------------------------------
 
