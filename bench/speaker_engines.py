@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import platform
 import random
@@ -163,10 +164,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 #: The rescoring weights --grid tries on a run of ``auto-rescore`` (fixed before the run):
 #: the domain LM's weight (on its natural-log probability) and a bonus per word (nats).
-GRID_LM_WEIGHTS = (0.2, 0.4, 0.8, 1.2, 1.6)
-GRID_WORD_BONUSES = (0.0, 1.0)
+GRID_LM_WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.6)
+GRID_WORD_BONUSES = (0.0, 1.0, 2.0, 3.0, 4.0)
 #: ``all``: every transcript rescored; ``unsure``: only when pocketsphinx is unsure (the
-#: requests ``auto`` sends to Whisper; ``rescore_only_unsure``).
+#: requests ``auto`` sends to Whisper; ``rescore_only_unsure``). Both choose as the
+#: product does (``whisper_asr.choose`` with the clip's state: a PIN or link code must
+#: have 6 digits) on the LM score recorded. ``before`` (``--point`` only): the choice of
+#: the 18:43 rescoring, the domain LM read digit by digit (the fifth recorded field) and no
+#: closed-answer rule.
 GRID_MODES = ("all", "unsure")
 
 
@@ -334,10 +339,19 @@ def run_config(name: str, clips: list[dict[str, Any]], model: Any) -> dict[str, 
     shipped_candidates = whisper_asr.candidates
     shipped_rescored = wyoming_server._rescored
     if CONFIGS[name].get("_record"):
+        from speech.lm_score import domain_lm
 
-        def recording_choose(found: list[Any], lm_weight: float, word_bonus: float) -> Any:
-            recorded[:] = [[c.text, c.acoustic, c.lm, c.source] for c in found]
-            return shipped_choose(found, lm_weight, word_bonus)
+        def recording_choose(
+            found: list[Any], lm_weight: float, word_bonus: float, expect: Any = None
+        ) -> Any:
+            # The fifth field: the domain LM's score as the 18:43 rescoring read it (digits
+            # one by one, no state LM), for --point ...,before,... (the earlier choice).
+            recorded[:] = [
+                [c.text, c.acoustic, c.lm, c.source,
+                 domain_lm().score(c.text.split()) * math.log(10)]
+                for c in found
+            ]  # fmt: skip
+            return shipped_choose(found, lm_weight, word_bonus, expect)
 
         def recording_candidates(samples: Any, others: dict[str, str], **kw: Any) -> Any:
             found, own = shipped_candidates(samples, others, **kw)
@@ -652,8 +666,30 @@ def rescore(path: Path) -> None:
     print(markdown(data))
 
 
+def relm(data: dict[str, Any], state_lm: bool = True) -> None:
+    """Score every recorded candidate's text again with the rescoring LM as the product
+    reads it now (``whisper_asr.lm_words``; the dialogue state's LM when ``state_lm`` and
+    the clip has a state), keeping the recorded score last (``before``'s): a run recorded
+    before a change of the LM is chosen from as the product would now."""
+    from bot.channels.speaker.whisper_asr import lm_words
+    from speech.lm_score import domain_lm
+    from speech.lm_score import state_lm as lm_of_state
+
+    for engine in data["engines"]:
+        for r in engine["rows"]:
+            lm = lm_of_state(r["state"]) if state_lm and r.get("state") else domain_lm()
+            r["candidates"] = [
+                [c[0], c[1], lm.score(lm_words(c[0])) * math.log(10), c[3], c[-1] if len(c) > 4
+                 else c[2]]
+                for c in r.get("candidates") or []
+            ]  # fmt: skip
+
+
 def grid(
-    path: Path, baseline: str = "auto", only: tuple[str, str, float, float] | None = None
+    path: Path,
+    baseline: str = "auto",
+    only: tuple[str, str, float, float] | None = None,
+    rescore_lm: bool = False,
 ) -> None:
     """The rescoring weights of :data:`GRID_LM_WEIGHTS` x :data:`GRID_WORD_BONUSES` applied
     to the candidates each recording configuration of the run (``auto-rescore``,
@@ -671,6 +707,8 @@ def grid(
     from speech.scoring import scored_wer
 
     data = json.loads(path.read_text())
+    if rescore_lm:
+        relm(data)
     runs = {e["config"]: e for e in data["engines"]}
     model = nlu.load_model()
     parse_cache: dict[str, str] = {}
@@ -733,9 +771,16 @@ def grid(
                 said = intent(dialogue_text(text, r["state"]))
                 r = dict(r, heard=text, wer=scored_wer(r["text"], text),
                          intent_audio_dialogue=said)  # fmt: skip
+            elif r["kind"] == "request" and r.get("candidates") and mode == "before":
+                found = [Candidate(c[0], c[1], c[4 if len(c) > 4 else 2], c[3])
+                         for c in r["candidates"]]  # fmt: skip
+                text = max(found, key=lambda c: c.score(lm_weight, bonus)).text
+                said = intent(dialogue_text(text, r["state"]))
+                r = dict(r, heard=text, wer=scored_wer(r["text"], text),
+                         intent_audio_dialogue=said)  # fmt: skip
             elif r["kind"] == "request" and r.get("candidates"):
                 found = [Candidate(c[0], c[1], c[2], c[3]) for c in r["candidates"]]
-                text = choose(found, lm_weight, bonus).text
+                text = choose(found, lm_weight, bonus, r["state"]).text
                 said = intent(dialogue_text(text, r["state"]))
                 r = dict(r, heard=text, wer=scored_wer(r["text"], text),
                          intent_audio_dialogue=said)  # fmt: skip
@@ -799,12 +844,19 @@ def main() -> None:
     parser.add_argument(
         "--point", help="With --grid: CONFIG,MODE,LM_WEIGHT,WORD_BONUS alone (no choice)."
     )
+    parser.add_argument(
+        "--relm",
+        action="store_true",
+        help="With --grid: score the recorded candidates with the product's LM as it is now "
+        "(state LM, digit strings as one number) before choosing.",
+    )
     args = parser.parse_args()
     if args.grid:
         point = args.point.split(",") if args.point else None
         grid(
             args.grid,
             only=(point[0], point[1], float(point[2]), float(point[3])) if point else None,
+            rescore_lm=args.relm,
         )
         return
     if args.rescore:

@@ -83,18 +83,29 @@ _cache: dict[Path, ArpaModel] = {}
 _lock = threading.Lock()
 
 
-def domain_lm() -> ArpaModel:
-    """The domain language model pocketsphinx uses, read once per process."""
-    from speech.grammar import domain_model
-
-    path = domain_model().lm
+def _read_once(path: Path) -> ArpaModel:
     with _lock:
         model = _cache.get(path)
         if model is None:
             model = read_arpa(path)
-            _cache.clear()
             _cache[path] = model
         return model
+
+
+def domain_lm() -> ArpaModel:
+    """The domain language model pocketsphinx uses, read once per process."""
+    from speech.grammar import domain_model
+
+    return _read_once(domain_model().lm)
+
+
+def state_lm(state: str) -> ArpaModel:
+    """The language model pocketsphinx decodes an answer with when the dialogue expects
+    ``state`` (:func:`speech.expectation.state_model`: the domain LM's sentences plus the
+    state's answers), read once per process."""
+    from speech.expectation import state_model
+
+    return _read_once(state_model(state).lm)
 
 
 #: Broad phone classes: a substitution inside a class costs :data:`NEAR_COST`.

@@ -52,3 +52,14 @@ def test_an_unknown_word_with_no_close_domain_word_is_kept() -> None:
     from speech.lm_score import domain_lexicon
 
     assert domain_lexicon().correct("pay the xylophone bill") == "pay the xylophone bill"
+
+
+def test_a_state_lm_prefers_the_answers_of_its_state() -> None:
+    """The rescoring reads an expected answer with the state's LM (the domain LM's
+    sentences plus the state's answers): a confirmation's "no" is likelier there."""
+    from speech.lm_score import domain_lm, state_lm
+
+    yes_no = state_lm("yes_no")
+    assert yes_no is state_lm("yes_no")  # read once
+    assert yes_no.score(["no", "cancel", "it"]) > domain_lm().score(["no", "cancel", "it"])
+    assert yes_no.score(["no", "cancel", "it"]) > yes_no.score(["no", "cancel", "bill"])

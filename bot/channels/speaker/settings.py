@@ -70,13 +70,14 @@ class SpeakerSettings(BaseSettings):
     #: Under ``auto``: every English transcript that is not a digit string is chosen
     #: from pocketsphinx's and Whisper's ``whisper_hypotheses`` best, each scored by
     #: Whisper (forced decoding) plus ``rescore_lm_weight`` x the bill-domain language
-    #: model plus ``rescore_word_bonus`` per word (N-best rescoring,
-    #: :func:`bot.channels.speaker.whisper_asr.candidates`). Whisper then decodes every
+    #: model (``rescore_state_lm``) plus ``rescore_word_bonus`` per word (N-best rescoring,
+    #: :func:`bot.channels.speaker.whisper_asr.candidates`); after a PIN or link-code
+    #: prompt a candidate with 6 digits wins over those without
+    #: (:func:`~bot.channels.speaker.whisper_asr.fits`). Whisper then decodes every
     #: English request, not only the ones pocketsphinx is unsure of. On by default with
-    #: every transcript rescored, LM weight 0.8 and word bonus 1.0: chosen on the
-    #: development set by a rule fixed before the run (bench/RESULTS.md, "Smart speaker",
-    #: 2026-12-07 18:43-20:15: WER 15.7 / 21.3 -> 14.8 / 15.8 %, agreement 90.2 / 88.0 ->
-    #: 92.4 / 92.7 %, clean / 15 dB).
+    #: every transcript rescored (bench/RESULTS.md, "Smart speaker", 2026-12-07
+    #: 18:43-20:15: WER 15.7 / 21.3 -> 14.8 / 15.8 %, agreement 90.2 / 88.0 -> 92.4 /
+    #: 92.7 %, clean / 15 dB, development set).
     whisper_rescore: bool = True
     #: Rescore only the transcripts pocketsphinx is unsure of (those ``auto`` sends to
     #: Whisper anyway); a sure pocketsphinx decode is kept as it is. Cheaper, but measured
@@ -84,10 +85,20 @@ class SpeakerSettings(BaseSettings):
     rescore_only_unsure: bool = False
     #: Whisper's hypotheses kept for ``whisper_rescore`` (its beam is at least this wide).
     whisper_hypotheses: int = Field(default=5, ge=1, le=10)
-    #: Weight of the domain language model's natural-log probability in the rescoring.
-    rescore_lm_weight: float = Field(default=0.8, ge=0.0)
-    #: Bonus per word in the rescoring (nats; Whisper's score favours short transcripts).
-    rescore_word_bonus: float = Field(default=1.0, ge=0.0)
+    #: Weight of the language model's natural-log probability in the rescoring. 0.4 with
+    #: the state LM and a word bonus of 2 since 2026-12-07 22:00 (0.8 and 1.0 before,
+    #: which made the LM drop the last words of an answer: "yes do it now" -> "yes do
+    #: it", "no leave it" -> "leave it"); chosen on the development set by the rule of
+    #: ``bench/speaker_engines.py --grid`` (bench/RESULTS.md, "Smart speaker", 2026-12-07
+    #: 21:40-23:25).
+    rescore_lm_weight: float = Field(default=0.4, ge=0.0)
+    #: Bonus per word in the rescoring (nats; Whisper's score and the LM favour short
+    #: transcripts).
+    rescore_word_bonus: float = Field(default=2.0, ge=0.0)
+    #: An answer the dialogue expects (:mod:`speech.expectation`) is rescored with that
+    #: state's language model (the one pocketsphinx decodes it with: the domain LM's
+    #: sentences plus the state's answers) instead of the domain LM.
+    rescore_state_lm: bool = True
     #: Decode an answer with what the dialogue expects after its question (a PIN, a
     #: yes/no confirmation, a link code on an unpaired speaker): pocketsphinx's state
     #: language model and carrier-phrase digit grammar, Whisper's state prompt

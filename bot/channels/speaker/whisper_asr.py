@@ -381,7 +381,9 @@ class Candidate:
     text: str
     #: ln P(text, then the end of text | audio, prompt) under Whisper (forced decoding).
     acoustic: float
-    #: ln P(text) under the bill-domain language model (:func:`speech.lm_score.domain_lm`).
+    #: ln P(text) under the bill-domain language model (:func:`speech.lm_score.domain_lm`),
+    #: or the dialogue state's (:func:`speech.lm_score.state_lm`), digits as one number
+    #: (:func:`lm_words`).
     lm: float
     #: ``faster_whisper`` (one of Whisper's hypotheses) or the other engine's name.
     source: str
@@ -391,9 +393,36 @@ class Candidate:
         return self.acoustic + lm_weight * self.lm + word_bonus * len(self.text.split())
 
 
-def choose(found: list[Candidate], lm_weight: float, word_bonus: float) -> Candidate:
-    """The best of ``found`` by :meth:`Candidate.score` (the first on a tie)."""
-    return max(found, key=lambda c: c.score(lm_weight, word_bonus))
+#: Digits a PIN and a link code have (bot.verifiers.pin, the link code).
+CODE_LENGTH = 6
+#: States whose answer is a PIN or a link code (:mod:`speech.expectation`).
+CODE_STATES = ("pin", "link_code")
+#: Figures said one by one ("5 5 1 9 0 7"): one digit string to the dialogue.
+_DIGIT_RUN = re.compile(r"(?<![\d.])\d+(?: \d+)+(?![\d.])")
+
+
+def lm_words(text: str) -> list[str]:
+    """``text``'s words as the rescoring LM reads them: a digit string written in pieces
+    ("my pin is 5 5 1 9 0 7") is one number, as the dialogue reads it, so a PIN heard
+    with a digit missing is not likelier to the LM than the whole PIN."""
+    return _DIGIT_RUN.sub(lambda m: m.group(0).replace(" ", ""), text).split()
+
+
+def fits(text: str, expect: str | None) -> bool:
+    """Whether ``text`` has the form of the closed answer the dialogue expects: after a
+    PIN or link-code prompt, :data:`CODE_LENGTH` digits (any other answer fits)."""
+    if expect not in CODE_STATES:
+        return True
+    return sum(len(w) for w in lm_words(text) if w.isdigit()) == CODE_LENGTH
+
+
+def choose(
+    found: list[Candidate], lm_weight: float, word_bonus: float, expect: str | None = None
+) -> Candidate:
+    """The best of ``found`` by :meth:`Candidate.score` (the first on a tie), among those
+    that :func:`fits` the answer the dialogue expects when any does."""
+    fitting = [c for c in found if fits(c.text, expect)]
+    return max(fitting or found, key=lambda c: c.score(lm_weight, word_bonus))
 
 
 def _render(text: str, end: str) -> str:
@@ -469,6 +498,7 @@ def candidates(
     prompt: bool = True,
     expect: str | None = None,
     compute_type: ComputeType = "int8",
+    state_lm: bool = True,
 ) -> tuple[list[Candidate], tuple[str, float, bool]]:
     """English: Whisper's ``hypotheses`` best transcripts and ``others`` (another engine's
     transcript by engine name), each scored by Whisper and the domain language model
@@ -478,12 +508,15 @@ def candidates(
     Whisper's beam mostly differs in punctuation; its hypotheses are taken once each as
     normalised. Every candidate is written alike (:func:`_render`, the end mark of
     Whisper's best) and scored by forced decoding, so a transcript of pocketsphinx's that
-    Whisper's search missed is scored on the same footing as Whisper's own.
+    Whisper's search missed is scored on the same footing as Whisper's own. With
+    ``state_lm`` and an ``expect``ed answer the LM is that state's (the one pocketsphinx
+    decoded the answer with), else the domain LM.
 
     Raises:
         WhisperUnavailable: faster-whisper or the model is missing.
     """
     from speech.lm_score import domain_lm
+    from speech.lm_score import state_lm as lm_of_state
 
     model = get_model(model_dir, threads, compute_type)
     audio = samples.astype(np.float32, copy=False)
@@ -507,9 +540,9 @@ def candidates(
     end = best_raw[-1] if best_raw[-1:] in (".", "?", "!") else "."
     texts = list(sources)
     acoustic = _forced_scores(model, window, texts, end)
-    lm = domain_lm()
+    lm = lm_of_state(expect) if state_lm and expect else domain_lm()
     found = [
-        Candidate(t, a, lm.score(t.split()) * math.log(10), sources[t])
+        Candidate(t, a, lm.score(lm_words(t)) * math.log(10), sources[t])
         for t, a in zip(texts, acoustic, strict=True)
     ]
     return found, own

@@ -64,6 +64,7 @@ from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize
 
 from billtalk.logs import get_logger
+from bot.channels.speaker import whisper_asr
 from bot.channels.speaker.channel import SpeakerChannel, phrase
 from bot.channels.speaker.settings import SpeakerSettings, get_speaker_settings
 
@@ -399,8 +400,7 @@ def _recognise_in_state(said: _Utterance) -> HeardUtterance | None:
     return None
 
 
-#: Digits a PIN and a link code have (bot.verifiers.pin, the link code).
-CODE_LENGTH = 6
+CODE_LENGTH = whisper_asr.CODE_LENGTH
 
 
 def _digits_alone(said: _Utterance, heard: int) -> HeardUtterance | None:
@@ -464,11 +464,12 @@ def _rescored(said: _Utterance, text: str, confidence: float, *, weak: bool) -> 
         prompt=settings.whisper_prompt,
         expect=said.expect,
         compute_type=settings.whisper_compute_type,
+        state_lm=settings.rescore_state_lm,
     )
     both_weak = weak and whisper_weak
     if not found:
         return said.heard(text, confidence, "pocketsphinx", weak=both_weak)
-    best = choose(found, settings.rescore_lm_weight, settings.rescore_word_bonus)
+    best = choose(found, settings.rescore_lm_weight, settings.rescore_word_bonus, said.expect)
     if best.source == "pocketsphinx":
         return said.heard(best.text, confidence, "pocketsphinx", weak=both_weak)
     return said.heard(best.text, whisper_confidence, "faster_whisper", weak=both_weak)
@@ -537,15 +538,26 @@ def _digit_string(audio: Any, lengths: set[int], speech_settings: Any) -> Any:
 
 def warm_up(settings: SpeakerSettings | None = None) -> None:
     """Load the recognisers the settings use now, once, instead of on the first request
-    (pocketsphinx's decoders; Whisper when ``faster_whisper``, or ``auto`` with it installed)."""
+    (pocketsphinx's decoders; Whisper when ``faster_whisper``, or ``auto`` with it installed;
+    the rescoring's language models with ``whisper_rescore``)."""
     from speech.recognize import warm_up as warm_up_sphinx
 
     settings = settings or get_speaker_settings()
     warm_up_sphinx()
     if settings.expectations:
+        from speech.expectation import EXPECTATIONS
         from speech.expectation import warm_up as warm_up_states
 
         warm_up_states()
+        if _rescoring(settings) and settings.rescore_state_lm:
+            from speech.lm_score import state_lm
+
+            for state in EXPECTATIONS:
+                state_lm(state)
+    if _rescoring(settings):
+        from speech.lm_score import domain_lm
+
+        domain_lm()
     if asr_engine_for(settings, "zh") == "faster_whisper":
         from bot.channels.speaker.whisper_asr import get_model
 

@@ -261,6 +261,42 @@ def test_the_rescoring_weights_decide_between_candidates() -> None:
     assert _render("i'm sure i paid 12.40 yuan", "?") == " I'm sure I paid 12.40 yuan?"
 
 
+def test_a_digit_string_is_one_number_and_a_pin_answer_has_six_digits() -> None:
+    """The rescoring LM reads "5 5 1 9 0 7" as one number (else a PIN heard with a digit
+    missing is likelier to it), and after a PIN or link-code prompt a candidate with 6
+    digits wins over a better-scored one without (2026-12-07 dev set: "6 0 0 4 3" over
+    "6 0 0 4 9 3", "7 1 2 6 6 0 9" over "pin 1 2 6 6 0 9"); free requests are not held."""
+    from bot.channels.speaker.whisper_asr import Candidate, choose, fits, lm_words
+
+    assert lm_words("my pin is 5 5 1 9 0 7") == ["my", "pin", "is", "551907"]
+    assert lm_words("pay 12.40 yuan for 2 bills") == ["pay", "12.40", "yuan", "for", "2", "bills"]
+    assert fits("pin 1 2 6 6 0 9", "pin") and fits("162498", "link_code")
+    assert not fits("6 0 0 4 3", "pin") and not fits("no cancel", "pin")
+    assert fits("6 0 0 4 3", None) and fits("no cancel", "yes_no")
+    five = Candidate("6 0 0 4 3", -3.8, -20.0, "faster_whisper")
+    six = Candidate("6 0 0 4 9 3", -3.2, -26.0, "faster_whisper")
+    assert choose([five, six], 0.6, 0.0) is five  # the LM alone prefers fewer digits
+    assert choose([five, six], 0.6, 0.0, "pin") is six
+    assert choose([five], 0.6, 0.0, "pin") is five  # none fits: the best still
+
+
+def test_an_answer_keeps_its_last_words(say: Any) -> None:
+    """With the state LM and the weights chosen on the development set (LM 0.4, word
+    bonus 2), "no leave it" after a confirmation is heard whole; with the domain LM at
+    0.8 and a bonus of 1 (the 18:43 choice) the rescoring heard "leave it"."""
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.wyoming_server import recognise
+
+    pcm = _pcm16k(say("no leave it"))
+    shipped = SpeakerSettings(asr_engine="auto")
+    assert (shipped.rescore_lm_weight, shipped.rescore_word_bonus) == (0.4, 2.0)
+    assert recognise(pcm, settings=shipped, expect="yes_no").text == "no leave it"
+    before = SpeakerSettings(
+        asr_engine="auto", rescore_lm_weight=0.8, rescore_word_bonus=1.0, rescore_state_lm=False
+    )
+    assert recognise(pcm, settings=before, expect="yes_no").text == "leave it"
+
+
 def test_auto_with_rescoring_hears_requests_and_answers(say: Any) -> None:
     """``whisper_rescore``: free requests and a yes / no answer in its state go through
     both engines and come out right; digit strings keep the digit path."""
