@@ -660,8 +660,22 @@ def main() -> None:
         help="what residents type: phrasings drawn per turn (default), or the "
         "three fixed texts of runs 1-8",
     )
+    parser.add_argument(
+        "--bot-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra environment variable of the bot processes (repeatable), e.g. "
+        "BILLTALK_TELEGRAM_EARLY_ACK=false; BILLTALK_TELEGRAM_* of the caller's "
+        "environment are not passed on",
+    )
     args = parser.parse_args()
     varied = args.texts == "varied"
+    for item in args.bot_env:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--bot-env {item!r}: NAME=VALUE")
+        BOT_ENV[name] = value
     admin = os.environ.get(
         "BILLTALK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     )
@@ -710,6 +724,7 @@ def main() -> None:
         "texts": args.texts,
         "phases": {k: {"think_s": v[0], "voice_notes": v[1]} for k, v in PHASES.items()},
         "database": "postgresql",
+        "bot_env": dict(BOT_ENV),
         "modes": modes,
         "targets": {
             "text_p95_ms": 150,

@@ -10,7 +10,10 @@ voice note, a photo or round video note as an attachment) for
   (:class:`~bot.channels.telegram.ledger.UpdateLedger`) first; a redelivered or
   duplicated update is acknowledged and dropped;
 * **in order**: an update waits for earlier updates of its chat, in this process
-  (:class:`ChatSequencer`) and in other workers (the ledger).
+  (:class:`ChatSequencer`) and in other workers (the ledger);
+* **acknowledged early** (webhook, voice notes and other media only): the webhook is
+  told once the update is claimed with its raw JSON (:meth:`TelegramAdapter.expect_ack`),
+  so it answers Telegram while the turn goes on in the background.
 
 What the adapter decides itself, without the engine: group chats (told once
 that billtalk talks in private chats only, then ignored), edited and forwarded
@@ -25,6 +28,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import Message, Update
@@ -56,6 +60,19 @@ log = get_logger("bot.channels.telegram")
 #: Commands handed to the engine as the words they stand for.
 ENGINE_COMMANDS = ("balance", "pay", "history", "usage", "reading", "autopay", "human", "help")
 Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class EarlyAck:
+    """A webhook request waiting to answer Telegram once its update is claimed.
+
+    Attributes:
+        payload: The raw update (JSON), kept in the claim row until the turn is done.
+        acknowledge: Called once the claim is made (or refused): the request answers 200.
+    """
+
+    payload: str
+    acknowledge: Callable[[], None]
 
 
 def bot_id_of(token: str) -> str:
@@ -133,6 +150,10 @@ class TelegramAdapter:
         self.duplicates = 0
         #: Updates being handled whose ledger claim was fresh (see :attr:`remembers_redeliveries`).
         self._unseen: set[int] = set()
+        #: The claims this process holds: update id -> owner (renewed by the webhook's sweep).
+        self.claims: dict[int, str] = {}
+        #: Webhook requests that answer once their update is claimed (:meth:`expect_ack`).
+        self._acks: dict[int, EarlyAck] = {}
 
     @property
     def remembers_redeliveries(self) -> bool:
@@ -164,10 +185,11 @@ class TelegramAdapter:
             CommandHandler("lang", once(self.on_lang)),
             CommandHandler(ENGINE_COMMANDS, once(self.on_command)),
             MessageHandler(filters.TEXT, once(self.on_text)),
-            MessageHandler(filters.VOICE | filters.AUDIO, once(self.on_voice)),
+            # slow turns (download, decoding, face checks): the webhook may acknowledge early
+            MessageHandler(filters.VOICE | filters.AUDIO, once(self.on_voice, early=True)),
             MessageHandler(
                 filters.PHOTO | filters.VIDEO_NOTE | filters.VIDEO | filters.Document.ALL,
-                once(self.on_media),
+                once(self.on_media, early=True),
             ),
             MessageHandler(filters.ALL, once(self.on_unsupported)),
             TypeHandler(Update, once(self.on_other)),
@@ -180,13 +202,35 @@ class TelegramAdapter:
         await bot.set_my_commands(texts.commands("en"))
         await bot.set_my_commands(texts.commands("zh"), language_code="zh")
 
-    def _once(self, callback: Callback) -> Callback:
+    def expect_ack(self, update_id: int, ack: EarlyAck) -> None:
+        """Let ``ack`` answer the webhook once update ``update_id`` is claimed by a handler
+        that may acknowledge early (voice notes, media); other handlers leave it waiting."""
+        self._acks[update_id] = ack
+
+    def forget_ack(self, update_id: int) -> None:
+        """Drop an :meth:`expect_ack` no handler took (the update was handled otherwise)."""
+        self._acks.pop(update_id, None)
+
+    def _once(self, callback: Callback, *, early: bool = False) -> Callback:
+        """``callback`` claimed in the ledger first, finished after (see the module doc).
+
+        With ``early``, a webhook request waiting in :meth:`expect_ack` is answered once the
+        claim (with the raw update) is made, and the turn goes on without it.
+        """
+
         async def exactly_once(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             chat = chat_key(update)
             owner = uuid.uuid4().hex
+            ack = self._acks.pop(update.update_id, None) if early else None
             claimed = await asyncio.to_thread(
-                self.ledger.claim_update, update.update_id, chat, owner
+                self.ledger.claim_update,
+                update.update_id,
+                chat,
+                owner,
+                None if ack is None else ack.payload,
             )
+            if ack is not None:  # claimed with its payload (or refused): Telegram may be told
+                ack.acknowledge()
             if claimed is None:
                 self.duplicates += 1
                 log.info("telegram_duplicate_update", update_id=update.update_id)
@@ -194,18 +238,31 @@ class TelegramAdapter:
                     with contextlib.suppress(TelegramError):
                         await update.callback_query.answer()
                 return
-            if claimed.wait and chat is not None:  # an earlier update of the chat is in progress
-                await self.ledger.wait_for_turn(update.update_id, chat, self.settings.order_wait_s)
-            if claimed.fresh and self.remembers_redeliveries:
-                self._unseen.add(update.update_id)
+            self.claims[update.update_id] = owner
+            acted = False  # whether the turn began and ran to its end (an error included)
             try:
+                if claimed.wait and chat is not None:  # an earlier update of the chat is on
+                    await self.ledger.wait_for_turn(
+                        update.update_id, chat, self.settings.order_wait_s
+                    )
+                if claimed.fresh and self.remembers_redeliveries:
+                    self._unseen.add(update.update_id)
+                acted = True
                 await callback(update, context)
+            except asyncio.CancelledError:
+                # The worker is stopping mid-turn: the claim stays (the turn may or may not
+                # have been recorded) for a redelivery, or for a live worker's sweep when it
+                # was acknowledged, to take over once stale (the engine reads the delivery).
+                acted = False
+                raise
             finally:
                 self._unseen.discard(update.update_id)
-                # Done even when a send failed: the turn may have acted, and acting twice is
-                # worse than a reply the outbox could not deliver.
-                await asyncio.to_thread(self.ledger.finish, update.update_id, owner)
-                self.handled += 1
+                if acted:
+                    # Done even when a send failed: the turn may have acted, and acting twice
+                    # is worse than a reply the outbox could not deliver.
+                    await asyncio.to_thread(self.ledger.finish, update.update_id, owner)
+                    self.handled += 1
+                self.claims.pop(update.update_id, None)
 
         exactly_once.__name__ = getattr(callback, "__name__", "handler")
         return exactly_once
@@ -540,4 +597,10 @@ def unlink_chat(store: Any, chat_id: str) -> bool:
     return bool(removed)
 
 
-__all__ = ["ChatOrderedUpdateProcessor", "ChatSequencer", "TelegramAdapter", "unlink_chat"]
+__all__ = [
+    "ChatOrderedUpdateProcessor",
+    "ChatSequencer",
+    "EarlyAck",
+    "TelegramAdapter",
+    "unlink_chat",
+]

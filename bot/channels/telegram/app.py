@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from telegram import Update
@@ -26,15 +29,30 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ExtBot
 from telegram.request import HTTPXRequest
 
 from billtalk.logs import get_logger
-from bot.channels.telegram.adapter import ChatOrderedUpdateProcessor, TelegramAdapter, chat_key
+from bot.channels.telegram.adapter import (
+    ChatOrderedUpdateProcessor,
+    EarlyAck,
+    TelegramAdapter,
+    chat_key,
+)
 from bot.channels.telegram.channel import NAME
-from bot.channels.telegram.masking import install_token_masking
+from bot.channels.telegram.masking import install_token_masking, mask_token
 from bot.channels.telegram.settings import TelegramSettings
 
 if TYPE_CHECKING:
     from bot.engine import DialogueEngine
 
 log = get_logger("bot.channels.telegram")
+#: The message fields of updates the webhook may acknowledge before their turn is done:
+#: media that are downloaded, then decoded or checked for a face (seconds, not milliseconds).
+EARLY_ACK_FIELDS = frozenset({"voice", "audio", "video_note", "video", "photo", "document"})
+#: How long a stopping worker lets its background turns finish before cancelling them (a
+#: cancelled turn's claim stays, for a live worker to take over once stale).
+BACKGROUND_DRAIN_S = 15.0
+
+
+def _discard(items: set[int], item: int, _task: object) -> None:
+    items.discard(item)
 
 
 class MissingTokenError(RuntimeError):
@@ -173,6 +191,9 @@ class TelegramRuntime:
         self.outbox = outbox
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        #: Turns running without a webhook request waiting (acknowledged early, taken over).
+        self.background: set[asyncio.Task[Any]] = set()
+        self._taking_over: set[int] = set()
 
     @property
     def bot(self) -> Any:
@@ -206,6 +227,8 @@ class TelegramRuntime:
             self._tasks.append(
                 asyncio.create_task(self._run_housekeeping(), name="telegram-housekeeping")
             )
+        if not self.polling:
+            self._tasks.append(asyncio.create_task(self._run_claims(), name="telegram-claims"))
         log.info(
             "telegram_started",
             mode="polling" if self.polling else "webhook",
@@ -292,9 +315,115 @@ class TelegramRuntime:
         async with self.adapter.sequencer.hold(chat_key(update)):
             await self.application.process_update(update)
 
+    def acks_early(self, data: dict[str, Any]) -> bool:
+        """Whether the webhook may answer Telegram for this update before its turn is done:
+        a new message (not an edit, not a channel post) with a voice note, audio, photo,
+        video (note) or document, early ack on, and fewer than ``max_background_turns``
+        turns in the background.
+
+        Text, commands and button presses are not: their turns take milliseconds, and a
+        request held until the turn is done keeps Telegram's retry for a failure and its
+        ``max_connections`` as the bound on a worker's load.
+        """
+        if not self.settings.early_ack:
+            return False
+        if len(self.background) >= self.settings.max_background_turns:
+            return False
+        message = data.get("message")
+        return isinstance(message, dict) and not EARLY_ACK_FIELDS.isdisjoint(message)
+
+    async def process_early(self, data: dict[str, Any]) -> None:
+        """Handle an update, returning as soon as it is claimed (its raw JSON in the claim
+        row); the turn goes on in the background, and a live worker takes it over from the
+        ledger if this one dies first (:meth:`sweep`). Returns when the turn is done if its
+        handler does not acknowledge early (a voice note in a group: told once, at once).
+
+        Raises what :meth:`process` raised when that came first (the claim failed: the
+        webhook answers 500 and Telegram redelivers).
+        """
+        update_id = int(data["update_id"])
+        acked = asyncio.get_running_loop().create_future()
+
+        def acknowledge() -> None:
+            if not acked.done():
+                acked.set_result(None)
+
+        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        self.adapter.expect_ack(update_id, EarlyAck(payload, acknowledge))
+        task = self._spawn(self.process(data))
+        task.add_done_callback(lambda _task: self.adapter.forget_ack(update_id))
+        await asyncio.wait((task, acked), return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            log.error(
+                "telegram_background_turn_failed",
+                error=mask_token(f"{type(error).__name__}: {error}"),
+            )
+
+    async def sweep(self) -> int:
+        """Renew the claims this worker holds, and take over updates acknowledged by a worker
+        that died before their turn was done (stale claims with their raw update): each is
+        handled here in the background, its claim taken over by one worker only.
+
+        Returns how many updates this worker started taking over.
+        """
+        ledger = self.adapter.ledger
+        await asyncio.to_thread(ledger.refresh, list(self.adapter.claims.values()))
+        room = self.settings.max_background_turns - len(self.background)
+        if room <= 0:
+            return 0
+        started = 0
+        for update_id, payload in await asyncio.to_thread(ledger.stale_payloads, room):
+            if update_id in self.adapter.claims or update_id in self._taking_over:
+                continue
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                log.error("telegram_payload_unreadable", update_id=update_id)
+                continue
+            log.warning("telegram_update_taken_over", update_id=update_id)
+            self._taking_over.add(update_id)
+            task = self._spawn(self.process(data))
+            task.add_done_callback(partial(_discard, self._taking_over, update_id))
+            started += 1
+        return started
+
+    async def _run_claims(self) -> None:
+        """:meth:`sweep` every ``claim_refresh_s`` (at most a third of ``stale_claim_s``)."""
+        every_s = min(self.settings.claim_refresh_s, self.settings.stale_claim_s / 3)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), every_s)
+            if self._stop.is_set():
+                return
+            try:
+                await self.sweep()
+            except Exception as exc:  # the database away for a while: next time
+                log.warning("telegram_claims_failed", error=type(exc).__name__)
+
     async def stop(self) -> None:
-        """Stop polling, the outbox sender, the application and the voice decoding processes."""
+        """Stop polling, the outbox sender, the application and the voice decoding processes.
+
+        Background turns get :data:`BACKGROUND_DRAIN_S` to finish; one still running then is
+        cancelled, its claim left for a live worker to take over.
+        """
         self._stop.set()
+        if self.background:
+            await asyncio.wait(set(self.background), timeout=BACKGROUND_DRAIN_S)
+            for task in list(self.background):
+                task.cancel()
+            await asyncio.gather(*self.background, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

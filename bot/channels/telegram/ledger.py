@@ -9,7 +9,12 @@ the turn and marked ``done`` right after the turn's replies were sent:
 * a second claim of a ``done`` update, or of one another worker is processing,
   is refused: the update is acknowledged and nothing is done;
 * a claim left ``processing`` longer than ``stale_claim_s`` (its worker died)
-  is taken over;
+  is taken over; a live worker refreshes the claims it holds (:meth:`UpdateLedger.refresh`),
+  so a long turn's claim never turns stale;
+* an update acknowledged to Telegram before its turn was done (a voice note or other
+  media: see :mod:`bot.channels.telegram.webhook`) keeps its raw JSON in the claim row
+  (``payload``) until it is done: Telegram will not redeliver it, so when its worker dies
+  a live worker finds it (:meth:`UpdateLedger.stale_payloads`) and takes it over;
 * an update waits while an earlier update of the same chat is still being
   processed by any worker, so a later turn never overtakes an earlier one.
 
@@ -31,9 +36,11 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Index,
     MetaData,
     String,
     Table,
+    Text,
     bindparam,
     delete,
     exists,
@@ -61,6 +68,17 @@ updates_table = Table(
     Column("owner", String(36), nullable=True),
     Column("claimed_at", DateTime(timezone=True), nullable=False),
     Column("done_at", DateTime(timezone=True), nullable=True),
+    #: The raw update (JSON) of a claim acknowledged before its turn was done; NULL once done.
+    Column("payload", Text, nullable=True),
+)
+#: Claims acknowledged and not yet done: few rows, so a partial index (the takeover sweep).
+_ACKED_UNFINISHED = (updates_table.c.status == "processing") & updates_table.c.payload.isnot(None)
+Index(
+    "ix_bot_telegram_updates_acked",
+    updates_table.c.bot_id,
+    updates_table.c.claimed_at,
+    postgresql_where=_ACKED_UNFINISHED,
+    sqlite_where=_ACKED_UNFINISHED,
 )
 
 chats_table = Table(
@@ -109,6 +127,7 @@ _CLAIM_PG = select(
             status=PROCESSING,
             owner=bindparam("b_owner"),
             claimed_at=bindparam("b_now"),
+            payload=bindparam("b_payload"),
         )
         .on_conflict_do_nothing()
         .returning(_u.update_id)
@@ -125,7 +144,7 @@ _FINISH = (
         _u.update_id == bindparam("b_update"),
         _u.owner == bindparam("b_owner"),
     )
-    .values(status=DONE, done_at=bindparam("b_now"))
+    .values(status=DONE, done_at=bindparam("b_now"), payload=None)
 )
 
 
@@ -180,9 +199,15 @@ class UpdateLedger:
         claimed = self.claim_update(update_id, chat_id, owner)
         return None if claimed is None else claimed.wait
 
-    def claim_update(self, update_id: int, chat_id: str | None, owner: str) -> Claim | None:
+    def claim_update(
+        self, update_id: int, chat_id: str | None, owner: str, payload: str | None = None
+    ) -> Claim | None:
         """Claim an update for ``owner``: ``None`` if it is done or being processed elsewhere
         (drop it), else the :class:`Claim`.
+
+        ``payload`` is the raw update (JSON) when it is acknowledged to Telegram before its
+        turn is done: kept with a fresh claim until :meth:`finish`, for a live worker to take
+        it over (:meth:`stale_payloads`). A stale claim taken over keeps the row's payload.
 
         One statement on PostgreSQL (a taken-over stale claim: one more transaction), one
         transaction on SQLite.
@@ -195,6 +220,7 @@ class UpdateLedger:
             "status": PROCESSING,
             "owner": owner,
             "claimed_at": now,
+            "payload": payload,
         }
         if self.db.dialect.name == "postgresql":  # one statement, one round trip
             with self._single() as conn:
@@ -207,6 +233,7 @@ class UpdateLedger:
                         "b_owner": owner,
                         "b_now": now,
                         "b_stale": self._stale(now),
+                        "b_payload": payload,
                     },
                 ).one()
             if chat_id is not None:  # fresh for this update's turn (see chat_language)
@@ -262,6 +289,41 @@ class UpdateLedger:
                 _FINISH,
                 {"b_bot": self.bot_id, "b_update": update_id, "b_owner": owner, "b_now": _now()},
             )
+
+    def refresh(self, owners: list[str]) -> int:
+        """Renew the claims that ``owners`` hold (their turns are running in this worker), so
+        none of them turns stale while its worker lives; returns how many were renewed."""
+        if not owners:
+            return 0
+        with self.db.begin() as conn:
+            result = conn.execute(
+                update(updates_table)
+                .where(
+                    _u.bot_id == self.bot_id,
+                    _u.status == PROCESSING,
+                    _u.owner.in_(owners),
+                )
+                .values(claimed_at=_now())
+            )
+            return int(result.rowcount or 0)
+
+    def stale_payloads(self, limit: int = 20) -> list[tuple[int, str]]:
+        """Acknowledged updates whose claim went stale (their worker died before the turn
+        was done): ``(update_id, raw update JSON)``, oldest first. Telegram will not redeliver
+        them; claiming one again (:meth:`claim_update`) takes it over, one worker only."""
+        with self._single() as conn:
+            rows = conn.execute(
+                select(_u.update_id, _u.payload)
+                .where(
+                    _u.bot_id == self.bot_id,
+                    _u.status == PROCESSING,
+                    _u.payload.isnot(None),
+                    _u.claimed_at < self._stale(_now()),
+                )
+                .order_by(_u.update_id)
+                .limit(limit)
+            ).all()
+        return [(int(update_id), str(payload)) for update_id, payload in rows]
 
     def abandon(self, update_id: int, owner: str) -> None:
         """Give a claim back (the turn failed before acting): a redelivery may process it."""

@@ -49,8 +49,21 @@ class TelegramSettings(BaseSettings):
     #: How often a 429 ``RetryAfter`` is waited out and retried before the send fails.
     max_retries: int = 3
     #: A claimed update not finished within this many seconds is taken over by a redelivery
-    #: (its worker died).
+    #: (its worker died), or, when it was acknowledged early, by a live worker's sweep. A
+    #: webhook worker renews its own claims every :attr:`claim_refresh_s`, so a long turn of
+    #: a live worker never turns stale.
     stale_claim_s: float = 120.0
+    #: Webhook: how often a worker renews the claims it holds and looks for acknowledged
+    #: updates whose worker died (at most a third of :attr:`stale_claim_s` is used).
+    claim_refresh_s: float = 10.0
+    #: Webhook: answer Telegram as soon as a voice note, audio, photo, video (note) or
+    #: document is claimed, and finish its turn in the background (the raw update kept in the
+    #: ledger until done, for a live worker to take over). Text, commands and button presses
+    #: are answered when their turn is done. False: every update holds its webhook request.
+    early_ack: bool = True
+    #: Webhook: turns a worker runs in the background at once; past this an update holds its
+    #: request again (Telegram's ``max_connections`` bounds the load, as without early ack).
+    max_background_turns: int = 64
     #: How long an update waits for an earlier update of the same chat (another worker).
     order_wait_s: float = 30.0
     #: How often the outbox of pushed messages is polled.

@@ -11,7 +11,17 @@ the app runs as before. With a token, the route:
 * handles the update (its turn, its replies) before answering 200. If the
   worker dies first, Telegram redelivers; the engine records each update's
   delivery id with its turn, so the redelivery (or the same update reaching
-  another worker) acts once.
+  another worker) acts once;
+* except a voice note, audio, photo, video (note) or document (``early_ack``,
+  on by default): answered 200 as soon as the update is claimed in the ledger
+  with its raw JSON, its turn finished in the background. A voice note decodes
+  for seconds, and while it held its request (one of Telegram's at most 100
+  connections to the webhook) other chats' text updates queued behind it.
+  Telegram never redelivers an update it got 200 for, so the ledger does: each
+  worker renews the claims it holds and takes over acknowledged claims gone
+  stale (:meth:`~bot.channels.telegram.app.TelegramRuntime.sweep`). A later
+  update of the same chat still waits for the voice note (the chat's lock in
+  this worker, its claim in the ledger for the others).
 
 Several worker processes may serve the route at once: each runs its own
 application and outbox sender; chat order and exactly-once go through the
@@ -114,11 +124,16 @@ class WebhookService:
                 self._engine = None
 
     def stats(self) -> dict[str, int]:
-        """Counters of this worker since it started: updates handled, NLU cache use."""
+        """Counters of this worker: updates handled since it started, turns running in the
+        background now, NLU cache use."""
         runtime = self.runtime
         if runtime is None:
             return {"updates_handled": 0}
-        return {"updates_handled": runtime.adapter.handled, **runtime.engine.nlu_cache_stats()}
+        return {
+            "updates_handled": runtime.adapter.handled,
+            "background_turns": len(runtime.background),
+            **runtime.engine.nlu_cache_stats(),
+        }
 
     async def handle(self, request: Request) -> Response:
         """The route: check the secret, handle the update, answer."""
@@ -139,7 +154,10 @@ class WebhookService:
                 status_code=400,
             )
         runtime = self.runtime or await self.start()
-        await runtime.process(data)
+        if runtime.acks_early(data):  # answered once claimed; the turn goes on
+            await runtime.process_early(data)
+        else:
+            await runtime.process(data)
         return Response(status_code=200)
 
 

@@ -81,6 +81,8 @@ class Delivery:
     url: str
     status: int | None
     attempt: int
+    #: When the webhook's answer came (``time.monotonic``).
+    at: float = field(default_factory=time.monotonic)
 
 
 def free_port() -> int:

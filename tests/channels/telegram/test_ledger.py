@@ -102,3 +102,53 @@ def test_a_claim_brings_the_chat_language_chosen_through_another_worker(database
             assert ledger.chat_language("chat-1") == "zh"
     finally:
         db.dispose()
+
+
+def test_an_acknowledged_claim_keeps_its_update_until_done_for_one_live_worker_to_take_over(
+    database_url: str,
+) -> None:
+    """A claim made with the raw update (its webhook request answered before the turn) is
+    offered for takeover only once stale; renewing it keeps it from going stale; only one
+    of two workers taking it over wins; done, the update is dropped from the row."""
+    from sqlalchemy import select
+
+    from bot.channels.telegram.ledger import Claim, updates_table
+
+    ensure_schema(database_url)
+    db = make_engine(database_url)
+    ledger = UpdateLedger(db, "72", stale_claim_s=0.4)
+    raw = '{"update_id": 5, "message": {"voice": {"file_id": "f"}}}'
+    try:
+        assert ledger.claim_update(5, "chat-1", "dead", raw) == Claim(wait=False, fresh=True)
+        assert ledger.claim_update(6, "chat-1", "live", '{"update_id": 6}') is not None
+        assert ledger.claim_update(7, "chat-2", "dead") is not None  # not acknowledged early
+        assert ledger.stale_payloads() == []  # fresh claims: their workers may be alive
+        for _ in range(3):  # "live" renews its claim; "dead" does not
+            time.sleep(0.2)
+            assert ledger.refresh(["live", "nobody"]) == 1
+        assert ledger.stale_payloads() == [(5, raw)]  # not 6 (renewed), not 7 (no update)
+        assert ledger.earlier_in_progress(6, "chat-1") is False  # 5 is stale: 6 may go on
+        # two live workers sweep at once: one takes the update over, the other is refused
+        taken = [ledger.claim_update(5, "chat-1", owner) for owner in ("w1", "w2")]
+        assert taken == [Claim(wait=False, fresh=False), None]
+        assert ledger.stale_payloads() == []  # w1's claim is fresh again
+        time.sleep(0.5)  # w1 dies too, and "live" stopped renewing: both there to take over
+        assert ledger.stale_payloads() == [(5, raw), (6, '{"update_id": 6}')]
+        assert ledger.stale_payloads(limit=1) == [(5, raw)]
+        assert ledger.claim_update(5, "chat-1", "w3") == Claim(wait=False, fresh=False)
+        ledger.finish(5, "w1")  # the dead worker's late finish changes nothing
+        assert ledger.status(5) == "processing"
+        ledger.finish(5, "w3")
+        assert ledger.status(5) == "done"
+        with db.connect() as conn:
+            payloads = dict(
+                conn.execute(
+                    select(updates_table.c.update_id, updates_table.c.payload).where(
+                        updates_table.c.bot_id == "72"
+                    )
+                ).all()
+            )
+        assert payloads == {5: None, 6: '{"update_id": 6}', 7: None}
+        assert ledger.stale_payloads() == [(6, '{"update_id": 6}')]
+    finally:
+        db.dispose()

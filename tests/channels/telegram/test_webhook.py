@@ -8,6 +8,7 @@ webhook does not answer in time, and the bot must act once per update.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -216,3 +217,88 @@ async def test_a_webhook_redelivery_of_an_update_whose_worker_died_is_answered_o
     standin.redeliver(update)  # answered now: nothing more
     await asyncio.sleep(1.0)
     assert sum("in total" in t for t in standin.texts(chat)) == 1
+
+
+async def test_a_voice_note_is_acknowledged_once_claimed_and_only_its_own_chat_waits_for_it(
+    webhook: Any, standin: BotApiStandIn, seeded: Any, engine: Any, tmp_path: Any
+) -> None:
+    """The webhook answers a voice note's request as soon as the update is claimed (its raw
+    JSON kept in the ledger) and finishes the turn in the background: another chat's text is
+    answered meanwhile, while the same chat's next text still waits for the note."""
+    from sqlalchemy import text
+
+    from tests.channels.telegram.helpers import ogg_note
+
+    service, url = webhook
+    standin.webhook = {"url": url, "secret_token": SECRET}
+    runtime = service.runtime
+    ledger = runtime.adapter.ledger
+    voice_chat, text_chat = new_chat(), new_chat()
+    for chat, role in ((voice_chat, "payer"), (text_chat, "other")):
+        code = (await engine.billing.create_link_code(seeded.roles[role]["resident_id"])).code
+        standin.text(chat, f"/start {code}")
+    await standin.until(
+        lambda: standin.texts(voice_chat) and standin.texts(text_chat), what="both linked"
+    )
+    # which updates may be answered before their turn is done: media, not text or presses
+    assert runtime.acks_early(standin.message(voice_chat, voice={"file_id": "x"}))
+    assert runtime.acks_early(standin.message(voice_chat, photo=[{"file_id": "x"}]))
+    assert not runtime.acks_early(standin.message(voice_chat, text="hi"))
+    assert not runtime.acks_early(standin.press_update(voice_chat, "b", message_id=1))
+
+    ogg = ogg_note("how much do I owe", tmp_path)
+    standin.fail("getFile", 0, delay_s=2.0)  # a slow download: the turn outlasts the request
+    note = standin.voice(voice_chat, ogg)
+    later = standin.text(voice_chat, "show my payment history")  # sent after the note
+    await standin.until(
+        lambda: any(d.update_id == note["update_id"] for d in standin.deliveries),
+        what="the note's delivery answered",
+    )
+    [delivery] = [d for d in standin.deliveries if d.update_id == note["update_id"]]
+    assert delivery.status == 200
+    assert ledger.status(note["update_id"]) == "processing"  # answered before its turn
+    kept = with_payload(ledger, note["update_id"])
+    assert kept is not None and json.loads(kept) == note  # the update, for a takeover
+
+    other = standin.text(text_chat, "how much do I owe?")
+    await standin.until(lambda: ledger.status(other["update_id"]) == "done", what="other chat")
+    assert ledger.status(note["update_id"]) == "processing"  # other chats do not wait for it
+
+    await standin.until(
+        lambda: ledger.status(later["update_id"]) == "done", timeout=60, what="the later text"
+    )
+    assert ledger.status(note["update_id"]) == "done"
+    replies = standin.calls_of("sendMessage", voice_chat)[1:]  # after "linked"
+    assert delivery.at < replies[0].at  # acknowledged before the first reply
+    # the same chat's later text waited: the note's turn was logged (and answered) first
+    with engine.store.session() as s:
+        logged = [
+            r[0]
+            for r in s.execute(
+                text(
+                    "SELECT t.text_raw FROM bot_turns t JOIN bot_conversations c "
+                    "ON c.id = t.conversation_id WHERE c.channel = 'telegram' "
+                    "AND c.external_user_id = :chat ORDER BY t.turn"
+                ),
+                {"chat": str(voice_chat)},
+            )
+        ]
+    assert len(logged) == 3 and logged[2] == "show my payment history", logged
+    assert AMOUNT.search(joined(replies[:-1])), joined(replies)
+    assert len([d for d in standin.deliveries if d.update_id == note["update_id"]]) == 1
+    assert with_payload(ledger, note["update_id"]) is None  # dropped once done
+
+
+def with_payload(ledger: Any, update_id: int) -> str | None:
+    """The raw update kept in the ledger's claim row of ``update_id``."""
+    from sqlalchemy import select
+
+    from bot.channels.telegram.ledger import updates_table
+
+    with ledger.db.connect() as conn:
+        return conn.execute(
+            select(updates_table.c.payload).where(
+                updates_table.c.bot_id == ledger.bot_id,
+                updates_table.c.update_id == update_id,
+            )
+        ).scalar()

@@ -52,11 +52,13 @@ def webhook_workers(
     count: int,
     log_dir: Path,
     timeout_s: float = 180,
+    processes: list[subprocess.Popen[bytes]] | None = None,
     **extra_env: str,
 ) -> Iterator[list[str]]:
     """Start ``count`` webhook workers; yields their webhook URLs; stops them after.
 
-    ``extra_env`` is added to each worker's environment (:func:`worker_env`).
+    ``extra_env`` is added to each worker's environment (:func:`worker_env`); ``processes``,
+    when given, receives each worker's process (in the order of the URLs).
     """
     command = [sys.executable, "-m", "app", "telegram", "run", "--mode", "webhook", "--port"]
     with serving_processes(
@@ -66,6 +68,7 @@ def webhook_workers(
         log_dir,
         "worker",
         timeout_s,
+        processes,
     ) as urls:
         yield urls
 
@@ -78,13 +81,15 @@ def serving_processes(
     log_dir: Path,
     name: str,
     timeout_s: float,
+    processes: list[subprocess.Popen[bytes]] | None = None,
 ) -> Iterator[list[str]]:
     """Start ``count`` processes of ``command`` + a free port each, wait until each answers
     ``/healthz``, and yield their webhook URLs; stop them (SIGTERM, then kill) after.
 
-    Each process logs to ``log_dir/<name>-<i>.log``.
+    Each process logs to ``log_dir/<name>-<i>.log``. ``processes`` (when given) is the list
+    the processes are kept in, for a caller that kills one.
     """
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[subprocess.Popen[bytes]] = [] if processes is None else processes
     urls: list[str] = []
     try:
         for i in range(count):
