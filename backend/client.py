@@ -99,10 +99,12 @@ _TURN_CALLERS: ContextVar[dict[str, Any] | None] = ContextVar("billing_turn", de
 def one_turn() -> Iterator[None]:
     """One conversation turn: in-process reads check each bearer token once in the block.
 
-    The first in-process read of a token checks it (unknown, expired, revoked: refused);
-    later reads in the same block (the same task) reuse that caller. A turn is well
-    under a second, so a revocation reaches reads from the next turn on; every read
-    over HTTP, and every write (payments, step-up), still checks the token itself.
+    The first in-process read of a token checks it (unknown, expired, revoked: refused;
+    a check of the same token less than ``BILLTALK_BILLING_TOKEN_RECHECK_S`` old stands
+    for it while the token has not expired, :class:`backend.api.reads.VerifiedTokens`);
+    later reads in the same block (the same task) reuse that caller. So a revocation
+    reaches in-process reads within the recheck interval; every read over HTTP, and every
+    write (payments, step-up), still checks the token itself.
     """
     reset = _TURN_CALLERS.set({})
     try:
@@ -171,7 +173,8 @@ class BillingClient:
         timeout: seconds per request.
         http: an existing :class:`httpx.AsyncClient` to share (advanced).
         in_process_reads: with ``app``, make the reads a conversation turn makes
-            (balance, bills, a bill, a payment's preview, the late-fee policy) without
+            (the resident, balance, bills, a bill, a payment's preview, the late-fee
+            policy) without
             the HTTP hop:
             :mod:`backend.api.reads` runs the route's own function with the same
             token check, household scoping and errors. Writes always go over HTTP.
@@ -337,6 +340,9 @@ class BillingClient:
 
     async def get_resident(self, resident_id: str) -> Resident:
         """A resident, their household and unit, and the saved payment method."""
+        if self._in_process(resident_id):
+            resident: Resident = await self._read("get_resident", resident_id=resident_id)
+            return resident
         return await self._get(Resident, f"/api/v1/residents/{resident_id}")
 
     async def redeem_link_code(self, code: str, *, channel: str, external_id: str) -> LinkResult:

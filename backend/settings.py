@@ -45,6 +45,11 @@ class BillingSettings(BaseSettings):
             (``BILLTALK_REDIS_URL``), else counted in-process.
         max_body_bytes: larger request bodies are refused with 413.
         resident_token_ttl_minutes: lifetime of resident-scoped tokens.
+        token_recheck_s: how long an in-process read (``backend.api.reads``) may rely on
+            its own earlier check of the same bearer token before reading the token's row
+            again (0: every read checks). A token's expiry always holds to the second; a
+            revocation reaches in-process reads within this many seconds, and every HTTP
+            request and every write (payments, step-up) at once.
         link_code_ttl_minutes: lifetime of link codes created through the API.
         link_max_attempts: failed link-code attempts per chat account per 15 minutes.
     """
@@ -73,6 +78,7 @@ class BillingSettings(BaseSettings):
     )
     max_body_bytes: int = 64 * 1024
     resident_token_ttl_minutes: int = 30
+    token_recheck_s: float = Field(default=60.0, ge=0.0)
     link_code_ttl_minutes: int = 15
     link_max_attempts: int = 5
 

@@ -66,10 +66,15 @@ def principal_for_token(uow: UnitOfWork, token: str) -> Principal:
         raise ApiError(401, "invalid_token", "invalid token", {"WWW-Authenticate": "Bearer"})
     principal = services.authenticate(uow, token)
     if principal is None:
-        raise ApiError(
-            401, "invalid_token", "invalid or expired token", {"WWW-Authenticate": "Bearer"}
-        )
+        raise refused_token()
     return principal
+
+
+def refused_token() -> ApiError:
+    """The 401 for a token that is unknown, expired or revoked."""
+    return ApiError(
+        401, "invalid_token", "invalid or expired token", {"WWW-Authenticate": "Bearer"}
+    )
 
 
 Caller = Annotated[Principal, Depends(get_principal)]

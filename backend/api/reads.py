@@ -7,7 +7,9 @@ read what has one home, whether the read arrives over HTTP or in-process.
 :class:`InProcessReads` runs them for a :class:`~backend.client.BillingClient` that
 lives in the same process as the app (the embedded default), without the HTTP
 round trip through ``httpx.ASGITransport``, Starlette and FastAPI: the same bearer
-token check (:func:`~backend.api.deps.principal_for_token`), the same parameter
+token check (:func:`~backend.api.deps.principal_for_token`; a token verified less than
+``BILLTALK_BILLING_TOKEN_RECHECK_S`` ago and not expired is not read again, see
+:class:`VerifiedTokens`), the same parameter
 validation (the routes' own annotations), the same function, and errors described
 as the API's error handlers describe them. Only reads are offered (the payment
 preview too: it reads what a payment would do and writes nothing); anything that
@@ -21,7 +23,11 @@ Example::
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -30,8 +36,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from backend import schemas
 from backend.api import models
-from backend.api.deps import principal_for_token, require_household, require_own_object
-from backend.api.errors import BodyInvalid, QueryInvalid
+from backend.api.deps import (
+    principal_for_token,
+    refused_token,
+    require_household,
+    require_own_object,
+)
+from backend.api.errors import ApiError, BodyInvalid, QueryInvalid
 from backend.service_layer import services
 from backend.service_layer.services import Principal
 from backend.service_layer.unit_of_work import UnitOfWork
@@ -42,10 +53,19 @@ StatusQ = Annotated[schemas.BillStatus | None, Query()]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
+def get_resident(caller: Principal, uow: UnitOfWork, resident_id: str) -> schemas.Resident:
+    """A resident, with their household, unit and saved payment method (a resident token:
+    its own resident only; any other id is 404, as unknown)."""
+    if caller.scope == "resident" and caller.resident_id != resident_id:
+        raise ApiError(404, "unknown_resident", "no resident with that id")
+    return services.get_resident(uow, resident_id)
+
+
 def balance(caller: Principal, uow: UnitOfWork, household_id: str) -> schemas.Balance:
     """What the household owes, in total and per utility."""
     require_household(caller, household_id)
-    return services.balance(uow, household_id)
+    # A resident's own household exists (its token refers to it): no read to check that.
+    return services.balance(uow, household_id, known=caller.household_id == household_id)
 
 
 def list_bills(
@@ -131,6 +151,86 @@ _QUERY: dict[str, TypeAdapter[Any]] = {
 _BODIES: dict[str, type[models.Body]] = {"preview_payment": models.PreviewIn}
 
 
+@dataclass(frozen=True)
+class _Verified:
+    principal: Principal
+    #: The token's own expiry (``None``: never), aware UTC.
+    expires_at: datetime | None
+    #: Until when (``time.monotonic``) this check may stand in for a read of the token's row.
+    recheck_at: float
+
+
+class VerifiedTokens:
+    """Bearer tokens this process verified lately, so that in-process reads need not read
+    each token's row again for every read.
+
+    A token is remembered only after :func:`~backend.service_layer.access.verify_token`
+    accepted it (known, not revoked, not expired; a refused token is never remembered and
+    is checked again every time), under the SHA-256 of the whole token, the same digest
+    the database looks it up by (a different token cannot share an entry unless SHA-256
+    collides; the token itself is not kept). What is remembered is the principal (scope,
+    household, resident), which no code path changes for an issued token, so every read's
+    own household check (:func:`~backend.api.deps.require_household`,
+    :func:`~backend.api.deps.require_own_object`) runs against the same caller the
+    database would give. A remembered check is used only while both hold:
+
+    * the token has not expired: its expiry is kept and compared with the clock on every
+      use, so an expired token is refused to the second, as before;
+    * it was read less than ``recheck_s`` ago: a token revoked in the database is refused
+      by in-process reads at most ``recheck_s`` later (``0``: every read checks).
+
+    Everything else checks the token's row on every request as before: HTTP requests and
+    every write (payments, step-up, autopay: never in-process). Size-bounded (cleared when
+    full; tokens are re-checked then).
+
+    Args:
+        recheck_s: how long a check stands for the token's row (revocation bound).
+        max_entries: tokens remembered at most.
+        clock: monotonic seconds (tests may pass their own).
+    """
+
+    def __init__(
+        self,
+        recheck_s: float,
+        *,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.recheck_s = recheck_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, _Verified] = {}
+        self._lock = threading.Lock()
+        #: Reads answered from a remembered check, and token rows read.
+        self.hits = 0
+        self.checks = 0
+
+    def principal(self, uow: UnitOfWork, token: str) -> Principal:
+        """The caller ``token`` stands for, as :func:`~backend.api.deps.principal_for_token`
+        gives it (401 when unknown, expired or revoked)."""
+        if len(token) > 200 or self.recheck_s <= 0:
+            return principal_for_token(uow, token)
+        key = services.hash_token(token)
+        found = self._entries.get(key)
+        now = self._clock()
+        if found is not None and now < found.recheck_at:
+            if found.expires_at is None or datetime.now(UTC) < found.expires_at:
+                self.hits += 1
+                return found.principal
+            with self._lock:
+                self._entries.pop(key, None)
+        verified = services.verify_token(uow, token)
+        self.checks += 1
+        if verified is None:
+            raise refused_token()
+        principal, expires_at = verified
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = _Verified(principal, expires_at, now + self.recheck_s)
+        return principal
+
+
 class InProcessReads:
     """Call the read functions above in-process, with the HTTP route's checks.
 
@@ -141,7 +241,14 @@ class InProcessReads:
     def __init__(self, app: FastAPI) -> None:
         self.engine = app.state.engine
         self.settings: BillingSettings = app.state.billing_settings
+        # One per app, shared by every client of it (each resident's scoped client has
+        # its own InProcessReads).
+        tokens: VerifiedTokens | None = getattr(app.state, "verified_tokens", None)
+        if tokens is None:
+            tokens = app.state.verified_tokens = VerifiedTokens(self.settings.token_recheck_s)
+        self.tokens = tokens
         self._reads: dict[str, Callable[..., Any]] = {
+            "get_resident": get_resident,
             "balance": balance,
             "list_bills": list_bills,
             "get_bill": get_bill,
@@ -172,7 +279,7 @@ class InProcessReads:
         uow = UnitOfWork(self.engine)
         caller = callers.get(token) if callers is not None else None
         if caller is None:
-            caller = principal_for_token(uow, token)
+            caller = self.tokens.principal(uow, token)
             if callers is not None:
                 callers[token] = caller
         if name == "late_fee_policy":

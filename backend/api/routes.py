@@ -100,9 +100,7 @@ def resident_token(
 @router.get("/residents/{resident_id}", response_model=schemas.Resident, tags=["residents"])
 def get_resident(resident_id: str, caller: Caller, uow: Uow) -> Any:
     """A resident, with their household, unit and saved payment method."""
-    if caller.scope == "resident" and caller.resident_id != resident_id:
-        raise ApiError(404, "unknown_resident", "no resident with that id")
-    return services.get_resident(uow, resident_id)
+    return reads.get_resident(caller, uow, resident_id)
 
 
 @router.get("/links/{channel}/{external_id}", response_model=schemas.LinkResult, tags=["residents"])

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -115,6 +115,16 @@ def authenticate(uow: UnitOfWork, token: str) -> Principal | None:
     Every API request runs this: one read (no write lock on SQLite), of the columns
     it needs only (no ORM object to build).
     """
+    found = verify_token(uow, token)
+    return None if found is None else found[0]
+
+
+def verify_token(uow: UnitOfWork, token: str) -> tuple[Principal, datetime | None] | None:
+    """:func:`authenticate`, with the token's expiry (``None``: it never expires).
+
+    For callers that remember a verified token (:class:`backend.api.reads.VerifiedTokens`)
+    and must not use it past its expiry.
+    """
     t = orm.ApiToken
     with uow.reading():
         row = uow.session.execute(
@@ -124,14 +134,16 @@ def authenticate(uow: UnitOfWork, token: str) -> Principal | None:
         ).first()
         if row is None or row.revoked_at is not None:
             return None
-        if row.expires_at is not None and aware(row.expires_at) <= utcnow():
+        expires_at = None if row.expires_at is None else aware(row.expires_at)
+        if expires_at is not None and expires_at <= utcnow():
             return None
-        return Principal(row.scope, row.token_id, row.household_id, row.resident_id)
+        principal = Principal(row.scope, row.token_id, row.household_id, row.resident_id)
+        return principal, expires_at
 
 
 def get_resident(uow: UnitOfWork, resident_id: str) -> schemas.Resident:
     """A resident with their household's unit and saved payment method."""
-    with uow:
+    with uow.reading():
         r = uow.repo.resident(resident_id)
         if r is None:
             raise NotFound("unknown_resident", f"no resident {resident_id!r}")

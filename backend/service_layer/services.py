@@ -35,6 +35,7 @@ from backend.service_layer.access import (
     redeem_link_code,
     resolve_link,
     unlink,
+    verify_token,
 )
 from backend.service_layer.bill_generation import GenerationReport, generate_household_bills
 from backend.service_layer.bill_run import generate_bills
@@ -156,4 +157,5 @@ __all__ = [
     "unlink",
     "usage_series",
     "utcnow",
+    "verify_token",
 ]

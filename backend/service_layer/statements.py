@@ -51,13 +51,21 @@ def _summary(bill: orm.Bill | Any, today: date) -> schemas.BillSummary:
     )
 
 
-def balance(uow: UnitOfWork, household_id: str, *, today: date | None = None) -> schemas.Balance:
-    """What the household owes, per utility, with its credits and open bills."""
+def balance(
+    uow: UnitOfWork, household_id: str, *, today: date | None = None, known: bool = False
+) -> schemas.Balance:
+    """What the household owes, per utility, with its credits and open bills.
+
+    ``known``: the caller vouches that the household exists (a resident token of it:
+    ``api_tokens.household_id`` is a foreign key to it, and households are never
+    deleted), so a household with nothing open needs no read to tell it from an unknown
+    one (``NotFound``).
+    """
     today = today or utcnow().date()
     with uow.reading():
         bills = uow.repo.open_bill_rows(household_id)
         credits = uow.repo.positive_credits(household_id)
-        if not bills and not credits:
+        if not bills and not credits and not known:
             get_household(uow, household_id)  # NotFound for an unknown household
     by_utility: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for b in bills:

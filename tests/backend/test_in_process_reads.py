@@ -17,6 +17,9 @@ Read = Callable[[BillingClient], Awaitable[Any]]
 #: (or a bad caller) can get: own household, another household, unknown ids, bad
 #: query values.
 READS: dict[str, Read] = {
+    "resident": lambda c: c.get_resident("r-A0101-1"),
+    "another resident": lambda c: c.get_resident("r-B0101-1"),
+    "unknown resident": lambda c: c.get_resident("r-nope"),
     "balance": lambda c: c.get_balance("hh-A0101"),
     "balance other household": lambda c: c.get_balance("hh-B0101"),
     "balance unknown household": lambda c: c.get_balance("hh-nope"),
@@ -106,6 +109,9 @@ async def test_in_process_reads_equal_http_answers_and_refusals(
             refusals += isinstance(over_http, tuple)
     # The table exercises the refusals it claims to: scoping, 404s, 422s and 401s.
     resident = {n: await _outcome(r, resident_fast) for n, r in READS.items()}
+    assert resident["resident"].household_id == "hh-A0101"
+    assert resident["another resident"][:3] == ("NotFound", 404, "unknown_resident")
+    assert resident["unknown resident"][:3] == ("NotFound", 404, "unknown_resident")
     assert resident["balance other household"][:3] == ("Forbidden", 403, "forbidden")
     assert resident["bills other household"][:3] == ("Forbidden", 403, "forbidden")
     assert resident["bill of another household"][:3] == ("NotFound", 404, "unknown_bill")
@@ -122,6 +128,12 @@ async def test_in_process_reads_equal_http_answers_and_refusals(
     assert resident["preview unknown method"][:3] == ("ValidationFailed", 422, "validation_error")
     assert resident["preview far over the limit"][:2] == ("ValidationFailed", 422)
     assert refusals >= 2 * len(READS)
+    # A household nobody vouches for is still looked up: the service is told it is unknown.
+    assert (await _outcome(READS["balance unknown household"], service_fast))[:3] == (
+        "NotFound",
+        404,
+        "unknown_household",
+    )
 
 
 async def test_ids_that_are_not_plain_path_segments_go_over_http(api: Api) -> None:
@@ -138,8 +150,11 @@ async def test_one_turn_checks_each_token_once_and_only_within_the_turn(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from backend.api import deps
+    from backend.api.reads import VerifiedTokens
     from backend.service_layer import services
 
+    # Without the remembered checks across turns (recheck 0), which the tests below cover.
+    api.app.state.verified_tokens = VerifiedTokens(0)
     service = BillingClient(None, api.service, app=api.app)
     me = await service.resident_scope("r-A0101-1")
     checked: list[str] = []
@@ -257,3 +272,183 @@ async def test_a_turns_bill_reads_check_access_and_the_household_without_queries
             assert len(statements) == 3  # the token, no bills, so the household: not there
     finally:
         event.remove(api.app.state.engine, "before_cursor_execute", count)
+
+
+class _Clock:
+    """Monotonic seconds that a test moves forward."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _count_token_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens whose row an in-process read reads (:class:`VerifiedTokens`' checks)."""
+    from backend.service_layer import services
+
+    checked: list[str] = []
+    verify = services.verify_token
+
+    def counting(uow: Any, token: str) -> Any:
+        checked.append(token)
+        return verify(uow, token)
+
+    monkeypatch.setattr(services, "verify_token", counting)
+    return checked
+
+
+def _revoke(api: Api, token: str) -> None:
+    from sqlalchemy import update
+
+    from backend.adapters import orm
+    from backend.service_layer import services
+    from backend.service_layer.unit_of_work import UnitOfWork
+
+    uow = UnitOfWork(api.app.state.engine)
+    with uow:
+        uow.session.execute(
+            update(orm.ApiToken)
+            .where(orm.ApiToken.token_hash == services.hash_token(token))
+            .values(revoked_at=services.utcnow())
+        )
+        uow.commit()
+
+
+async def test_a_verified_token_is_read_once_per_recheck_interval_and_still_scoped(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Across turns, an in-process read relies on its own check of the same token made
+    less than recheck_s ago; the household checks still run against that caller, and the
+    answers and refusals are the HTTP API's."""
+    from backend.api.reads import VerifiedTokens
+
+    clock = _Clock()
+    tokens = api.app.state.verified_tokens = VerifiedTokens(60, clock=clock)
+    checked = _count_token_reads(monkeypatch)
+    service = BillingClient(None, api.service, app=api.app)
+    me = await service.resident_scope("r-A0101-1")
+    other = await service.resident_scope("r-B0101-1")
+    http = BillingClient(None, me.token, app=api.app, in_process_reads=False)
+    for name in ("balance", "balance other household", "bill of another household", "bill"):
+        for _ in range(3):
+            with one_turn():
+                assert await _outcome(READS[name], me) == await _outcome(READS[name], http), name
+    assert checked == [me.token]  # one read of the token's row for twelve turns
+    refused = await _outcome(READS["balance other household"], me)
+    assert refused[:3] == ("Forbidden", 403, "forbidden")
+    assert (await _outcome(READS["bill of another household"], me))[:3] == (
+        "NotFound",
+        404,
+        "unknown_bill",
+    )
+    # Another resident's remembered check is its own: it sees its household, not A's.
+    assert (await other.get_balance("hh-B0101")).household_id == "hh-B0101"
+    assert (await _outcome(READS["balance"], other))[:3] == ("Forbidden", 403, "forbidden")
+    # A token one character off is not the remembered one: it is read, and refused.
+    near = BillingClient(None, me.token[:-1] + ("A" if me.token[-1] != "A" else "B"), app=api.app)
+    assert (await _outcome(READS["balance"], near))[:3] == ("Forbidden", 401, "invalid_token")
+    assert checked == [me.token, other.token, near.token]
+    # Past the interval the row is read again.
+    clock.now += 61
+    await me.get_balance("hh-A0101")
+    assert checked[-1] == me.token and len(checked) == 4
+    assert tokens.hits > 0
+
+
+async def test_a_remembered_check_never_outlives_the_tokens_expiry(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from backend.api.reads import VerifiedTokens
+    from backend.service_layer import services
+    from backend.service_layer.unit_of_work import UnitOfWork
+
+    api.app.state.verified_tokens = VerifiedTokens(3600)
+    token = services.issue_token(
+        UnitOfWork(api.app.state.engine),
+        "resident",
+        resident_id="r-A0101-1",
+        ttl=timedelta(seconds=1),
+    ).token
+    me = BillingClient(None, token, app=api.app)
+    assert (await me.get_balance("hh-A0101")).household_id == "hh-A0101"  # remembered now
+    await asyncio.sleep(1.1)
+    checked = _count_token_reads(monkeypatch)
+    for _ in range(2):
+        assert (await _outcome(READS["balance"], me))[:3] == ("Forbidden", 401, "invalid_token")
+    assert checked == [token, token]  # an expired token is read (and refused) each time
+
+
+async def test_a_revoked_token_is_refused_within_the_recheck_interval(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Revocation reaches in-process reads within recheck_s (at once with 0); a revoked
+    token is never remembered; HTTP requests refuse it at once."""
+    from backend.api.reads import VerifiedTokens
+
+    clock = _Clock()
+    api.app.state.verified_tokens = VerifiedTokens(30, clock=clock)
+    service = BillingClient(None, api.service, app=api.app)
+    me = await service.resident_scope("r-A0101-1")
+    http = BillingClient(None, me.token, app=api.app, in_process_reads=False)
+    assert (await me.get_balance("hh-A0101")).household_id == "hh-A0101"
+    _revoke(api, me.token)
+    assert (await _outcome(READS["balance"], http))[:3] == ("Forbidden", 401, "invalid_token")
+    clock.now += 29  # the documented bound: a check 29 s old still stands
+    assert (await me.get_balance("hh-A0101")).household_id == "hh-A0101"
+    clock.now += 2
+    checked = _count_token_reads(monkeypatch)
+    for _ in range(2):  # refused, and never remembered: read again each time
+        assert (await _outcome(READS["balance"], me))[:3] == ("Forbidden", 401, "invalid_token")
+    assert checked == [me.token, me.token]
+    # With recheck 0 every read checks: a revocation is refused at the next read.
+    api.app.state.verified_tokens = VerifiedTokens(0)
+    fresh = await service.resident_scope("r-A0101-1")
+    strict = BillingClient(None, fresh.token, app=api.app)
+    assert (await strict.get_balance("hh-A0101")).household_id == "hh-A0101"
+    _revoke(api, fresh.token)
+    assert (await _outcome(READS["balance"], strict))[:3] == ("Forbidden", 401, "invalid_token")
+
+
+def test_the_recheck_interval_is_a_billing_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.settings import BillingSettings
+
+    assert BillingSettings().token_recheck_s == 60.0
+    monkeypatch.setenv("BILLTALK_BILLING_TOKEN_RECHECK_S", "0")
+    assert BillingSettings().token_recheck_s == 0.0
+
+
+def test_a_balance_of_a_household_the_caller_vouches_for_skips_the_household_read(
+    api: Api,
+) -> None:
+    """A resident's own household exists (its token refers to it): with nothing open, its
+    balance is two statements (bills, credits), not three; without the caller's word an
+    unknown household is still refused."""
+    from sqlalchemy import event
+
+    from backend.service_layer import services
+    from backend.service_layer.errors import NotFound
+    from backend.service_layer.unit_of_work import UnitOfWork
+
+    uow = UnitOfWork(api.app.state.engine)
+    statements: list[str] = []
+
+    def count(_conn: object, _cur: object, stmt: str, *_args: object) -> None:
+        if stmt.split()[0] == "SELECT":
+            statements.append(stmt)
+
+    event.listen(uow.engine, "before_cursor_execute", count)
+    try:
+        with pytest.raises(NotFound):
+            services.balance(uow, "hh-nope")
+        assert len(statements) == 3  # bills, credits, the household: not there
+        statements.clear()
+        empty = services.balance(uow, "hh-nope", known=True)
+        assert len(statements) == 2
+    finally:
+        event.remove(uow.engine, "before_cursor_execute", count)
+    assert empty.total_due == 0 and not empty.open_bills and not empty.credits
