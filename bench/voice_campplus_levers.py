@@ -183,14 +183,61 @@ def run_fold(
             "voiceprints": len(params["cohort"]),
         }
     if subgroups:
-        out["heldout_subgroups"] = {}
-        for name, members in subgroups.items():
-            own = np.array([p in members for p in held])
-            m = own[hsc.t_owner][:, None] & own[hsc.p_owner][None, :]
-            same = hsc.t_owner[:, None] == hsc.p_owner[None, :]
-            g, i = hs[m & same], hs[m & ~same]
-            out["heldout_subgroups"][name] = at_threshold(g, i, t) | {"speakers": int(own.sum())}
+        out["heldout_subgroups"] = subgroup_results(hsc, hs, held, subgroups, t)
     return out
+
+
+def run_header(
+    started: datetime, load_before: Any, cache: Path, people: list[str], cal: list[str],
+    held: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """Date, machine, load, cache, split and group sizes of a run on cached voiceprints."""
+    return {
+        "date": started.isoformat(timespec="minutes"),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPU, "
+        f"Python {platform.python_version()}",
+        "load_avg_before": load_before,
+        "cache": str(cache),
+        "split_seed": SPLIT_SEED,
+        "speakers": {"all": len(people), "calibration": len(cal), "heldout": len(held)},
+    }
+
+
+def heldout_subgroups(held: list[str], adults: set[str]) -> dict[str, set[str]]:
+    """The held-out group's adults, children and FSDD + LibriSpeech speakers."""
+    return {
+        "adults": {p for p in held if p in adults},
+        "children": {p for p in held if p.startswith("so762:") and p not in adults},
+        "fsdd_librispeech": {p for p in held if not p.startswith("so762:")},
+    }
+
+
+def subgroup_results(
+    sc: Scores, s: np.ndarray, group: list[str], subgroups: dict[str, set[str]], t: float
+) -> dict[str, Any]:
+    """FAR and FRR at ``t`` of the trials of ``s`` (over ``group``) within each subgroup."""
+    out = {}
+    same = sc.t_owner[:, None] == sc.p_owner[None, :]
+    for name, members in subgroups.items():
+        own = np.array([p in members for p in group])
+        m = own[sc.t_owner][:, None] & own[sc.p_owner][None, :]
+        out[name] = at_threshold(s[m & same], s[m & ~same], t) | {"speakers": int(own.sum())}
+    return out
+
+
+def ship_checks(
+    p: dict[str, Any], base: dict[str, Any], subgroups: dict[str, set[str]]
+) -> dict[str, bool]:
+    """The held-out confirmation a picked candidate ``p`` needs against the shipped ``base``."""
+    return {
+        "far_at_most_0.1%": p["heldout"]["far"]["rate"] <= TARGET_FAR,
+        "frr_below_raw5": p["heldout"]["frr"]["rate"] < base["heldout"]["frr"]["rate"],
+        "no_subgroup_far_above_raw5_upper_bound": all(
+            p["heldout_subgroups"][g]["far"]["rate"]
+            <= base["heldout_subgroups"][g]["far"]["ci95"][1]
+            for g in subgroups
+        ),
+    }
 
 
 def main() -> None:
@@ -233,11 +280,7 @@ def main() -> None:
     picked = best8 if best8 is not None and gain8 >= EXTRA_PROMPT_GAIN else best5
 
     # 2. Every candidate on the held-out group (calibration group fits and thresholds).
-    subgroups = {
-        "adults": {p for p in held if p in adults},
-        "children": {p for p in held if p.startswith("so762:") and p not in adults},
-        "fsdd_librispeech": {p for p in held if not p.startswith("so762:")},
-    }
+    subgroups = heldout_subgroups(held, adults)
     heldout: dict[str, Any] = {}
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     marks: dict[str, list[tuple[str, float]]] = {}
@@ -250,23 +293,8 @@ def main() -> None:
         print("held-out", cand, r["threshold"], h["far"]["rate"], h["frr"]["rate"], file=sys.stderr)
     base = heldout["raw5"]
     p = heldout[picked or "raw5"]
-    checks = {
-        "far_at_most_0.1%": p["heldout"]["far"]["rate"] <= TARGET_FAR,
-        "frr_below_raw5": p["heldout"]["frr"]["rate"] < base["heldout"]["frr"]["rate"],
-        "no_subgroup_far_above_raw5_upper_bound": all(
-            p["heldout_subgroups"][g]["far"]["rate"]
-            <= base["heldout_subgroups"][g]["far"]["ci95"][1]
-            for g in subgroups
-        ),
-    }
-    out: dict[str, Any] = {
-        "date": started.isoformat(timespec="minutes"),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPU, "
-        f"Python {platform.python_version()}",
-        "load_avg_before": load_before,
-        "cache": str(args.cache),
-        "split_seed": SPLIT_SEED,
-        "speakers": {"all": len(people), "calibration": len(cal), "heldout": len(held)},
+    checks = ship_checks(p, base, subgroups)
+    out: dict[str, Any] = run_header(started, load_before, args.cache, people, cal, held) | {
         "inner_split": {"a": ia, "b": ib},
         "choice_rule": CHOICE_RULE,
         "inner_two_fold": inner,

@@ -57,6 +57,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -116,44 +117,53 @@ def speechocean_meta(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def speechocean_speakers(
-    folder: Path, rng: random.Random, enrollments: int, extra: int
-) -> dict[str, dict[str, Any]]:
+    folder: Path, rng: random.Random, enrollments: int, extra: int,
+    keep: Callable[[int], bool] | None = None,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Enrollments and probes of every speechocean762 speaker (raw 16 kHz samples).
 
     A speaker's recordings are sorted by name; the first half is the enrollment
     pool (each enrollment: five of them drawn by ``rng``, plus ``extra`` more of
     the rest of the pool for the eight-recording comparison), the second half
-    are the probes, so no recording is both enrolled and probed.
+    are the probes, so no recording is both enrolled and probed. ``keep`` (of
+    the speaker's index in the sorted folder list) leaves speakers out without
+    changing anyone else's draws (their recordings are not decoded).
     """
     from biometrics.voice.audio import decode
 
     meta = speechocean_meta(folder)
     out: dict[str, dict[str, Any]] = {}
+    seen: list[str] = []
     for d in tqdm(sorted((folder / "WAVE").iterdir()), desc="speechocean762", file=sys.stderr):
         files = sorted(d.glob("*.WAV")) + sorted(d.glob("*.wav"))
         if len(files) < 12:
             continue
         half = len(files) // 2
+        draws = []
+        for _ in range(enrollments):
+            idx = rng.sample(range(half), 5)
+            rest = [i for i in range(half) if i not in idx]
+            draws.append((idx, rng.sample(rest, min(extra, len(rest)))))
+        if keep is not None and not keep(len(seen)):
+            seen.append(d.name)
+            continue
+        seen.append(d.name)
         pool = [decode(f).samples for f in files[:half]]
         probes = [decode(f).samples for f in files[half:]]
-        enroll, enroll_extra = [], []
-        for _ in range(enrollments):
-            idx = rng.sample(range(len(pool)), 5)
-            rest = [i for i in range(len(pool)) if i not in idx]
-            more = rng.sample(rest, min(extra, len(rest)))
-            enroll.append([pool[i] for i in idx])
-            enroll_extra.append([pool[i] for i in more])
+        enroll = [[pool[i] for i in idx] for idx, _ in draws]
+        enroll_extra = [[pool[i] for i in more] for _, more in draws]
         spk = d.name.removeprefix("SPEAKER")
         out[f"so762:{spk}"] = {
             "enroll": enroll,
             "enroll_extra": enroll_extra,
             "probe": probes,
+            "probe_names": [f.name for f in files[half:]],
             **meta.get(spk, {}),
         }
     return out
 
 
-def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def embed_all(speakers: dict[str, dict[str, Any]], eight: bool = True) -> dict[str, dict[str, Any]]:
     """Templates (5 and 8 recordings, pooled) and gated probe voiceprints per speaker.
 
     GE2E (the model of templates enrolled before issue 18) into ``t5``, ``t8`` and
@@ -163,6 +173,14 @@ def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     the enrollment consistency check) and ``cprobes``, aligned with ``t5`` and
     ``probes``; each probe's voiced and total seconds in ``probe_voiced_s`` and
     ``probe_s`` (for duration-aware scoring).
+
+    For the issue-18 levers of ``bench/voice_fusion.py``: the five GE2E enrollment
+    voiceprints per enrollment (``t5_each``, aligned with ``c5_each``), each
+    enrollment recording's voiced seconds and SNR estimate (``c5_voiced_s``,
+    ``c5_snr_db``), each scored probe's SNR estimate (``probe_snr_db``) and its
+    file (``probe_name``, for the error analysis; empty where the loader keeps none).
+    With ``eight=False`` the eight-recording templates are not made (``t8`` and
+    ``c8`` left out: half the enrollment embedding time).
     """
     from dataclasses import replace
 
@@ -185,23 +203,34 @@ def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         c5: list[np.ndarray] = []
         c8: list[np.ndarray] = []
         c5_each: list[np.ndarray] = []
+        t5_each: list[np.ndarray] = []
+        c5_voiced: list[np.ndarray] = []
+        c5_snr: list[np.ndarray] = []
         for utts, more in zip(d["enroll"], d["enroll_extra"], strict=True):
             prints = [voiceprint_of_samples(u, min_voiced_s=0.25, model=ge2e) for u in utts]
-            extra = [voiceprint_of_samples(u, min_voiced_s=0.25, model=ge2e) for u in more]
+            t5_each.append(np.stack([p.vector for p in prints]))
+            c5_voiced.append(np.array([p.voiced_s for p in prints], np.float32))
+            c5_snr.append(np.array([estimate_snr_db(u) for u in utts], np.float32))
+            extra = [voiceprint_of_samples(u, min_voiced_s=0.25, model=ge2e) for u in more if eight]
             cprints = [as_campplus(p) for p in prints]
             c5.append(pooled_template(cprints))
-            c8.append(pooled_template(cprints + [as_campplus(p) for p in extra]))
             c5_each.append(np.stack([p.vector for p in cprints]))
             t5.append(pooled_template(prints))
-            t8.append(pooled_template(prints + extra))
+            if eight:
+                c8.append(pooled_template(cprints + [as_campplus(p) for p in extra]))
+                t8.append(pooled_template(prints + extra))
             dur5.append(sum(len(u) for u in utts) / 16_000)
             dur8.append(sum(len(u) for u in list(utts) + list(more)) / 16_000)
             voiced5.append(sum(p.voiced_s for p in prints))
             voiced8.append(sum(p.voiced_s for p in prints + extra))
         probes, refused, cprobes, probe_voiced, probe_s = [], Counter(), [], [], []
-        for u in d["probe"]:
+        probe_snr: list[float] = []
+        probe_name: list[str] = []
+        names = d.get("probe_names") or [""] * len(d["probe"])
+        for u, name in zip(d["probe"], names, strict=True):
             try:
-                if estimate_snr_db(u) < settings.min_snr_db:
+                snr = estimate_snr_db(u)
+                if snr < settings.min_snr_db:
                     refused["too_noisy"] += 1
                     continue
                 vp = voiceprint_of_samples(u, min_voiced_s=settings.min_voiced_s, model=ge2e)
@@ -212,13 +241,18 @@ def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             cprobes.append(as_campplus(vp).vector)
             probe_voiced.append(vp.voiced_s)
             probe_s.append(len(u) / 16_000)
+            probe_snr.append(snr)
+            probe_name.append(name)
         emb[spk] = {
             "t5": np.array(t5, np.float32).reshape(len(t5), -1),
-            "t8": np.array(t8, np.float32).reshape(len(t8), -1),
             "probes": np.array(probes, np.float32).reshape(len(probes), -1),
             "c5": np.array(c5, np.float32).reshape(len(c5), -1),
             "c5_each": c5_each,
-            "c8": np.array(c8, np.float32).reshape(len(c8), -1),
+            "t5_each": t5_each,
+            "c5_voiced_s": c5_voiced,
+            "c5_snr_db": c5_snr,
+            "probe_snr_db": np.array(probe_snr, np.float32),
+            "probe_name": probe_name,
             "probe_voiced_s": np.array(probe_voiced, np.float32),
             "probe_s": np.array(probe_s, np.float32),
             "cprobes": np.array(cprobes, np.float32).reshape(len(cprobes), -1),
@@ -227,26 +261,66 @@ def embed_all(speakers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "enroll_voiced_s": {"5": voiced5, "8": voiced8},
             **{k: d[k] for k in ("age", "gender") if k in d},
         }
+        if eight:
+            emb[spk]["t8"] = np.array(t8, np.float32).reshape(len(t8), -1)
+            emb[spk]["c8"] = np.array(c8, np.float32).reshape(len(c8), -1)
     return emb
 
 
+def shard_path(cache: Path, k: int, n: int) -> Path:
+    """Where shard ``k`` of ``n`` of the voiceprint cache is written."""
+    return cache.with_name(f"{cache.name}.part{k}of{n}")
+
+
+def merge_shards(cache: Path) -> dict[str, dict[str, Any]] | None:
+    """The voiceprints of a complete set of shards, also written to ``cache`` (else None)."""
+    for n in range(2, 9):
+        parts = [shard_path(cache, k, n) for k in range(n)]
+        if all(part.exists() for part in parts):
+            emb: dict[str, dict[str, Any]] = {}
+            for part in parts:
+                with part.open("rb") as f:
+                    emb |= pickle.load(f)
+            with cache.open("wb") as f:
+                pickle.dump(emb, f)
+            return emb
+    return None
+
+
 def all_voiceprints(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """FSDD + LibriSpeech (as ``bench/voice.py --protocol-only``) and speechocean762."""
+    """FSDD + LibriSpeech (as ``bench/voice.py --protocol-only``) and speechocean762.
+
+    With ``--shard K/N`` only every N-th speaker (from the K-th, in sorted order)
+    is embedded and written beside the cache; the data drawn is the same in every
+    shard (the generators run over all speakers), so N shards run side by side
+    make the same voiceprints as one run. Without it, a complete set of shards
+    is merged into the cache.
+    """
     from bench.voice import fsdd_folder, libri_folder, protocol_speakers
 
     if args.cache.exists():
         with args.cache.open("rb") as f:
             cached: dict[str, dict[str, Any]] = pickle.load(f)
         return cached
+    shard = getattr(args, "shard", None)
+    if shard is None and (merged := merge_shards(args.cache)) is not None:
+        return merged
     # Same generator, seed and order as bench/voice.py --protocol-only: same 16-speaker data.
     rng = random.Random(args.seed)
     base = protocol_speakers(rng, fsdd_folder(args.fsdd), 3, 30, libri_folder(), extra_enroll=3)
+    k, n = shard or (0, 1)
     so = speechocean_speakers(
-        speechocean_folder(args.speechocean), random.Random(args.seed + 762), 3, 3
+        speechocean_folder(args.speechocean),
+        random.Random(args.seed + 762),
+        3,
+        3,
+        keep=lambda i: i % n == k,
     )
-    emb = embed_all(base | so)
-    args.cache.parent.mkdir(parents=True, exist_ok=True)
-    with args.cache.open("wb") as f:
+    speakers = {p: base[p] for i, p in enumerate(sorted(base)) if i % n == k} | so
+    out = args.cache if shard is None else shard_path(args.cache, k, n)
+    emb = embed_all(speakers, eight=not getattr(args, "five_only", False))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as f:
         pickle.dump(emb, f)
     return emb
 
@@ -533,12 +607,26 @@ def main() -> None:
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "billtalk-voice-speakers-v3.pkl"
     )
     parser.add_argument("--k", type=int, default=COHORT_K, help="AS-norm cohort top-k")
+    parser.add_argument(
+        "--shard",
+        type=lambda v: tuple(int(x) for x in v.split("/")),
+        default=None,
+        help="K/N: only embed shard K of N into the cache's side file and stop",
+    )
+    parser.add_argument(
+        "--five-only",
+        action="store_true",
+        help="with --shard: no eight-recording templates (measured in an earlier round)",
+    )
     args = parser.parse_args()
     import torch
 
     from biometrics.voice.settings import get_voice_settings
 
     torch.set_num_threads(1)
+    if args.shard is not None:
+        all_voiceprints(args)
+        return
     load_before = os.getloadavg()
     started = datetime.now(UTC)
     t0 = time.perf_counter()
