@@ -135,8 +135,14 @@ def test_a_bare_pin_is_read_as_digits_in_the_pin_state(
 def test_digits_whisper_hears_too_few_of_are_read_by_the_grammar(
     say: Callable[..., bytes],
 ) -> None:
-    """A PIN is 6 digits: Whisper's reading of another length (here 5, one "eight"
-    swallowed) is not taken; the digit grammar, held to 6 and to Whisper's length, is."""
+    """A PIN is 6 digits: Whisper's reading of another length is not taken; the digit
+    grammar, held to 6 and to Whisper's length, is.
+
+    Whisper alone misreads this PIN, but how depends on the CPU (its int8 arithmetic
+    differs): one "eight" swallowed ("80261") on Intel Xeon, "1 2 1" on AMD EPYC. So the
+    test checks the rule for whatever Whisper heard: a sure 6-digit reading would be kept
+    as Whisper's, any other reading leaves the answer to the grammar.
+    """
     pytest.importorskip("faster_whisper")
     from bot.channels.speaker.settings import SpeakerSettings
     from bot.channels.speaker.wyoming_server import recognise
@@ -144,9 +150,11 @@ def test_digits_whisper_hears_too_few_of_are_read_by_the_grammar(
 
     pcm = to_pcm16(load_audio(say("eight eight zero two six one"), trim=False).samples)
     whisper = recognise(pcm, settings=SpeakerSettings(asr_engine="faster_whisper"), expect="pin")
-    assert whisper.text.replace(" ", "") == "80261", whisper
+    figures = whisper.text.replace(" ", "")
     heard = recognise(pcm, settings=SpeakerSettings(), expect="pin")
-    assert heard.text == "880261" and heard.engine == "pocketsphinx", heard
+    assert heard.text == "880261", (heard, whisper)
+    whisper_kept = not whisper.weak and figures.isdigit() and len(figures) == 6
+    assert heard.engine == ("faster_whisper" if whisper_kept else "pocketsphinx"), (heard, whisper)
 
 
 async def test_the_answer_to_which_bill_is_decoded_against_the_choices(
