@@ -164,7 +164,13 @@ def normalize(text: str) -> str:
     text = " ".join(text.split()).replace("good bye", "goodbye")  # one word to the NLU
     if not text or not text.isascii() or re.search(r"\d\.\d", text):
         return text  # Chinese, or figures already (the number words pass keeps no decimals)
-    return normalize_transcript(text)
+    # Figures said one by one ("2 3 4 8 9 6") become one digit string, as digit words do
+    # in normalize_transcript, so a PIN or code reads alike however Whisper wrote it.
+    return _SINGLE_FIGURES.sub(lambda m: m.group(0).replace(" ", ""), normalize_transcript(text))
+
+
+#: Two or more single figures in a row, each a word of its own.
+_SINGLE_FIGURES = re.compile(r"(?<![\w.])\d(?: \d)+(?![\w.])")
 
 
 #: Feature frames (10 ms each) of the encoder's window beyond the audio, and the

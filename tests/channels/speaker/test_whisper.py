@@ -180,6 +180,12 @@ def test_whisper_text_normalisation() -> None:
     assert normalize("Pay 45.50 for gas, please.") == "pay 45.50 for gas please"
     # One amount for the dialogue, as "twelve yuan and forty fen" gives (not 12 and 40).
     assert normalize("Pay 12 yuan and 40 fen for gas.") == "pay 12.40 yuan for gas"
+    # Figures said one by one are one digit string, as digit words are ("two three ...").
+    assert normalize("My link code is 2 3 4 8 9 6.") == "my link code is 234896"
+    assert normalize("My link code is two three four eight nine six.") == ("my link code is 234896")
+    # Not numbers of more than one figure, nor figures a word apart.
+    assert normalize("Pay 12 34") == "pay 12 34"
+    assert normalize("Reading 1 and 2") == "reading 1 and 2"
 
 
 def test_warm_up_loads_whisper_once_under_auto() -> None:
