@@ -54,6 +54,7 @@ from bot.channels.telegram.ledger import UpdateLedger
 from bot.channels.telegram.masking import mask_token
 from bot.channels.telegram.settings import TelegramSettings
 from bot.messages import Attachment, AttachmentKind, IncomingMessage, OutgoingMessage
+from bot.store import ConversationBusyError
 
 log = get_logger("bot.channels.telegram")
 
@@ -254,6 +255,14 @@ class TelegramAdapter:
                 # have been recorded) for a redelivery, or for a live worker's sweep when it
                 # was acknowledged, to take over once stale (the engine reads the delivery).
                 acted = False
+                raise
+            except ConversationBusyError:
+                # The turn never began: another holder's lease on the conversation (often a
+                # dead worker's, until it expires). An acknowledged update is not redelivered,
+                # so its claim stays for a live worker's sweep to try again once stale.
+                if claimed.kept:
+                    acted = False
+                    log.warning("telegram_turn_busy_retry_later", update_id=update.update_id)
                 raise
             finally:
                 self._unseen.discard(update.update_id)

@@ -163,10 +163,14 @@ class Claim:
             before (within the ledger's memory, see :meth:`UpdateLedger.prune`), so no
             turn can have been recorded for it. ``False`` for a stale claim taken over
             (its worker may have acted before it died).
+        kept: The claim row holds the raw update (it was acknowledged to Telegram before
+            its turn was done): a live worker's sweep takes it over once stale, so a turn
+            that could not begin may leave the claim unfinished for a later attempt.
     """
 
     wait: bool
     fresh: bool
+    kept: bool = False
 
 
 class UpdateLedger:
@@ -239,7 +243,7 @@ class UpdateLedger:
             if chat_id is not None:  # fresh for this update's turn (see chat_language)
                 self._remember_language(chat_id, language)
             if taken:
-                return Claim(wait=bool(earlier), fresh=True)
+                return Claim(wait=bool(earlier), fresh=True, kept=payload is not None)
             return self._take_over_stale(update_id, chat_id, owner, now)
         with self.db.begin() as conn:
             if self.db.dialect.name == "sqlite":
@@ -259,7 +263,7 @@ class UpdateLedger:
                     taken = 0
             if taken == 1:
                 wait = chat_id is not None and self._earlier(conn, update_id, chat_id)
-                return Claim(wait=wait, fresh=True)
+                return Claim(wait=wait, fresh=True, kept=payload is not None)
         return self._take_over_stale(update_id, chat_id, owner, now)
 
     def _take_over_stale(
@@ -276,11 +280,14 @@ class UpdateLedger:
                     updates_table.c.claimed_at < stale,
                 )
                 .values(owner=owner, claimed_at=now)
-            ).rowcount
-        if not taken:
+                # the column itself: SQLite's RETURNING gave ``payload IS NOT NULL`` true
+                # for a NULL payload (3.40)
+                .returning(updates_table.c.payload)
+            ).first()
+        if taken is None:
             return None
         wait = chat_id is not None and self.earlier_in_progress(update_id, chat_id)
-        return Claim(wait=wait, fresh=False)
+        return Claim(wait=wait, fresh=False, kept=taken[0] is not None)
 
     def finish(self, update_id: int, owner: str) -> None:
         """Mark a claimed update done (its turn ran and its replies were sent)."""

@@ -119,9 +119,11 @@ def test_an_acknowledged_claim_keeps_its_update_until_done_for_one_live_worker_t
     ledger = UpdateLedger(db, "72", stale_claim_s=0.4)
     raw = '{"update_id": 5, "message": {"voice": {"file_id": "f"}}}'
     try:
-        assert ledger.claim_update(5, "chat-1", "dead", raw) == Claim(wait=False, fresh=True)
+        kept = Claim(wait=False, fresh=True, kept=True)
+        assert ledger.claim_update(5, "chat-1", "dead", raw) == kept
         assert ledger.claim_update(6, "chat-1", "live", '{"update_id": 6}') is not None
-        assert ledger.claim_update(7, "chat-2", "dead") is not None  # not acknowledged early
+        # not acknowledged early: no update kept
+        assert ledger.claim_update(7, "chat-2", "dead") == Claim(wait=False, fresh=True)
         assert ledger.stale_payloads() == []  # fresh claims: their workers may be alive
         for _ in range(3):  # "live" renews its claim; "dead" does not
             time.sleep(0.2)
@@ -130,12 +132,14 @@ def test_an_acknowledged_claim_keeps_its_update_until_done_for_one_live_worker_t
         assert ledger.earlier_in_progress(6, "chat-1") is False  # 5 is stale: 6 may go on
         # two live workers sweep at once: one takes the update over, the other is refused
         taken = [ledger.claim_update(5, "chat-1", owner) for owner in ("w1", "w2")]
-        assert taken == [Claim(wait=False, fresh=False), None]
+        assert taken == [Claim(wait=False, fresh=False, kept=True), None]
         assert ledger.stale_payloads() == []  # w1's claim is fresh again
         time.sleep(0.5)  # w1 dies too, and "live" stopped renewing: both there to take over
         assert ledger.stale_payloads() == [(5, raw), (6, '{"update_id": 6}')]
         assert ledger.stale_payloads(limit=1) == [(5, raw)]
-        assert ledger.claim_update(5, "chat-1", "w3") == Claim(wait=False, fresh=False)
+        assert ledger.claim_update(5, "chat-1", "w3") == Claim(wait=False, fresh=False, kept=True)
+        # a stale claim without its update taken over (by a redelivery): nothing kept
+        assert ledger.claim_update(7, "chat-2", "w4") == Claim(wait=False, fresh=False)
         ledger.finish(5, "w1")  # the dead worker's late finish changes nothing
         assert ledger.status(5) == "processing"
         ledger.finish(5, "w3")

@@ -204,6 +204,9 @@ def test_a_worker_killed_mid_decode_after_acknowledging_a_voice_note_leaves_it_t
         standin.wait_for(
             lambda: standin.calls_of("sendChatAction", chat), timeout=60, what="decoding begun"
         )
+        # killed holding the conversation's lease (taken before decoding): worker B's first
+        # try finds it busy until the lease expires, and must leave the claim to try again
+        _wait(lambda: _leased(db, chat), 60, "worker A's lease on the conversation")
         victim = workers[0]
         decoders = _children(victim.pid)
         victim.send_signal(signal.SIGKILL)
@@ -238,6 +241,20 @@ def test_a_worker_killed_mid_decode_after_acknowledging_a_voice_note_leaves_it_t
         _wait(lambda: _status(db, after["update_id"]) == "done", 60, "the next text")
         assert len(standin.calls_of("sendMessage", chat)) == linked + len(replies) + 1
     db.dispose()
+
+
+def _leased(db: Any, chat: int) -> bool:
+    """Whether a worker holds an unexpired lease on the chat's Telegram conversation."""
+    with db.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM bot_conversations WHERE channel = 'telegram' "
+                    "AND external_user_id = :chat AND lease_until > now()"
+                ),
+                {"chat": str(chat)},
+            ).scalar()
+        )
 
 
 def _status(db: Any, update_id: int) -> str | None:
