@@ -31,15 +31,14 @@ webhook mode. Audio never reaches a log in either place.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
-import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from billtalk.logs import get_logger
+from billtalk.priority import lower_process
 from bot.messages import Attachment, IncomingMessage
 from bot.state import ConversationState
 
@@ -115,11 +114,7 @@ def _child_init(nice: int, idle: bool = True) -> None:
     (with the nice increment alone they still crept on). Where the class is not
     available the nice increment still applies.
     """
-    if idle:
-        with contextlib.suppress(AttributeError, OSError):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    if nice:
-        os.nice(nice)
+    lower_process(nice, idle)  # every thread it has (a library may start some at import)
     from speech.recognize import warm_up
 
     warm_up()

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from billtalk.priority import lower_media_process
 from biometrics.face.engine import FaceObservation, analyze, load_models
 from biometrics.face.images import load_image
 from biometrics.face.settings import FaceSettings
@@ -46,11 +47,14 @@ def observe_video(data: bytes, settings: FaceSettings) -> VideoAnalysis:
 
 
 def _warm_up() -> None:
+    lower_media_process()
     load_models()
 
 
 def make_executor(workers: int) -> ProcessPoolExecutor:
-    """A process pool of ``workers`` processes with the dlib models loaded."""
+    """A process pool of ``workers`` processes with the dlib models loaded, every thread
+    of each at the media priority (``BILLTALK_MEDIA_NICE`` / ``_IDLE``,
+    :mod:`billtalk.priority`), so a face check does not take the cores from text turns."""
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),

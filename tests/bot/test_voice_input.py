@@ -22,15 +22,10 @@ from bot.settings import DialogueSettings
 from bot.store import ConversationStore, ensure_schema
 from bot.voice_input import DECODER_FAILED, VoiceInput
 from tests.actions.fakes import FakeBillingClient
+from tests.billtalk.test_priority import scheduling_of_thread as scheduling_of
+from tests.billtalk.test_priority import threads_of
 from tests.bot.test_engine import Clock, ScriptedNlu
 from tests.channels.telegram.helpers import ogg_note
-
-
-def scheduling_of(pid: int) -> tuple[str, int]:
-    """A process's CPU scheduling class (``"idle"``, ``"other"``...) and nice value (Linux)."""
-    names = {getattr(os, f"SCHED_{n.upper()}", None): n for n in ("other", "batch", "idle")}
-    policy = os.sched_getscheduler(pid)
-    return names.get(policy, str(policy)), os.getpriority(os.PRIO_PROCESS, pid)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +85,8 @@ async def test_a_child_process_decodes_real_speech_at_a_lower_priority(
     assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + 10)
     # and in the idle class: it runs only where no normal-priority thread wants a core
     assert scheduling_of(pid) == ("idle", min(19, mine + 10))
+    # every thread of the child, not only its main one (the one that decodes)
+    assert set(threads_of(pid).values()) == {("idle", min(19, mine + 10))}
     assert scheduling_of(os.getpid())[0] == "other"  # the parent is left alone
     again = await voice.transcribe(Attachment("voice", note))  # the same, warm child
     assert again.text == heard.text and voice.child_pids() == [pid] and voice.restarts == 0
@@ -101,7 +98,7 @@ async def test_without_the_idle_class_the_children_are_only_niced(note: bytes) -
         assert (await vi.transcribe(Attachment("voice", note))).text
         [pid] = vi.child_pids()
         mine = os.getpriority(os.PRIO_PROCESS, 0)
-        assert scheduling_of(pid) == ("other", min(19, mine + 10))
+        assert set(threads_of(pid).values()) == {("other", min(19, mine + 10))}
     finally:
         await asyncio.to_thread(vi.close)
 
