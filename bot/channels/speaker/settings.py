@@ -101,6 +101,11 @@ class SpeakerSettings(BaseSettings):
     #: state's language model (the one pocketsphinx decodes it with: the domain LM's
     #: sentences plus the state's answers) instead of the domain LM.
     rescore_state_lm: bool = True
+    #: Run Whisper's beam search for the rescoring (:func:`~bot.channels.speaker.whisper_asr.nbest`)
+    #: in a worker thread while pocketsphinx decodes the same audio, instead of after it:
+    #: the same candidates and transcript, sooner (the beam is not needed for a PIN or
+    #: link code said after its prompt, where it is not started early).
+    rescore_in_parallel: bool = True
     #: Decode an answer with what the dialogue expects after its question (a PIN, a
     #: yes/no confirmation, a link code on an unpaired speaker): pocketsphinx's state
     #: language model and carrier-phrase digit grammar, Whisper's state prompt

@@ -476,7 +476,9 @@ def _forced_scores(model: Any, window: _Window, texts: list[str], end: str) -> l
         batch,
         prefixes,
         beam_size=1,
-        max_length=max(len(p) for p in prefixes) + 4,  # the length counts the prefix
+        # The length counts the prefix: the last step needed is the one after the longest
+        # text (the end of text), and each step more is a decoder step for the whole batch.
+        max_length=max(len(p) for p in prefixes),
         return_logits_vocab=True,
         suppress_blank=False,
         suppress_tokens=[],
@@ -493,9 +495,19 @@ def _forced_scores(model: Any, window: _Window, texts: list[str], end: str) -> l
     return scores
 
 
-def candidates(
+@dataclass(frozen=True)
+class Beam:
+    """Whisper's beam search over one English utterance (:func:`nbest`): what
+    :func:`candidates` needs besides the other engine's transcript, so that it can run
+    while the other engine decodes (``SpeakerSettings.rescore_in_parallel``)."""
+
+    model: Any
+    window: _Window
+    result: Any  # the CTranslate2 generate result with its hypotheses
+
+
+def nbest(
     samples: np.ndarray,
-    others: dict[str, str],
     *,
     model_dir: str = "",
     threads: int = 2,
@@ -504,7 +516,29 @@ def candidates(
     prompt: bool = True,
     expect: str | None = None,
     compute_type: ComputeType = "int8",
+) -> Beam:
+    """Whisper's ``hypotheses`` best for 16 kHz English ``samples`` over the short window
+    (with the prompt of what the dialogue ``expect``s): the first half of
+    :func:`candidates`, which needs no other engine's transcript.
+
+    Raises:
+        WhisperUnavailable: faster-whisper or the model is missing.
+    """
+    model = get_model(model_dir, threads, compute_type)
+    audio = samples.astype(np.float32, copy=False)
+    initial = _initial_prompt("en", prompt, expect)
+    window = _encode_short(model, audio, "en", initial)
+    return Beam(model, window, _generate(model, window, len(audio), "en", beam_size, hypotheses))
+
+
+def candidates(
+    samples: np.ndarray,
+    others: dict[str, str],
+    *,
+    expect: str | None = None,
     state_lm: bool = True,
+    beam: Beam | None = None,
+    **options: Any,
 ) -> tuple[list[Candidate], tuple[str, float, bool]]:
     """English: Whisper's ``hypotheses`` best transcripts and ``others`` (another engine's
     transcript by engine name), each scored by Whisper and the domain language model
@@ -516,7 +550,10 @@ def candidates(
     Whisper's best) and scored by forced decoding, so a transcript of pocketsphinx's that
     Whisper's search missed is scored on the same footing as Whisper's own. With
     ``state_lm`` and an ``expect``ed answer the LM is that state's (the one pocketsphinx
-    decoded the answer with), else the domain LM.
+    decoded the answer with), else the domain LM. Whisper's beam is ``beam`` when it was run
+    already (while the other engine decoded), else :func:`nbest` of ``samples`` with
+    ``options`` (``model_dir``, ``threads``, ``beam_size``, ``hypotheses``, ``prompt``,
+    ``compute_type``) and ``expect``.
 
     Raises:
         WhisperUnavailable: faster-whisper or the model is missing.
@@ -524,11 +561,9 @@ def candidates(
     from speech.lm_score import domain_lm
     from speech.lm_score import state_lm as lm_of_state
 
-    model = get_model(model_dir, threads, compute_type)
-    audio = samples.astype(np.float32, copy=False)
-    initial = _initial_prompt("en", prompt, expect)
-    window = _encode_short(model, audio, "en", initial)
-    result = _generate(model, window, len(audio), "en", beam_size, hypotheses)
+    if beam is None:
+        beam = nbest(samples, expect=expect, **options)
+    model, window, result = beam.model, beam.window, beam.result
     sources: dict[str, str] = {}
     best_raw, logprob = _top(result, window.tokenizer)
     for i in range(len(result.sequences_ids)):

@@ -40,7 +40,9 @@ import json
 import re
 import time
 import wave
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -345,9 +347,14 @@ def recognise(
             max_seconds=speech_settings.max_seconds,
             vad_aggressiveness=speech_settings.vad_aggressiveness,
         )
-        said = _Utterance(audio, settings, speech_settings, duration, expect)
-        heard = _recognise_in_state(said) if expect is not None else None
-        return heard or _recognise_free(said)
+        early = _early_beam(audio.samples, settings, expect)
+        said = _Utterance(audio, settings, speech_settings, duration, expect, early)
+        try:
+            heard = _recognise_in_state(said) if expect is not None else None
+            return heard or _recognise_free(said)
+        finally:
+            if early is not None:
+                early.cancel()  # not needed (a digit string): not started, or let finish
     except AudioError as exc:
         return HeardUtterance("", error=exc.code, duration_s=duration, expect=expect)
 
@@ -361,6 +368,9 @@ class _Utterance:
     speech_settings: Any  # speech.settings.SpeechSettings (None for Whisper alone)
     duration: float
     expect: str | None
+    #: Whisper's beam for the rescoring, started while pocketsphinx decodes
+    #: (:func:`_early_beam`), or None.
+    early: Future[Any] | None = None
 
     def heard(
         self, text: str, confidence: float, engine: str, *, weak: bool = False
@@ -447,24 +457,56 @@ def _rescoring(settings: SpeakerSettings) -> bool:
     return settings.whisper_rescore and _second_opinion(settings)
 
 
+def _beam_options(settings: SpeakerSettings) -> dict[str, Any]:
+    """Whisper's beam settings for the rescoring (:func:`whisper_asr.nbest`), one place for
+    the early beam and the one run after pocketsphinx."""
+    return {
+        "model_dir": settings.whisper_model_dir,
+        "threads": settings.whisper_threads,
+        "beam_size": settings.whisper_beam_size,
+        "hypotheses": settings.whisper_hypotheses,
+        "prompt": settings.whisper_prompt,
+        "compute_type": settings.whisper_compute_type,
+    }
+
+
+@lru_cache(maxsize=1)
+def _beam_pool() -> ThreadPoolExecutor:
+    """The worker threads that run Whisper's beam beside pocketsphinx, once per process."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="speaker-beam")
+
+
+def _early_beam(samples: Any, settings: SpeakerSettings, expect: str | None) -> Future[Any] | None:
+    """Whisper's beam for the rescoring (:func:`whisper_asr.nbest`), started in a worker
+    thread now, while pocketsphinx decodes, when the rescoring will most likely need it:
+    English under ``auto`` with every transcript rescored (``rescore_in_parallel``); not
+    after a PIN or link-code prompt, where digits said alone go to Whisper's own decode."""
+    if not (
+        settings.rescore_in_parallel
+        and not settings.rescore_only_unsure
+        and expect not in whisper_asr.CODE_STATES
+        and _rescoring(settings)
+    ):
+        return None
+    options = _beam_options(settings)
+    return _beam_pool().submit(whisper_asr.nbest, samples, expect=expect, **options)
+
+
 def _rescored(said: _Utterance, text: str, confidence: float, *, weak: bool) -> HeardUtterance:
     """pocketsphinx's ``text`` and Whisper's best transcripts of the same audio, scored
     together (:func:`bot.channels.speaker.whisper_asr.candidates`); the best is heard.
-    Weak only when both engines are unsure, as without rescoring."""
+    Weak only when both engines are unsure, as without rescoring. Whisper's beam is the
+    one started early (:func:`_early_beam`) when there is one."""
     from bot.channels.speaker.whisper_asr import candidates, choose
 
     settings = said.settings
     found, (_, whisper_confidence, whisper_weak) = candidates(
         said.audio.samples,
         {"pocketsphinx": text},
-        model_dir=settings.whisper_model_dir,
-        threads=settings.whisper_threads,
-        beam_size=settings.whisper_beam_size,
-        hypotheses=settings.whisper_hypotheses,
-        prompt=settings.whisper_prompt,
         expect=said.expect,
-        compute_type=settings.whisper_compute_type,
         state_lm=settings.rescore_state_lm,
+        beam=said.early.result() if said.early is not None else None,
+        **_beam_options(settings),
     )
     both_weak = weak and whisper_weak
     if not found:

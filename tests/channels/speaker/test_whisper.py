@@ -367,3 +367,93 @@ def test_rescoring_only_unsure_keeps_a_sure_pocketsphinx_decode(
     heard = recognise(pcm, settings=settings)
     assert calls == [{"pocketsphinx": "read my water real"}]
     assert (heard.text, heard.engine, heard.weak) == ("pay my water bill", "faster_whisper", False)
+
+
+def test_whisper_s_beam_runs_beside_pocketsphinx_with_the_same_transcripts(
+    monkeypatch: pytest.MonkeyPatch, say: Any
+) -> None:
+    """``rescore_in_parallel``: Whisper's beam for the rescoring runs once a request, in the
+    speaker's worker thread, while pocketsphinx decodes, and the candidates, their scores and
+    what is heard are the same as with the beam run after pocketsphinx; after a PIN prompt it
+    is not started early (digits said alone go to Whisper's own decode)."""
+    import threading
+
+    from bot.channels.speaker import whisper_asr, wyoming_server
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.wyoming_server import recognise
+
+    threads: list[str] = []
+    found: list[list[tuple[str, float, float, str]]] = []
+    real_nbest, real_choose = whisper_asr.nbest, whisper_asr.choose
+
+    def counted(samples: Any, **kw: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real_nbest(samples, **kw)
+
+    def recorded(found_now: list[Any], *args: Any) -> Any:
+        found.append([(c.text, c.acoustic, c.lm, c.source) for c in found_now])
+        return real_choose(found_now, *args)
+
+    monkeypatch.setattr(whisper_asr, "nbest", counted)
+    monkeypatch.setattr(whisper_asr, "choose", recorded)
+    parallel = SpeakerSettings(asr_engine="auto")
+    assert parallel.rescore_in_parallel
+    after = SpeakerSettings(asr_engine="auto", rescore_in_parallel=False)
+    clips = [
+        (_pcm16k(say("how much do i owe for electricity this month")), None),
+        (_pcm16k(say("no leave it")), "yes_no"),
+        (_pcm16k(say("the gas bill please")), "utility"),
+    ]
+    for pcm, expect in clips:
+        heard = [recognise(pcm, settings=s, expect=expect) for s in (parallel, after)]
+        assert heard[0] == heard[1], heard
+        assert len(threads) == 2 and threads[0].startswith("speaker-beam"), threads
+        assert not threads[1].startswith("speaker-beam"), threads
+        assert found[0] == found[1] and len(found[0]) >= 2, found
+        threads.clear()
+        found.clear()
+    assert wyoming_server._beam_pool() is wyoming_server._beam_pool()  # once per process
+    pin = recognise(_pcm16k(say("four seven one nine two three")), settings=parallel, expect="pin")
+    assert pin.text == "471923" and threads == [], (pin, threads)
+
+
+def test_forced_scores_stop_after_the_longest_text(say: Any) -> None:
+    """Forced decoding runs only as many decoder steps as the longest candidate needs (its
+    tokens and the end of text after them), and scores every candidate exactly as the four
+    free steps more it ran before did."""
+    import ctranslate2
+
+    from bot.channels.speaker import whisper_asr
+    from speech.audio import load_audio
+
+    model = whisper_asr.get_model("", 2)
+    audio = load_audio(say("how much do i owe for electricity this month")).samples
+    window = whisper_asr._encode_short(model, audio, "en", whisper_asr.PROMPT)
+    texts = [
+        "how much do i owe for electricity this month",
+        "how much do i owe for electricity bill this month please",
+        "how much do i go",
+    ]
+    scores = whisper_asr._forced_scores(model, window, texts, ".")
+    tokens = [whisper_asr._tokens(window.tokenizer, t, ".") for t in texts]
+    prefixes = [window.prompt + t for t in tokens]
+    encoded = np.asarray(window.encoded)
+    before = model.model.generate(
+        ctranslate2.StorageView.from_array(np.ascontiguousarray(np.repeat(encoded, 3, axis=0))),
+        prefixes,
+        beam_size=1,
+        max_length=max(len(p) for p in prefixes) + 4,
+        return_logits_vocab=True,
+        suppress_blank=False,
+        suppress_tokens=[],
+    )
+    expected = []
+    for text_tokens, result in zip(tokens, before, strict=True):
+        steps = result.logits[0]
+        total = (
+            sum(whisper_asr._log_softmax(steps[i])[tok] for i, tok in enumerate(text_tokens))
+            + whisper_asr._log_softmax(steps[len(text_tokens)])[window.tokenizer.eot]
+        )
+        expected.append(float(total))
+    assert scores == expected and all(np.isfinite(scores)), (scores, expected)
+    assert scores[0] == max(scores)
