@@ -114,6 +114,17 @@ CHOICE_RULE = (
 )
 
 
+def load_voiceprints(cache: Path) -> dict[str, dict[str, Any]]:
+    """The cached voiceprints of ``bench/voice_speakers.py`` (a complete set of shards
+    beside ``cache`` is merged into it first)."""
+    emb = merge_shards(cache) if not cache.exists() else None
+    if emb is None:
+        with cache.open("rb") as f:
+            emb = pickle.load(f)
+    assert emb is not None
+    return emb
+
+
 # --- templates --------------------------------------------------------------------------------
 
 
@@ -367,11 +378,7 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
     started = datetime.now(UTC)
-    emb = merge_shards(args.cache) if not args.cache.exists() else None
-    if emb is None:
-        with args.cache.open("rb") as f:
-            emb = pickle.load(f)
-    assert emb is not None
+    emb = load_voiceprints(args.cache)
     people, strata, cal, held, adults = speaker_groups(emb)
     emb = {p: emb[p] for p in people}
     template_kinds(emb)
