@@ -80,10 +80,11 @@ def _join_spaced(match: re.Match[str]) -> str:
     return joined if grouped and len(joined) in SPACED_DIGITS else match[0]
 
 
-#: A PIN said with a carrier phrase, after a PIN prompt ("my pin is 610384").
+#: A PIN said with a carrier phrase, after a PIN prompt ("my pin is 610384"). Its digits
+#: may come in groups ("my pin is 48 2913"): how Whisper groups them differs by CPU.
 _PIN_CARRIER = re.compile(
     r"(?:(?:here is |here's |it's |it is )?(?:my |the )?(?:pin|pin code|code|password)"
-    r"(?: is| number is)?|it's|it is) (\d{4,8})"
+    r"(?: is| number is)?|it's|it is) (\d(?: ?\d){3,7})"
 )
 
 #: What the speaker says that the written dialogue can't (pairing, weak audio).
@@ -188,7 +189,7 @@ def dialogue_text(text: str, expect: str | None = None) -> str:
     if expect == "pin":
         said = _PIN_CARRIER.fullmatch(figures.lower().rstrip(".!?"))
         if said is not None:
-            return said[1]
+            return said[1].replace(" ", "")
     return figures
 
 
