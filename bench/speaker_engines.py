@@ -690,6 +690,7 @@ def grid(
     baseline: str = "auto",
     only: tuple[str, str, float, float] | None = None,
     rescore_lm: bool = False,
+    idle: bool = False,
 ) -> None:
     """The rescoring weights of :data:`GRID_LM_WEIGHTS` x :data:`GRID_WORD_BONUSES` applied
     to the candidates each recording configuration of the run (``auto-rescore``,
@@ -700,7 +701,14 @@ def grid(
     not lower than ``baseline``'s; shipped only if that WER is lower than ``baseline``'s.
     ``only`` (configuration, mode, LM weight, word bonus): that point alone, with its
     intervals, and no choice (the test set, once the development set has chosen).
+    ``idle``: the weights apply to the idle requests only (no state; mode ``all``), the
+    expected answers keep the product's (``rescore_lm_weight``, ``rescore_word_bonus``):
+    ``rescore_idle_lm_weight`` was chosen this way (2026-12-08).
     """
+    from bot.channels.speaker.settings import SpeakerSettings
+
+    shipped = SpeakerSettings()
+    answers = (shipped.rescore_lm_weight, shipped.rescore_word_bonus)
     import nlu
     from bot.channels.speaker.channel import dialogue_text
     from bot.channels.speaker.whisper_asr import Candidate, choose
@@ -756,7 +764,7 @@ def grid(
         (config, mode, lm_weight, bonus)
         for config in runs
         if CONFIGS.get(config, {}).get("_record")
-        for mode in GRID_MODES
+        for mode in (("all",) if idle else GRID_MODES)
         for lm_weight in GRID_LM_WEIGHTS
         for bonus in GRID_WORD_BONUSES
     ]
@@ -780,7 +788,8 @@ def grid(
                          intent_audio_dialogue=said)  # fmt: skip
             elif r["kind"] == "request" and r.get("candidates"):
                 found = [Candidate(c[0], c[1], c[2], c[3]) for c in r["candidates"]]
-                text = choose(found, lm_weight, bonus, r["state"]).text
+                weights = answers if idle and r["state"] else (lm_weight, bonus)
+                text = choose(found, *weights, r["state"]).text
                 said = intent(dialogue_text(text, r["state"]))
                 r = dict(r, heard=text, wer=scored_wer(r["text"], text),
                          intent_audio_dialogue=said)  # fmt: skip
@@ -850,6 +859,12 @@ def main() -> None:
         help="With --grid: score the recorded candidates with the product's LM as it is now "
         "(state LM, digit strings as one number) before choosing.",
     )
+    parser.add_argument(
+        "--idle",
+        action="store_true",
+        help="With --grid: the weights for idle requests only; expected answers keep the "
+        "product's rescore_lm_weight / rescore_word_bonus.",
+    )
     args = parser.parse_args()
     if args.grid:
         point = args.point.split(",") if args.point else None
@@ -857,6 +872,7 @@ def main() -> None:
             args.grid,
             only=(point[0], point[1], float(point[2]), float(point[3])) if point else None,
             rescore_lm=args.relm,
+            idle=args.idle,
         )
         return
     if args.rescore:

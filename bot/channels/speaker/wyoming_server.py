@@ -511,7 +511,8 @@ def _rescored(said: _Utterance, text: str, confidence: float, *, weak: bool) -> 
     both_weak = weak and whisper_weak
     if not found:
         return said.heard(text, confidence, "pocketsphinx", weak=both_weak)
-    best = choose(found, settings.rescore_lm_weight, settings.rescore_word_bonus, said.expect)
+    weight = settings.rescore_lm_weight if said.expect else settings.rescore_idle_lm_weight
+    best = choose(found, weight, settings.rescore_word_bonus, said.expect)
     if best.source == "pocketsphinx":
         return said.heard(best.text, confidence, "pocketsphinx", weak=both_weak)
     return said.heard(best.text, whisper_confidence, "faster_whisper", weak=both_weak)

@@ -457,3 +457,28 @@ def test_forced_scores_stop_after_the_longest_text(say: Any) -> None:
         expected.append(float(total))
     assert scores == expected and all(np.isfinite(scores)), (scores, expected)
     assert scores[0] == max(scores)
+
+
+def test_idle_requests_and_expected_answers_have_their_own_lm_weight(
+    monkeypatch: pytest.MonkeyPatch, say: Any
+) -> None:
+    """A free request is rescored with ``rescore_idle_lm_weight`` (0.8), an answer the
+    dialogue expects with ``rescore_lm_weight`` (0.4); the word bonus is the same."""
+    from bot.channels.speaker import whisper_asr
+    from bot.channels.speaker.settings import SpeakerSettings
+    from bot.channels.speaker.wyoming_server import recognise
+
+    weights: list[tuple[float, float, str | None]] = []
+    real = whisper_asr.choose
+
+    def recorded(found: list[Any], lm_weight: float, bonus: float, expect: Any = None) -> Any:
+        weights.append((lm_weight, bonus, expect))
+        return real(found, lm_weight, bonus, expect)
+
+    monkeypatch.setattr(whisper_asr, "choose", recorded)
+    settings = SpeakerSettings(asr_engine="auto")
+    assert (settings.rescore_idle_lm_weight, settings.rescore_lm_weight) == (0.8, 0.4)
+    idle = recognise(_pcm16k(say("pay the gas bill")), settings=settings)
+    answer = recognise(_pcm16k(say("yes go ahead")), settings=settings, expect="yes_no")
+    assert (idle.text, answer.text) == ("pay the gas bill", "yes go ahead")
+    assert weights == [(0.8, 2.0, None), (0.4, 2.0, "yes_no")]
