@@ -112,9 +112,13 @@ class SpeakerSettings(BaseSettings):
     rescore_state_lm: bool = True
     #: Run Whisper's beam search for the rescoring (:func:`~bot.channels.speaker.whisper_asr.nbest`)
     #: in a worker thread while pocketsphinx decodes the same audio, instead of after it:
-    #: the same candidates and transcript, sooner (the beam is not needed for a PIN or
-    #: link code said after its prompt, where it is not started early).
-    rescore_in_parallel: bool = True
+    #: the same candidates and transcript (the beam is not needed for a PIN or link code
+    #: said after its prompt, where it is not started early). Off by default: on the shared
+    #: 2-vCPU machine at load 5-11 it measured no faster (interleaved, 2026-12-08 01:04-01:42:
+    #: one recognise A/B 1.66 -> 1.44 s median, the next 1.18 -> 1.24 s, whole turns 1.26 ->
+    #: 1.34 s); with both cores busy there is no idle core to run it on. A quiet machine
+    #: has not been measured.
+    rescore_in_parallel: bool = False
     #: Decode an answer with what the dialogue expects after its question (a PIN, a
     #: yes/no confirmation, a link code on an unpaired speaker): pocketsphinx's state
     #: language model and carrier-phrase digit grammar, Whisper's state prompt
