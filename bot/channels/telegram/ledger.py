@@ -191,18 +191,6 @@ class UpdateLedger:
         #: One statement, one round trip on PostgreSQL (autocommit); a transaction on SQLite.
         self._single = SingleStatement(db)
 
-    def claim(self, update_id: int, chat_id: str | None, owner: str) -> bool | None:
-        """Claim an update for ``owner``.
-
-        Returns:
-            ``None`` if the update is done or being processed elsewhere (drop it);
-            otherwise whether an earlier update of the same chat is still in progress
-            in some worker (then :meth:`wait_for_turn` before acting). See
-            :meth:`claim_update`, which also tells whether the claim is fresh.
-        """
-        claimed = self.claim_update(update_id, chat_id, owner)
-        return None if claimed is None else claimed.wait
-
     def claim_update(
         self, update_id: int, chat_id: str | None, owner: str, payload: str | None = None
     ) -> Claim | None:

@@ -144,7 +144,7 @@ async def test_a_worker_that_died_after_paying_but_before_answering_is_answered_
     """The turn committed (paid) and the worker died before any send; Telegram redelivers."""
     from sqlalchemy import update as sql_update
 
-    from bot.channels.telegram.ledger import updates_table
+    from bot.channels.telegram.ledger import Claim, updates_table
     from bot.messages import IncomingMessage
 
     chat = await linked(runtime, standin, seeded, role="other")
@@ -154,7 +154,9 @@ async def test_a_worker_that_died_after_paying_but_before_answering_is_answered_
     press = standin.press_update(chat.chat_id, pay)
     ledger, adapter = runtime.adapter.ledger, runtime.adapter
     # the dead worker: it claimed the update and its turn paid, then it was killed
-    assert ledger.claim(press["update_id"], str(chat.chat_id), "dead-worker") is False
+    assert ledger.claim_update(press["update_id"], str(chat.chat_id), "dead-worker") == Claim(
+        wait=False, fresh=True
+    )
     await runtime.engine.handle(
         IncomingMessage(
             channel="telegram",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import event
 
 from billtalk.db import make_engine
-from bot.channels.telegram.ledger import UpdateLedger
+from bot.channels.telegram.ledger import Claim, UpdateLedger
 from bot.store import ensure_schema
 
 
@@ -18,17 +18,27 @@ def test_claims_redeliveries_stale_claims_and_chat_order(database_url: str) -> N
     ledger = UpdateLedger(db, "42", stale_claim_s=0.5)
     other_bot = UpdateLedger(db, "43")
     try:
-        assert ledger.claim(100, "chat-1", "worker-a") is False  # claimed, nothing earlier
-        assert ledger.claim(100, "chat-1", "worker-b") is None  # being processed elsewhere
-        assert other_bot.claim(100, "chat-1", "worker-b") is False  # update ids are per bot
-        assert ledger.claim(101, "chat-1", "worker-b") is True  # 100 of this chat in progress
-        assert ledger.claim(102, "chat-2", "worker-b") is False  # another chat: no wait
+        assert ledger.claim_update(100, "chat-1", "worker-a") == Claim(
+            wait=False, fresh=True
+        )  # claimed, nothing earlier
+        assert ledger.claim_update(100, "chat-1", "worker-b") is None  # being processed elsewhere
+        assert other_bot.claim_update(100, "chat-1", "worker-b") == Claim(
+            wait=False, fresh=True
+        )  # update ids are per bot
+        assert ledger.claim_update(101, "chat-1", "worker-b") == Claim(
+            wait=True, fresh=True
+        )  # 100 of this chat in progress
+        assert ledger.claim_update(102, "chat-2", "worker-b") == Claim(
+            wait=False, fresh=True
+        )  # another chat: no wait
         ledger.finish(100, "worker-a")
         assert ledger.status(100) == "done"
-        assert ledger.claim(100, "chat-1", "worker-c") is None  # done: never again
+        assert ledger.claim_update(100, "chat-1", "worker-c") is None  # done: never again
         assert not ledger.earlier_in_progress(101, "chat-1")
         time.sleep(0.6)  # worker-b died holding 101: a redelivery takes it over
-        assert ledger.claim(101, "chat-1", "worker-c") is False
+        assert ledger.claim_update(101, "chat-1", "worker-c") == Claim(
+            wait=False, fresh=False
+        )  # stale: taken over
         ledger.finish(101, "worker-b")  # the dead worker's late finish changes nothing
         assert ledger.status(101) == "processing"
         ledger.finish(101, "worker-c")
@@ -44,8 +54,6 @@ def test_claims_redeliveries_stale_claims_and_chat_order(database_url: str) -> N
 def test_a_claim_tells_whether_it_is_the_updates_first(database_url: str) -> None:
     """Fresh: the claim inserted the update's row (no worker ever had it). A stale claim
     taken over is not fresh (its dead worker may have acted); a refused claim is None."""
-    from bot.channels.telegram.ledger import Claim
-
     ensure_schema(database_url)
     db = make_engine(database_url)
     ledger = UpdateLedger(db, "62", stale_claim_s=0.3)
@@ -68,9 +76,9 @@ def test_prune_forgets_only_old_done_updates_of_its_own_bot(database_url: str) -
     ledger, other_bot = UpdateLedger(db, "52"), UpdateLedger(db, "53")
     try:
         for update_id in (1, 2):
-            assert ledger.claim(update_id, "chat-1", "w") is not None
+            assert ledger.claim_update(update_id, "chat-1", "w") is not None
         ledger.finish(1, "w")  # 2 stays "processing": its worker may be alive
-        assert other_bot.claim(1, "chat-1", "w") is False
+        assert other_bot.claim_update(1, "chat-1", "w") == Claim(wait=False, fresh=True)
         other_bot.finish(1, "w")
         assert ledger.prune(datetime.now(UTC) - timedelta(hours=1)) == 0  # not old yet
         assert ledger.prune(datetime.now(UTC) + timedelta(hours=1)) == 1
@@ -87,11 +95,11 @@ def test_a_claim_brings_the_chat_language_chosen_through_another_worker(database
     statements: list[str] = []
     event.listen(db, "before_cursor_execute", lambda *args: statements.append(args[2]))
     try:
-        assert ledger.claim(1, "chat-1", "a") is False
+        assert ledger.claim_update(1, "chat-1", "a") == Claim(wait=False, fresh=True)
         ledger.finish(1, "a")
         assert ledger.chat_language("chat-1") is None  # none chosen: remembered as such
         other_worker.set_chat_language("chat-1", "zh")
-        assert ledger.claim(2, "chat-1", "a") is False
+        assert ledger.claim_update(2, "chat-1", "a") == Claim(wait=False, fresh=True)
         statements.clear()
         language = ledger.chat_language("chat-1")
         if db.dialect.name == "postgresql":  # the claim read it: fresh, and no read of its own
@@ -112,7 +120,7 @@ def test_an_acknowledged_claim_keeps_its_update_until_done_for_one_live_worker_t
     of two workers taking it over wins; done, the update is dropped from the row."""
     from sqlalchemy import select
 
-    from bot.channels.telegram.ledger import Claim, updates_table
+    from bot.channels.telegram.ledger import updates_table
 
     ensure_schema(database_url)
     db = make_engine(database_url)

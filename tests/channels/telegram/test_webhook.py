@@ -181,7 +181,7 @@ async def test_a_webhook_redelivery_of_an_update_whose_worker_died_is_answered_o
 
     from sqlalchemy import update as sql_update
 
-    from bot.channels.telegram.ledger import updates_table
+    from bot.channels.telegram.ledger import Claim, updates_table
     from bot.messages import IncomingMessage
 
     service, url = webhook
@@ -192,7 +192,9 @@ async def test_a_webhook_redelivery_of_an_update_whose_worker_died_is_answered_o
     start = standin.text(chat, f"/start {code}")
     await standin.until(lambda: adapter.ledger.status(start["update_id"]) == "done", what="linked")
     update = standin.message(chat, text="how much do I owe?")
-    assert adapter.ledger.claim(update["update_id"], str(chat), "dead-worker") is False
+    assert adapter.ledger.claim_update(update["update_id"], str(chat), "dead-worker") == Claim(
+        wait=False, fresh=True
+    )
     await engine.handle(
         IncomingMessage(
             channel="telegram",
